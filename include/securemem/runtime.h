@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: ISC */
+#ifndef SECUREMEM_RUNTIME_H
+#define SECUREMEM_RUNTIME_H
+
+#include <securemem/common.h>
+#include <securemem/status.h>
+
+typedef enum {
+    SM_LOCK_REQUIRED = 0, /* a page that cannot be locked fails the call with SM_E_LOCK */
+    SM_LOCK_BEST_EFFORT   /* go on unlocked, and count the bytes in sm_stats.bytes_unlocked */
+} sm_lock_policy;
+
+typedef enum {
+    SM_BACKING_ANON = 0,            /* private anonymous memory, locked */
+    SM_BACKING_SECRETMEM_PREFERRED, /* Linux memfd_secret if the kernel allows it, else ANON */
+    SM_BACKING_SECRETMEM_REQUIRED   /* memfd_secret or SM_E_UNSUPPORTED */
+} sm_backing;
+
+/* A zeroed struct is the default configuration. */
+typedef struct sm_config {
+    sm_lock_policy lock_policy;
+    sm_backing     backing;            /* SECRETMEM: pages off the kernel's direct map */
+    bool           disable_core_dumps; /* process-wide RLIMIT_CORE=0 and not dumpable */
+} sm_config;
+
+/*
+ * Initialise the library with cfg (NULL means the default configuration). Optional:
+ * the first call that needs the runtime initialises it with the defaults.
+ *
+ * Initialising probes the secretmem backing when cfg asks for it, applies
+ * disable_core_dumps, and creates the library's internal key page (one guarded region).
+ *
+ * Errors: SM_E_INVAL for an out-of-range enum value; SM_E_STATE when the library is
+ * already initialised with a different configuration (the same one again is SM_OK);
+ * SM_E_UNSUPPORTED when SECRETMEM_REQUIRED and the kernel refuses memfd_secret;
+ * otherwise the status of the failed OS call (SM_E_NOMEM, SM_E_LOCK, SM_E_RANDOM,
+ * SM_E_SYS). A failed sm_init leaves the library uninitialised and may be retried.
+ */
+SM_API SM_MUST_CHECK sm_status sm_init(const sm_config *cfg);
+
+typedef struct sm_stats {
+    uint64_t buffers_live, enclaves_live, streams_live, secrets_live;
+    uint64_t allocations_total; /* guarded regions ever made by the library */
+    uint64_t bytes_locked;      /* bytes of guarded regions locked by the library right now */
+    uint64_t bytes_unlocked;    /* live secret bytes it could not lock (BEST_EFFORT only) */
+    bool     secretmem;         /* memfd_secret backing is in use */
+} sm_stats;
+
+/*
+ * A snapshot of the counters. Each counter is read atomically, but the snapshot as a
+ * whole is not, when other threads are allocating. Memory handed out by sm_mem_alloc is
+ * the caller's, and is not counted. Initialises the runtime if needed.
+ * Errors: SM_E_INVAL when out is NULL; the errors of sm_init.
+ */
+SM_API SM_MUST_CHECK sm_status sm_stats_get(sm_stats *out);
+
+#endif

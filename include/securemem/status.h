@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: ISC */
+#ifndef SECUREMEM_STATUS_H
+#define SECUREMEM_STATUS_H
+
+#include <securemem/common.h>
+
+/*
+ * The one result type of the library. The values are fixed by the API contract and
+ * never renumbered; spec/status.tsv lists them with the OS errors that map to each.
+ */
+typedef enum sm_status {
+    SM_OK = 0,
+    SM_E_INVAL,       /* bad argument: NULL out-pointer, zero or overflowing size, bad offset */
+    SM_E_STATE,       /* not allowed in the object's state, or a stale/destroyed/closed handle */
+    SM_E_NOMEM,       /* the OS refused address space or a mapping (ENOMEM, vm.max_map_count) */
+    SM_E_LOCK,        /* the OS refused to lock pages (RLIMIT_MEMLOCK, quota, privilege) */
+    SM_E_PROT,        /* the OS refused a protection change */
+    SM_E_AUTH,        /* authenticated decryption failed */
+    SM_E_RANDOM,      /* the OS random source failed */
+    SM_E_BUSY,        /* a try-variant would have had to wait */
+    SM_E_IO,          /* reading a file descriptor failed, or it ended early */
+    SM_E_EOF,         /* a stream has no more data */
+    SM_E_UNSUPPORTED, /* not available on this OS or kernel */
+    SM_E_SYS          /* any other OS failure */
+} sm_status;
+
+/*
+ * A static, human-readable name for s, such as "SM_E_LOCK: the OS refused to lock
+ * pages". Never NULL: an unknown value gives a fixed "unknown status" string.
+ */
+SM_API const char *sm_status_str(sm_status s);
+
+/*
+ * The OS error code (errno on POSIX) of the last OS call of this library that failed
+ * on the calling thread, or 0 if none has failed yet. Successful calls do not reset it.
+ */
+SM_API int sm_last_os_error(void);
+
+#endif

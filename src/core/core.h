@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: ISC */
+#ifndef SMI_CORE_H
+#define SMI_CORE_H
+
+/*
+ * The core: pure functions with no system call, no OS #ifdef and no BearSSL, so that
+ * Frama-C WP can prove them on the very files the library compiles (proofs/).
+ * Everything above the core calls these instead of redoing the arithmetic.
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- wipe and compare (SM-REQ-010, SM-REQ-011) ---- */
+
+/* Zero n bytes at p; the stores survive the optimiser (see smi_barrier). */
+void smi_wipe(void *p, size_t n);
+
+/* 1 iff the n bytes at a and b are equal; no early exit, no data-dependent branch. */
+int smi_equal(const void *a, const void *b, size_t n);
+
+/* Defined outside the core (src/barrier.c): makes the compiler assume p is read. */
+void smi_barrier(const void *p);
+
+/* ---- region layout (SM-REQ-020..023, spec/layout.md) ---- */
+
+/* Bytes of canary at least between the leading guard page and the data. */
+#define SMI_CANARY_MIN 32u
+/* Length of the random pattern that is tiled over the canary. */
+#define SMI_CANARY_SEED 32u
+
+typedef struct smi_layout {
+    size_t map_len;    /* the whole mapping: guard page, inner pages, guard page */
+    size_t inner_len;  /* canary plus data: whole pages, the ones that are locked */
+    size_t canary_len; /* >= SMI_CANARY_MIN; the canary starts at offset page */
+    size_t data_off;   /* page + canary_len: the data ends at map_len - page */
+} smi_layout;
+
+/*
+ * The layout of a region holding size bytes with pages of page bytes (a power of two,
+ * at least SMI_CANARY_MIN). 0 for size 0 or a layout that would overflow size_t;
+ * 1 with *out filled otherwise.
+ */
+int smi_layout_of(size_t size, size_t page, smi_layout *out);
+
+/* n rounded up to a multiple of page (a power of two); 0 when that overflows. */
+size_t smi_round_up(size_t n, size_t page);
+
+/* ---- canary (SM-REQ-024) ---- */
+
+/* Tile seed (SMI_CANARY_SEED bytes) over the len bytes at dst. */
+void smi_canary_fill(uint8_t *dst, size_t len, const uint8_t *seed);
+
+/* 1 iff the len bytes at c are the tiling of seed; reads every byte whatever it finds. */
+int smi_canary_ok(const uint8_t *c, size_t len, const uint8_t *seed);
+
+/* ---- handles (SM-REQ-040..042) ---- */
+
+/*
+ * A handle id packs, from the top bit down: kind (4 bits, never 0), generation
+ * (28 bits, never 0) and slot index (32 bits). So id 0 is never valid, a handle of
+ * one kind never decodes as another kind, and an id repeats only if a slot's
+ * generation wraps, which the registry prevents by retiring the slot.
+ */
+#define SMI_HANDLE_KIND_MAX 15u
+#define SMI_HANDLE_GEN_MAX 0x0fffffffu
+
+uint64_t smi_handle_make(unsigned kind, uint32_t gen, uint32_t index);
+unsigned smi_handle_kind(uint64_t id);
+uint32_t smi_handle_gen(uint64_t id);
+uint32_t smi_handle_index(uint64_t id);
+
+#endif

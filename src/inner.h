@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: ISC */
+#ifndef SMI_INNER_H
+#define SMI_INNER_H
+
+/*
+ * The one private header of the layers above the core: the region allocator, the
+ * handle registry, the runtime and the public entry points. Cross-file names are smi_*,
+ * hidden from the shared library by -fvisibility=hidden (checked by make check-symbols).
+ */
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <securemem.h>
+
+#include "core/core.h"
+#include "os/os.h"
+
+/* ---- runtime (runtime.c) ---- */
+
+/* Initialise with the defaults unless already initialised; sm_init's errors. */
+sm_status smi_runtime_ready(void);
+/* The configuration in force; only meaningful once smi_runtime_ready succeeded. */
+const sm_config *smi_runtime_config(void);
+/* Whether regions are backed by memfd_secret (sm_stats.secretmem). */
+bool smi_runtime_secretmem(void);
+
+/* Counters behind sm_stats; the live-object counts come from the registry. */
+extern _Atomic uint64_t smi_stat_allocations, smi_stat_locked, smi_stat_unlocked;
+
+/* Detected corruption: message, abort. Never returns, never an error code. */
+_Noreturn void smi_panic(const char *msg);
+
+/* ---- canary randomness (rng.c) ---- */
+
+sm_status smi_rng_init(void);
+/* Wipe and unmap the key region (a failed sm_init undoes smi_rng_init with it). */
+void smi_rng_fini(void);
+/* A fresh canary pattern: SMI_CANARY_SEED bytes, with no system call. */
+void smi_rng_canary(uint8_t out[SMI_CANARY_SEED]);
+
+/* ---- guarded regions (region.c, spec/layout.md) ---- */
+
+typedef struct smi_region {
+    uint8_t   *base;       /* the leading guard page; NULL when not allocated */
+    size_t     size;       /* the caller's bytes */
+    smi_layout lay;
+    uint8_t    seed[SMI_CANARY_SEED];
+    sm_prot    prot;       /* of the inner pages (canary and data) */
+    bool       locked;     /* the inner pages are locked (counted in bytes_locked) */
+    bool       secretmem;  /* the inner pages are a memfd_secret mapping */
+} smi_region;
+
+static inline uint8_t *smi_region_data(const smi_region *r)
+{
+    return r->base + r->lay.data_off;
+}
+
+/*
+ * A zeroed, READWRITE region of size bytes (SM-REQ-020..027), following the runtime's
+ * lock policy and backing. seed NULL draws the canary from smi_rng_canary.
+ * On error *r is untouched and nothing stays mapped.
+ */
+sm_status smi_region_alloc(size_t size, const uint8_t *seed, smi_region *r);
+/* Change the protection of the inner pages. */
+sm_status smi_region_protect(smi_region *r, sm_prot prot);
+/* Panic unless the canary is intact; the inner pages must be readable. */
+void smi_region_check(const smi_region *r);
+/* Check the canary (panicking if damaged), wipe, and unmap. */
+sm_status smi_region_free(smi_region *r);
+
+/* ---- handle registry (registry.c, spec/registry.md) ---- */
+
+typedef enum {
+    SMI_KIND_BUFFER = 1,
+    SMI_KIND_ENCLAVE,
+    SMI_KIND_STREAM,
+    SMI_KIND_SECRET,
+    SMI_KIND_COUNT
+} smi_kind;
+
+/* Room for an object's descriptor inside its slot, so that no object needs malloc. */
+#define SMI_SLOT_BODY 256u
+
+typedef struct smi_slot {
+    pthread_mutex_t  lock;   /* the object's own lock: no lock is shared across objects */
+    pthread_cond_t   cond;   /* for operations that wait on this object */
+    _Atomic uint64_t id;     /* the live object's handle id, 0 when the slot is free */
+    uint32_t         gen;    /* the generation that the next object here gets */
+    uint32_t         next;   /* free list link: index + 1, 0 at the end */
+    _Alignas(16) unsigned char body[SMI_SLOT_BODY];
+} smi_slot;
+
+/*
+ * Give body (len <= SMI_SLOT_BODY bytes, copied) a new handle id of kind.
+ * Errors: SM_E_NOMEM when the registry cannot grow.
+ */
+sm_status smi_registry_insert(smi_kind kind, const void *body, size_t len, uint64_t *id);
+/*
+ * The slot of the live object id of kind, with its lock held. SM_E_STATE for anything
+ * else: 0, another kind, a removed object, an id never handed out.
+ */
+sm_status smi_registry_acquire(uint64_t id, smi_kind kind, smi_slot **out);
+void smi_registry_release(smi_slot *s);
+/* Make every copy of the slot's id stale, and unlock the slot. The lock must be held. */
+void smi_registry_remove(smi_slot *s);
+/* Live objects of kind. */
+uint64_t smi_registry_live(smi_kind kind);
+
+#endif

@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * The fault-injecting shim (see fault.h). Built into the test and fuzz flavours only.
+ * Plans and counters are atomics, so that threaded tests can inject faults too, and so
+ * that a signal handler in the middle of a call cannot corrupt them.
+ */
+#include <stdatomic.h>
+#include <stdbool.h>
+#include "fault.h"
+
+static const char *const names[SM_OS_FN_COUNT] = {
+    [SM_OS_MMAP] = "mmap",
+    [SM_OS_MMAP_FD] = "mmap_fd",
+    [SM_OS_MUNMAP] = "munmap",
+    [SM_OS_MPROTECT] = "mprotect",
+    [SM_OS_MLOCK] = "mlock",
+    [SM_OS_MUNLOCK] = "munlock",
+    [SM_OS_MADVISE] = "madvise",
+    [SM_OS_MEMFD_SECRET] = "memfd_secret",
+    [SM_OS_FTRUNCATE] = "ftruncate",
+    [SM_OS_CLOSE] = "close",
+    [SM_OS_GETRANDOM] = "getrandom",
+    [SM_OS_SETRLIMIT] = "setrlimit",
+    [SM_OS_PRCTL] = "prctl",
+};
+
+struct plan {
+    atomic_ulong calls;
+    atomic_ulong nth;    /* 0: no plan */
+    atomic_int err;
+    atomic_bool sticky;
+};
+
+static struct plan plans[SM_OS_FN_COUNT];
+
+int sm_os_fault_hit(sm_os_fn fn)
+{
+    struct plan *p = &plans[fn];
+    unsigned long n = atomic_fetch_add(&p->calls, 1) + 1;
+    unsigned long nth = atomic_load(&p->nth);
+
+    if (nth == 0 || n < nth || (n > nth && !atomic_load(&p->sticky)))
+        return 0;
+    return atomic_load(&p->err);
+}
+
+void sm_os_fault_arm(sm_os_fn fn, unsigned long nth, int err, bool sticky)
+{
+    struct plan *p = &plans[fn];
+
+    atomic_store(&p->nth, 0);
+    atomic_store(&p->err, err);
+    atomic_store(&p->sticky, sticky);
+    atomic_store(&p->calls, 0);
+    atomic_store(&p->nth, nth);
+}
+
+void sm_os_fault_reset(void)
+{
+    for (int i = 0; i < SM_OS_FN_COUNT; i++) {
+        atomic_store(&plans[i].nth, 0);
+        atomic_store(&plans[i].calls, 0);
+    }
+}
+
+unsigned long sm_os_fault_calls(sm_os_fn fn)
+{
+    return atomic_load(&plans[fn].calls);
+}
+
+const char *sm_os_fn_name(sm_os_fn fn)
+{
+    return (unsigned)fn < SM_OS_FN_COUNT ? names[fn] : NULL;
+}

@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: ISC */
+#ifndef SM_OS_FAULT_H
+#define SM_OS_FAULT_H
+
+/*
+ * The fault-injecting shim. In a build with SM_FAULT_INJECTION (the test and fuzz
+ * flavours, never the release library) every fallible OS function of os.h first asks
+ * sm_os_fault_hit whether this call should fail; if so it fails exactly as if the OS
+ * had returned that errno, through the same error mapping. Calls are also counted, so
+ * that tests can assert how many calls of each kind an operation makes.
+ */
+
+#include "os.h"
+
+#if defined(SM_FAULT_INJECTION)
+
+/* Count a call of fn; the errno to fail it with, or 0 to let it through. Thread-safe. */
+int sm_os_fault_hit(sm_os_fn fn);
+
+/*
+ * Make the nth call of fn (counted from 1, from now on) fail with err. With sticky,
+ * every call from the nth on fails. One plan per function; arming replaces it.
+ */
+void sm_os_fault_arm(sm_os_fn fn, unsigned long nth, int err, bool sticky);
+/* Drop every plan and zero every call counter. */
+void sm_os_fault_reset(void);
+/* Calls of fn since the last reset, failed ones included. */
+unsigned long sm_os_fault_calls(sm_os_fn fn);
+/* The name used in spec/os-calls.tsv ("mmap", "mlock", ...), or NULL out of range. */
+const char *sm_os_fn_name(sm_os_fn fn);
+
+#else
+
+static inline int sm_os_fault_hit(sm_os_fn fn) { (void)fn; return 0; }
+
+#endif
+
+#endif

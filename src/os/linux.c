@@ -1,0 +1,243 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * The Linux shim. POSIX calls where POSIX has them; madvise advice, memfd_secret,
+ * getrandom and prctl are Linux's own. The error mapping of each function follows
+ * spec/os-calls.tsv, and tests/unit/test_os.c checks every row of that table.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "fault.h"
+#include "os.h"
+
+static _Thread_local int last_error;
+
+/*
+ * errno -> sm_status, per OS function (spec/os-calls.tsv). EINVAL from a page call
+ * means a bad range or alignment that the caller passed through, hence SM_E_INVAL; the
+ * other errors mean the OS refused, and each function has its own refusal status.
+ */
+static sm_status classify(sm_os_fn fn, int err)
+{
+    switch (fn) {
+    case SM_OS_MMAP:
+    case SM_OS_MMAP_FD:
+        /* EAGAIN: the mapping would exceed RLIMIT_MEMLOCK (secretmem is charged to it). */
+        return err == ENOMEM ? SM_E_NOMEM : err == EAGAIN ? SM_E_LOCK : SM_E_SYS;
+    case SM_OS_MUNMAP:
+        return err == EINVAL ? SM_E_INVAL : SM_E_SYS;
+    case SM_OS_MPROTECT:
+        return err == EINVAL ? SM_E_INVAL : SM_E_PROT;
+    case SM_OS_MLOCK:
+    case SM_OS_MUNLOCK:
+        return err == EINVAL ? SM_E_INVAL : SM_E_LOCK;
+    case SM_OS_MADVISE:
+        /* EINVAL: a kernel that predates the advice (WIPEONFORK is 4.14). */
+        return err == EINVAL ? SM_E_UNSUPPORTED : SM_E_SYS;
+    case SM_OS_MEMFD_SECRET:
+        /* ENOSYS: no CONFIG_SECRETMEM, or Valgrind; EPERM, EINVAL: disabled at boot. */
+        if (err == ENOSYS || err == EPERM || err == EINVAL)
+            return SM_E_UNSUPPORTED;
+        return (err == EMFILE || err == ENFILE || err == ENOMEM) ? SM_E_NOMEM : SM_E_SYS;
+    case SM_OS_FTRUNCATE:
+        return (err == ENOMEM || err == EFBIG) ? SM_E_NOMEM : SM_E_SYS;
+    case SM_OS_GETRANDOM:
+        return SM_E_RANDOM;
+    case SM_OS_CLOSE:
+    case SM_OS_SETRLIMIT:
+    case SM_OS_PRCTL:
+    case SM_OS_FN_COUNT:
+        break;
+    }
+    return SM_E_SYS;
+}
+
+static sm_status fail(sm_os_fn fn, int err)
+{
+    last_error = err;
+    return classify(fn, err);
+}
+
+/* Consult the fault plan first; in the release build this is a constant 0. */
+#define SM_OS_CALL(fn, failed, call)                    \
+    do {                                                \
+        int err_ = sm_os_fault_hit(fn);                 \
+        if (err_ == 0 && (call) failed)                 \
+            err_ = errno;                               \
+        if (err_ != 0)                                  \
+            return fail(fn, err_);                      \
+    } while (0)
+
+static int prot_bits(sm_prot prot)
+{
+    switch (prot) {
+    case SM_PROT_READ:
+        return PROT_READ;
+    case SM_PROT_READWRITE:
+        return PROT_READ | PROT_WRITE;
+    case SM_PROT_NONE:
+        break;
+    }
+    return PROT_NONE;
+}
+
+size_t sm_os_page_size(void)
+{
+    static size_t page;
+
+    if (page == 0)
+        page = (size_t)sysconf(_SC_PAGESIZE);
+    return page;
+}
+
+sm_status sm_os_mmap(size_t len, sm_prot prot, void **out)
+{
+    void *p = MAP_FAILED;
+
+    SM_OS_CALL(SM_OS_MMAP, == MAP_FAILED,
+               p = mmap(NULL, len, prot_bits(prot), MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    *out = p;
+    return SM_OK;
+}
+
+sm_status sm_os_mmap_fd(void *addr, size_t len, int fd)
+{
+    SM_OS_CALL(SM_OS_MMAP_FD, == MAP_FAILED,
+               mmap(addr, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0));
+    return SM_OK;
+}
+
+sm_status sm_os_munmap(void *p, size_t len)
+{
+    SM_OS_CALL(SM_OS_MUNMAP, != 0, munmap(p, len));
+    return SM_OK;
+}
+
+sm_status sm_os_mprotect(void *p, size_t len, sm_prot prot)
+{
+    SM_OS_CALL(SM_OS_MPROTECT, != 0, mprotect(p, len, prot_bits(prot)));
+    return SM_OK;
+}
+
+sm_status sm_os_mlock(void *p, size_t len)
+{
+    SM_OS_CALL(SM_OS_MLOCK, != 0, mlock(p, len));
+    return SM_OK;
+}
+
+sm_status sm_os_munlock(void *p, size_t len)
+{
+    SM_OS_CALL(SM_OS_MUNLOCK, != 0, munlock(p, len));
+    return SM_OK;
+}
+
+sm_status sm_os_madvise(void *p, size_t len, sm_os_advice advice)
+{
+    int adv = advice == SM_OS_DONTDUMP ? MADV_DONTDUMP
+            : advice == SM_OS_WIPEONFORK ? MADV_WIPEONFORK
+                                         : MADV_DONTFORK;
+
+    SM_OS_CALL(SM_OS_MADVISE, != 0, madvise(p, len, adv));
+    return SM_OK;
+}
+
+sm_status sm_os_secretmem_create(size_t len, int *fd)
+{
+    int f = -1;
+    sm_status st;
+
+#if defined(SYS_memfd_secret)
+    SM_OS_CALL(SM_OS_MEMFD_SECRET, < 0, f = (int)syscall(SYS_memfd_secret, O_CLOEXEC));
+#else
+    return fail(SM_OS_MEMFD_SECRET, ENOSYS);
+#endif
+    st = SM_OK;
+    {
+        int err = sm_os_fault_hit(SM_OS_FTRUNCATE);
+
+        if (err == 0 && ftruncate(f, (off_t)len) != 0)
+            err = errno;
+        if (err != 0) {
+            st = fail(SM_OS_FTRUNCATE, err);
+            (void)sm_os_close(f);
+            return st;
+        }
+    }
+    *fd = f;
+    return st;
+}
+
+sm_status sm_os_close(int fd)
+{
+    SM_OS_CALL(SM_OS_CLOSE, != 0, close(fd));
+    return SM_OK;
+}
+
+sm_status sm_os_random(void *p, size_t n)
+{
+    unsigned char *q = p;
+
+    while (n > 0) {
+        ssize_t r = -1;
+        int err = sm_os_fault_hit(SM_OS_GETRANDOM);
+
+        if (err == 0) {
+            r = getrandom(q, n, 0);
+            if (r < 0)
+                err = errno;
+        }
+        if (err == EINTR)
+            continue;
+        if (err != 0)
+            return fail(SM_OS_GETRANDOM, err);
+        q += r;
+        n -= (size_t)r;
+    }
+    return SM_OK;
+}
+
+sm_status sm_os_disable_core_dumps(void)
+{
+    static const struct rlimit zero = { 0, 0 };
+    int was = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
+    int err;
+
+    /*
+     * Dumpability first: it can be restored if the rlimit step fails, whereas a hard
+     * RLIMIT_CORE of 0 cannot be raised again without CAP_SYS_RESOURCE.
+     */
+    SM_OS_CALL(SM_OS_PRCTL, != 0, prctl(PR_SET_DUMPABLE, 0, 0, 0, 0));
+    err = sm_os_fault_hit(SM_OS_SETRLIMIT);
+    if (err == 0 && setrlimit(RLIMIT_CORE, &zero) != 0)
+        err = errno;
+    if (err != 0) {
+        if (was > 0)
+            (void)prctl(PR_SET_DUMPABLE, was, 0, 0, 0);
+        return fail(SM_OS_SETRLIMIT, err);
+    }
+    return SM_OK;
+}
+
+int sm_os_last_error(void)
+{
+    return last_error;
+}
+
+_Noreturn void sm_os_die(const char *msg)
+{
+    static const char prefix[] = "securemem: panic: ";
+    size_t len = strlen(msg);
+
+    /* Best effort only: nothing can be done if stderr is gone, and abort must follow. */
+    if (write(STDERR_FILENO, prefix, sizeof prefix - 1) >= 0 && write(STDERR_FILENO, msg, len) >= 0)
+        (void)!write(STDERR_FILENO, "\n", 1);
+    abort();
+}

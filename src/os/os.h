@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: ISC */
+#ifndef SM_OS_H
+#define SM_OS_H
+
+/*
+ * The OS shim: the only code that makes system calls. One implementation per platform
+ * (src/os/<platform>.c), chosen by the build. Every function either succeeds with
+ * SM_OK or returns the sm_status that its failure maps to (spec/os-calls.tsv), after
+ * recording the raw OS error for sm_last_os_error.
+ *
+ * Each fallible function is one "OS function" of the fault-injecting build (fault.h):
+ * sm_os_fn names them, in the order of spec/os-calls.tsv.
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+#include <securemem/mem.h>
+
+typedef enum sm_os_fn {
+    SM_OS_MMAP,          /* anonymous private mapping */
+    SM_OS_MMAP_FD,       /* shared mapping of a secretmem fd over a reserved range */
+    SM_OS_MUNMAP,
+    SM_OS_MPROTECT,
+    SM_OS_MLOCK,
+    SM_OS_MUNLOCK,
+    SM_OS_MADVISE,
+    SM_OS_MEMFD_SECRET,
+    SM_OS_FTRUNCATE,
+    SM_OS_CLOSE,
+    SM_OS_GETRANDOM,
+    SM_OS_SETRLIMIT,
+    SM_OS_PRCTL,
+    SM_OS_FN_COUNT
+} sm_os_fn;
+
+typedef enum { SM_OS_DONTDUMP, SM_OS_WIPEONFORK, SM_OS_DONTFORK } sm_os_advice;
+
+/* The page size; it comes from the auxiliary vector, so it cannot fail. */
+size_t sm_os_page_size(void);
+
+/* Map len bytes of private anonymous memory with protection prot. */
+sm_status sm_os_mmap(size_t len, sm_prot prot, void **out);
+/* Map len bytes of fd READWRITE and shared, replacing the reserved range at addr. */
+sm_status sm_os_mmap_fd(void *addr, size_t len, int fd);
+sm_status sm_os_munmap(void *p, size_t len);
+sm_status sm_os_mprotect(void *p, size_t len, sm_prot prot);
+sm_status sm_os_mlock(void *p, size_t len);
+sm_status sm_os_munlock(void *p, size_t len);
+sm_status sm_os_madvise(void *p, size_t len, sm_os_advice advice);
+
+/*
+ * A memfd_secret file of len bytes (memfd_secret, then ftruncate). A kernel without
+ * it gives SM_E_UNSUPPORTED.
+ */
+sm_status sm_os_secretmem_create(size_t len, int *fd);
+/* Close fd. Linux releases the descriptor even when close reports an error. */
+sm_status sm_os_close(int fd);
+
+/* Fill n bytes from the OS CSPRNG, across interruptions and short reads. */
+sm_status sm_os_random(void *p, size_t n);
+
+/* RLIMIT_CORE = 0 and not dumpable; the limit is restored if the second step fails. */
+sm_status sm_os_disable_core_dumps(void);
+
+/* The raw OS error of this thread's last failed OS call, 0 if none. */
+int sm_os_last_error(void);
+
+/* Write msg to stderr and abort: the end of the panic path. Async-signal-safe. */
+_Noreturn void sm_os_die(const char *msg);
+
+#endif

@@ -1,0 +1,161 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * Guarded regions: one mapping each, laid out as spec/layout.md draws it
+ *
+ *     | guard page | canary ... data | guard page |
+ *
+ * with the data ending exactly at the trailing guard page. The system calls per
+ * operation are counted in spec/syscalls.md, and tests/unit/test_region.c asserts
+ * those counts through the fault shim's call counters.
+ */
+#include "inner.h"
+
+static void count_live(const smi_region *r, int sign)
+{
+    _Atomic uint64_t *c = r->locked ? &smi_stat_locked : &smi_stat_unlocked;
+
+    if (sign > 0)
+        atomic_fetch_add(c, r->lay.inner_len);
+    else
+        atomic_fetch_sub(c, r->lay.inner_len);
+}
+
+/*
+ * Anonymous backing: reserve everything PROT_NONE, open the inner pages, lock them and
+ * keep them out of dumps and children. 5 calls: mmap, mprotect, mlock, madvise x2.
+ */
+static sm_status map_anon(smi_region *r)
+{
+    size_t page = sm_os_page_size();
+    void *base;
+    sm_status st = sm_os_mmap(r->lay.map_len, SM_PROT_NONE, &base);
+
+    if (st != SM_OK)
+        return st;
+    r->base = base;
+    st = sm_os_mprotect(r->base + page, r->lay.inner_len, SM_PROT_READWRITE);
+    if (st != SM_OK)
+        goto out;
+    r->locked = sm_os_mlock(r->base + page, r->lay.inner_len) == SM_OK;
+    if (!r->locked && smi_runtime_config()->lock_policy == SM_LOCK_REQUIRED) {
+        st = SM_E_LOCK;
+        goto out;
+    }
+    /* The advice covers the guard pages too: one call each instead of a split range. */
+    st = sm_os_madvise(r->base, r->lay.map_len, SM_OS_DONTDUMP);
+    if (st == SM_OK)
+        st = sm_os_madvise(r->base, r->lay.map_len, SM_OS_WIPEONFORK);
+out:
+    if (st != SM_OK)
+        (void)sm_os_munmap(r->base, r->lay.map_len);
+    return st;
+}
+
+/*
+ * memfd_secret backing: a PROT_NONE reservation with the secret file mapped over its
+ * inner pages (guard pages cannot be part of a secretmem mapping). Those pages are
+ * unevictable and charged to RLIMIT_MEMLOCK at mmap, so they count as locked and need
+ * no mlock (which would fail on them). WIPEONFORK is for private anonymous memory
+ * only, so DONTFORK keeps them out of children. 7 calls.
+ */
+static sm_status map_secret(smi_region *r)
+{
+    size_t page = sm_os_page_size();
+    void *base;
+    int fd;
+    sm_status st = sm_os_secretmem_create(r->lay.inner_len, &fd);
+
+    if (st != SM_OK)
+        return st;
+    st = sm_os_mmap(r->lay.map_len, SM_PROT_NONE, &base);
+    if (st == SM_OK) {
+        r->base = base;
+        st = sm_os_mmap_fd(r->base + page, r->lay.inner_len, fd);
+    }
+    /* The mapping keeps the file alive; close cannot lose it (the fd is gone either way). */
+    (void)sm_os_close(fd);
+    if (st == SM_OK)
+        st = sm_os_madvise(r->base, r->lay.map_len, SM_OS_DONTDUMP);
+    if (st == SM_OK)
+        st = sm_os_madvise(r->base, r->lay.map_len, SM_OS_DONTFORK);
+    if (st != SM_OK) {
+        if (r->base != NULL)
+            (void)sm_os_munmap(r->base, r->lay.map_len);
+        r->base = NULL;
+        return st;
+    }
+    r->locked = true;
+    r->secretmem = true;
+    return SM_OK;
+}
+
+sm_status smi_region_alloc(size_t size, const uint8_t *seed, smi_region *out)
+{
+    smi_region r = { 0 };
+    sm_status st;
+
+    if (!smi_layout_of(size, sm_os_page_size(), &r.lay))
+        return SM_E_INVAL;
+    r.size = size;
+    r.prot = SM_PROT_READWRITE;
+    st = smi_runtime_secretmem() ? map_secret(&r) : SM_E_UNSUPPORTED;
+    /*
+     * Anonymous memory when secretmem is off, and under PREFERRED whenever the kernel
+     * refuses secretmem for this region, for lack of support or of lockable memory
+     * (SM-REQ-026). REQUIRED returns the refusal.
+     */
+    if ((st == SM_E_UNSUPPORTED || st == SM_E_LOCK) &&
+        smi_runtime_config()->backing != SM_BACKING_SECRETMEM_REQUIRED)
+        st = map_anon(&r);
+    if (st != SM_OK)
+        return st;
+
+    if (seed != NULL)
+        for (unsigned i = 0; i < SMI_CANARY_SEED; i++)
+            r.seed[i] = seed[i];
+    else
+        smi_rng_canary(r.seed);
+    smi_canary_fill(r.base + sm_os_page_size(), r.lay.canary_len, r.seed);
+    count_live(&r, +1);
+    atomic_fetch_add(&smi_stat_allocations, 1);
+    *out = r;
+    return SM_OK;
+}
+
+sm_status smi_region_protect(smi_region *r, sm_prot prot)
+{
+    sm_status st;
+
+    if (r->prot == prot)
+        return SM_OK;
+    st = sm_os_mprotect(r->base + sm_os_page_size(), r->lay.inner_len, prot);
+    if (st == SM_OK)
+        r->prot = prot;
+    return st;
+}
+
+void smi_region_check(const smi_region *r)
+{
+    if (!smi_canary_ok(r->base + sm_os_page_size(), r->lay.canary_len, r->seed))
+        smi_panic("canary of a guarded region is damaged: buffer underflow or stray write");
+}
+
+sm_status smi_region_free(smi_region *r)
+{
+    sm_status st = smi_region_protect(r, SM_PROT_READWRITE);
+
+    if (st != SM_OK)
+        return st;
+    smi_region_check(r);
+    smi_wipe(r->base + sm_os_page_size(), r->lay.inner_len);
+    /* munmap also drops the lock: no munlock call (spec/syscalls.md). */
+    st = sm_os_munmap(r->base, r->lay.map_len);
+    if (st != SM_OK) {
+        /* Still mapped, now wiped: rearm the canary so that the free can be retried. */
+        smi_canary_fill(r->base + sm_os_page_size(), r->lay.canary_len, r->seed);
+        return st;
+    }
+    count_live(r, -1);
+    smi_wipe(r, sizeof *r);
+    return SM_OK;
+}

@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * The handle registry (spec/registry.md). Slots live in chunks that are mapped on
+ * demand and never unmapped, so a slot's address, and its lock, stay valid for the life
+ * of the process: a lookup can read a slot with no registry lock at all, then take
+ * that object's own lock and check the id again. The registry lock guards only the
+ * free list and the growth of the slot table, on insert and remove.
+ */
+#include "inner.h"
+
+#define CHUNK_SLOTS 1024u
+#define DIR_CHUNKS 4096u
+#define MAX_SLOTS (CHUNK_SLOTS * DIR_CHUNKS)
+
+static smi_slot *_Atomic dir[DIR_CHUNKS];
+static _Atomic uint32_t used; /* slots ever handed out: indexes below this are mapped */
+static uint32_t free_head;    /* index + 1 of the first free slot, 0 if none */
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic uint64_t live[SMI_KIND_COUNT];
+
+static smi_slot *slot_at(uint32_t index)
+{
+    smi_slot *chunk = atomic_load_explicit(&dir[index / CHUNK_SLOTS], memory_order_acquire);
+
+    return chunk == NULL ? NULL : &chunk[index % CHUNK_SLOTS];
+}
+
+/* A fresh slot index with the registry lock held: the free list first, then growth. */
+static sm_status take_index(uint32_t *index)
+{
+    uint32_t n = atomic_load_explicit(&used, memory_order_relaxed);
+
+    if (free_head != 0) {
+        *index = free_head - 1;
+        free_head = slot_at(*index)->next;
+        return SM_OK;
+    }
+    if (n == MAX_SLOTS)
+        return SM_E_NOMEM;
+    if (n % CHUNK_SLOTS == 0) {
+        void *mem;
+        smi_slot *chunk;
+        sm_status st = sm_os_mmap(CHUNK_SLOTS * sizeof(smi_slot), SM_PROT_READWRITE, &mem);
+
+        if (st != SM_OK)
+            return st;
+        chunk = mem;
+        for (uint32_t i = 0; i < CHUNK_SLOTS; i++) {
+            pthread_mutex_init(&chunk[i].lock, NULL);
+            pthread_cond_init(&chunk[i].cond, NULL);
+            chunk[i].gen = 1;
+        }
+        atomic_store_explicit(&dir[n / CHUNK_SLOTS], chunk, memory_order_release);
+    }
+    *index = n;
+    atomic_store_explicit(&used, n + 1, memory_order_release);
+    return SM_OK;
+}
+
+sm_status smi_registry_insert(smi_kind kind, const void *body, size_t len, uint64_t *id)
+{
+    uint32_t index;
+    smi_slot *s;
+    sm_status st;
+
+    pthread_mutex_lock(&reg_lock);
+    st = take_index(&index);
+    pthread_mutex_unlock(&reg_lock);
+    if (st != SM_OK)
+        return st;
+    s = slot_at(index);
+    pthread_mutex_lock(&s->lock);
+    for (size_t i = 0; i < len; i++)
+        s->body[i] = ((const unsigned char *)body)[i];
+    *id = smi_handle_make(kind, s->gen, index);
+    atomic_store_explicit(&s->id, *id, memory_order_release);
+    atomic_fetch_add(&live[kind], 1);
+    pthread_mutex_unlock(&s->lock);
+    return SM_OK;
+}
+
+sm_status smi_registry_acquire(uint64_t id, smi_kind kind, smi_slot **out)
+{
+    uint32_t index = smi_handle_index(id);
+    smi_slot *s;
+
+    if (smi_handle_kind(id) != (unsigned)kind ||
+        index >= atomic_load_explicit(&used, memory_order_acquire))
+        return SM_E_STATE;
+    s = slot_at(index);
+    /* Reject stale ids without touching the lock, then confirm under it. */
+    if (atomic_load_explicit(&s->id, memory_order_acquire) != id)
+        return SM_E_STATE;
+    pthread_mutex_lock(&s->lock);
+    if (atomic_load_explicit(&s->id, memory_order_relaxed) != id) {
+        pthread_mutex_unlock(&s->lock);
+        return SM_E_STATE;
+    }
+    *out = s;
+    return SM_OK;
+}
+
+void smi_registry_release(smi_slot *s)
+{
+    pthread_mutex_unlock(&s->lock);
+}
+
+void smi_registry_remove(smi_slot *s)
+{
+    smi_kind kind = (smi_kind)smi_handle_kind(atomic_load_explicit(&s->id, memory_order_relaxed));
+    uint32_t index = smi_handle_index(atomic_load_explicit(&s->id, memory_order_relaxed));
+    /* A slot whose generation is spent is retired, never reused: ids never repeat. */
+    bool retire = s->gen == SMI_HANDLE_GEN_MAX;
+
+    atomic_store_explicit(&s->id, 0, memory_order_release);
+    s->gen++;
+    smi_wipe(s->body, sizeof s->body);
+    /* Wake whoever waits on this object: they will find it gone. */
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+
+    pthread_mutex_lock(&reg_lock);
+    if (!retire) {
+        s->next = free_head;
+        free_head = index + 1;
+    }
+    pthread_mutex_unlock(&reg_lock);
+    atomic_fetch_sub(&live[kind], 1);
+}
+
+uint64_t smi_registry_live(smi_kind kind)
+{
+    return atomic_load(&live[kind]);
+}

@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * Canary patterns. Each region needs an unpredictable pattern (SM-REQ-024), but a
+ * getrandom call per region would be one more system call on every allocation
+ * (spec/syscalls.md). So the OS CSPRNG keys ChaCha20 once, and the pattern of each
+ * region is the keystream block for a fresh 64-bit counter used as the nonce: unique per
+ * region, unpredictable without the key, and lock-free.
+ *
+ * The key lives in its own guarded region (locked, DONTDUMP, WIPEONFORK), so a forked
+ * child finds it zeroed, "seeded" included, and draws a new key before its first use
+ * instead of producing patterns under an all-zero key.
+ */
+#include <bearssl.h>
+#include <string.h>
+
+#include "inner.h"
+
+struct keypage {
+    uint8_t          key[32];
+    _Atomic uint64_t seeded; /* 1 once key holds OS randomness; 0 again in a forked child */
+};
+
+static smi_region key_region;
+static struct keypage *kp;
+static _Atomic uint64_t counter;
+static pthread_mutex_t reseed_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Fill key from the OS. A failure keeps the old key, which is unpredictable too. */
+static sm_status seed_key(struct keypage *k)
+{
+    uint8_t fresh[sizeof k->key];
+    sm_status st = sm_os_random(fresh, sizeof fresh);
+
+    if (st == SM_OK) {
+        memcpy(k->key, fresh, sizeof fresh);
+        atomic_store_explicit(&k->seeded, 1, memory_order_release);
+    }
+    smi_wipe(fresh, sizeof fresh);
+    return st;
+}
+
+sm_status smi_rng_init(void)
+{
+    uint8_t seed[SMI_CANARY_SEED];
+    smi_region r;
+    sm_status st;
+
+    /* The key page's own canary cannot come from the key: it comes from the OS. */
+    st = sm_os_random(seed, sizeof seed);
+    if (st == SM_OK)
+        st = smi_region_alloc(sizeof(struct keypage), seed, &r);
+    smi_wipe(seed, sizeof seed);
+    if (st != SM_OK)
+        return st;
+    st = seed_key((struct keypage *)(void *)smi_region_data(&r));
+    if (st != SM_OK) {
+        (void)smi_region_free(&r);
+        return st;
+    }
+    key_region = r;
+    kp = (struct keypage *)(void *)smi_region_data(&key_region);
+    return SM_OK;
+}
+
+void smi_rng_fini(void)
+{
+    kp = NULL;
+    (void)smi_region_free(&key_region);
+}
+
+/*
+ * After fork the page reads as zeroes, canary included. Redraw both; if the OS source
+ * fails here, fall back to the counter-only keystream of the zero key rather than stop,
+ * and try again on the next region: the child's canaries are then predictable, but
+ * still unique, until getrandom works again.
+ */
+static void reseed_after_fork(void)
+{
+    pthread_mutex_lock(&reseed_lock);
+    if (atomic_load_explicit(&kp->seeded, memory_order_acquire) == 0 &&
+        seed_key(kp) == SM_OK) {
+        smi_canary_fill(key_region.base + sm_os_page_size(), key_region.lay.canary_len,
+                        key_region.seed);
+    }
+    pthread_mutex_unlock(&reseed_lock);
+}
+
+void smi_rng_canary(uint8_t out[SMI_CANARY_SEED])
+{
+    uint8_t nonce[12] = { 0 };
+    uint64_t n = atomic_fetch_add_explicit(&counter, 1, memory_order_relaxed);
+
+    if (atomic_load_explicit(&kp->seeded, memory_order_acquire) == 0)
+        reseed_after_fork();
+    for (unsigned i = 0; i < 8; i++)
+        nonce[i] = (uint8_t)(n >> (8 * i));
+    memset(out, 0, SMI_CANARY_SEED);
+    br_chacha20_ct_run(kp->key, nonce, 0, out, SMI_CANARY_SEED);
+}

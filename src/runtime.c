@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * The runtime: one configuration per process, set by sm_init or, failing that, by the
+ * first call that needs it (SM-REQ-001). After initialisation the configuration is
+ * read without a lock: "ready" is published with release order after it is written.
+ */
+#include "inner.h"
+
+_Atomic uint64_t smi_stat_allocations, smi_stat_locked, smi_stat_unlocked;
+
+static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_bool ready;
+static sm_config config;
+static bool secretmem;
+
+static bool config_equal(const sm_config *a, const sm_config *b)
+{
+    return a->lock_policy == b->lock_policy && a->backing == b->backing &&
+           a->disable_core_dumps == b->disable_core_dumps;
+}
+
+/*
+ * Whether memfd_secret works here: one probe file, closed at once. A refusal for
+ * lack of support or of lockable memory means "no" (SM-REQ-026); other errors fail init.
+ */
+static sm_status probe_secretmem(bool *works)
+{
+    int fd;
+    sm_status st = sm_os_secretmem_create(sm_os_page_size(), &fd);
+
+    *works = st == SM_OK;
+    if (st == SM_OK)
+        (void)sm_os_close(fd);
+    return (st == SM_E_UNSUPPORTED || st == SM_E_LOCK) ? SM_OK : st;
+}
+
+/* Every step that can fail comes before the ones that cannot be undone. */
+static sm_status init_locked(const sm_config *cfg)
+{
+    bool works = false;
+    sm_status st;
+
+    if (cfg->backing != SM_BACKING_ANON) {
+        st = probe_secretmem(&works);
+        if (st != SM_OK)
+            return st;
+        if (!works && cfg->backing == SM_BACKING_SECRETMEM_REQUIRED)
+            return SM_E_UNSUPPORTED;
+    }
+    config = *cfg;
+    secretmem = works;
+    st = smi_rng_init();
+    if (st == SM_OK && cfg->disable_core_dumps) {
+        st = sm_os_disable_core_dumps();
+        if (st != SM_OK)
+            smi_rng_fini();
+    }
+    return st;
+}
+
+sm_status sm_init(const sm_config *cfg)
+{
+    static const sm_config defaults;
+    sm_status st = SM_OK;
+
+    if (cfg == NULL)
+        cfg = &defaults;
+    if ((unsigned)cfg->lock_policy > SM_LOCK_BEST_EFFORT ||
+        (unsigned)cfg->backing > SM_BACKING_SECRETMEM_REQUIRED)
+        return SM_E_INVAL;
+    pthread_mutex_lock(&init_lock);
+    if (atomic_load(&ready)) {
+        st = config_equal(cfg, &config) ? SM_OK : SM_E_STATE;
+    } else {
+        st = init_locked(cfg);
+        if (st == SM_OK)
+            atomic_store_explicit(&ready, true, memory_order_release);
+    }
+    pthread_mutex_unlock(&init_lock);
+    return st;
+}
+
+sm_status smi_runtime_ready(void)
+{
+    if (atomic_load_explicit(&ready, memory_order_acquire))
+        return SM_OK;
+    return sm_init(NULL);
+}
+
+const sm_config *smi_runtime_config(void)
+{
+    return &config;
+}
+
+bool smi_runtime_secretmem(void)
+{
+    return secretmem;
+}
+
+sm_status sm_stats_get(sm_stats *out)
+{
+    sm_stats s = { 0 };
+    sm_status st;
+
+    if (out == NULL)
+        return SM_E_INVAL;
+    st = smi_runtime_ready();
+    if (st != SM_OK)
+        return st;
+    s.buffers_live = smi_registry_live(SMI_KIND_BUFFER);
+    s.enclaves_live = smi_registry_live(SMI_KIND_ENCLAVE);
+    s.streams_live = smi_registry_live(SMI_KIND_STREAM);
+    s.secrets_live = smi_registry_live(SMI_KIND_SECRET);
+    s.allocations_total = atomic_load(&smi_stat_allocations);
+    s.bytes_locked = atomic_load(&smi_stat_locked);
+    s.bytes_unlocked = atomic_load(&smi_stat_unlocked);
+    s.secretmem = secretmem;
+    *out = s;
+    return SM_OK;
+}
+
+_Noreturn void smi_panic(const char *msg)
+{
+    sm_os_die(msg);
+}
