@@ -33,7 +33,7 @@ _Noreturn void smi_panic(const char *msg);
 /* ---- canary randomness (rng.c) ---- */
 
 sm_status smi_rng_init(void);
-/* Wipe and unmap the key region (a failed sm_init undoes smi_rng_init with it). */
+/* Undo smi_rng_init, in the rollback of a failed sm_init. */
 void smi_rng_fini(void);
 /* A fresh canary pattern: SMI_CANARY_SEED bytes, with no system call. */
 void smi_rng_canary(uint8_t out[SMI_CANARY_SEED]);
@@ -67,6 +67,11 @@ sm_status smi_region_protect(smi_region *r, sm_prot prot);
 void smi_region_check(const smi_region *r);
 /* Check the canary (panicking if damaged), wipe, and unmap. */
 sm_status smi_region_free(smi_region *r);
+/*
+ * smi_region_free for a region that was never handed out, in the rollback of a failed
+ * call: allocations_total is taken back too, so that the call changes no counter.
+ */
+void smi_region_unmake(smi_region *r);
 
 /* ---- handle registry (registry.c, spec/registry.md) ---- */
 

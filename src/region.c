@@ -159,3 +159,11 @@ sm_status smi_region_free(smi_region *r)
     smi_wipe(r, sizeof *r);
     return SM_OK;
 }
+
+void smi_region_unmake(smi_region *r)
+{
+    /* Rollback must not fail on top of the first failure; munmap of a whole mapping
+       that the library made cannot, short of a fault injected into it. */
+    if (smi_region_free(r) == SM_OK)
+        atomic_fetch_sub(&smi_stat_allocations, 1);
+}

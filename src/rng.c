@@ -54,7 +54,7 @@ sm_status smi_rng_init(void)
         return st;
     st = seed_key((struct keypage *)(void *)smi_region_data(&r));
     if (st != SM_OK) {
-        (void)smi_region_free(&r);
+        smi_region_unmake(&r);
         return st;
     }
     key_region = r;
@@ -65,7 +65,7 @@ sm_status smi_rng_init(void)
 void smi_rng_fini(void)
 {
     kp = NULL;
-    (void)smi_region_free(&key_region);
+    smi_region_unmake(&key_region);
 }
 
 /*

@@ -1,0 +1,181 @@
+/* SPDX-License-Identifier: ISC */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+size_t tsv_load(const char *name, tsv_row **rows)
+{
+    char path[512], line[1024];
+    size_t n = 0;
+    FILE *f;
+
+    snprintf(path, sizeof path, "%s/%s", SM_SPEC_DIR, name);
+    f = fopen(path, "r");
+    if (f == NULL) {
+        fprintf(stderr, "cannot open %s\n", path);
+        abort();
+    }
+    *rows = NULL;
+    while (fgets(line, sizeof line, f) != NULL) {
+        tsv_row r = { 0 };
+        char *save = NULL, *tok;
+
+        line[strcspn(line, "\r\n")] = 0;
+        if (line[0] == '#' || line[0] == 0)
+            continue;
+        for (tok = strtok_r(line, "\t", &save); tok != NULL && r.nf < 8;
+             tok = strtok_r(NULL, "\t", &save))
+            r.f[r.nf++] = strdup(tok);
+        *rows = realloc(*rows, (n + 1) * sizeof **rows);
+        (*rows)[n++] = r;
+    }
+    fclose(f);
+    return n;
+}
+
+#define E(x) { #x, x }
+static const struct { const char *name; int value; } errnos[] = {
+    E(ENOMEM), E(EAGAIN), E(EINVAL), E(EPERM), E(EACCES), E(ENOSYS), E(EMFILE),
+    E(ENFILE), E(EFBIG), E(EIO), E(EINTR), E(EFAULT), E(EBADF), E(EEXIST),
+};
+
+int errno_from_name(const char *name)
+{
+    for (size_t i = 0; i < sizeof errnos / sizeof errnos[0]; i++)
+        if (strcmp(errnos[i].name, name) == 0)
+            return errnos[i].value;
+    return -1;
+}
+
+#define S(x) { #x, x }
+static const struct { const char *name; sm_status value; } statuses[] = {
+    S(SM_OK), S(SM_E_INVAL), S(SM_E_STATE), S(SM_E_NOMEM), S(SM_E_LOCK), S(SM_E_PROT),
+    S(SM_E_AUTH), S(SM_E_RANDOM), S(SM_E_BUSY), S(SM_E_IO), S(SM_E_EOF),
+    S(SM_E_UNSUPPORTED), S(SM_E_SYS),
+};
+
+sm_status status_from_name(const char *name)
+{
+    for (size_t i = 0; i < sizeof statuses / sizeof statuses[0]; i++)
+        if (strcmp(statuses[i].name, name) == 0)
+            return statuses[i].value;
+    return (sm_status)-1;
+}
+
+int os_fn_from_name(const char *name)
+{
+    for (int i = 0; i < SM_OS_FN_COUNT; i++)
+        if (strcmp(sm_os_fn_name((sm_os_fn)i), name) == 0)
+            return i;
+    return -1;
+}
+
+/* A static buffer: reading maps must not itself create mappings through malloc. */
+static char maps_buf[1 << 20];
+
+static size_t read_file(const char *path)
+{
+    int fd = open(path, O_RDONLY);
+    size_t len = 0;
+    ssize_t r;
+
+    if (fd < 0)
+        abort();
+    while ((r = read(fd, maps_buf + len, sizeof maps_buf - 1 - len)) > 0)
+        len += (size_t)r;
+    close(fd);
+    maps_buf[len] = 0;
+    return len;
+}
+
+size_t mapped_bytes(void)
+{
+    size_t total = 0;
+    char *p = maps_buf;
+
+    read_file("/proc/self/maps");
+    while (*p) {
+        unsigned long lo, hi;
+
+        if (sscanf(p, "%lx-%lx", &lo, &hi) == 2)
+            total += hi - lo;
+        p = strchr(p, '\n');
+        if (p == NULL)
+            break;
+        p++;
+    }
+    return total;
+}
+
+int smaps_of(const void *addr, char perms[5], char *vmflags, size_t cap, size_t *locked_kb)
+{
+    uintptr_t a = (uintptr_t)addr;
+    char *p = maps_buf;
+    bool in = false;
+
+    read_file("/proc/self/smaps");
+    while (*p) {
+        char *eol = strchr(p, '\n');
+        unsigned long lo, hi;
+        char pr[5];
+
+        if (eol != NULL)
+            *eol = 0;
+        if (sscanf(p, "%lx-%lx %4s", &lo, &hi, pr) == 3 && strchr(p, '-') < strchr(p, ' ')) {
+            in = a >= lo && a < hi;
+            if (in)
+                memcpy(perms, pr, 5);
+        } else if (in && strncmp(p, "Locked:", 7) == 0) {
+            *locked_kb = strtoul(p + 7, NULL, 10);
+        } else if (in && strncmp(p, "VmFlags:", 8) == 0) {
+            snprintf(vmflags, cap, "%s", p + 8);
+            return 0;
+        }
+        if (eol == NULL)
+            break;
+        p = eol + 1;
+    }
+    return -1;
+}
+
+void counters_get(counters *c)
+{
+    c->allocations = atomic_load(&smi_stat_allocations);
+    c->locked = atomic_load(&smi_stat_locked);
+    c->unlocked = atomic_load(&smi_stat_unlocked);
+    for (int k = 0; k < SMI_KIND_COUNT; k++)
+        c->live[k] = k == 0 ? 0 : smi_registry_live((smi_kind)k);
+    c->mapped = mapped_bytes();
+}
+
+bool counters_equal(const counters *a, const counters *b, unsigned what)
+{
+    if ((what & CMP_MAPPED) && a->mapped != b->mapped)
+        return false;
+    if ((what & CMP_ALLOCATIONS) && a->allocations != b->allocations)
+        return false;
+    return a->locked == b->locked &&
+           a->unlocked == b->unlocked && memcmp(a->live, b->live, sizeof a->live) == 0;
+}
+
+int in_child(void (*fn)(void *), void *arg)
+{
+    int status;
+    pid_t pid = fork();
+
+    if (pid < 0)
+        abort();
+    if (pid == 0) {
+        fn(arg);
+        _exit(0);
+    }
+    if (waitpid(pid, &status, 0) != pid)
+        abort();
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}

@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: ISC */
+#ifndef SM_TEST_HELPERS_H
+#define SM_TEST_HELPERS_H
+
+/* Shared by the unit suites: spec tables, name lookups and what the kernel shows. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include "inner.h"
+#include "os/fault.h"
+
+#ifndef SM_SPEC_DIR
+#define SM_SPEC_DIR "spec"
+#endif
+
+typedef struct tsv_row {
+    int   nf;
+    char *f[8];
+} tsv_row;
+
+/* The rows of spec/<name>, comments and blank lines skipped; aborts if unreadable. */
+size_t tsv_load(const char *name, tsv_row **rows);
+
+int errno_from_name(const char *name);    /* "ENOMEM" -> ENOMEM; -1 if unknown */
+sm_status status_from_name(const char *name);   /* -1 cast if unknown */
+int os_fn_from_name(const char *name);    /* sm_os_fn, -1 if unknown */
+
+/* The sum of the sizes of this process's mappings (no malloc while reading). */
+size_t mapped_bytes(void);
+
+/*
+ * What /proc/self/smaps says of the mapping holding addr: its permissions ("rw-p"),
+ * VmFlags line and Locked: kB. 0 if found.
+ */
+int smaps_of(const void *addr, char perms[5], char *vmflags, size_t cap, size_t *locked_kb);
+
+/* The library's counters, read without initialising the runtime. */
+typedef struct counters {
+    uint64_t allocations, locked, unlocked, live[SMI_KIND_COUNT];
+    size_t   mapped;
+} counters;
+void counters_get(counters *c);
+/* What counters_equal compares besides the live and locked counts. */
+enum { CMP_MAPPED = 1, CMP_ALLOCATIONS = 2 };
+bool counters_equal(const counters *a, const counters *b, unsigned what);
+
+/* Run fn in a forked child; its exit status (or 128 + signal). */
+int in_child(void (*fn)(void *), void *arg);
+
+#endif
