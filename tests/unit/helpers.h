@@ -4,8 +4,13 @@
 
 /* Shared by the unit suites: spec tables, name lookups and what the kernel shows. */
 
+#include <errno.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include "inner.h"
 #include "os/fault.h"
 

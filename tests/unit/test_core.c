@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: ISC */
+/* The pure core: layout arithmetic, canary, handles, wipe and compare. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "helpers.h"
+
+Test(core, layout_ends_data_at_the_trailing_guard)
+{
+    static const size_t pages[] = { 4096, 16384, 65536 };
+    static const size_t sizes[] = { 1, 31, 32, 33, 4063, 4064, 4065, 4096, 8191, 1 << 20 };
+
+    for (size_t p = 0; p < 3; p++)
+        for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+            smi_layout l;
+            size_t pg = pages[p], sz = sizes[s];
+
+            cr_assert(smi_layout_of(sz, pg, &l));
+            cr_expect_eq(l.inner_len % pg, 0);
+            cr_expect_geq(l.canary_len, SMI_CANARY_MIN);
+            cr_expect_lt(l.canary_len, SMI_CANARY_MIN + pg, "no whole page of canary");
+            cr_expect_eq(l.data_off, pg + l.canary_len);
+            cr_expect_eq(l.data_off + sz, l.map_len - pg, "data ends at the trailing guard");
+            cr_expect_eq(l.map_len, l.inner_len + 2 * pg);
+        }
+}
+
+Test(core, layout_rejects_zero_and_overflow)
+{
+    smi_layout l;
+
+    cr_assert_not(smi_layout_of(0, 4096, &l));
+    cr_assert_not(smi_layout_of(SIZE_MAX, 4096, &l));
+    cr_assert_not(smi_layout_of(SIZE_MAX - SMI_CANARY_MIN - 3 * 4096 + 1, 4096, &l));
+    cr_assert(smi_layout_of(SIZE_MAX - SMI_CANARY_MIN - 3 * 4096, 4096, &l),
+              "the largest accepted size still has a layout");
+    cr_assert_geq(l.map_len, l.inner_len);
+}
+
+Test(core, round_up)
+{
+    cr_assert_eq(smi_round_up(0, 4096), 0);
+    cr_assert_eq(smi_round_up(1, 4096), 4096);
+    cr_assert_eq(smi_round_up(4096, 4096), 4096);
+    cr_assert_eq(smi_round_up(4097, 4096), 8192);
+    cr_assert_eq(smi_round_up(SIZE_MAX, 4096), 0, "overflow gives 0");
+}
+
+Test(core, canary_fill_and_check)
+{
+    uint8_t seed[SMI_CANARY_SEED], c[100];
+
+    for (unsigned i = 0; i < SMI_CANARY_SEED; i++)
+        seed[i] = (uint8_t)(i * 7 + 1);
+    smi_canary_fill(c, sizeof c, seed);
+    for (size_t i = 0; i < sizeof c; i++)
+        cr_assert_eq(c[i], seed[i % SMI_CANARY_SEED]);
+    cr_assert(smi_canary_ok(c, sizeof c, seed));
+    for (size_t i = 0; i < sizeof c; i++) {
+        for (unsigned bit = 0; bit < 8; bit++) {
+            c[i] ^= (uint8_t)(1u << bit);
+            cr_assert_not(smi_canary_ok(c, sizeof c, seed), "flip at %zu.%u missed", i, bit);
+            c[i] ^= (uint8_t)(1u << bit);
+        }
+    }
+}
+
+Test(core, handles_round_trip_and_never_zero)
+{
+    for (unsigned k = 1; k <= SMI_HANDLE_KIND_MAX; k++) {
+        uint64_t id = smi_handle_make(k, SMI_HANDLE_GEN_MAX, UINT32_MAX);
+
+        cr_assert_neq(id, 0);
+        cr_assert_eq(smi_handle_kind(id), k);
+        cr_assert_eq(smi_handle_gen(id), SMI_HANDLE_GEN_MAX);
+        cr_assert_eq(smi_handle_index(id), UINT32_MAX);
+        id = smi_handle_make(k, 1, 0);
+        cr_assert_neq(id, 0);
+        cr_assert_eq(smi_handle_gen(id), 1);
+        cr_assert_eq(smi_handle_index(id), 0);
+    }
+    cr_assert_neq(smi_handle_make(1, 2, 3), smi_handle_make(2, 2, 3), "kind is part of the id");
+    cr_assert_neq(smi_handle_make(1, 2, 3), smi_handle_make(1, 3, 3), "so is the generation");
+}
+
+Test(core, wipe_and_equal)
+{
+    uint8_t a[257], b[257];
+
+    memset(a, 0x5a, sizeof a);
+    smi_wipe(a, sizeof a);
+    for (size_t i = 0; i < sizeof a; i++)
+        cr_assert_eq(a[i], 0);
+    for (size_t n = 0; n <= sizeof a; n += 37) {
+        memset(a, 3, sizeof a);
+        memset(b, 3, sizeof b);
+        cr_assert_eq(smi_equal(a, b, n), 1);
+        if (n == 0)
+            continue;
+        for (size_t i = 0; i < n; i++) {
+            for (unsigned bit = 0; bit < 8; bit++) {
+                b[i] ^= (uint8_t)(1u << bit);
+                cr_assert_eq(smi_equal(a, b, n), 0, "n=%zu i=%zu bit=%u", n, i, bit);
+                b[i] ^= (uint8_t)(1u << bit);
+            }
+        }
+    }
+}

@@ -1,0 +1,116 @@
+/* SPDX-License-Identifier: ISC */
+/* Driven by spec/os-errors.tsv: every row's errno, injected into its OS function. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <string.h>
+
+#include "helpers.h"
+
+/* Call fn once with harmless arguments, so that an armed fault is what fails it. */
+static sm_status call(sm_os_fn fn)
+{
+    static uint8_t byte;
+    void *p = NULL;
+    int fd;
+
+    switch (fn) {
+    case SM_OS_MMAP: return sm_os_mmap(4096, SM_PROT_NONE, &p);
+    case SM_OS_MMAP_FD: return sm_os_mmap_fd(NULL, 4096, -1);
+    case SM_OS_MUNMAP: return sm_os_munmap(NULL, 4096);
+    case SM_OS_MPROTECT: return sm_os_mprotect(NULL, 4096, SM_PROT_NONE);
+    case SM_OS_MLOCK: return sm_os_mlock(&byte, 1);
+    case SM_OS_MUNLOCK: return sm_os_munlock(&byte, 1);
+    case SM_OS_MADVISE: return sm_os_madvise(NULL, 4096, SM_OS_DONTDUMP);
+    case SM_OS_MEMFD_SECRET:
+    case SM_OS_FTRUNCATE: return sm_os_secretmem_create(4096, &fd);
+    case SM_OS_CLOSE: return sm_os_close(-1);
+    case SM_OS_GETRANDOM: return sm_os_random(&byte, 1);
+    case SM_OS_SETRLIMIT:
+    case SM_OS_PRCTL: return sm_os_disable_core_dumps();
+    case SM_OS_FN_COUNT: break;
+    }
+    return SM_OK;
+}
+
+/* An errno that no row of fn names, for the "*" rows. */
+static int unlisted(tsv_row *rows, size_t n, const char *fn)
+{
+    static const int candidates[] = { EFAULT, EBADF, EIO, EEXIST };
+
+    for (size_t c = 0; c < sizeof candidates / sizeof candidates[0]; c++) {
+        bool listed = false;
+
+        for (size_t j = 0; j < n; j++)
+            if (strcmp(rows[j].f[0], fn) == 0 && errno_from_name(rows[j].f[1]) == candidates[c])
+                listed = true;
+        if (!listed)
+            return candidates[c];
+    }
+    return -1;
+}
+
+Test(os, every_row_of_os_errors)
+{
+    tsv_row *rows;
+    size_t n = tsv_load("os-errors.tsv", &rows);
+    bool covered[SM_OS_FN_COUNT] = { false };
+
+    for (size_t j = 0; j < n; j++) {
+        int fn = os_fn_from_name(rows[j].f[0]);
+        int err = strcmp(rows[j].f[1], "*") == 0 ? unlisted(rows, n, rows[j].f[0])
+                                                 : errno_from_name(rows[j].f[1]);
+        sm_status want = status_from_name(rows[j].f[2]);
+        sm_status got;
+
+        cr_assert(fn >= 0 && err > 0 && (int)want >= 0, "bad row %zu", j);
+        covered[fn] = true;
+        sm_os_fault_reset();
+        sm_os_fault_arm((sm_os_fn)fn, 1, err, true);
+        got = call((sm_os_fn)fn);
+        cr_expect_eq(got, want, "%s with %s: got %s, want %s", rows[j].f[0], rows[j].f[1],
+                     sm_status_str(got), rows[j].f[2]);
+        cr_expect_eq(sm_last_os_error(), err, "%s: sm_last_os_error", rows[j].f[0]);
+    }
+    sm_os_fault_reset();
+    for (int f = 0; f < SM_OS_FN_COUNT; f++)
+        cr_expect(covered[f], "spec/os-errors.tsv has no row for %s", sm_os_fn_name((sm_os_fn)f));
+}
+
+Test(os, fault_plans_count_and_fire_once_or_sticky)
+{
+    uint8_t b[4];
+
+    sm_os_fault_reset();
+    sm_os_fault_arm(SM_OS_GETRANDOM, 2, EIO, false);
+    cr_assert_eq(sm_os_random(b, 4), SM_OK);
+    cr_assert_eq(sm_os_random(b, 4), SM_E_RANDOM);
+    cr_assert_eq(sm_os_random(b, 4), SM_OK);
+    cr_assert_eq(sm_os_fault_calls(SM_OS_GETRANDOM), 3);
+    sm_os_fault_arm(SM_OS_GETRANDOM, 1, EIO, true);
+    cr_assert_eq(sm_os_random(b, 4), SM_E_RANDOM);
+    cr_assert_eq(sm_os_random(b, 4), SM_E_RANDOM);
+    sm_os_fault_reset();
+    cr_assert_eq(sm_os_random(b, 4), SM_OK);
+    cr_assert_null(sm_os_fn_name(SM_OS_FN_COUNT));
+}
+
+Test(os, random_retries_after_eintr)
+{
+    uint8_t b[16] = { 0 };
+
+    sm_os_fault_reset();
+    sm_os_fault_arm(SM_OS_GETRANDOM, 1, EINTR, false);
+    cr_assert_eq(sm_random(b, sizeof b), SM_OK);
+    cr_assert_eq(sm_os_fault_calls(SM_OS_GETRANDOM), 2, "the interrupted call is retried once");
+}
+
+Test(os, random_failure_wipes_the_output)
+{
+    uint8_t b[16];
+
+    memset(b, 0xa5, sizeof b);
+    sm_os_fault_arm(SM_OS_GETRANDOM, 1, EIO, false);
+    cr_assert_eq(sm_random(b, sizeof b), SM_E_RANDOM);
+    for (size_t i = 0; i < sizeof b; i++)
+        cr_assert_eq(b[i], 0);
+}

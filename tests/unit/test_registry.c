@@ -1,0 +1,160 @@
+/* SPDX-License-Identifier: ISC */
+/* The handle registry: ids, staleness, kinds, growth, retirement, threads. */
+#include <criterion/criterion.h>
+#include <errno.h>
+
+#include "helpers.h"
+
+static uint64_t insert(smi_kind k, uint32_t v)
+{
+    uint64_t id;
+
+    cr_assert_eq(smi_registry_insert(k, &v, sizeof v, &id), SM_OK);
+    return id;
+}
+
+static void drop(uint64_t id, smi_kind k)
+{
+    smi_slot *s;
+
+    cr_assert_eq(smi_registry_acquire(id, k, &s), SM_OK);
+    smi_registry_remove(s);
+}
+
+Test(registry, insert_acquire_remove)
+{
+    uint64_t id = insert(SMI_KIND_BUFFER, 1234);
+    smi_slot *s;
+    uint32_t v;
+
+    cr_assert_neq(id, 0);
+    cr_assert_eq(smi_registry_live(SMI_KIND_BUFFER), 1);
+    cr_assert_eq(smi_registry_acquire(id, SMI_KIND_BUFFER, &s), SM_OK);
+    memcpy(&v, s->body, sizeof v);
+    cr_assert_eq(v, 1234, "the descriptor was copied in");
+    smi_registry_release(s);
+    cr_assert_eq(smi_registry_acquire(id, SMI_KIND_SECRET, &s), SM_E_STATE, "wrong kind");
+    drop(id, SMI_KIND_BUFFER);
+    cr_assert_eq(smi_registry_live(SMI_KIND_BUFFER), 0);
+    cr_assert_eq(smi_registry_acquire(id, SMI_KIND_BUFFER, &s), SM_E_STATE, "stale");
+}
+
+Test(registry, garbage_ids_are_stale)
+{
+    smi_slot *s;
+    uint64_t id = insert(SMI_KIND_ENCLAVE, 1);
+
+    cr_assert_eq(smi_registry_acquire(0, SMI_KIND_ENCLAVE, &s), SM_E_STATE);
+    cr_assert_eq(smi_registry_acquire(UINT64_MAX, SMI_KIND_ENCLAVE, &s), SM_E_STATE);
+    cr_assert_eq(smi_registry_acquire(id + 1, SMI_KIND_ENCLAVE, &s), SM_E_STATE, "never issued");
+    cr_assert_eq(smi_registry_acquire(id + ((uint64_t)1 << 32), SMI_KIND_ENCLAVE, &s),
+                 SM_E_STATE, "a later generation");
+    cr_assert_eq(smi_registry_acquire(id ^ ((uint64_t)1 << 60), SMI_KIND_ENCLAVE, &s),
+                 SM_E_STATE);
+}
+
+Test(registry, ids_are_never_reused)
+{
+    uint64_t seen[2000];
+    size_t n = 0;
+
+    for (int round = 0; round < 100; round++) {
+        uint64_t a = insert(SMI_KIND_SECRET, 0), b = insert(SMI_KIND_STREAM, 0);
+
+        seen[n++] = a;
+        seen[n++] = b;
+        drop(a, SMI_KIND_SECRET);
+        drop(b, SMI_KIND_STREAM);
+    }
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = i + 1; j < n; j++)
+            cr_assert_neq(seen[i], seen[j]);
+    for (size_t i = 2; i < n; i++)
+        cr_assert(smi_handle_index(seen[i]) == smi_handle_index(seen[0]) ||
+                  smi_handle_index(seen[i]) == smi_handle_index(seen[1]),
+                  "the two slots are reused, with new generations");
+}
+
+Test(registry, a_spent_slot_is_retired)
+{
+    uint64_t id = insert(SMI_KIND_BUFFER, 0), next;
+    smi_slot *s;
+
+    cr_assert_eq(smi_registry_acquire(id, SMI_KIND_BUFFER, &s), SM_OK);
+    s->gen = SMI_HANDLE_GEN_MAX; /* as if 2^28 - 1 objects had lived here */
+    smi_registry_release(s);
+    drop(id, SMI_KIND_BUFFER);
+    next = insert(SMI_KIND_BUFFER, 0);
+    cr_assert_neq(smi_handle_index(next), smi_handle_index(id), "not handed out again");
+}
+
+Test(registry, grows_across_chunks)
+{
+    static uint64_t ids[3000];
+
+    for (uint32_t i = 0; i < 3000; i++)
+        ids[i] = insert(SMI_KIND_BUFFER, i);
+    cr_assert_eq(smi_registry_live(SMI_KIND_BUFFER), 3000);
+    for (uint32_t i = 0; i < 3000; i++) {
+        smi_slot *s;
+        uint32_t v;
+
+        cr_assert_eq(smi_registry_acquire(ids[i], SMI_KIND_BUFFER, &s), SM_OK);
+        memcpy(&v, s->body, sizeof v);
+        cr_assert_eq(v, i);
+        smi_registry_remove(s);
+    }
+    cr_assert_eq(smi_registry_live(SMI_KIND_BUFFER), 0);
+}
+
+Test(registry, growth_failure_is_nomem_and_retryable)
+{
+    uint64_t id;
+
+    sm_os_fault_arm(SM_OS_MMAP, 1, ENOMEM, false);
+    cr_assert_eq(smi_registry_insert(SMI_KIND_BUFFER, "x", 1, &id), SM_E_NOMEM);
+    cr_assert_eq(smi_registry_live(SMI_KIND_BUFFER), 0);
+    cr_assert_eq(smi_registry_insert(SMI_KIND_BUFFER, "x", 1, &id), SM_OK);
+}
+
+/* Threads insert, look up and remove their own objects while others do the same. */
+#define THREADS 4
+#define ROUNDS 5000
+
+static void *churn(void *arg)
+{
+    uint32_t tag = (uint32_t)(uintptr_t)arg;
+
+    for (int i = 0; i < ROUNDS; i++) {
+        uint64_t id;
+        smi_slot *s;
+        uint32_t v = tag * ROUNDS + (uint32_t)i, got;
+
+        if (smi_registry_insert(SMI_KIND_SECRET, &v, sizeof v, &id) != SM_OK)
+            return (void *)1;
+        if (smi_registry_acquire(id, SMI_KIND_SECRET, &s) != SM_OK)
+            return (void *)2;
+        memcpy(&got, s->body, sizeof got);
+        if (got != v)
+            return (void *)3;
+        smi_registry_remove(s);
+        if (smi_registry_acquire(id, SMI_KIND_SECRET, &s) != SM_E_STATE)
+            return (void *)4;
+    }
+    return NULL;
+}
+
+Test(registry, concurrent_churn)
+{
+    pthread_t t[THREADS];
+
+    for (uintptr_t i = 0; i < THREADS; i++)
+        cr_assert_eq(pthread_create(&t[i], NULL, churn, (void *)i), 0);
+    for (int i = 0; i < THREADS; i++) {
+        void *r;
+
+        pthread_join(t[i], &r);
+        cr_assert_null(r, "thread %d failed at step %p", i, r);
+    }
+    cr_assert_eq(smi_registry_live(SMI_KIND_SECRET), 0);
+}

@@ -1,0 +1,136 @@
+/* SPDX-License-Identifier: ISC */
+/* sm_init and sm_stats_get: one configuration per process (each test is a new process). */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+
+#include "helpers.h"
+
+Test(runtime, first_use_initialises_with_defaults)
+{
+    sm_stats s;
+    sm_config other = { SM_LOCK_BEST_EFFORT, SM_BACKING_ANON, false };
+
+    cr_assert_eq(sm_stats_get(&s), SM_OK);
+    cr_assert_eq(s.allocations_total, 1, "the key region");
+    cr_assert_eq(s.bytes_locked, sm_page_size());
+    cr_assert_eq(s.bytes_unlocked, 0);
+    cr_assert_not(s.secretmem);
+    cr_assert_eq(s.buffers_live + s.enclaves_live + s.streams_live + s.secrets_live, 0);
+    cr_assert_eq(sm_init(NULL), SM_OK, "the defaults again");
+    cr_assert_eq(sm_init(&other), SM_E_STATE, "a different configuration");
+}
+
+Test(runtime, init_validates_and_is_idempotent)
+{
+    sm_config bad1 = { (sm_lock_policy)2, SM_BACKING_ANON, false };
+    sm_config bad2 = { SM_LOCK_REQUIRED, (sm_backing)3, false };
+    sm_config cfg = { SM_LOCK_BEST_EFFORT, SM_BACKING_SECRETMEM_PREFERRED, false };
+    sm_config same = cfg;
+    sm_config differs = cfg;
+
+    differs.disable_core_dumps = true;
+    cr_assert_eq(sm_init(&bad1), SM_E_INVAL);
+    cr_assert_eq(sm_init(&bad2), SM_E_INVAL);
+    cr_assert_eq(sm_init(&cfg), SM_OK);
+    cr_assert_eq(sm_init(&same), SM_OK);
+    cr_assert_eq(sm_init(&differs), SM_E_STATE);
+    cr_assert_eq(sm_init(NULL), SM_E_STATE, "the defaults differ too");
+    cr_assert_eq(sm_init(&bad1), SM_E_INVAL, "validation comes first");
+}
+
+Test(runtime, stats_rejects_null)
+{
+    cr_assert_eq(sm_stats_get(NULL), SM_E_INVAL);
+}
+
+Test(runtime, failed_init_is_retryable_and_changes_nothing)
+{
+    sm_config cfg = { SM_LOCK_REQUIRED, SM_BACKING_ANON, true };
+    counters before, after;
+    sm_stats s;
+
+    counters_get(&before);
+    sm_os_fault_arm(SM_OS_SETRLIMIT, 1, EPERM, false);
+    cr_assert_eq(sm_init(&cfg), SM_E_SYS);
+    counters_get(&after);
+    cr_assert(counters_equal(&before, &after, CMP_MAPPED | CMP_ALLOCATIONS));
+    cr_assert_eq(prctl(PR_GET_DUMPABLE, 0, 0, 0, 0), 1);
+    cr_assert_eq(sm_init(&cfg), SM_OK);
+    cr_assert_eq(prctl(PR_GET_DUMPABLE, 0, 0, 0, 0), 0);
+    cr_assert_eq(sm_stats_get(&s), SM_OK);
+    cr_assert_eq(s.allocations_total, 1);
+}
+
+Test(runtime, stats_propagates_init_failure)
+{
+    sm_stats s = { .allocations_total = 77 };
+
+    sm_os_fault_arm(SM_OS_GETRANDOM, 1, EIO, true);
+    cr_assert_eq(sm_stats_get(&s), SM_E_RANDOM);
+    cr_assert_eq(s.allocations_total, 77, "out untouched");
+    sm_os_fault_reset();
+    cr_assert_eq(sm_stats_get(&s), SM_OK);
+}
+
+Test(runtime, secretmem_preferred_reports_it)
+{
+    sm_config cfg = { SM_LOCK_REQUIRED, SM_BACKING_SECRETMEM_PREFERRED, false };
+    sm_stats s;
+
+    cr_assert_eq(sm_init(&cfg), SM_OK);
+    cr_assert_eq(sm_stats_get(&s), SM_OK);
+    cr_assert(s.secretmem, "this kernel has CONFIG_SECRETMEM");
+}
+
+Test(runtime, secretmem_preferred_without_kernel_support_falls_back)
+{
+    sm_config cfg = { SM_LOCK_REQUIRED, SM_BACKING_SECRETMEM_PREFERRED, false };
+    sm_stats s;
+
+    sm_os_fault_arm(SM_OS_MEMFD_SECRET, 1, ENOSYS, true);
+    cr_assert_eq(sm_init(&cfg), SM_OK);
+    cr_assert_eq(sm_stats_get(&s), SM_OK);
+    cr_assert_not(s.secretmem);
+    cr_assert_eq(s.bytes_locked, sm_page_size(), "the key region is anonymous and locked");
+}
+
+Test(runtime, secretmem_required_without_kernel_support_is_unsupported)
+{
+    sm_config cfg = { SM_LOCK_REQUIRED, SM_BACKING_SECRETMEM_REQUIRED, false };
+    counters before, after;
+
+    counters_get(&before);
+    sm_os_fault_arm(SM_OS_MEMFD_SECRET, 1, ENOSYS, true);
+    cr_assert_eq(sm_init(&cfg), SM_E_UNSUPPORTED);
+    counters_get(&after);
+    cr_assert(counters_equal(&before, &after, CMP_MAPPED | CMP_ALLOCATIONS));
+    sm_os_fault_reset();
+    cr_assert_eq(sm_init(&cfg), SM_OK, "the failed init left the library uninitialised");
+}
+
+Test(runtime, forked_child_gets_a_fresh_canary_key)
+{
+    smi_region a, b;
+    int fds[2];
+    pid_t pid;
+    uint8_t child_seed[SMI_CANARY_SEED];
+
+    cr_assert_eq(sm_init(NULL), SM_OK);
+    cr_assert_eq(smi_region_alloc(10, NULL, &a), SM_OK);
+    cr_assert_eq(pipe(fds), 0);
+    pid = fork();
+    if (pid == 0) {
+        /* The key page was wiped by the fork: a new key must be drawn, not zeroes used. */
+        if (smi_region_alloc(10, NULL, &b) != SM_OK || write(fds[1], b.seed, sizeof b.seed) != 32)
+            _exit(1);
+        _exit(0);
+    }
+    cr_assert_eq(read(fds[0], child_seed, sizeof child_seed), (ssize_t)sizeof child_seed);
+    cr_assert_eq(smi_region_alloc(10, NULL, &b), SM_OK);
+    /* Same counter value in both processes: equal patterns would mean the same key. */
+    cr_assert_not(sm_equal(child_seed, b.seed, SMI_CANARY_SEED));
+    cr_assert_eq(smi_region_free(&a), SM_OK);
+    cr_assert_eq(smi_region_free(&b), SM_OK);
+}
