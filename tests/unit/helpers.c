@@ -39,6 +39,14 @@ size_t tsv_load(const char *name, tsv_row **rows)
     return n;
 }
 
+void tsv_free(tsv_row *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        for (int k = 0; k < rows[i].nf; k++)
+            free(rows[i].f[k]);
+    free(rows);
+}
+
 #define E(x) { #x, x }
 static const struct { const char *name; int value; } errnos[] = {
     E(ENOMEM), E(EAGAIN), E(EINVAL), E(EPERM), E(EACCES), E(ENOSYS), E(EMFILE),

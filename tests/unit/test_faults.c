@@ -227,4 +227,5 @@ Test(faults, every_call_site_of_every_operation)
         }
     }
     cr_log_info("%zu fault-injection runs", runs);
+    tsv_free(rows, n);
 }

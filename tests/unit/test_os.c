@@ -74,6 +74,7 @@ Test(os, every_row_of_os_errors)
     sm_os_fault_reset();
     for (int f = 0; f < SM_OS_FN_COUNT; f++)
         cr_expect(covered[f], "spec/os-errors.tsv has no row for %s", sm_os_fn_name((sm_os_fn)f));
+    tsv_free(rows, n);
 }
 
 Test(os, fault_plans_count_and_fire_once_or_sticky)

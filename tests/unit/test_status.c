@@ -18,6 +18,7 @@ Test(status, values_and_strings_match_the_spec)
         cr_expect_eq((int)s, atoi(rows[j].f[0]), "%s has value %s", rows[j].f[1], rows[j].f[0]);
         cr_expect_str_eq(sm_status_str(s), rows[j].f[2]);
     }
+    tsv_free(rows, n);
 }
 
 Test(status, unknown_values_still_give_a_string)
