@@ -61,6 +61,12 @@ static inline uint8_t *smi_region_data(const smi_region *r)
  * On error *r is untouched and nothing stays mapped.
  */
 sm_status smi_region_alloc(size_t size, const uint8_t *seed, smi_region *r);
+/*
+ * The same, always private anonymous memory whatever the backing, for state that a
+ * forked child must find zeroed at the same address (WIPEONFORK): a secretmem mapping
+ * is DONTFORK instead, so the child would find a hole there that a later mapping fills.
+ */
+sm_status smi_region_alloc_wiped_on_fork(size_t size, const uint8_t *seed, smi_region *r);
 /* Change the protection of the inner pages. */
 sm_status smi_region_protect(smi_region *r, sm_prot prot);
 /* Panic unless the canary is intact; the inner pages must be readable. */

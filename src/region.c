@@ -89,7 +89,8 @@ static sm_status map_secret(smi_region *r)
     return SM_OK;
 }
 
-sm_status smi_region_alloc(size_t size, const uint8_t *seed, smi_region *out)
+static sm_status region_alloc(size_t size, const uint8_t *seed, bool secret_ok,
+                              smi_region *out)
 {
     smi_region r = { 0 };
     sm_status st;
@@ -98,15 +99,19 @@ sm_status smi_region_alloc(size_t size, const uint8_t *seed, smi_region *out)
         return SM_E_INVAL;
     r.size = size;
     r.prot = SM_PROT_READWRITE;
-    st = smi_runtime_secretmem() ? map_secret(&r) : SM_E_UNSUPPORTED;
-    /*
-     * Anonymous memory when secretmem is off, and under PREFERRED whenever the kernel
-     * refuses secretmem for this region, for lack of support or of lockable memory
-     * (SM-REQ-026). REQUIRED returns the refusal.
-     */
-    if ((st == SM_E_UNSUPPORTED || st == SM_E_LOCK) &&
-        smi_runtime_config()->backing != SM_BACKING_SECRETMEM_REQUIRED)
+    if (!secret_ok || !smi_runtime_secretmem()) {
         st = map_anon(&r);
+    } else {
+        st = map_secret(&r);
+        /*
+         * PREFERRED falls back to anonymous memory whenever the kernel refuses secretmem
+         * for this region, for lack of support or of lockable memory (SM-REQ-026).
+         * REQUIRED returns the refusal.
+         */
+        if ((st == SM_E_UNSUPPORTED || st == SM_E_LOCK) &&
+            smi_runtime_config()->backing == SM_BACKING_SECRETMEM_PREFERRED)
+            st = map_anon(&r);
+    }
     if (st != SM_OK)
         return st;
 
@@ -120,6 +125,16 @@ sm_status smi_region_alloc(size_t size, const uint8_t *seed, smi_region *out)
     atomic_fetch_add(&smi_stat_allocations, 1);
     *out = r;
     return SM_OK;
+}
+
+sm_status smi_region_alloc(size_t size, const uint8_t *seed, smi_region *r)
+{
+    return region_alloc(size, seed, true, r);
+}
+
+sm_status smi_region_alloc_wiped_on_fork(size_t size, const uint8_t *seed, smi_region *r)
+{
+    return region_alloc(size, seed, false, r);
 }
 
 sm_status smi_region_protect(smi_region *r, sm_prot prot)

@@ -6,9 +6,10 @@
  * region is the keystream block for a fresh 64-bit counter used as the nonce: unique per
  * region, unpredictable without the key, and lock-free.
  *
- * The key lives in its own guarded region (locked, DONTDUMP, WIPEONFORK), so a forked
- * child finds it zeroed, "seeded" included, and draws a new key before its first use
- * instead of producing patterns under an all-zero key.
+ * The key lives in its own guarded region (locked, DONTDUMP, WIPEONFORK), always
+ * anonymous memory even with secretmem backing, so a forked child finds it zeroed at the
+ * same address, "seeded" included, and draws a new key before its first use instead of
+ * producing patterns under an all-zero key.
  */
 #include <bearssl.h>
 #include <string.h>
@@ -48,7 +49,7 @@ sm_status smi_rng_init(void)
     /* The key page's own canary cannot come from the key: it comes from the OS. */
     st = sm_os_random(seed, sizeof seed);
     if (st == SM_OK)
-        st = smi_region_alloc(sizeof(struct keypage), seed, &r);
+        st = smi_region_alloc_wiped_on_fork(sizeof(struct keypage), seed, &r);
     smi_wipe(seed, sizeof seed);
     if (st != SM_OK)
         return st;

@@ -59,7 +59,7 @@ sm_status sm_os_close(int fd);
 /* Fill n bytes from the OS CSPRNG, across interruptions and short reads. */
 sm_status sm_os_random(void *p, size_t n);
 
-/* RLIMIT_CORE = 0 and not dumpable; the limit is restored if the second step fails. */
+/* Not dumpable, then RLIMIT_CORE = 0; dumpability is restored if the second step fails. */
 sm_status sm_os_disable_core_dumps(void);
 
 /* The raw OS error of this thread's last failed OS call, 0 if none. */

@@ -134,3 +134,37 @@ Test(runtime, forked_child_gets_a_fresh_canary_key)
     cr_assert_eq(smi_region_free(&a), SM_OK);
     cr_assert_eq(smi_region_free(&b), SM_OK);
 }
+
+/*
+ * With secretmem backing the key page must still be anonymous WIPEONFORK memory: a
+ * DONTFORK key page would leave a hole in the child that the child's next region fills,
+ * and the reseed would then write the key into that region's data.
+ */
+Test(runtime, forked_child_with_secretmem_gets_clean_regions)
+{
+    sm_config cfg = { SM_LOCK_REQUIRED, SM_BACKING_SECRETMEM_PREFERRED, false };
+    pid_t pid;
+    int status;
+
+    cr_assert_eq(sm_init(&cfg), SM_OK);
+    pid = fork();
+    if (pid == 0) {
+        for (int round = 0; round < 8; round++) {
+            smi_region r;
+            uint8_t *d;
+
+            if (smi_region_alloc(100, NULL, &r) != SM_OK)
+                _exit(1);
+            d = smi_region_data(&r);
+            for (int i = 0; i < 100; i++)
+                if (d[i] != 0)
+                    _exit(2);
+            if (smi_region_free(&r) != SM_OK)
+                _exit(3);
+        }
+        _exit(0);
+    }
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status), "child died of signal %d", WTERMSIG(status));
+    cr_assert_eq(WEXITSTATUS(status), 0);
+}
