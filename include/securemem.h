@@ -28,5 +28,6 @@
 #include <securemem/handles.h>
 #include <securemem/runtime.h>
 #include <securemem/mem.h>
+#include <securemem/buffer.h>
 
 #endif

@@ -37,6 +37,12 @@ sm_status smi_rng_init(void);
 void smi_rng_fini(void);
 /* A fresh canary pattern: SMI_CANARY_SEED bytes, with no system call. */
 void smi_rng_canary(uint8_t out[SMI_CANARY_SEED]);
+/*
+ * n bytes of ChaCha20 keystream under the OS-seeded key, with no system call (the
+ * arc4random design). SM_E_RANDOM, with out wiped, only when a forked child could not
+ * draw its own key: key material is never made under the zero key.
+ */
+sm_status smi_rng_fill(void *out, size_t n);
 
 /* ---- guarded regions (region.c, spec/layout.md) ---- */
 

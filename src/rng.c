@@ -86,15 +86,41 @@ static void reseed_after_fork(void)
     pthread_mutex_unlock(&reseed_lock);
 }
 
-void smi_rng_canary(uint8_t out[SMI_CANARY_SEED])
+/* The keystream for a fresh nonce over out; false if the key is not seeded. */
+static bool keystream(uint8_t *out, size_t n)
 {
     uint8_t nonce[12] = { 0 };
-    uint64_t n = atomic_fetch_add_explicit(&counter, 1, memory_order_relaxed);
+    uint64_t c = atomic_fetch_add_explicit(&counter, 1, memory_order_relaxed);
 
     if (atomic_load_explicit(&kp->seeded, memory_order_acquire) == 0)
         reseed_after_fork();
     for (unsigned i = 0; i < 8; i++)
-        nonce[i] = (uint8_t)(n >> (8 * i));
-    memset(out, 0, SMI_CANARY_SEED);
-    br_chacha20_ct_run(kp->key, nonce, 0, out, SMI_CANARY_SEED);
+        nonce[i] = (uint8_t)(c >> (8 * i));
+    memset(out, 0, n);
+    br_chacha20_ct_run(kp->key, nonce, 0, out, n);
+    return atomic_load_explicit(&kp->seeded, memory_order_acquire) != 0;
+}
+
+void smi_rng_canary(uint8_t out[SMI_CANARY_SEED])
+{
+    (void)keystream(out, SMI_CANARY_SEED);
+}
+
+sm_status smi_rng_fill(void *out, size_t n)
+{
+    /* ChaCha20's 32-bit block counter bounds one nonce to 256 GiB; split beyond that. */
+    const size_t max = (size_t)1 << 37;
+    uint8_t *p = out;
+
+    while (n > 0) {
+        size_t k = n < max ? n : max;
+
+        if (!keystream(p, k)) {
+            smi_wipe(out, (size_t)(p - (uint8_t *)out) + k);
+            return SM_E_RANDOM;
+        }
+        p += k;
+        n -= k;
+    }
+    return SM_OK;
 }

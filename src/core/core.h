@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <securemem/status.h>
 
 /* ---- wipe and compare (SM-REQ-010, SM-REQ-011) ---- */
 
@@ -69,5 +70,26 @@ uint64_t smi_handle_make(unsigned kind, uint32_t gen, uint32_t index);
 unsigned smi_handle_kind(uint64_t id);
 uint32_t smi_handle_gen(uint64_t id);
 uint32_t smi_handle_index(uint64_t id);
+
+/* ---- the buffer state machine (spec/buffer-states.tsv, SM-REQ-050) ---- */
+
+typedef enum { SMI_BUF_MUTABLE, SMI_BUF_FROZEN, SMI_BUF_DESTROYED } smi_buf_state;
+
+/* The operation classes of the table: every public buffer operation is one of them. */
+typedef enum {
+    SMI_BOP_FREEZE,
+    SMI_BOP_MELT,
+    SMI_BOP_WRITE,  /* copy, copy_at, move, move_at, scramble, wipe */
+    SMI_BOP_READ,   /* equal, data, size, is_alive, is_mutable */
+    SMI_BOP_SEAL,
+    SMI_BOP_DESTROY
+} smi_buf_op;
+
+/*
+ * One cell of the table: the status of op in state s, and the state after it (*next is
+ * s itself when the status is an error). The caller does the work (protection changes,
+ * unmapping) and commits *next only once that work succeeded.
+ */
+sm_status smi_buf_step(smi_buf_state s, smi_buf_op op, smi_buf_state *next);
 
 #endif

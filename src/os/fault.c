@@ -22,6 +22,8 @@ static const char *const names[SM_OS_FN_COUNT] = {
     [SM_OS_GETRANDOM] = "getrandom",
     [SM_OS_SETRLIMIT] = "setrlimit",
     [SM_OS_PRCTL] = "prctl",
+    [SM_OS_READ] = "read",
+    [SM_OS_LSEEK] = "lseek",
 };
 
 struct plan {

@@ -51,6 +51,11 @@ static sm_status classify(sm_os_fn fn, int err)
         return (err == ENOMEM || err == EFBIG) ? SM_E_NOMEM : SM_E_SYS;
     case SM_OS_GETRANDOM:
         return SM_E_RANDOM;
+    case SM_OS_READ:
+        return SM_E_IO;
+    case SM_OS_LSEEK:
+        /* ESPIPE: a pipe, socket or terminal, which has no offset to go back to. */
+        return err == ESPIPE ? SM_E_UNSUPPORTED : SM_E_IO;
     case SM_OS_CLOSE:
     case SM_OS_SETRLIMIT:
     case SM_OS_PRCTL:
@@ -223,6 +228,35 @@ sm_status sm_os_disable_core_dumps(void)
             (void)prctl(PR_SET_DUMPABLE, was, 0, 0, 0);
         return fail(SM_OS_SETRLIMIT, err);
     }
+    return SM_OK;
+}
+
+sm_status sm_os_read(int fd, void *p, size_t n, size_t *got)
+{
+    for (;;) {
+        ssize_t r = -1;
+        int err = sm_os_fault_hit(SM_OS_READ);
+
+        if (err == 0) {
+            r = read(fd, p, n);
+            if (r < 0)
+                err = errno;
+        }
+        if (err == EINTR)
+            continue;
+        if (err != 0)
+            return fail(SM_OS_READ, err);
+        *got = (size_t)r;
+        return SM_OK;
+    }
+}
+
+sm_status sm_os_seek_cur(int fd, int64_t delta, uint64_t *pos)
+{
+    off_t r = -1;
+
+    SM_OS_CALL(SM_OS_LSEEK, < 0, r = lseek(fd, (off_t)delta, SEEK_CUR));
+    *pos = (uint64_t)r;
     return SM_OK;
 }
 

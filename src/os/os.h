@@ -30,6 +30,8 @@ typedef enum sm_os_fn {
     SM_OS_GETRANDOM,
     SM_OS_SETRLIMIT,
     SM_OS_PRCTL,
+    SM_OS_READ,
+    SM_OS_LSEEK,
     SM_OS_FN_COUNT
 } sm_os_fn;
 
@@ -61,6 +63,17 @@ sm_status sm_os_random(void *p, size_t n);
 
 /* Not dumpable, then RLIMIT_CORE = 0; dumpability is restored if the second step fails. */
 sm_status sm_os_disable_core_dumps(void);
+
+/*
+ * Read up to n bytes from fd into p; *got is 0 at end of file. Interrupted reads are
+ * retried. Errors: SM_E_IO.
+ */
+sm_status sm_os_read(int fd, void *p, size_t n, size_t *got);
+/*
+ * Move fd's offset by delta from the current position; *pos is the new offset.
+ * SM_E_UNSUPPORTED when fd cannot seek (a pipe, a socket, a terminal).
+ */
+sm_status sm_os_seek_cur(int fd, int64_t delta, uint64_t *pos);
 
 /* The raw OS error of this thread's last failed OS call, 0 if none. */
 int sm_os_last_error(void);

@@ -50,7 +50,7 @@ void tsv_free(tsv_row *rows, size_t n)
 #define E(x) { #x, x }
 static const struct { const char *name; int value; } errnos[] = {
     E(ENOMEM), E(EAGAIN), E(EINVAL), E(EPERM), E(EACCES), E(ENOSYS), E(EMFILE),
-    E(ENFILE), E(EFBIG), E(EIO), E(EINTR), E(EFAULT), E(EBADF), E(EEXIST),
+    E(ENFILE), E(EFBIG), E(EIO), E(EINTR), E(EFAULT), E(EBADF), E(EEXIST), E(ESPIPE),
 };
 
 int errno_from_name(const char *name)

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: ISC */
 /* The pure core: layout arithmetic, canary, handles, wipe and compare. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "helpers.h"
@@ -105,4 +106,31 @@ Test(core, wipe_and_equal)
             }
         }
     }
+}
+
+Test(core, buffer_state_machine_matches_the_table)
+{
+    static const char *classes[] = { "FREEZE", "MELT", "WRITE", "READ", "SEAL", "DESTROY" };
+    static const char *states[] = { "MUTABLE", "FROZEN", "DESTROYED" };
+    tsv_row *rows;
+    size_t n = tsv_load("buffer-states.tsv", &rows);
+
+    for (size_t j = 0; j < n; j++) {
+        int op = -1;
+
+        for (int k = 0; k < 6; k++)
+            if (strcmp(rows[j].f[1], classes[k]) == 0)
+                op = k;
+        cr_assert_geq(op, 0, "unknown class %s", rows[j].f[1]);
+        for (int st = 0; st < 3; st++) {
+            char want_status[32], want_state[32];
+            smi_buf_state next;
+            sm_status got = smi_buf_step((smi_buf_state)st, (smi_buf_op)op, &next);
+
+            cr_assert_eq(sscanf(rows[j].f[2 + st], "%31s %31s", want_status, want_state), 2);
+            cr_expect_eq(got, status_from_name(want_status), "%s in %s", rows[j].f[0], states[st]);
+            cr_expect_str_eq(states[next], want_state, "%s in %s", rows[j].f[0], states[st]);
+        }
+    }
+    tsv_free(rows, n);
 }

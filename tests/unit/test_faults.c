@@ -14,6 +14,8 @@
 #include "helpers.h"
 
 typedef struct ctx {
+    sm_buffer  b;
+    int        fd;
     void      *p;
     size_t     n;
     smi_region r;
@@ -82,6 +84,32 @@ static void registry_release(ctx *c)
     smi_registry_remove(s);
 }
 
+static void buffer_setup(ctx *c) { must(sm_buffer_new(100, &c->b), "buffer"); }
+static void buffer_setup_frozen(ctx *c)
+{
+    buffer_setup(c);
+    must(sm_buffer_freeze(c->b), "freeze");
+}
+static void fd_setup(ctx *c)
+{
+    int fds[2];
+
+    if (pipe(fds) != 0 || write(fds[1], c->buf, sizeof c->buf) != (ssize_t)sizeof c->buf)
+        _exit(3);
+    close(fds[1]);
+    c->fd = fds[0];
+}
+static sm_status buffer_new(ctx *c) { return sm_buffer_new(100, &c->b); }
+static sm_status buffer_from_bytes(ctx *c) { return sm_buffer_from_bytes(c->buf, 64, &c->b); }
+static sm_status buffer_random(ctx *c) { return sm_buffer_random(64, &c->b); }
+static sm_status buffer_from_fd(ctx *c) { return sm_buffer_from_fd(c->fd, 64, &c->b); }
+static sm_status buffer_freeze(ctx *c) { return sm_buffer_freeze(c->b); }
+static sm_status buffer_melt(ctx *c) { return sm_buffer_melt(c->b); }
+static sm_status buffer_destroy(ctx *c) { return sm_buffer_destroy(c->b); }
+static void buffer_release(ctx *c) { must(sm_buffer_destroy(c->b), "destroy"); }
+static void buffer_release_if_done(ctx *c) { if (c->done) buffer_release(c); }
+static void buffer_release_unless_done(ctx *c) { if (!c->done) buffer_release(c); }
+
 #define ANON { SM_LOCK_REQUIRED, SM_BACKING_ANON, false }
 static const op ops[] = {
     { "mem.alloc", ANON, false, false, nothing, mem_alloc, mem_release_if_done },
@@ -108,6 +136,17 @@ static const op ops[] = {
     { "init.no_core_dumps", { SM_LOCK_REQUIRED, SM_BACKING_ANON, true }, false, false, nothing,
       init_run, nothing },
     { "registry.insert.grow", ANON, true, true, nothing, registry_insert, registry_release },
+    { "buffer.new", ANON, true, false, nothing, buffer_new, buffer_release_if_done },
+    { "buffer.from_bytes", ANON, true, false, nothing, buffer_from_bytes,
+      buffer_release_if_done },
+    { "buffer.random", ANON, true, false, nothing, buffer_random, buffer_release_if_done },
+    { "buffer.from_fd", ANON, true, false, fd_setup, buffer_from_fd, buffer_release_if_done },
+    { "buffer.freeze", ANON, true, false, buffer_setup, buffer_freeze, buffer_release },
+    { "buffer.melt", ANON, true, false, buffer_setup_frozen, buffer_melt, buffer_release },
+    { "buffer.destroy", ANON, true, false, buffer_setup, buffer_destroy,
+      buffer_release_unless_done },
+    { "buffer.destroy.frozen", ANON, true, false, buffer_setup_frozen, buffer_destroy,
+      buffer_release_unless_done },
 };
 
 static const op *current;
@@ -143,6 +182,15 @@ static void run_plan(void *arg)
     current = p->op;
     if (p->op->init && sm_init(&p->op->cfg) != SM_OK)
         FAIL("sm_init in setup failed");
+    /* The registry maps its first chunk for good: grow it before anything is measured. */
+    if (p->op->init && !p->op->keeps_mapped) {
+        smi_slot *s;
+
+        if (smi_registry_insert(SMI_KIND_BUFFER, "", 0, &c.id) != SM_OK ||
+            smi_registry_acquire(c.id, SMI_KIND_BUFFER, &s) != SM_OK)
+            FAIL("registry warm-up failed");
+        smi_registry_remove(s);
+    }
     counters_get(&base);
     p->op->setup(&c);
     sm_os_fault_reset();
