@@ -450,3 +450,25 @@ sm_status sm_buffer_destroy(sm_buffer b)
     smi_registry_remove(s);
     return SM_OK;
 }
+
+/* ---- the registry's walks (smi_kind_ops) ---- */
+
+bool smi_buffer_purge(void *body)
+{
+    return smi_region_purge(&((smi_buffer *)body)->r);
+}
+
+void smi_buffer_wipe(void *body)
+{
+    smi_region_wipe_in_place(&((smi_buffer *)body)->r);
+}
+
+void smi_buffer_audit(void *body)
+{
+    smi_region_audit(&((smi_buffer *)body)->r);
+}
+
+void smi_buffer_forget(void *body)
+{
+    smi_region_forget(&((smi_buffer *)body)->r);
+}

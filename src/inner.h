@@ -35,6 +35,8 @@ _Noreturn void smi_panic(const char *msg);
 sm_status smi_rng_init(void);
 /* Undo smi_rng_init, in the rollback of a failed sm_init. */
 void smi_rng_fini(void);
+/* Wipe the key (purge): the next use draws a new one. Async-signal-safe. */
+void smi_rng_forget_key(void);
 /* A fresh canary pattern: SMI_CANARY_SEED bytes, with no system call. */
 void smi_rng_canary(uint8_t out[SMI_CANARY_SEED]);
 /*
@@ -80,6 +82,17 @@ void smi_region_check(const smi_region *r);
 /* Check the canary (panicking if damaged), wipe, and unmap. */
 sm_status smi_region_free(smi_region *r);
 /*
+ * The purge path's free: async-signal-safe, never panics, never fails half-way: it
+ * opens the pages, checks the canary, wipes and unmaps. False if the canary was damaged.
+ */
+bool smi_region_purge(smi_region *r);
+/* Wipe the data in place and unmap nothing (purge's fallback for an object in use). */
+void smi_region_wipe_in_place(smi_region *r);
+/* Unmap without touching the pages (a forked child's pre-fork region). */
+void smi_region_forget(smi_region *r);
+/* smi_region_check for a region in any protection: opened to READ for the check. */
+void smi_region_audit(smi_region *r);
+/*
  * smi_region_free for a region that was never handed out, in the rollback of a failed
  * call: allocations_total is taken back too, so that the call changes no counter.
  */
@@ -101,9 +114,11 @@ typedef enum {
 typedef struct smi_slot {
     pthread_mutex_t  lock;   /* the object's own lock: no lock is shared across objects */
     pthread_cond_t   cond;   /* for operations that wait on this object */
-    _Atomic uint64_t id;     /* the live object's handle id, 0 when the slot is free */
+    _Atomic uint64_t id;     /* the live object's handle id, 0 when free or purged */
     uint32_t         gen;    /* the generation that the next object here gets */
     uint32_t         next;   /* free list link: index + 1, 0 at the end */
+    uint32_t         index;  /* this slot's own index, whatever id says meanwhile */
+    smi_kind         kind;   /* the kind of the object last inserted here */
     _Alignas(16) unsigned char body[SMI_SLOT_BODY];
 } smi_slot;
 
@@ -122,5 +137,45 @@ void smi_registry_release(smi_slot *s);
 void smi_registry_remove(smi_slot *s);
 /* Live objects of kind. */
 uint64_t smi_registry_live(smi_kind kind);
+
+/*
+ * What the registry's walks do to one object of a kind, given its slot body
+ * (spec/runtime.md). Each module supplies its entry of smi_kind_ops (runtime.c).
+ *  - purge: wipe and unmap everything the object holds, with no lock and no malloc
+ *    (async-signal-safe); false if a canary was found damaged on the way.
+ *  - wipe: the fallback when another thread holds the object's lock: wipe the secret
+ *    bytes in place and unmap nothing, since that thread may still be using them.
+ *  - audit: panic if a canary is damaged; the slot's lock is held.
+ *  - forget: in a forked child, give back the address space of a pre-fork object whose
+ *    pages the fork already wiped (WIPEONFORK) or left out (DONTFORK).
+ */
+typedef struct smi_kind_ops {
+    bool (*purge)(void *body);
+    void (*wipe)(void *body);
+    void (*audit)(void *body);
+    void (*forget)(void *body);
+} smi_kind_ops;
+
+extern const smi_kind_ops smi_kind_ops_table[SMI_KIND_COUNT];
+
+/* The buffer module's entries (buffer.c). */
+bool smi_buffer_purge(void *body);
+void smi_buffer_wipe(void *body);
+void smi_buffer_audit(void *body);
+void smi_buffer_forget(void *body);
+
+/*
+ * Make every live handle stale and destroy its object: purge it if its lock is free,
+ * otherwise wipe it in place. Slots are retired, so no lock is needed for the free list.
+ * Async-signal-safe. False if a damaged canary was found.
+ */
+bool smi_registry_purge(void);
+/* Audit every live object under its own lock. */
+void smi_registry_audit(void);
+/* pthread_atfork's child handler: every pre-fork handle becomes stale. */
+void smi_registry_after_fork(void);
+/* pthread_atfork's prepare and parent handlers. */
+void smi_registry_before_fork(void);
+void smi_registry_fork_parent(void);
 
 #endif

@@ -5,7 +5,7 @@
  *     | guard page | canary ... data | guard page |
  *
  * with the data ending exactly at the trailing guard page. The system calls per
- * operation are counted in spec/syscalls.md, and tests/unit/test_region.c asserts
+ * operation are counted in spec/syscalls.md, and tests/unit/test_faults.c asserts
  * those counts through the fault shim's call counters.
  */
 #include "inner.h"
@@ -56,7 +56,7 @@ out:
  * inner pages (guard pages cannot be part of a secretmem mapping). Those pages are
  * unevictable and charged to RLIMIT_MEMLOCK at mmap, so they count as locked and need
  * no mlock (which would fail on them). WIPEONFORK is for private anonymous memory
- * only, so DONTFORK keeps them out of children. 7 calls.
+ * only, so DONTFORK keeps them out of children. 6 calls.
  */
 static sm_status map_secret(smi_region *r)
 {
@@ -74,8 +74,7 @@ static sm_status map_secret(smi_region *r)
     }
     /* The mapping keeps the file alive; close cannot lose it (the fd is gone either way). */
     (void)sm_os_close(fd);
-    if (st == SM_OK)
-        st = sm_os_madvise(r->base, r->lay.map_len, SM_OS_DONTDUMP);
+    /* The kernel makes secretmem mappings VM_DONTDUMP itself: no DONTDUMP call. */
     if (st == SM_OK)
         st = sm_os_madvise(r->base, r->lay.map_len, SM_OS_DONTFORK);
     if (st != SM_OK) {
@@ -181,4 +180,46 @@ void smi_region_unmake(smi_region *r)
        that the library made cannot, short of a fault injected into it. */
     if (smi_region_free(r) == SM_OK)
         atomic_fetch_sub(&smi_stat_allocations, 1);
+}
+
+bool smi_region_purge(smi_region *r)
+{
+    size_t page = sm_os_page_size();
+    bool intact = true;
+
+    /* If the pages cannot be opened they cannot be wiped, but unmapping still drops them. */
+    if (sm_os_mprotect(r->base + page, r->lay.inner_len, SM_PROT_READWRITE) == SM_OK) {
+        intact = smi_canary_ok(r->base + page, r->lay.canary_len, r->seed) == 1;
+        smi_wipe(r->base + page, r->lay.inner_len);
+    }
+    (void)sm_os_munmap(r->base, r->lay.map_len);
+    count_live(r, -1);
+    return intact;
+}
+
+void smi_region_wipe_in_place(smi_region *r)
+{
+    if (r->prot == SM_PROT_READWRITE ||
+        sm_os_mprotect(r->base + sm_os_page_size(), r->lay.inner_len, SM_PROT_READWRITE) == SM_OK) {
+        r->prot = SM_PROT_READWRITE;
+        smi_wipe(smi_region_data(r), r->size);
+    }
+}
+
+void smi_region_forget(smi_region *r)
+{
+    (void)sm_os_munmap(r->base, r->lay.map_len);
+    count_live(r, -1);
+}
+
+void smi_region_audit(smi_region *r)
+{
+    sm_prot was = r->prot;
+
+    /* A region at rest in PROT_NONE is opened just for the check; failing that, skipped. */
+    if (was == SM_PROT_NONE && smi_region_protect(r, SM_PROT_READ) != SM_OK)
+        return;
+    smi_region_check(r);
+    if (was == SM_PROT_NONE)
+        (void)smi_region_protect(r, SM_PROT_NONE);
 }

@@ -49,6 +49,7 @@ static sm_status take_index(uint32_t *index)
             pthread_mutex_init(&chunk[i].lock, NULL);
             pthread_cond_init(&chunk[i].cond, NULL);
             chunk[i].gen = 1;
+            chunk[i].index = n + i;
         }
         atomic_store_explicit(&dir[n / CHUNK_SLOTS], chunk, memory_order_release);
     }
@@ -72,6 +73,7 @@ sm_status smi_registry_insert(smi_kind kind, const void *body, size_t len, uint6
     pthread_mutex_lock(&s->lock);
     for (size_t i = 0; i < len; i++)
         s->body[i] = ((const unsigned char *)body)[i];
+    s->kind = kind;
     *id = smi_handle_make(kind, s->gen, index);
     atomic_store_explicit(&s->id, *id, memory_order_release);
     atomic_fetch_add(&live[kind], 1);
@@ -107,8 +109,9 @@ void smi_registry_release(smi_slot *s)
 
 void smi_registry_remove(smi_slot *s)
 {
-    smi_kind kind = (smi_kind)smi_handle_kind(atomic_load_explicit(&s->id, memory_order_relaxed));
-    uint32_t index = smi_handle_index(atomic_load_explicit(&s->id, memory_order_relaxed));
+    /* Not from the id: a purge may have zeroed it while this thread held the lock. */
+    smi_kind kind = s->kind;
+    uint32_t index = s->index;
     /* A slot whose generation is spent is retired, never reused: ids never repeat. */
     bool retire = s->gen == SMI_HANDLE_GEN_MAX;
 
@@ -131,4 +134,86 @@ void smi_registry_remove(smi_slot *s)
 uint64_t smi_registry_live(smi_kind kind)
 {
     return atomic_load(&live[kind]);
+}
+
+/*
+ * Claim every live slot by swapping its id to 0, so that each object is handled once
+ * even by two purges at the same time. pthread_mutex_trylock never blocks: it is a
+ * compare-and-swap in glibc, which is why it may run in a signal handler although
+ * POSIX does not list it; the lock it tries may belong to the very thread that the
+ * signal interrupted, and then the object is wiped in place instead.
+ */
+bool smi_registry_purge(void)
+{
+    uint32_t n = atomic_load_explicit(&used, memory_order_acquire);
+    bool intact = true;
+
+    for (uint32_t i = 0; i < n; i++) {
+        smi_slot *s = slot_at(i);
+        uint64_t id = atomic_load_explicit(&s->id, memory_order_acquire);
+        const smi_kind_ops *ops;
+
+        if (id == 0 || !atomic_compare_exchange_strong(&s->id, &id, 0))
+            continue;
+        ops = &smi_kind_ops_table[s->kind];
+        if (pthread_mutex_trylock(&s->lock) != 0) {
+            /* In use: the holder finishes on wiped bytes and releases or removes. */
+            ops->wipe(s->body);
+            continue;
+        }
+        intact &= ops->purge(s->body);
+        smi_wipe(s->body, sizeof s->body);
+        atomic_fetch_sub(&live[s->kind], 1);
+        pthread_mutex_unlock(&s->lock);
+    }
+    return intact;
+}
+
+void smi_registry_audit(void)
+{
+    uint32_t n = atomic_load_explicit(&used, memory_order_acquire);
+
+    for (uint32_t i = 0; i < n; i++) {
+        smi_slot *s = slot_at(i);
+        uint64_t id = atomic_load_explicit(&s->id, memory_order_acquire);
+
+        if (id == 0 || smi_registry_acquire(id, (smi_kind)smi_handle_kind(id), &s) != SM_OK)
+            continue;
+        smi_kind_ops_table[s->kind].audit(s->body);
+        smi_registry_release(s);
+    }
+}
+
+void smi_registry_before_fork(void)
+{
+    pthread_mutex_lock(&reg_lock);
+}
+
+void smi_registry_fork_parent(void)
+{
+    pthread_mutex_unlock(&reg_lock);
+}
+
+/*
+ * The child has one thread. A slot lock may have been copied locked from a thread that
+ * does not exist here, so every pre-fork slot is retired rather than reused, and its
+ * lock reinitialised in case something waits on it.
+ */
+void smi_registry_after_fork(void)
+{
+    uint32_t n = atomic_load_explicit(&used, memory_order_relaxed);
+
+    pthread_mutex_init(&reg_lock, NULL);
+    for (uint32_t i = 0; i < n; i++) {
+        smi_slot *s = slot_at(i);
+        uint64_t id = atomic_exchange(&s->id, 0);
+
+        if (id == 0)
+            continue;
+        pthread_mutex_init(&s->lock, NULL);
+        pthread_cond_init(&s->cond, NULL);
+        smi_kind_ops_table[s->kind].forget(s->body);
+        smi_wipe(s->body, sizeof s->body);
+        atomic_fetch_sub(&live[s->kind], 1);
+    }
 }

@@ -69,6 +69,14 @@ void smi_rng_fini(void)
     smi_region_unmake(&key_region);
 }
 
+void smi_rng_forget_key(void)
+{
+    if (kp == NULL)
+        return;
+    atomic_store_explicit(&kp->seeded, 0, memory_order_release);
+    smi_wipe(kp->key, sizeof kp->key);
+}
+
 /*
  * After fork the page reads as zeroes, canary included. Redraw both; if the OS source
  * fails here, fall back to the counter-only keystream of the zero key rather than stop,

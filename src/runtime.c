@@ -12,6 +12,7 @@ static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_bool ready;
 static sm_config config;
 static bool secretmem;
+static bool atfork_done;
 
 static bool config_equal(const sm_config *a, const sm_config *b)
 {
@@ -20,8 +21,9 @@ static bool config_equal(const sm_config *a, const sm_config *b)
 }
 
 /*
- * Whether memfd_secret works here: one probe file, closed at once. A refusal for
- * lack of support or of lockable memory means "no" (SM-REQ-026); other errors fail init.
+ * Whether memfd_secret works here: one probe file, closed at once. A refusal for lack
+ * of support means "no" (SM-REQ-026); other errors fail init. The probe maps nothing,
+ * so RLIMIT_MEMLOCK refusals only show per region, where PREFERRED falls back.
  */
 static sm_status probe_secretmem(bool *works)
 {
@@ -31,7 +33,7 @@ static sm_status probe_secretmem(bool *works)
     *works = st == SM_OK;
     if (st == SM_OK)
         (void)sm_os_close(fd);
-    return (st == SM_E_UNSUPPORTED || st == SM_E_LOCK) ? SM_OK : st;
+    return st == SM_E_UNSUPPORTED ? SM_OK : st;
 }
 
 /* Every step that can fail comes before the ones that cannot be undone. */
@@ -46,6 +48,14 @@ static sm_status init_locked(const sm_config *cfg)
             return st;
         if (!works && cfg->backing == SM_BACKING_SECRETMEM_REQUIRED)
             return SM_E_UNSUPPORTED;
+    }
+    /* Once per process, and first: it is the one step that cannot be undone. */
+    if (!atfork_done) {
+        st = sm_os_atfork(smi_registry_before_fork, smi_registry_fork_parent,
+                          smi_registry_after_fork);
+        if (st != SM_OK)
+            return st;
+        atfork_done = true;
     }
     config = *cfg;
     secretmem = works;
@@ -119,7 +129,7 @@ sm_status sm_stats_get(sm_stats *out)
     return SM_OK;
 }
 
-_Noreturn void smi_panic(const char *msg)
-{
-    sm_os_die(msg);
-}
+/* Each kind's part in the registry's walks; the other kinds arrive with their modules. */
+const smi_kind_ops smi_kind_ops_table[SMI_KIND_COUNT] = {
+    [SMI_KIND_BUFFER] = { smi_buffer_purge, smi_buffer_wipe, smi_buffer_audit, smi_buffer_forget },
+};

@@ -22,7 +22,8 @@ SM_API size_t sm_page_size(void);
  * already excluded from core dumps (MADV_DONTDUMP) and from forked children
  * (MADV_WIPEONFORK) because it is meant for secrets. *out is written on success only.
  * Errors: SM_E_INVAL (n == 0, out NULL, n overflows when rounded), SM_E_NOMEM
- * (the OS refused the mapping), SM_E_SYS (the advice was refused; nothing stays mapped).
+ * (the OS refused the mapping), SM_E_UNSUPPORTED (a kernel without the advice) or
+ * SM_E_SYS (the advice was refused); after an error nothing stays mapped.
  */
 SM_API SM_MUST_CHECK sm_status sm_mem_alloc(size_t n, void **out);
 

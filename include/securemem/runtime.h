@@ -32,11 +32,53 @@ typedef struct sm_config {
  *
  * Errors: SM_E_INVAL for an out-of-range enum value; SM_E_STATE when the library is
  * already initialised with a different configuration (the same one again is SM_OK);
- * SM_E_UNSUPPORTED when SECRETMEM_REQUIRED and the kernel refuses memfd_secret;
- * otherwise the status of the failed OS call (SM_E_NOMEM, SM_E_LOCK, SM_E_RANDOM,
- * SM_E_SYS). A failed sm_init leaves the library uninitialised and may be retried.
+ * SM_E_UNSUPPORTED when SECRETMEM_REQUIRED and the kernel refuses memfd_secret, or a
+ * kernel lacks an madvise advice; otherwise the status of the failed OS call
+ * (SM_E_NOMEM, SM_E_LOCK, SM_E_PROT, SM_E_RANDOM, SM_E_SYS). A failed sm_init leaves
+ * the library uninitialised, changes no counter and may be retried.
  */
 SM_API SM_MUST_CHECK sm_status sm_init(const sm_config *cfg);
+
+/*
+ * Wipe and destroy every live object (buffers, enclaves, streams, secrets) and the
+ * enclave key. Every handle made before becomes stale for good; the library stays
+ * usable and new objects can be made afterwards. Async-signal-safe: it takes no lock
+ * that an interrupted thread could hold and calls no malloc (spec/runtime.md). An
+ * object that another thread is using at that moment is wiped in place and left to that
+ * thread to unmap. A damaged canary found on the way panics once everything is wiped.
+ */
+SM_API void sm_purge(void);
+
+/* sm_purge, then exit(code), with atexit handlers and stdio flushing. */
+SM_API _Noreturn void sm_safe_exit(int code);
+
+/*
+ * sm_purge, then write "securemem: panic: <msg>" and a newline to stderr, then abort.
+ * The one path for detected corruption (a damaged canary).
+ */
+SM_API _Noreturn void sm_panic(const char *msg);
+
+/*
+ * On any of the n signals: purge, call hook(sig) if hook is not NULL, then end the
+ * process as that signal would (re-raised with its default action, so that a parent
+ * sees "killed by sig"; exit status 128 + sig for a signal whose default is not to
+ * terminate). The hook runs inside the signal handler, after the purge: it must be
+ * async-signal-safe. Every signal is blocked while the handler runs; a second signal
+ * on another thread waits for the first to end the process. A later call replaces the
+ * hook and adds its signals.
+ * Errors: SM_E_INVAL (signals NULL with n > 0, or a signal that cannot be caught, such
+ * as SIGKILL: then no disposition is changed), SM_E_SYS.
+ */
+SM_API SM_MUST_CHECK sm_status sm_catch_signals(const int *signals, size_t n, void (*hook)(int sig));
+
+/* sm_catch_signals for SIGINT, SIGTERM, SIGHUP and SIGQUIT, with no hook. */
+SM_API SM_MUST_CHECK sm_status sm_catch_interrupt(void);
+
+/*
+ * Check the canary of every live object now; a damaged one panics (never an error).
+ * Objects at rest in PROT_NONE pages are opened read-only for the check.
+ */
+SM_API SM_MUST_CHECK sm_status sm_audit(void);
 
 typedef struct sm_stats {
     uint64_t buffers_live, enclaves_live, streams_live, secrets_live;

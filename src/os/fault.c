@@ -24,6 +24,8 @@ static const char *const names[SM_OS_FN_COUNT] = {
     [SM_OS_PRCTL] = "prctl",
     [SM_OS_READ] = "read",
     [SM_OS_LSEEK] = "lseek",
+    [SM_OS_SIGACTION] = "sigaction",
+    [SM_OS_ATFORK] = "atfork",
 };
 
 struct plan {

@@ -20,13 +20,14 @@ int sm_os_fault_hit(sm_os_fn fn);
 /*
  * Make the nth call of fn (counted from 1, from now on) fail with err. With sticky,
  * every call from the nth on fails. One plan per function; arming replaces it.
+ * A sticky EINTR on getrandom or read never ends: those calls retry interruptions.
  */
 void sm_os_fault_arm(sm_os_fn fn, unsigned long nth, int err, bool sticky);
 /* Drop every plan and zero every call counter. */
 void sm_os_fault_reset(void);
 /* Calls of fn since the last reset, failed ones included. */
 unsigned long sm_os_fault_calls(sm_os_fn fn);
-/* The name used in spec/os-calls.tsv ("mmap", "mlock", ...), or NULL out of range. */
+/* The name used in spec/os-errors.tsv ("mmap", "mlock", ...), or NULL out of range. */
 const char *sm_os_fn_name(sm_os_fn fn);
 
 #else

@@ -2,10 +2,13 @@
 /*
  * The Linux shim. POSIX calls where POSIX has them; madvise advice, memfd_secret,
  * getrandom and prctl are Linux's own. The error mapping of each function follows
- * spec/os-calls.tsv, and tests/unit/test_os.c checks every row of that table.
+ * spec/os-errors.tsv, and tests/unit/test_os.c checks every row of that table.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -21,7 +24,7 @@
 static _Thread_local int last_error;
 
 /*
- * errno -> sm_status, per OS function (spec/os-calls.tsv). EINVAL from a page call
+ * errno -> sm_status, per OS function (spec/os-errors.tsv). EINVAL from a page call
  * means a bad range or alignment that the caller passed through, hence SM_E_INVAL; the
  * other errors mean the OS refused, and each function has its own refusal status.
  */
@@ -56,6 +59,10 @@ static sm_status classify(sm_os_fn fn, int err)
     case SM_OS_LSEEK:
         /* ESPIPE: a pipe, socket or terminal, which has no offset to go back to. */
         return err == ESPIPE ? SM_E_UNSUPPORTED : SM_E_IO;
+    case SM_OS_SIGACTION:
+        return err == EINVAL ? SM_E_INVAL : SM_E_SYS;
+    case SM_OS_ATFORK:
+        return err == ENOMEM ? SM_E_NOMEM : SM_E_SYS;
     case SM_OS_CLOSE:
     case SM_OS_SETRLIMIT:
     case SM_OS_PRCTL:
@@ -96,11 +103,15 @@ static int prot_bits(sm_prot prot)
 
 size_t sm_os_page_size(void)
 {
-    static size_t page;
+    /* Every thread computes the same value: a relaxed atomic only keeps TSan informed. */
+    static _Atomic size_t page;
+    size_t p = atomic_load_explicit(&page, memory_order_relaxed);
 
-    if (page == 0)
-        page = (size_t)sysconf(_SC_PAGESIZE);
-    return page;
+    if (p == 0) {
+        p = (size_t)sysconf(_SC_PAGESIZE);
+        atomic_store_explicit(&page, p, memory_order_relaxed);
+    }
+    return p;
 }
 
 sm_status sm_os_mmap(size_t len, sm_prot prot, void **out)
@@ -224,8 +235,9 @@ sm_status sm_os_disable_core_dumps(void)
     if (err == 0 && setrlimit(RLIMIT_CORE, &zero) != 0)
         err = errno;
     if (err != 0) {
+        /* Only 0 and 1 can be set; a suid_dumpable 2 comes back as 1. */
         if (was > 0)
-            (void)prctl(PR_SET_DUMPABLE, was, 0, 0, 0);
+            (void)prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
         return fail(SM_OS_SETRLIMIT, err);
     }
     return SM_OK;
@@ -260,6 +272,68 @@ sm_status sm_os_seek_cur(int fd, int64_t delta, uint64_t *pos)
     return SM_OK;
 }
 
+_Static_assert(sizeof(struct sigaction) <= sizeof(sm_os_sigsave), "sm_os_sigsave holds a sigaction");
+
+sm_status sm_os_signal_catch(int sig, void (*handler)(int), sm_os_sigsave *old)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = handler;
+    sigfillset(&sa.sa_mask);
+    SM_OS_CALL(SM_OS_SIGACTION, != 0, sigaction(sig, &sa, (struct sigaction *)(void *)old->opaque));
+    return SM_OK;
+}
+
+void sm_os_signal_restore(int sig, const sm_os_sigsave *old)
+{
+    (void)sigaction(sig, (const struct sigaction *)(const void *)old->opaque, NULL);
+}
+
+_Noreturn void sm_os_die_by_signal(int sig)
+{
+    struct sigaction sa;
+    sigset_t set;
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_DFL;
+    (void)sigaction(sig, &sa, NULL);
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    (void)raise(sig);
+    (void)pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    _exit(128 + sig);
+}
+
+const int *sm_os_interrupt_signals(size_t *n)
+{
+    static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
+
+    *n = sizeof sigs / sizeof sigs[0];
+    return sigs;
+}
+
+_Noreturn void sm_os_wait_forever(void)
+{
+    for (;;)
+        (void)pause();
+}
+
+_Noreturn void sm_os_exit(int code)
+{
+    exit(code);
+}
+
+sm_status sm_os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void))
+{
+    int err = sm_os_fault_hit(SM_OS_ATFORK);
+
+    /* pthread_atfork returns its error instead of setting errno. */
+    if (err == 0)
+        err = pthread_atfork(prepare, parent, child);
+    return err == 0 ? SM_OK : fail(SM_OS_ATFORK, err);
+}
+
 int sm_os_last_error(void)
 {
     return last_error;
@@ -268,10 +342,15 @@ int sm_os_last_error(void)
 _Noreturn void sm_os_die(const char *msg)
 {
     static const char prefix[] = "securemem: panic: ";
-    size_t len = strlen(msg);
+    char line[512];
+    size_t len = sizeof prefix - 1;
 
+    /* One write, so that the line cannot interleave with another thread's output. */
+    memcpy(line, prefix, len);
+    for (; *msg != 0 && len < sizeof line - 1; msg++)
+        line[len++] = *msg;
+    line[len++] = '\n';
     /* Best effort only: nothing can be done if stderr is gone, and abort must follow. */
-    if (write(STDERR_FILENO, prefix, sizeof prefix - 1) >= 0 && write(STDERR_FILENO, msg, len) >= 0)
-        (void)!write(STDERR_FILENO, "\n", 1);
+    (void)!write(STDERR_FILENO, line, len);
     abort();
 }

@@ -5,11 +5,11 @@
 /*
  * The OS shim: the only code that makes system calls. One implementation per platform
  * (src/os/<platform>.c), chosen by the build. Every function either succeeds with
- * SM_OK or returns the sm_status that its failure maps to (spec/os-calls.tsv), after
+ * SM_OK or returns the sm_status that its failure maps to (spec/os-errors.tsv), after
  * recording the raw OS error for sm_last_os_error.
  *
  * Each fallible function is one "OS function" of the fault-injecting build (fault.h):
- * sm_os_fn names them, in the order of spec/os-calls.tsv.
+ * sm_os_fn names them, in the order of spec/os-errors.tsv.
  */
 
 #include <stddef.h>
@@ -32,6 +32,8 @@ typedef enum sm_os_fn {
     SM_OS_PRCTL,
     SM_OS_READ,
     SM_OS_LSEEK,
+    SM_OS_SIGACTION,
+    SM_OS_ATFORK,
     SM_OS_FN_COUNT
 } sm_os_fn;
 
@@ -74,6 +76,33 @@ sm_status sm_os_read(int fd, void *p, size_t n, size_t *got);
  * SM_E_UNSUPPORTED when fd cannot seek (a pipe, a socket, a terminal).
  */
 sm_status sm_os_seek_cur(int fd, int64_t delta, uint64_t *pos);
+
+/* A signal disposition saved by sm_os_signal_catch, for sm_os_signal_restore. */
+typedef struct sm_os_sigsave {
+    _Alignas(16) unsigned char opaque[256];
+} sm_os_sigsave;
+
+/*
+ * Send signal sig to handler, with every signal blocked while it runs, after saving
+ * the previous disposition in *old. SM_E_INVAL for a signal that cannot be caught.
+ */
+sm_status sm_os_signal_catch(int sig, void (*handler)(int), sm_os_sigsave *old);
+/* Put back what sm_os_signal_catch saved. */
+void sm_os_signal_restore(int sig, const sm_os_sigsave *old);
+/*
+ * End the process as sig would have, from its handler: default disposition, unblock,
+ * raise; if that signal's default is not to terminate, exit with 128 + sig.
+ * Async-signal-safe.
+ */
+_Noreturn void sm_os_die_by_signal(int sig);
+/* The signals of sm_catch_interrupt on this OS; *n gets their count. */
+const int *sm_os_interrupt_signals(size_t *n);
+/* Wait for ever (a second signal handler while the first one ends the process). */
+_Noreturn void sm_os_wait_forever(void);
+/* exit(code): atexit handlers and stdio flushing included. */
+_Noreturn void sm_os_exit(int code);
+/* Register fork handlers: before fork, in the parent after it, in the child after it. */
+sm_status sm_os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void));
 
 /* The raw OS error of this thread's last failed OS call, 0 if none. */
 int sm_os_last_error(void);

@@ -29,6 +29,8 @@ static sm_status call(sm_os_fn fn)
     case SM_OS_PRCTL: return sm_os_disable_core_dumps();
     case SM_OS_READ: { size_t got; return sm_os_read(-1, &byte, 1, &got); }
     case SM_OS_LSEEK: { uint64_t pos; return sm_os_seek_cur(-1, 0, &pos); }
+    case SM_OS_SIGACTION: { sm_os_sigsave old; return sm_os_signal_catch(SIGUSR2, SIG_IGN, &old); }
+    case SM_OS_ATFORK: return sm_os_atfork(NULL, NULL, NULL);
     case SM_OS_FN_COUNT: break;
     }
     return SM_OK;

@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * Purge, panic, exit and audit (spec/runtime.md). Everything on the purge path is
+ * async-signal-safe: the registry walk claims slots with atomics and only tries locks,
+ * regions are wiped with plain stores and unmapped with one system call each, and no
+ * memory is allocated.
+ */
+#include "inner.h"
+
+static const char corrupt_msg[] =
+    "canary of a guarded region is damaged: buffer underflow or stray write";
+
+/* Purge everything; false if a damaged canary was found. */
+static bool purge_all(void)
+{
+    bool intact = smi_registry_purge();
+
+    smi_rng_forget_key();
+    return intact;
+}
+
+void sm_purge(void)
+{
+    if (!purge_all())
+        sm_os_die(corrupt_msg);
+}
+
+_Noreturn void sm_safe_exit(int code)
+{
+    sm_purge();
+    sm_os_exit(code);
+}
+
+/*
+ * Once only: a canary found damaged by the purge inside a panic must not start
+ * another purge, and two threads panicking at once must not purge twice.
+ */
+static atomic_bool panicking;
+
+_Noreturn void sm_panic(const char *msg)
+{
+    if (!atomic_exchange(&panicking, true))
+        (void)purge_all();
+    sm_os_die(msg != NULL ? msg : "(no message)");
+}
+
+_Noreturn void smi_panic(const char *msg)
+{
+    sm_panic(msg);
+}
+
+sm_status sm_audit(void)
+{
+    smi_registry_audit();
+    return SM_OK;
+}
