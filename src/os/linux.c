@@ -13,6 +13,7 @@
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fault.h"
@@ -96,6 +97,14 @@ size_t sm_os_page_size(void)
     if (page == 0)
         page = (size_t)sysconf(_SC_PAGESIZE);
     return page;
+}
+
+uint64_t sm_os_monotonic_ns(void)
+{
+    struct timespec t;
+
+    (void)clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
 sm_status sm_os_mmap(size_t len, sm_prot prot, void **out)
