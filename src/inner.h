@@ -177,5 +177,125 @@ void smi_registry_after_fork(void);
 /* pthread_atfork's prepare and parent handlers. */
 void smi_registry_before_fork(void);
 void smi_registry_fork_parent(void);
+/* ---- crypto layer: the AEAD (aead.c) and the enclave key (coffer.c) ----
+ *
+ * spec/enclave-key.md describes the design; this is the internal API that the
+ * enclave and stream entry points build on.
+ */
+
+#define SMI_AEAD_KEY 32u
+#define SMI_AEAD_NONCE 12u
+#define SMI_AEAD_TAG 16u
+/* The longest message: GCM's 2^39 - 256 bits (ChaCha20's limit, 256 GiB, is higher). */
+#define SMI_AEAD_MAX_LEN ((((uint64_t)1) << 36) - 32u)
+
+/*
+ * Every piece of key-derived state of one AEAD call: the AES key schedule and the GHASH
+ * key, or the Poly1305 tag being checked. It is key material, so it MUST live inside a
+ * guarded region, 16-byte aligned (a region of exactly smi_aead_ws_size() bytes is:
+ * that size is a multiple of 64 and the data ends on a page boundary).
+ */
+typedef struct smi_aead_ws smi_aead_ws;
+size_t smi_aead_ws_size(void);
+
+/*
+ * Encrypt the len bytes at data in place (len <= SMI_AEAD_MAX_LEN) and write the tag.
+ * aad and data may be NULL when their length is 0. The nonce MUST NOT repeat under a
+ * key. ws is wiped before returning, and so is the stack the cipher used.
+ */
+void smi_aead_seal(smi_aead_ws *ws, const uint8_t key[SMI_AEAD_KEY],
+                   const uint8_t nonce[SMI_AEAD_NONCE], const void *aad, size_t aad_len,
+                   uint8_t *data, size_t len, uint8_t tag[SMI_AEAD_TAG]);
+/*
+ * Decrypt in place and check the tag in constant time. false: the tag does not match,
+ * and data is wiped (it never holds unauthenticated plaintext after return). ws is
+ * wiped either way.
+ */
+bool smi_aead_open(smi_aead_ws *ws, const uint8_t key[SMI_AEAD_KEY],
+                   const uint8_t nonce[SMI_AEAD_NONCE], const void *aad, size_t aad_len,
+                   uint8_t *data, size_t len, const uint8_t tag[SMI_AEAD_TAG])
+    __attribute__((warn_unused_result));
+/* "AES-256-GCM" or "ChaCha20-Poly1305": what this process uses (chosen at first use). */
+const char *smi_aead_name(void);
+/*
+ * Overwrite the stack below the caller's frame, where BearSSL leaves round keys,
+ * keystream and hash state: call it from the frame that called the primitive.
+ */
+void smi_burn_stack(void);
+
+/*
+ * The split of the enclave key is redrawn on the first view after N views or T
+ * nanoseconds since the last split, whichever comes first (spec/enclave-key.md).
+ */
+#define SMI_COFFER_RESPLIT_VIEWS 64u
+#define SMI_COFFER_RESPLIT_NS (10u * 1000000000ull)
+/* Operations that can run their cipher at once; more wait for a workspace slot. */
+#define SMI_COFFER_SLOTS 8u
+
+/*
+ * The enclave key (coffer.c). Both calls reconstruct the key only inside a guarded
+ * workspace, for the duration of the call, and are thread-safe. The coffer is made on
+ * the first seal after smi_runtime_ready (nothing before that, nothing in sm_init).
+ *
+ * Seal: encrypt len bytes at data in place under a fresh nonce, bound to aad.
+ * SM_E_INVAL: a NULL pointer with a nonzero length, NULL nonce_out or tag_out, or len
+ * over SMI_AEAD_MAX_LEN. SM_E_STATE: the 2^64 - 1 nonces of the key are used up. The
+ * OS errors of making the coffer or opening its shares (spec/syscalls.tsv), and
+ * SM_E_NOMEM if the fork handlers cannot be registered. On any
+ * error data, nonce_out and tag_out are untouched, with one exception: a purge during
+ * the call gives SM_E_STATE with data wiped.
+ */
+sm_status smi_coffer_seal(const void *aad, size_t aad_len, uint8_t *data, size_t len,
+                          uint8_t nonce_out[SMI_AEAD_NONCE], uint8_t tag_out[SMI_AEAD_TAG])
+    __attribute__((warn_unused_result));
+/*
+ * Open: decrypt in place. SM_E_AUTH, with data wiped, when the tag does not match or
+ * the key that sealed it is gone (purged, or made before a fork); SM_E_STATE, data
+ * wiped, when a purge ran during the call. Other errors leave data as it was, so the
+ * call can be retried.
+ */
+sm_status smi_coffer_open(const uint8_t nonce[SMI_AEAD_NONCE], const void *aad,
+                          size_t aad_len, uint8_t *data, size_t len,
+                          const uint8_t tag[SMI_AEAD_TAG])
+    __attribute__((warn_unused_result));
+/*
+ * Check the canaries of the coffer's regions (for sm_audit); a damaged one panics.
+ * The shares are opened for the check: SM_E_PROT if they cannot be.
+ */
+sm_status smi_coffer_audit(void) __attribute__((warn_unused_result));
+/*
+ * Wipe and unmap the coffer: no lock, no malloc, async-signal-safe. The next seal makes
+ * a new key. An operation that overlaps the purge either faults on the unmapped pages
+ * or returns SM_E_STATE with its data wiped; it never returns output made with a
+ * half-wiped key (spec/enclave-key.md).
+ */
+void smi_coffer_purge(void);
+
+#if defined(SM_FAULT_INJECTION)
+/* Test hooks, in the test and fuzz builds only. */
+typedef enum {
+    SMI_AEAD_AUTO,             /* what the CPU allows: the release behaviour */
+    SMI_AEAD_CHACHA,           /* ChaCha20-Poly1305 with the fastest ct code */
+    SMI_AEAD_CHACHA_PORTABLE   /* ChaCha20-Poly1305 with chacha20_ct and poly1305_ctmul */
+} smi_aead_choice;
+void smi_aead_test_force(smi_aead_choice c);
+
+typedef struct smi_coffer_probe {
+    const smi_region *left, *right, *work; /* NULL when there is no coffer */
+    size_t   head_len;  /* bytes of bookkeeping at the start of work's data */
+    bool     keyed;
+    uint64_t views;     /* since the last split */
+    uint64_t splits;    /* re-splits of this key */
+} smi_coffer_probe;
+void smi_coffer_test_probe(smi_coffer_probe *out);
+/* The key and shares, copied out (each may be NULL). SM_E_STATE without a coffer. */
+sm_status smi_coffer_test_peek(uint8_t key[32], uint8_t left[32], uint8_t right[32]);
+/* Set the next nonce counter. */
+sm_status smi_coffer_test_set_counter(uint64_t next);
+/* Pretend that the last split happened ns nanoseconds earlier. */
+void smi_coffer_test_age(uint64_t ns);
+/* Call fn between an operation's cipher and its purge check (NULL: none). */
+void smi_coffer_test_after_cipher(void (*fn)(void));
+#endif
 
 #endif

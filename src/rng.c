@@ -83,9 +83,26 @@ void smi_rng_forget_key(void)
  * and try again on the next region: the child's canaries are then predictable, but
  * still unique, until getrandom works again.
  */
+/*
+ * mlock does not survive fork either: lock the page again before a key goes into it.
+ * This path cannot fail (smi_rng_canary has no error), so a refusal is taken as best
+ * effort, and the page moves to the unlocked count so that sm_stats tells the truth.
+ */
+static void relock_after_fork(void)
+{
+    if (key_region.locked &&
+        sm_os_mlock(key_region.base + sm_os_page_size(), key_region.lay.inner_len) != SM_OK) {
+        key_region.locked = false;
+        atomic_fetch_sub(&smi_stat_locked, key_region.lay.inner_len);
+        atomic_fetch_add(&smi_stat_unlocked, key_region.lay.inner_len);
+    }
+}
+
 static void reseed_after_fork(void)
 {
     pthread_mutex_lock(&reseed_lock);
+    if (atomic_load_explicit(&kp->seeded, memory_order_acquire) == 0)
+        relock_after_fork();
     if (atomic_load_explicit(&kp->seeded, memory_order_acquire) == 0 &&
         seed_key(kp) == SM_OK) {
         smi_canary_fill(key_region.base + sm_os_page_size(), key_region.lay.canary_len,

@@ -16,6 +16,7 @@
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fault.h"
@@ -112,6 +113,14 @@ size_t sm_os_page_size(void)
         atomic_store_explicit(&page, p, memory_order_relaxed);
     }
     return p;
+}
+
+uint64_t sm_os_monotonic_ns(void)
+{
+    struct timespec t;
+
+    (void)clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
 sm_status sm_os_mmap(size_t len, sm_prot prot, void **out)

@@ -42,6 +42,13 @@ typedef enum { SM_OS_DONTDUMP, SM_OS_WIPEONFORK, SM_OS_DONTFORK } sm_os_advice;
 /* The page size; it comes from the auxiliary vector, so it cannot fail. */
 size_t sm_os_page_size(void);
 
+/*
+ * Nanoseconds on a clock that never goes back (CLOCK_MONOTONIC). It cannot fail: the
+ * clock id is a constant and the only other error is a bad pointer, so it is not an
+ * OS function of the fault shim. It is a vDSO read, not a system call.
+ */
+uint64_t sm_os_monotonic_ns(void);
+
 /* Map len bytes of private anonymous memory with protection prot. */
 sm_status sm_os_mmap(size_t len, sm_prot prot, void **out);
 /* Map len bytes of fd READWRITE and shared, replacing the reserved range at addr. */

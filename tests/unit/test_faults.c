@@ -20,6 +20,7 @@ typedef struct ctx {
     size_t     n;
     smi_region r;
     uint8_t    buf[64];
+    uint8_t    nonce[12], tag[16];
     uint64_t   id;
     bool       done; /* run succeeded: undo must release what it made */
 } ctx;
@@ -110,6 +111,45 @@ static void buffer_release(ctx *c) { must(sm_buffer_destroy(c->b), "destroy"); }
 static void buffer_release_if_done(ctx *c) { if (c->done) buffer_release(c); }
 static void buffer_release_unless_done(ctx *c) { if (!c->done) buffer_release(c); }
 
+/*
+ * The coffer (spec/enclave-key.md). Setup seals once where the operation needs a key
+ * already; undo purges, which unmaps the coffer and takes its locked bytes back.
+ */
+static sm_status coffer_seal(ctx *c)
+{
+    return smi_coffer_seal("aad", 3, c->buf, sizeof c->buf, c->nonce, c->tag);
+}
+static sm_status coffer_open(ctx *c)
+{
+    return smi_coffer_open(c->nonce, "aad", 3, c->buf, sizeof c->buf, c->tag);
+}
+static void coffer_setup(ctx *c) { must(coffer_seal(c), "seal"); }
+static void coffer_setup_due(ctx *c)
+{
+    coffer_setup(c);
+    smi_coffer_test_age(SMI_COFFER_RESPLIT_NS);
+}
+/*
+ * Seal, then go on in a forked child (the middle process only passes its exit status
+ * on), so that the operation runs where the coffer reads as zeroes.
+ */
+static void coffer_setup_forked(ctx *c)
+{
+    pid_t pid;
+    int status;
+
+    coffer_setup(c);
+    pid = fork();
+    if (pid < 0)
+        _exit(3);
+    if (pid > 0) {
+        if (waitpid(pid, &status, 0) != pid)
+            _exit(3);
+        _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+    }
+}
+static void coffer_purge(ctx *c) { (void)c; smi_coffer_purge(); }
+
 #define ANON { SM_LOCK_REQUIRED, SM_BACKING_ANON, false }
 static const op ops[] = {
     { "mem.alloc", ANON, false, false, nothing, mem_alloc, mem_release_if_done },
@@ -147,6 +187,19 @@ static const op ops[] = {
       buffer_release_unless_done },
     { "buffer.destroy.frozen", ANON, true, false, buffer_setup_frozen, buffer_destroy,
       buffer_release_unless_done },
+    { "coffer.seal.first", ANON, true, false, nothing, coffer_seal, coffer_purge },
+    { "coffer.seal.first.best_effort", { SM_LOCK_BEST_EFFORT, SM_BACKING_ANON, false }, true,
+      false, nothing, coffer_seal, coffer_purge },
+    { "coffer.seal.first.secretmem", { SM_LOCK_REQUIRED, SM_BACKING_SECRETMEM_PREFERRED, false },
+      true, false, nothing, coffer_seal, coffer_purge },
+    { "coffer.seal", ANON, true, false, coffer_setup, coffer_seal, coffer_purge },
+    { "coffer.open", ANON, true, false, coffer_setup, coffer_open, coffer_purge },
+    { "coffer.seal.resplit", ANON, true, false, coffer_setup_due, coffer_seal, coffer_purge },
+    { "coffer.open.resplit", ANON, true, false, coffer_setup_due, coffer_open, coffer_purge },
+    { "coffer.seal.after_fork", ANON, true, false, coffer_setup_forked, coffer_seal,
+      coffer_purge },
+    { "coffer.seal.after_fork.best_effort", { SM_LOCK_BEST_EFFORT, SM_BACKING_ANON, false },
+      true, false, coffer_setup_forked, coffer_seal, coffer_purge },
 };
 
 static const op *current;

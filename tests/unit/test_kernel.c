@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: ISC */
 /* What the kernel shows of a live region, read from /proc, not from the library. */
 #include <criterion/criterion.h>
+#include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 
@@ -70,4 +72,48 @@ Test(kernel, free_unmaps_everything)
     cr_assert_eq(mapped_bytes(), before);
     cr_assert_neq(smaps_of(base + len / 2, perms, flags, sizeof flags, &locked), 0,
                   "nothing is mapped there any more");
+}
+
+/* The sum of Locked: over every mapping of this process, in bytes. */
+static size_t locked_bytes_total(void)
+{
+    static char buf[1 << 20];
+    size_t len = 0, total = 0;
+    ssize_t r;
+    int fd = open("/proc/self/smaps", O_RDONLY);
+
+    cr_assert_geq(fd, 0);
+    while ((r = read(fd, buf + len, sizeof buf - 1 - len)) > 0)
+        len += (size_t)r;
+    close(fd);
+    buf[len] = 0;
+    for (char *p = strstr(buf, "\nLocked:"); p != NULL; p = strstr(p + 1, "\nLocked:"))
+        total += strtoul(p + 8, NULL, 10) * 1024;
+    return total;
+}
+
+/*
+ * mlock is not inherited: in a child, the canary key page must be locked again before
+ * a new key goes into it, or bytes_locked would count a page that can be swapped out.
+ */
+static void child_locks_what_it_counts(void *arg)
+{
+    smi_region r;
+    sm_stats s;
+
+    (void)arg;
+    if (smi_region_alloc(10, NULL, &r) != SM_OK || sm_stats_get(&s) != SM_OK)
+        _exit(2);
+    if (locked_bytes_total() != s.bytes_locked)
+        _exit(1);
+    _exit(0);
+}
+
+Test(kernel, forked_child_locks_the_canary_key_again)
+{
+    if (!SM_TEST_MLOCK_IS_REAL)
+        cr_skip_test("ASan fakes mlock");
+    cr_assert_eq(sm_init(NULL), SM_OK);
+    cr_assert_eq(locked_bytes_total(), sm_page_size(), "the key page, locked");
+    cr_assert_eq(in_child(child_locks_what_it_counts, NULL), 0);
 }

@@ -1,0 +1,662 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * The enclave key (spec/enclave-key.md). At rest the 32-byte key is two shares in two
+ * guarded regions, key = SHA-256(left) XOR right, both PROT_NONE, so that no single
+ * page ever holds it and no stray read reaches either share. A view opens the shares,
+ * rebuilds the key in a workspace slot (a third guarded region), closes them, and the
+ * cipher then runs in that slot; the slot is wiped before the call returns.
+ *
+ * Locks: one coffer lock, held only for the view (four mprotect calls and two SHA-256
+ * blocks, whatever the message size), and one lock per workspace slot, held for the
+ * cipher. So operations on different enclaves share the coffer lock for a few
+ * microseconds only, never for the length of a message.
+ *
+ * All three regions are anonymous WIPEONFORK memory whatever the backing: a forked
+ * child finds them zeroed at the same addresses, "keyed" included, and makes a new
+ * key in place before its first seal.
+ */
+#include <bearssl.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "inner.h"
+
+/* The right share's page also holds the nonce state, so that it is NONE at rest too:
+   a stray write cannot roll the counter back into a repeated nonce. */
+struct right_page {
+    uint8_t  share[32]; /* SHA-256(left) XOR key */
+    uint8_t  prefix[4]; /* drawn with the key: which key a nonce belongs to */
+    uint64_t next;      /* the next nonce counter; UINT64_MAX: used up */
+};
+
+/*
+ * Bookkeeping at the start of the workspace, with nothing secret in it. It is here
+ * rather than in static memory for WIPEONFORK: keyed reads 0 in a forked child.
+ */
+struct work_head {
+    uint64_t keyed;    /* 1 once the shares hold a key of this process */
+    uint64_t views;    /* since the last split */
+    uint64_t split_ns; /* sm_os_monotonic_ns of the last split */
+    uint64_t splits;   /* re-splits of this key (the test probe reads it) */
+};
+
+/* What one operation needs besides the AEAD workspace, which follows it. */
+struct slot {
+    uint8_t           key[32];    /* the whole key, only during an operation */
+    uint8_t           fresh[32];  /* a new left share */
+    uint8_t           prefix[4];  /* a new key's nonce prefix */
+    uint8_t           digest[32]; /* SHA-256 of a left share */
+    br_sha256_context sha;
+};
+/* A new key, its left share and its prefix come from one getrandom call. */
+_Static_assert(offsetof(struct slot, key) == 0 && offsetof(struct slot, fresh) == 32 &&
+               offsetof(struct slot, prefix) == 64, "key, fresh, prefix are contiguous");
+#define NEW_KEY_DRAW (offsetof(struct slot, prefix) + 4u)
+
+#define ALIGN64(n) (((n) + 63u) & ~(size_t)63u)
+#define HEAD_LEN ALIGN64(sizeof(struct work_head))
+#define SLOT_HEAD ALIGN64(sizeof(struct slot))
+
+enum { LEFT, RIGHT, WORK, NREGIONS };
+
+static smi_region regions[NREGIONS];
+/* regions[] describe live mappings. Cleared first by purge, set last by make. */
+static atomic_bool published;
+static pthread_mutex_t coffer_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t slot_lock[SMI_COFFER_SLOTS] = {
+    PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER,
+    PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER,
+    PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER,
+};
+_Static_assert(SMI_COFFER_SLOTS == 8, "one initialiser per slot lock");
+static atomic_uint slot_hint;
+/* Purges so far: an operation that overlaps one discards its output (purged_since). */
+static atomic_uint_fast64_t purge_epoch;
+
+static size_t slot_stride(void)
+{
+    return SLOT_HEAD + smi_aead_ws_size();
+}
+
+static size_t work_size(void)
+{
+    return HEAD_LEN + SMI_COFFER_SLOTS * slot_stride();
+}
+
+static struct work_head *head(void)
+{
+    return (struct work_head *)(void *)smi_region_data(&regions[WORK]);
+}
+
+static struct slot *slot_at(const smi_region *work, unsigned s)
+{
+    return (struct slot *)(void *)(smi_region_data(work) + HEAD_LEN + s * slot_stride());
+}
+
+static smi_aead_ws *slot_ws(struct slot *sl)
+{
+    return (smi_aead_ws *)(void *)((uint8_t *)sl + SLOT_HEAD);
+}
+
+static struct right_page *right_page(const smi_region *r)
+{
+    return (struct right_page *)(void *)smi_region_data(r);
+}
+
+/*
+ * A free slot if there is one, else wait for one. The hint spreads threads over the
+ * slots so that trylock usually succeeds at once.
+ */
+static unsigned slot_take(void)
+{
+    unsigned start = atomic_fetch_add_explicit(&slot_hint, 1, memory_order_relaxed) %
+                     SMI_COFFER_SLOTS;
+
+    for (unsigned i = 0; i < SMI_COFFER_SLOTS; i++) {
+        unsigned s = (start + i) % SMI_COFFER_SLOTS;
+
+        if (pthread_mutex_trylock(&slot_lock[s]) == 0)
+            return s;
+    }
+    pthread_mutex_lock(&slot_lock[start]);
+    return start;
+}
+
+/*
+ * A fork while another thread holds a coffer lock would leave it locked for ever in
+ * the child. So fork waits until no operation is in flight (the same order as an
+ * operation: slots, then the coffer).
+ */
+static void fork_prepare(void)
+{
+    for (unsigned s = 0; s < SMI_COFFER_SLOTS; s++)
+        pthread_mutex_lock(&slot_lock[s]);
+    pthread_mutex_lock(&coffer_lock);
+}
+
+static void fork_release(void)
+{
+    pthread_mutex_unlock(&coffer_lock);
+    for (unsigned s = SMI_COFFER_SLOTS; s-- > 0;)
+        pthread_mutex_unlock(&slot_lock[s]);
+}
+
+/*
+ * Register the fork handlers before the first lock is ever taken, so that no fork can
+ * catch a coffer lock held by a thread that the child will not have. pthread_once and
+ * not a hand-made flag: glibc restarts a once-routine that a fork interrupted, where a
+ * "being registered" flag would stay set for ever in the child. pthread_atfork is a
+ * libc registration, not a system call, and glibc keeps its first handlers in static
+ * storage: no malloc. It fails only when glibc cannot grow that list, and then the
+ * coffer cannot be made fork-safe: every seal gives SM_E_NOMEM.
+ */
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static atomic_bool atfork_ok;
+
+static void atfork_register(void)
+{
+    atomic_store(&atfork_ok, pthread_atfork(fork_prepare, fork_release, fork_release) == 0);
+}
+
+static sm_status atfork_ready(void)
+{
+    pthread_once(&atfork_once, atfork_register);
+    return atomic_load(&atfork_ok) ? SM_OK : SM_E_NOMEM;
+}
+
+static void digest(struct slot *sl, const uint8_t share[32])
+{
+    br_sha256_init(&sl->sha);
+    br_sha256_update(&sl->sha, share, 32);
+    br_sha256_out(&sl->sha, sl->digest);
+}
+
+/* Everything of the slot but the key (and the AEAD workspace, which wipes itself). */
+static void slot_scrub(struct slot *sl)
+{
+    smi_wipe(sl->fresh, sizeof sl->fresh);
+    smi_wipe(sl->prefix, sizeof sl->prefix);
+    smi_wipe(sl->digest, sizeof sl->digest);
+    smi_wipe(&sl->sha, sizeof sl->sha);
+}
+
+/*
+ * From the draw in sl (key, fresh, prefix): left = fresh, right = SHA-256(left) XOR
+ * key, a new counter. The shares must be writable.
+ */
+static void install_key(struct slot *sl, smi_region *left, smi_region *right,
+                        struct work_head *h)
+{
+    struct right_page *rp = right_page(right);
+
+    digest(sl, sl->fresh);
+    memcpy(smi_region_data(left), sl->fresh, 32);
+    for (unsigned i = 0; i < 32; i++)
+        rp->share[i] = sl->digest[i] ^ sl->key[i];
+    memcpy(rp->prefix, sl->prefix, sizeof rp->prefix);
+    rp->next = 0;
+    h->views = 0;
+    h->splits = 0;
+    h->split_ns = sm_os_monotonic_ns();
+    h->keyed = 1;
+    smi_wipe(sl->key, sizeof sl->key);
+    slot_scrub(sl);
+    smi_burn_stack();
+}
+
+/*
+ * The first coffer: three regions, one draw, shares left READWRITE (the view that
+ * follows closes them). On error nothing stays mapped and no counter moved.
+ */
+static sm_status make_new(unsigned s)
+{
+    const size_t sizes[NREGIONS] = { 32, sizeof(struct right_page), work_size() };
+    smi_region r[NREGIONS];
+    struct slot *sl;
+    unsigned n;
+    sm_status st = SM_OK;
+
+    for (n = 0; n < NREGIONS && st == SM_OK; n++)
+        st = smi_region_alloc_wiped_on_fork(sizes[n], NULL, &r[n]);
+    if (st == SM_OK) {
+        sl = slot_at(&r[WORK], s);
+        st = sm_os_random((uint8_t *)sl, NEW_KEY_DRAW);
+        if (st == SM_OK)
+            install_key(sl, &r[LEFT], &r[RIGHT], (struct work_head *)(void *)
+                        smi_region_data(&r[WORK]));
+        else
+            smi_wipe(sl, NEW_KEY_DRAW);
+    } else {
+        n--; /* r[n - 1] failed and holds nothing */
+    }
+    if (st != SM_OK) {
+        while (n-- > 0)
+            smi_region_unmake(&r[n]);
+        return st;
+    }
+    memcpy(regions, r, sizeof regions);
+    atomic_store_explicit(&published, true, memory_order_release);
+    return SM_OK;
+}
+
+/*
+ * In a forked child the regions are still mapped, but zeroed, canaries included, and
+ * unlocked (mlock does not survive fork). Rearm the canaries, lock again and draw a
+ * new key in place. A failure leaves keyed at 0: the next call tries again.
+ */
+static sm_status rekey_child(unsigned s)
+{
+    struct slot *sl = slot_at(&regions[WORK], s);
+    size_t page = sm_os_page_size();
+    sm_status st;
+
+    st = smi_region_protect(&regions[LEFT], SM_PROT_READWRITE);
+    if (st == SM_OK)
+        st = smi_region_protect(&regions[RIGHT], SM_PROT_READWRITE);
+    for (unsigned n = 0; n < NREGIONS && st == SM_OK; n++) {
+        smi_region *r = &regions[n];
+
+        if (!r->locked || sm_os_mlock(r->base + page, r->lay.inner_len) == SM_OK)
+            continue;
+        if (smi_runtime_config()->lock_policy == SM_LOCK_REQUIRED) {
+            st = SM_E_LOCK;
+        } else {
+            /* Best effort goes on unlocked, and the counters say so. */
+            r->locked = false;
+            atomic_fetch_sub(&smi_stat_locked, r->lay.inner_len);
+            atomic_fetch_add(&smi_stat_unlocked, r->lay.inner_len);
+        }
+    }
+    if (st == SM_OK)
+        st = sm_os_random((uint8_t *)sl, NEW_KEY_DRAW);
+    if (st != SM_OK) {
+        smi_wipe(sl, NEW_KEY_DRAW);
+        return st;
+    }
+    for (unsigned n = 0; n < NREGIONS; n++)
+        smi_canary_fill(regions[n].base + page, regions[n].lay.canary_len, regions[n].seed);
+    install_key(sl, &regions[LEFT], &regions[RIGHT], head());
+    return SM_OK;
+}
+
+static bool canary_zeroed(const smi_region *r)
+{
+    const uint8_t *c = r->base + sm_os_page_size();
+    uint8_t acc = 0;
+
+    for (size_t i = 0; i < r->lay.canary_len; i++)
+        acc |= c[i];
+    return acc == 0;
+}
+
+typedef enum { KEY_HAD, KEY_NEW, KEY_CHILD } key_origin;
+
+/* A key to use, with coffer_lock held. */
+static sm_status ensure_key(unsigned s, key_origin *origin)
+{
+    sm_status st;
+
+    *origin = KEY_HAD;
+    if (atomic_load_explicit(&published, memory_order_acquire) && head()->keyed == 1)
+        return SM_OK;
+    if (atomic_load_explicit(&published, memory_order_acquire)) {
+        /*
+         * keyed reads 0 after a fork, and then so does the canary. An intact canary
+         * means a stray write cleared keyed; taking it for a fork would silently
+         * replace the key that every live enclave needs.
+         */
+        if (head()->keyed != 0 || !canary_zeroed(&regions[WORK]))
+            smi_panic("the enclave key's workspace is damaged: stray write");
+        *origin = KEY_CHILD;
+        return rekey_child(s);
+    }
+    st = smi_runtime_ready();
+    if (st == SM_OK)
+        st = make_new(s);
+    if (st == SM_OK)
+        *origin = KEY_NEW;
+    return st;
+}
+
+/* Undo make_new after a later step of the same call failed. */
+static void unmake(void)
+{
+    atomic_store(&published, false);
+    for (unsigned n = NREGIONS; n-- > 0;)
+        smi_region_unmake(&regions[n]);
+}
+
+static sm_status open_shares(void)
+{
+    sm_status st = smi_region_protect(&regions[LEFT], SM_PROT_READWRITE);
+
+    if (st != SM_OK)
+        return st;
+    st = smi_region_protect(&regions[RIGHT], SM_PROT_READWRITE);
+    if (st != SM_OK)
+        (void)smi_region_protect(&regions[LEFT], SM_PROT_NONE);
+    return st;
+}
+
+/* Both are tried; a failure leaves that share open until the next view closes it. */
+static sm_status close_shares(void)
+{
+    sm_status a = smi_region_protect(&regions[LEFT], SM_PROT_NONE);
+    sm_status b = smi_region_protect(&regions[RIGHT], SM_PROT_NONE);
+
+    return a != SM_OK ? a : b;
+}
+
+static void store_be64(uint8_t *p, uint64_t v)
+{
+    for (unsigned i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+/*
+ * Rebuild the key into sl->key, with coffer_lock held; take a nonce when nonce is not
+ * NULL; re-split when due. On error sl->key is wiped, and the shares are as they were
+ * but for an unlucky close.
+ */
+static sm_status view(struct slot *sl, uint8_t nonce[SMI_AEAD_NONCE])
+{
+    struct work_head *h = head();
+    struct right_page *rp = right_page(&regions[RIGHT]);
+    uint8_t *left = smi_region_data(&regions[LEFT]);
+    uint64_t now = sm_os_monotonic_ns();
+    bool due = h->views >= SMI_COFFER_RESPLIT_VIEWS || now - h->split_ns >= SMI_COFFER_RESPLIT_NS;
+    sm_status st = SM_OK, cst;
+
+    /* Drawn first: if the OS source fails, nothing has been touched. */
+    if (due)
+        st = sm_os_random(sl->fresh, sizeof sl->fresh);
+    if (st == SM_OK)
+        st = open_shares();
+    if (st != SM_OK)
+        goto out;
+    if (nonce != NULL && rp->next == UINT64_MAX) {
+        st = SM_E_STATE;
+    } else {
+        if (nonce != NULL) {
+            memcpy(nonce, rp->prefix, sizeof rp->prefix);
+            store_be64(nonce + sizeof rp->prefix, rp->next++);
+        }
+        digest(sl, left);
+        for (unsigned i = 0; i < 32; i++)
+            sl->key[i] = sl->digest[i] ^ rp->share[i];
+        if (due) {
+            digest(sl, sl->fresh);
+            for (unsigned i = 0; i < 32; i++)
+                rp->share[i] = sl->digest[i] ^ sl->key[i];
+            memcpy(left, sl->fresh, 32);
+            h->views = 0;
+            h->split_ns = now;
+            h->splits++;
+        }
+        h->views++;
+    }
+    cst = close_shares();
+    if (st == SM_OK)
+        st = cst;
+out:
+    slot_scrub(sl);
+    if (st != SM_OK)
+        smi_wipe(sl->key, sizeof sl->key);
+    smi_burn_stack();
+    return st;
+}
+
+/*
+ * The coffer part of an operation: on SM_OK *sl is slot s of the workspace, holding the
+ * key, and *epoch the purge count that the operation must still see when it finishes.
+ */
+static sm_status begin(unsigned s, uint8_t nonce[SMI_AEAD_NONCE], bool make,
+                       struct slot **sl, uint64_t *epoch)
+{
+    key_origin origin = KEY_HAD;
+    sm_status st;
+
+    pthread_mutex_lock(&coffer_lock);
+    *epoch = atomic_load(&purge_epoch);
+    if (make) {
+        st = ensure_key(s, &origin);
+    } else {
+        /* Nothing can authenticate under a key that this process does not have. */
+        st = atomic_load_explicit(&published, memory_order_acquire) && head()->keyed == 1
+                 ? SM_OK
+                 : SM_E_AUTH;
+    }
+    if (st == SM_OK) {
+        *sl = slot_at(&regions[WORK], s);
+        st = view(*sl, nonce);
+        if (st != SM_OK && origin == KEY_NEW)
+            unmake();
+    }
+    pthread_mutex_unlock(&coffer_lock);
+    return st;
+}
+
+#if defined(SM_FAULT_INJECTION)
+static void (*_Atomic after_cipher)(void);
+
+void smi_coffer_test_after_cipher(void (*fn)(void))
+{
+    atomic_store(&after_cipher, fn);
+}
+#endif
+
+/*
+ * Whether a purge ran since begin. Then the slot may have been wiped under the
+ * cipher: what it produced is not to be trusted, and the slot is not to be touched.
+ */
+static bool purged_since(uint64_t epoch)
+{
+#if defined(SM_FAULT_INJECTION)
+    void (*fn)(void) = atomic_load(&after_cipher);
+
+    if (fn != NULL)
+        fn();
+#endif
+    return atomic_load(&purge_epoch) != epoch;
+}
+
+static bool args_ok(const void *aad, size_t aad_len, const uint8_t *data, size_t len)
+{
+    return (aad != NULL || aad_len == 0) && (data != NULL || len == 0) &&
+           (uint64_t)len <= SMI_AEAD_MAX_LEN;
+}
+
+sm_status smi_coffer_seal(const void *aad, size_t aad_len, uint8_t *data, size_t len,
+                          uint8_t nonce_out[SMI_AEAD_NONCE], uint8_t tag_out[SMI_AEAD_TAG])
+{
+    uint8_t nonce[SMI_AEAD_NONCE], tag[SMI_AEAD_TAG];
+    struct slot *sl = NULL;
+    uint64_t epoch;
+    unsigned s;
+    sm_status st;
+
+    if (!args_ok(aad, aad_len, data, len) || nonce_out == NULL || tag_out == NULL)
+        return SM_E_INVAL;
+    st = atfork_ready();
+    if (st != SM_OK)
+        return st;
+    s = slot_take();
+    st = begin(s, nonce, true, &sl, &epoch);
+    if (st == SM_OK) {
+        smi_aead_seal(slot_ws(sl), sl->key, nonce, aad, aad_len, data, len, tag);
+        if (purged_since(epoch)) {
+            /* The key is gone: this ciphertext could never be opened, and might not be
+               the ciphertext of any key at all. The caller's bytes are wiped, not left. */
+            if (len > 0)
+                smi_wipe(data, len);
+            st = SM_E_STATE;
+        } else {
+            smi_wipe(sl->key, sizeof sl->key);
+            memcpy(nonce_out, nonce, sizeof nonce);
+            memcpy(tag_out, tag, sizeof tag);
+        }
+    }
+    pthread_mutex_unlock(&slot_lock[s]);
+    return st;
+}
+
+sm_status smi_coffer_open(const uint8_t nonce[SMI_AEAD_NONCE], const void *aad,
+                          size_t aad_len, uint8_t *data, size_t len,
+                          const uint8_t tag[SMI_AEAD_TAG])
+{
+    struct slot *sl = NULL;
+    uint64_t epoch;
+    unsigned s;
+    sm_status st;
+
+    if (!args_ok(aad, aad_len, data, len) || nonce == NULL || tag == NULL)
+        return SM_E_INVAL;
+    /*
+     * No coffer, no lock: a key is published only after the fork handlers are in, and
+     * a ciphertext reaches open only after its seal returned.
+     */
+    if (!atomic_load_explicit(&published, memory_order_acquire)) {
+        if (len > 0)
+            smi_wipe(data, len);
+        return SM_E_AUTH;
+    }
+    s = slot_take();
+    st = begin(s, NULL, false, &sl, &epoch);
+    if (st == SM_OK) {
+        bool ok = smi_aead_open(slot_ws(sl), sl->key, nonce, aad, aad_len, data, len, tag);
+
+        if (purged_since(epoch)) {
+            if (len > 0)
+                smi_wipe(data, len);
+            st = SM_E_STATE;
+        } else {
+            smi_wipe(sl->key, sizeof sl->key);
+            st = ok ? SM_OK : SM_E_AUTH;
+        }
+    } else if (st == SM_E_AUTH && len > 0) {
+        smi_wipe(data, len);
+    }
+    pthread_mutex_unlock(&slot_lock[s]);
+    return st;
+}
+
+sm_status smi_coffer_audit(void)
+{
+    sm_status st = SM_OK;
+
+    pthread_mutex_lock(&coffer_lock);
+    /* In a child that has not made its key yet the canaries read as zeroes, rightly. */
+    if (atomic_load_explicit(&published, memory_order_acquire) && head()->keyed == 1) {
+        st = open_shares();
+        if (st == SM_OK) {
+            for (unsigned n = 0; n < NREGIONS; n++)
+                smi_region_check(&regions[n]);
+            st = close_shares();
+        }
+    }
+    pthread_mutex_unlock(&coffer_lock);
+    return st;
+}
+
+/*
+ * Region teardown for purge: no canary check (a panic from inside the purge path would
+ * re-enter it), no lock, only the shim's mprotect and munmap and atomic counters. If
+ * the region cannot be opened for the wipe it is unmapped all the same.
+ */
+static void purge_region(smi_region *r)
+{
+    size_t page = sm_os_page_size();
+
+    if (sm_os_mprotect(r->base + page, r->lay.inner_len, SM_PROT_READWRITE) == SM_OK)
+        smi_wipe(r->base + page, r->lay.inner_len);
+    if (sm_os_munmap(r->base, r->lay.map_len) == SM_OK)
+        atomic_fetch_sub(r->locked ? &smi_stat_locked : &smi_stat_unlocked,
+                         r->lay.inner_len);
+}
+
+void smi_coffer_purge(void)
+{
+    /* First, so that an operation still in its cipher sees it when it ends. */
+    atomic_fetch_add(&purge_epoch, 1);
+    /* Whoever clears published owns the teardown: two purges cannot both run it. */
+    if (!atomic_exchange(&published, false))
+        return;
+    for (unsigned n = 0; n < NREGIONS; n++)
+        purge_region(&regions[n]);
+}
+
+#if defined(SM_FAULT_INJECTION)
+void smi_coffer_test_probe(smi_coffer_probe *out)
+{
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&coffer_lock);
+    if (atomic_load(&published)) {
+        out->left = &regions[LEFT];
+        out->right = &regions[RIGHT];
+        out->work = &regions[WORK];
+        out->head_len = HEAD_LEN;
+        out->keyed = head()->keyed == 1;
+        out->views = head()->views;
+        out->splits = head()->splits;
+    }
+    pthread_mutex_unlock(&coffer_lock);
+}
+
+sm_status smi_coffer_test_peek(uint8_t key[32], uint8_t left[32], uint8_t right[32])
+{
+    sm_status st = SM_E_STATE;
+
+    pthread_mutex_lock(&coffer_lock);
+    if (atomic_load(&published) && head()->keyed == 1) {
+        st = open_shares();
+        if (st == SM_OK) {
+            const uint8_t *l = smi_region_data(&regions[LEFT]);
+            const uint8_t *r = right_page(&regions[RIGHT])->share;
+            br_sha256_context c;
+            uint8_t d[32];
+
+            br_sha256_init(&c);
+            br_sha256_update(&c, l, 32);
+            br_sha256_out(&c, d);
+            for (unsigned i = 0; i < 32; i++) {
+                if (key != NULL)
+                    key[i] = d[i] ^ r[i];
+                if (left != NULL)
+                    left[i] = l[i];
+                if (right != NULL)
+                    right[i] = r[i];
+            }
+            smi_wipe(d, sizeof d);
+            smi_wipe(&c, sizeof c);
+            smi_burn_stack();
+            st = close_shares();
+        }
+    }
+    pthread_mutex_unlock(&coffer_lock);
+    return st;
+}
+
+sm_status smi_coffer_test_set_counter(uint64_t next)
+{
+    sm_status st = SM_E_STATE;
+
+    pthread_mutex_lock(&coffer_lock);
+    if (atomic_load(&published) && head()->keyed == 1) {
+        st = open_shares();
+        if (st == SM_OK) {
+            right_page(&regions[RIGHT])->next = next;
+            st = close_shares();
+        }
+    }
+    pthread_mutex_unlock(&coffer_lock);
+    return st;
+}
+
+void smi_coffer_test_age(uint64_t ns)
+{
+    pthread_mutex_lock(&coffer_lock);
+    if (atomic_load(&published))
+        head()->split_ns -= ns;
+    pthread_mutex_unlock(&coffer_lock);
+}
+#endif
