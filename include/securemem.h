@@ -29,5 +29,7 @@
 #include <securemem/runtime.h>
 #include <securemem/mem.h>
 #include <securemem/buffer.h>
+#include <securemem/enclave.h>
+#include <securemem/stream.h>
 
 #endif

@@ -6,11 +6,6 @@
  */
 #include "inner.h"
 
-typedef struct smi_buffer {
-    smi_region    r;
-    smi_buf_state state;
-} smi_buffer;
-
 _Static_assert(sizeof(smi_buffer) <= SMI_SLOT_BODY, "a buffer descriptor fits in its slot");
 
 /* ---- constructors ---- */
@@ -21,6 +16,8 @@ static sm_status make_region(size_t size, smi_region *r)
 
     return st != SM_OK ? st : smi_region_alloc(size, NULL, r);
 }
+
+static sm_status freeze_and_publish(smi_region *r, sm_buffer *out);
 
 /* Give r a handle, in state; on failure r is unmade, so the caller has nothing to undo. */
 static sm_status publish(smi_region *r, smi_buf_state state, sm_buffer *out)
@@ -35,6 +32,11 @@ static sm_status publish(smi_region *r, smi_buf_state state, sm_buffer *out)
         smi_region_unmake(r);
     smi_wipe(&b, sizeof b);
     return st;
+}
+
+sm_status smi_buffer_adopt(smi_region *r, sm_buffer *out)
+{
+    return freeze_and_publish(r, out);
 }
 
 static sm_status freeze_and_publish(smi_region *r, sm_buffer *out)
@@ -252,8 +254,8 @@ sm_status sm_buffer_from_fd_all(int fd, sm_buffer *out)
  * The buffer behind b, locked, if the table allows op in its state; *next is the state
  * to commit once the work is done. The caller releases the slot.
  */
-static sm_status acquire(sm_buffer b, smi_buf_op op, smi_slot **s, smi_buffer **buf,
-                         smi_buf_state *next)
+sm_status smi_buffer_acquire(sm_buffer b, smi_buf_op op, smi_slot **s, smi_buffer **buf,
+                             smi_buf_state *next)
 {
     sm_status st = smi_registry_acquire(b.id, SMI_KIND_BUFFER, s);
 
@@ -271,7 +273,7 @@ static sm_status set_protection(sm_buffer b, smi_buf_op op, sm_prot prot)
     smi_slot *s;
     smi_buffer *buf;
     smi_buf_state next;
-    sm_status st = acquire(b, op, &s, &buf, &next);
+    sm_status st = smi_buffer_acquire(b, op, &s, &buf, &next);
 
     if (st != SM_OK)
         return st;
@@ -302,7 +304,7 @@ static sm_status write_at(sm_buffer b, size_t off, void *src, size_t n, bool mov
 
     if (src == NULL && n > 0)
         return SM_E_INVAL;
-    st = acquire(b, SMI_BOP_WRITE, &s, &buf, &next);
+    st = smi_buffer_acquire(b, SMI_BOP_WRITE, &s, &buf, &next);
     if (st != SM_OK)
         return st;
     if (off > buf->r.size || n > buf->r.size - off) {
@@ -344,7 +346,7 @@ static sm_status fill(sm_buffer b, bool random)
     smi_slot *s;
     smi_buffer *buf;
     smi_buf_state next;
-    sm_status st = acquire(b, SMI_BOP_WRITE, &s, &buf, &next);
+    sm_status st = smi_buffer_acquire(b, SMI_BOP_WRITE, &s, &buf, &next);
 
     if (st != SM_OK)
         return st;
@@ -376,7 +378,7 @@ sm_status sm_buffer_equal(sm_buffer b, const void *data, size_t n, bool *equal)
 
     if (equal == NULL || (data == NULL && n > 0))
         return SM_E_INVAL;
-    st = acquire(b, SMI_BOP_READ, &s, &buf, &next);
+    st = smi_buffer_acquire(b, SMI_BOP_READ, &s, &buf, &next);
     if (st != SM_OK)
         return st;
     /* Every byte of the common length is compared, whatever the lengths say. */
@@ -393,7 +395,7 @@ uint8_t *sm_buffer_data(sm_buffer b)
     smi_buf_state next;
     uint8_t *d;
 
-    if (acquire(b, SMI_BOP_READ, &s, &buf, &next) != SM_OK)
+    if (smi_buffer_acquire(b, SMI_BOP_READ, &s, &buf, &next) != SM_OK)
         return NULL;
     d = smi_region_data(&buf->r);
     smi_registry_release(s);
@@ -407,7 +409,7 @@ size_t sm_buffer_size(sm_buffer b)
     smi_buf_state next;
     size_t n;
 
-    if (acquire(b, SMI_BOP_READ, &s, &buf, &next) != SM_OK)
+    if (smi_buffer_acquire(b, SMI_BOP_READ, &s, &buf, &next) != SM_OK)
         return 0;
     n = buf->r.size;
     smi_registry_release(s);
@@ -426,7 +428,7 @@ bool sm_buffer_is_mutable(sm_buffer b)
     smi_buf_state next;
     bool m;
 
-    if (acquire(b, SMI_BOP_READ, &s, &buf, &next) != SM_OK)
+    if (smi_buffer_acquire(b, SMI_BOP_READ, &s, &buf, &next) != SM_OK)
         return false;
     m = buf->state == SMI_BUF_MUTABLE;
     smi_registry_release(s);
@@ -438,7 +440,7 @@ sm_status sm_buffer_destroy(sm_buffer b)
     smi_slot *s;
     smi_buffer *buf;
     smi_buf_state next;
-    sm_status st = acquire(b, SMI_BOP_DESTROY, &s, &buf, &next);
+    sm_status st = smi_buffer_acquire(b, SMI_BOP_DESTROY, &s, &buf, &next);
 
     if (st != SM_OK)
         return st;

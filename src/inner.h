@@ -27,8 +27,15 @@ bool smi_runtime_secretmem(void);
 /* Counters behind sm_stats; the live-object counts come from the registry. */
 extern _Atomic uint64_t smi_stat_allocations, smi_stat_locked, smi_stat_unlocked;
 
-/* Detected corruption: message, abort. Never returns, never an error code. */
+/* Detected corruption: purge, message, abort. Never returns, never an error code. */
 _Noreturn void smi_panic(const char *msg);
+/* The message of a damaged canary, wherever it is found. */
+extern const char smi_corrupt_msg[];
+/*
+ * Purge every object, the enclave key and the canary key (purge.c); false if a damaged
+ * canary was found. Async-signal-safe: the body of sm_purge and of the signal handler.
+ */
+bool smi_purge_all(void);
 
 /* ---- canary randomness (rng.c) ---- */
 
@@ -128,6 +135,14 @@ typedef struct smi_slot {
  */
 sm_status smi_registry_insert(smi_kind kind, const void *body, size_t len, uint64_t *id);
 /*
+ * Insert in two steps, for callers that must not fail once they have changed something
+ * (sealing a buffer): reserve a slot first (SM_E_NOMEM), then publish, which cannot
+ * fail, or give the slot back.
+ */
+sm_status smi_registry_reserve(uint32_t *index);
+uint64_t smi_registry_publish(uint32_t index, smi_kind kind, const void *body, size_t len);
+void smi_registry_unreserve(uint32_t index);
+/*
  * The slot of the live object id of kind, with its lock held. SM_E_STATE for anything
  * else: 0, another kind, a removed object, an id never handed out.
  */
@@ -158,7 +173,40 @@ typedef struct smi_kind_ops {
 
 extern const smi_kind_ops smi_kind_ops_table[SMI_KIND_COUNT];
 
-/* The buffer module's entries (buffer.c). */
+/* ---- buffers (buffer.c), for the modules that make or consume them ---- */
+
+typedef struct smi_buffer {
+    smi_region    r;
+    smi_buf_state state;
+} smi_buffer;
+
+/* Freeze r and give it a buffer handle; on failure r is unmade. */
+sm_status smi_buffer_adopt(smi_region *r, sm_buffer *out);
+/*
+ * The buffer behind b, with its slot locked, if the state table allows op; *next is the
+ * state to commit once the work is done. The caller releases or removes the slot.
+ */
+sm_status smi_buffer_acquire(sm_buffer b, smi_buf_op op, smi_slot **s, smi_buffer **buf,
+                             smi_buf_state *next);
+
+/* The stream module's entries in smi_kind_ops (stream.c). */
+bool smi_stream_purge(void *body);
+void smi_stream_wipe(void *body);
+void smi_stream_audit(void *body);
+void smi_stream_forget(void *body);
+
+#if defined(SM_FAULT_INJECTION)
+/* Test hook: flip bit of e's ciphertext (where 0), tag (1) or nonce (2). */
+sm_status smi_enclave_test_flip(sm_enclave e, int where, size_t bit);
+#endif
+
+/* The enclave module's entries in smi_kind_ops (enclave.c). */
+bool smi_enclave_purge(void *body);
+void smi_enclave_wipe(void *body);
+void smi_enclave_audit(void *body);
+void smi_enclave_forget(void *body);
+
+/* The buffer module's entries in smi_kind_ops (buffer.c). */
 bool smi_buffer_purge(void *body);
 void smi_buffer_wipe(void *body);
 void smi_buffer_audit(void *body);

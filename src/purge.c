@@ -7,22 +7,22 @@
  */
 #include "inner.h"
 
-static const char corrupt_msg[] =
+const char smi_corrupt_msg[] =
     "canary of a guarded region is damaged: buffer underflow or stray write";
 
-/* Purge everything; false if a damaged canary was found. */
-static bool purge_all(void)
+bool smi_purge_all(void)
 {
     bool intact = smi_registry_purge();
 
+    smi_coffer_purge();
     smi_rng_forget_key();
     return intact;
 }
 
 void sm_purge(void)
 {
-    if (!purge_all())
-        sm_os_die(corrupt_msg);
+    if (!smi_purge_all())
+        sm_os_die(smi_corrupt_msg);
 }
 
 _Noreturn void sm_safe_exit(int code)
@@ -40,7 +40,7 @@ static atomic_bool panicking;
 _Noreturn void sm_panic(const char *msg)
 {
     if (!atomic_exchange(&panicking, true))
-        (void)purge_all();
+        (void)smi_purge_all();
     sm_os_die(msg != NULL ? msg : "(no message)");
 }
 

@@ -151,7 +151,7 @@ sm_status smi_region_protect(smi_region *r, sm_prot prot)
 void smi_region_check(const smi_region *r)
 {
     if (!smi_canary_ok(r->base + sm_os_page_size(), r->lay.canary_len, r->seed))
-        smi_panic("canary of a guarded region is damaged: buffer underflow or stray write");
+        smi_panic(smi_corrupt_msg);
 }
 
 sm_status smi_region_free(smi_region *r)

@@ -58,27 +58,48 @@ static sm_status take_index(uint32_t *index)
     return SM_OK;
 }
 
-sm_status smi_registry_insert(smi_kind kind, const void *body, size_t len, uint64_t *id)
+sm_status smi_registry_reserve(uint32_t *index)
 {
-    uint32_t index;
-    smi_slot *s;
     sm_status st;
 
     pthread_mutex_lock(&reg_lock);
-    st = take_index(&index);
+    st = take_index(index);
     pthread_mutex_unlock(&reg_lock);
-    if (st != SM_OK)
-        return st;
-    s = slot_at(index);
+    return st;
+}
+
+void smi_registry_unreserve(uint32_t index)
+{
+    pthread_mutex_lock(&reg_lock);
+    slot_at(index)->next = free_head;
+    free_head = index + 1;
+    pthread_mutex_unlock(&reg_lock);
+}
+
+uint64_t smi_registry_publish(uint32_t index, smi_kind kind, const void *body, size_t len)
+{
+    smi_slot *s = slot_at(index);
+    uint64_t id;
+
     pthread_mutex_lock(&s->lock);
     for (size_t i = 0; i < len; i++)
         s->body[i] = ((const unsigned char *)body)[i];
     s->kind = kind;
-    *id = smi_handle_make(kind, s->gen, index);
-    atomic_store_explicit(&s->id, *id, memory_order_release);
+    id = smi_handle_make(kind, s->gen, index);
+    atomic_store_explicit(&s->id, id, memory_order_release);
     atomic_fetch_add(&live[kind], 1);
     pthread_mutex_unlock(&s->lock);
-    return SM_OK;
+    return id;
+}
+
+sm_status smi_registry_insert(smi_kind kind, const void *body, size_t len, uint64_t *id)
+{
+    uint32_t index;
+    sm_status st = smi_registry_reserve(&index);
+
+    if (st == SM_OK)
+        *id = smi_registry_publish(index, kind, body, len);
+    return st;
 }
 
 sm_status smi_registry_acquire(uint64_t id, smi_kind kind, smi_slot **out)

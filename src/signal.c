@@ -16,11 +16,10 @@ static void on_signal(int sig)
     /* The first signal ends the process; one arriving on another thread just waits. */
     if (atomic_exchange(&ending, true))
         sm_os_wait_forever();
-    if (!smi_registry_purge()) {
+    if (!smi_purge_all()) {
         /* Corruption found while purging: the panic message, not the signal's exit. */
-        sm_os_die("canary of a guarded region is damaged: buffer underflow or stray write");
+        sm_os_die(smi_corrupt_msg);
     }
-    smi_rng_forget_key();
     if (h != NULL)
         h(sig);
     sm_os_die_by_signal(sig);

@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: ISC */
+#ifndef SECUREMEM_STREAM_H
+#define SECUREMEM_STREAM_H
+
+#include <securemem/common.h>
+#include <securemem/handles.h>
+#include <securemem/status.h>
+
+/*
+ * Streams (memguard's Stream): a FIFO of bytes kept as a chain of sealed chunks, each
+ * one mapping of 4 pages holding up to 4 pages less a 64-byte head of ciphertext. The
+ * only plaintext a stream keeps is transient, in one chunk-sized guarded buffer of its
+ * own, wiped after each call; next and flush decrypt straight into the buffer they
+ * return. The memory used is the chunks that the data fills, plus that one buffer.
+ *
+ * Each call is all or nothing: a write that fails writes nothing and leaves src as it
+ * was; a read that fails consumes nothing (and wipes what it had put in dst).
+ * Common errors: SM_E_INVAL (NULL pointers), SM_E_STATE (stale handle), SM_E_EOF (the
+ * stream is empty), and the OS errors of mapping chunks or using the enclave key.
+ */
+
+SM_API SM_MUST_CHECK sm_status sm_stream_new(sm_stream *out);
+/* Append the n bytes at src (wiped on success); n == 0 is SM_OK. */
+SM_API SM_MUST_CHECK sm_status sm_stream_write(sm_stream s, void *src, size_t n);
+/* Take up to cap bytes from the front into dst; *got says how many (SM_E_EOF: none held). */
+SM_API SM_MUST_CHECK sm_status sm_stream_read(sm_stream s, void *dst, size_t cap, size_t *got);
+/* The front chunk (what one write placed in it, at most one chunk) as a FROZEN buffer. */
+SM_API SM_MUST_CHECK sm_status sm_stream_next(sm_stream s, sm_buffer *out);
+/* Everything held, as one FROZEN buffer; the stream is then empty. */
+SM_API SM_MUST_CHECK sm_status sm_stream_flush(sm_stream s, sm_buffer *out);
+/* The bytes held, without decrypting anything; 0 if stale. */
+SM_API size_t sm_stream_size(sm_stream s);
+SM_API SM_MUST_CHECK sm_status sm_stream_destroy(sm_stream s);
+
+#endif

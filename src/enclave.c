@@ -1,0 +1,359 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * Enclaves (securemem/enclave.h). The ciphertext has one ordinary mapping of its own,
+ * laid out as  | nonce | tag | pad | ciphertext |  ; it is not secret, so it is not
+ * locked, which keeps RLIMIT_MEMLOCK for plaintext. Plaintext only ever exists in the
+ * caller's memory or in guarded regions: sealing encrypts in place where the plaintext
+ * already is and copies the ciphertext out; opening copies the ciphertext into a guarded
+ * region and decrypts it there.
+ */
+#include "inner.h"
+
+#define HEAD 32u /* nonce and tag, padded so that the ciphertext is 16-byte aligned */
+
+typedef struct smi_enclave {
+    uint8_t *map;
+    size_t   map_len;
+    size_t   size;
+} smi_enclave;
+
+_Static_assert(sizeof(smi_enclave) <= SMI_SLOT_BODY, "an enclave descriptor fits in its slot");
+_Static_assert(SMI_AEAD_NONCE + SMI_AEAD_TAG <= HEAD, "the head holds nonce and tag");
+
+/* The additional data binds the ciphertext to its size and to this use. */
+static void make_aad(size_t size, uint8_t aad[16])
+{
+    static const char tag[8] = "enclave";
+
+    for (unsigned i = 0; i < 8; i++) {
+        aad[i] = (uint8_t)tag[i];
+        aad[8 + i] = (uint8_t)((uint64_t)size >> (8 * i));
+    }
+}
+
+static uint8_t *ct_of(const smi_enclave *e)
+{
+    return e->map + HEAD;
+}
+
+/* A ciphertext mapping for size bytes; its pages are the caller's until published. */
+static sm_status map_for(size_t size, smi_enclave *e)
+{
+    size_t len;
+    void *p;
+    sm_status st;
+
+    if (size == 0 || size > SMI_AEAD_MAX_LEN)
+        return SM_E_INVAL;
+    len = smi_round_up(HEAD + size, sm_os_page_size());
+    if (len == 0)
+        return SM_E_INVAL;
+    st = sm_os_mmap(len, SM_PROT_READWRITE, &p);
+    if (st != SM_OK)
+        return st;
+    e->map = p;
+    e->map_len = len;
+    e->size = size;
+    return SM_OK;
+}
+
+static void unmap(smi_enclave *e)
+{
+    (void)sm_os_munmap(e->map, e->map_len);
+}
+
+/* Seal the plaintext at data in place, then copy nonce, tag and ciphertext into e. */
+static sm_status seal_into(smi_enclave *e, uint8_t *data)
+{
+    uint8_t aad[16];
+    sm_status st;
+
+    make_aad(e->size, aad);
+    st = smi_coffer_seal(aad, sizeof aad, data, e->size, e->map, e->map + SMI_AEAD_NONCE);
+    if (st == SM_OK)
+        for (size_t i = 0; i < e->size; i++)
+            ct_of(e)[i] = data[i];
+    return st;
+}
+
+/* Copy e's ciphertext into the region's data and decrypt it there (SM_E_AUTH wipes it). */
+static sm_status open_in(const smi_enclave *e, smi_region *r)
+{
+    uint8_t aad[16];
+    uint8_t *d = smi_region_data(r);
+
+    make_aad(e->size, aad);
+    for (size_t i = 0; i < e->size; i++)
+        d[i] = ct_of(e)[i];
+    return smi_coffer_open(e->map, aad, sizeof aad, d, e->size, e->map + SMI_AEAD_NONCE);
+}
+
+/*
+ * Everything that can fail comes first: the runtime, a registry slot and the
+ * ciphertext mapping. Publishing afterwards cannot fail, so a sealed source never has
+ * to be given back.
+ */
+static sm_status prepare(size_t size, uint32_t *slot, smi_enclave *e)
+{
+    sm_status st = smi_runtime_ready();
+
+    if (st == SM_OK)
+        st = map_for(size, e);
+    if (st != SM_OK)
+        return st;
+    st = smi_registry_reserve(slot);
+    if (st != SM_OK)
+        unmap(e);
+    return st;
+}
+
+static void discard(uint32_t slot, smi_enclave *e)
+{
+    smi_registry_unreserve(slot);
+    unmap(e);
+}
+
+static void publish(uint32_t slot, const smi_enclave *e, sm_enclave *out)
+{
+    out->id = smi_registry_publish(slot, SMI_KIND_ENCLAVE, e, sizeof *e);
+}
+
+sm_status sm_enclave_new(void *src, size_t size, sm_enclave *out)
+{
+    smi_enclave e;
+    uint32_t slot;
+    sm_status st;
+
+    if (src == NULL || out == NULL)
+        return SM_E_INVAL;
+    st = prepare(size, &slot, &e);
+    if (st != SM_OK)
+        return st;
+    /* src is wiped on success anyway: encrypting in place there saves a copy. */
+    st = seal_into(&e, src);
+    if (st != SM_OK) {
+        discard(slot, &e);
+        return st;
+    }
+    smi_wipe(src, size);
+    publish(slot, &e, out);
+    return SM_OK;
+}
+
+sm_status sm_enclave_random(size_t size, sm_enclave *out)
+{
+    smi_enclave e;
+    smi_region r;
+    uint32_t slot;
+    sm_status st;
+
+    if (out == NULL)
+        return SM_E_INVAL;
+    st = prepare(size, &slot, &e);
+    if (st != SM_OK)
+        return st;
+    /* The random plaintext is made, and sealed, inside a guarded region. */
+    st = smi_region_alloc(size, NULL, &r);
+    if (st == SM_OK) {
+        st = smi_rng_fill(smi_region_data(&r), size);
+        if (st == SM_OK)
+            st = seal_into(&e, smi_region_data(&r));
+        smi_region_unmake(&r);
+    }
+    if (st != SM_OK) {
+        discard(slot, &e);
+        return st;
+    }
+    publish(slot, &e, out);
+    return SM_OK;
+}
+
+/* The enclave behind e with its slot locked; the caller releases it. */
+static sm_status acquire(sm_enclave e, smi_slot **s, smi_enclave **enc)
+{
+    sm_status st = smi_registry_acquire(e.id, SMI_KIND_ENCLAVE, s);
+
+    if (st == SM_OK)
+        *enc = (smi_enclave *)(void *)(*s)->body;
+    return st;
+}
+
+sm_status sm_enclave_open(sm_enclave e, sm_buffer *out)
+{
+    smi_slot *s;
+    smi_enclave *enc;
+    smi_region r;
+    sm_status st;
+
+    if (out == NULL)
+        return SM_E_INVAL;
+    st = acquire(e, &s, &enc);
+    if (st != SM_OK)
+        return st;
+    st = smi_region_alloc(enc->size, NULL, &r);
+    if (st == SM_OK) {
+        st = open_in(enc, &r);
+        if (st == SM_OK)
+            st = smi_buffer_adopt(&r, out);
+        else
+            smi_region_unmake(&r);
+    }
+    smi_registry_release(s);
+    return st;
+}
+
+sm_status sm_enclave_open_into(sm_enclave e, sm_buffer dst)
+{
+    smi_slot *s, *bs;
+    smi_enclave *enc;
+    smi_buffer *buf;
+    smi_buf_state next;
+    smi_region r;
+    sm_status st;
+
+    /* Lock order: the enclave, then the buffer. No other path holds both. */
+    st = acquire(e, &s, &enc);
+    if (st != SM_OK)
+        return st;
+    st = smi_buffer_acquire(dst, SMI_BOP_WRITE, &bs, &buf, &next);
+    if (st != SM_OK) {
+        smi_registry_release(s);
+        return st;
+    }
+    if (buf->r.size != enc->size) {
+        st = SM_E_INVAL;
+    } else {
+        /* Decrypt beside dst, so that a failed authentication leaves dst as it was. */
+        st = smi_region_alloc(enc->size, NULL, &r);
+        if (st == SM_OK) {
+            st = open_in(enc, &r);
+            if (st == SM_OK)
+                for (size_t i = 0; i < enc->size; i++)
+                    smi_region_data(&buf->r)[i] = smi_region_data(&r)[i];
+            smi_region_unmake(&r);
+        }
+    }
+    smi_registry_release(bs);
+    smi_registry_release(s);
+    return st;
+}
+
+size_t sm_enclave_size(sm_enclave e)
+{
+    smi_slot *s;
+    smi_enclave *enc;
+    size_t n;
+
+    if (acquire(e, &s, &enc) != SM_OK)
+        return 0;
+    n = enc->size;
+    smi_registry_release(s);
+    return n;
+}
+
+sm_status sm_enclave_destroy(sm_enclave e)
+{
+    smi_slot *s;
+    smi_enclave *enc;
+    sm_status st = acquire(e, &s, &enc);
+
+    if (st != SM_OK)
+        return st;
+    st = sm_os_munmap(enc->map, enc->map_len);
+    if (st != SM_OK) {
+        smi_registry_release(s);
+        return st;
+    }
+    smi_registry_remove(s);
+    return SM_OK;
+}
+
+sm_status sm_buffer_seal(sm_buffer b, sm_enclave *out)
+{
+    smi_slot *bs;
+    smi_buffer *buf;
+    smi_buf_state next;
+    smi_enclave e;
+    uint32_t slot;
+    sm_prot was;
+    sm_status st;
+
+    if (out == NULL)
+        return SM_E_INVAL;
+    st = smi_buffer_acquire(b, SMI_BOP_SEAL, &bs, &buf, &next);
+    if (st != SM_OK)
+        return st;
+    was = buf->r.prot;
+    st = prepare(buf->r.size, &slot, &e);
+    if (st != SM_OK)
+        goto out;
+    /* Seal in place inside the guarded region: the plaintext never leaves it. */
+    st = smi_region_protect(&buf->r, SM_PROT_READWRITE);
+    if (st == SM_OK) {
+        smi_region_check(&buf->r);
+        st = seal_into(&e, smi_region_data(&buf->r));
+    }
+    if (st == SM_OK) {
+        st = smi_region_free(&buf->r);
+        if (st != SM_OK) {
+            /* Still mapped: decrypt back, so that the buffer is as it was. */
+            (void)open_in(&e, &buf->r);
+        }
+    }
+    if (st != SM_OK) {
+        (void)smi_region_protect(&buf->r, was);
+        discard(slot, &e);
+        goto out;
+    }
+    publish(slot, &e, out);
+    smi_registry_remove(bs);
+    return SM_OK;
+out:
+    smi_registry_release(bs);
+    return st;
+}
+
+/* ---- the registry's walks (smi_kind_ops) ---- */
+
+bool smi_enclave_purge(void *body)
+{
+    unmap((smi_enclave *)body);
+    return true;
+}
+
+void smi_enclave_wipe(void *body)
+{
+    /* Ciphertext only: nothing secret to wipe while its holder is busy with it. */
+    (void)body;
+}
+
+void smi_enclave_audit(void *body)
+{
+    /* No canary: the tag is what protects ciphertext, and it is checked at each open. */
+    (void)body;
+}
+
+void smi_enclave_forget(void *body)
+{
+    unmap((smi_enclave *)body);
+}
+
+#if defined(SM_FAULT_INJECTION)
+sm_status smi_enclave_test_flip(sm_enclave e, int where, size_t bit)
+{
+    smi_slot *s;
+    smi_enclave *enc;
+    sm_status st = acquire(e, &s, &enc);
+    size_t len = where == 0 ? enc->size : where == 1 ? SMI_AEAD_TAG : SMI_AEAD_NONCE;
+    uint8_t *p = where == 0 ? ct_of(enc) : where == 1 ? enc->map + SMI_AEAD_NONCE : enc->map;
+
+    if (st != SM_OK)
+        return st;
+    if (bit / 8 < len)
+        p[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+    else
+        st = SM_E_INVAL;
+    smi_registry_release(s);
+    return st;
+}
+#endif

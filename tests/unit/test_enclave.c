@@ -1,0 +1,218 @@
+/* SPDX-License-Identifier: ISC */
+/* Enclaves: sealing, opening, tampering, and the buffer's seal transition. */
+#include <criterion/criterion.h>
+#include <criterion/redirect.h>
+#include <stdlib.h>
+
+#include "helpers.h"
+
+static void fill(uint8_t *p, size_t n, uint8_t seed)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (uint8_t)(seed + i * 7);
+}
+
+Test(enclave, new_open_round_trip_for_many_sizes)
+{
+    static const size_t sizes[] = { 1, 15, 16, 17, 4064, 4065, 100000 };
+
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        size_t n = sizes[k];
+        uint8_t *src = malloc(n), *want = malloc(n);
+        sm_enclave e;
+        sm_buffer b;
+
+        fill(src, n, (uint8_t)k);
+        memcpy(want, src, n);
+        cr_assert_eq(sm_enclave_new(src, n, &e), SM_OK, "size %zu", n);
+        for (size_t i = 0; i < n; i++)
+            cr_assert_eq(src[i], 0, "src wiped");
+        cr_assert_eq(sm_enclave_size(e), n);
+        cr_assert_eq(sm_enclave_open(e, &b), SM_OK);
+        cr_assert_eq(sm_buffer_size(b), n);
+        cr_assert_not(sm_buffer_is_mutable(b), "opened FROZEN");
+        cr_assert(sm_equal(sm_buffer_data(b), want, n));
+        cr_assert_eq(sm_buffer_destroy(b), SM_OK);
+        cr_assert_eq(sm_enclave_open(e, &b), SM_OK, "the enclave stays");
+        cr_assert_eq(sm_buffer_destroy(b), SM_OK);
+        cr_assert_eq(sm_enclave_destroy(e), SM_OK);
+        cr_assert_eq(sm_enclave_size(e), 0);
+        cr_assert_eq(sm_enclave_open(e, &b), SM_E_STATE);
+        free(src);
+        free(want);
+    }
+}
+
+Test(enclave, ciphertext_is_not_the_plaintext)
+{
+    uint8_t src[64], want[64];
+    sm_enclave e;
+    smi_slot *s;
+    const uint8_t *map;
+
+    fill(src, 64, 3);
+    memcpy(want, src, 64);
+    cr_assert_eq(sm_enclave_new(src, 64, &e), SM_OK);
+    cr_assert_eq(smi_registry_acquire(e.id, SMI_KIND_ENCLAVE, &s), SM_OK);
+    memcpy(&map, s->body, sizeof map);
+    smi_registry_release(s);
+    cr_assert_not(sm_equal(map + 32, want, 64));
+    cr_assert(memmem(map, 4096, want, 16) == NULL, "no plaintext in the enclave's pages");
+    cr_assert_eq(sm_enclave_destroy(e), SM_OK);
+}
+
+Test(enclave, random_and_bad_arguments)
+{
+    sm_enclave e = { 0 }, r1, r2;
+    sm_buffer a, b;
+    uint8_t x = 1;
+
+    cr_assert_eq(sm_enclave_new(NULL, 1, &e), SM_E_INVAL);
+    cr_assert_eq(sm_enclave_new(&x, 0, &e), SM_E_INVAL);
+    cr_assert_eq(sm_enclave_new(&x, 1, NULL), SM_E_INVAL);
+    cr_assert_eq(x, 1, "not wiped on failure");
+    cr_assert_eq(sm_enclave_random(0, &e), SM_E_INVAL);
+    cr_assert_eq(sm_enclave_random(1, NULL), SM_E_INVAL);
+    cr_assert_eq(sm_enclave_new(&x, SIZE_MAX, &e), SM_E_INVAL);
+    cr_assert_eq(e.id, 0);
+    cr_assert_eq(sm_enclave_random(32, &r1), SM_OK);
+    cr_assert_eq(sm_enclave_random(32, &r2), SM_OK);
+    cr_assert_eq(sm_enclave_open(r1, &a), SM_OK);
+    cr_assert_eq(sm_enclave_open(r2, &b), SM_OK);
+    cr_assert_not(sm_equal(sm_buffer_data(a), sm_buffer_data(b), 32));
+    cr_assert_eq(sm_enclave_open(r1, NULL), SM_E_INVAL);
+    cr_assert_eq(sm_buffer_destroy(a), SM_OK);
+    cr_assert_eq(sm_buffer_destroy(b), SM_OK);
+    cr_assert_eq(sm_enclave_destroy(r1), SM_OK);
+    cr_assert_eq(sm_enclave_destroy(r1), SM_E_STATE);
+    cr_assert_eq(sm_enclave_destroy(r2), SM_OK);
+}
+
+/* Every single-bit flip of ciphertext, tag and nonce: SM_E_AUTH and no buffer. */
+Test(enclave, tampering_is_detected)
+{
+    static const size_t lens[] = { 40, 16, 12 };
+    uint8_t src[40];
+    sm_enclave e;
+    sm_stats s0, s1;
+
+    fill(src, 40, 9);
+    cr_assert_eq(sm_enclave_new(src, 40, &e), SM_OK);
+    cr_assert_eq(sm_stats_get(&s0), SM_OK);
+    for (int where = 0; where < 3; where++) {
+        for (size_t bit = 0; bit < lens[where] * 8; bit += 3) {
+            sm_buffer b = { 0 };
+
+            cr_assert_eq(smi_enclave_test_flip(e, where, bit), SM_OK);
+            cr_assert_eq(sm_enclave_open(e, &b), SM_E_AUTH, "where %d bit %zu", where, bit);
+            cr_assert_eq(b.id, 0, "no buffer");
+            cr_assert_eq(smi_enclave_test_flip(e, where, bit), SM_OK);
+        }
+    }
+    cr_assert_eq(sm_stats_get(&s1), SM_OK);
+    cr_assert_eq(s1.buffers_live, s0.buffers_live);
+    cr_assert_eq(s1.bytes_locked, s0.bytes_locked, "nothing left behind");
+    {
+        sm_buffer b;
+
+        cr_assert_eq(sm_enclave_open(e, &b), SM_OK, "restored, it opens again");
+        cr_assert_eq(sm_buffer_destroy(b), SM_OK);
+    }
+    cr_assert_eq(sm_enclave_destroy(e), SM_OK);
+}
+
+Test(enclave, open_into_a_mutable_buffer_of_the_same_size)
+{
+    uint8_t src[48], want[48];
+    sm_enclave e;
+    sm_buffer dst, small, frozen;
+
+    fill(src, 48, 5);
+    memcpy(want, src, 48);
+    cr_assert_eq(sm_enclave_new(src, 48, &e), SM_OK);
+    cr_assert_eq(sm_buffer_new(48, &dst), SM_OK);
+    cr_assert_eq(sm_buffer_new(47, &small), SM_OK);
+    cr_assert_eq(sm_buffer_random(48, &frozen), SM_OK);
+    cr_assert_eq(sm_enclave_open_into(e, dst), SM_OK);
+    cr_assert(sm_equal(sm_buffer_data(dst), want, 48));
+    cr_assert(sm_buffer_is_mutable(dst), "still MUTABLE");
+    cr_assert_eq(sm_enclave_open_into(e, small), SM_E_INVAL);
+    cr_assert_eq(sm_enclave_open_into(e, frozen), SM_E_STATE);
+    /* Tampered: dst keeps what it had. */
+    memset(sm_buffer_data(dst), 0xab, 48);
+    cr_assert_eq(smi_enclave_test_flip(e, 1, 0), SM_OK);
+    cr_assert_eq(sm_enclave_open_into(e, dst), SM_E_AUTH);
+    for (int i = 0; i < 48; i++)
+        cr_assert_eq(sm_buffer_data(dst)[i], 0xab);
+    cr_assert_eq(sm_buffer_destroy(dst), SM_OK);
+    cr_assert_eq(sm_enclave_open_into(e, dst), SM_E_STATE, "stale dst");
+    cr_assert_eq(sm_buffer_destroy(small), SM_OK);
+    cr_assert_eq(sm_buffer_destroy(frozen), SM_OK);
+    cr_assert_eq(sm_enclave_destroy(e), SM_OK);
+}
+
+Test(enclave, seal_destroys_the_buffer_mutable_or_frozen)
+{
+    for (int frozen = 0; frozen < 2; frozen++) {
+        sm_buffer b, back;
+        sm_enclave e;
+        uint8_t want[100];
+        uint8_t *d;
+
+        cr_assert_eq(sm_buffer_new(100, &b), SM_OK);
+        fill(sm_buffer_data(b), 100, 1);
+        memcpy(want, sm_buffer_data(b), 100);
+        d = sm_buffer_data(b);
+        if (frozen)
+            cr_assert_eq(sm_buffer_freeze(b), SM_OK);
+        cr_assert_eq(sm_buffer_seal(b, &e), SM_OK);
+        cr_assert_not(sm_buffer_is_alive(b));
+        cr_assert_eq(sm_buffer_seal(b, &e), SM_E_STATE);
+        {
+            char perms[5], flags[256];
+            size_t locked;
+
+            cr_assert_neq(smaps_of(d, perms, flags, sizeof flags, &locked), 0, "unmapped");
+        }
+        cr_assert_eq(sm_enclave_open(e, &back), SM_OK);
+        cr_assert(sm_equal(sm_buffer_data(back), want, 100));
+        cr_assert_eq(sm_buffer_destroy(back), SM_OK);
+        cr_assert_eq(sm_enclave_destroy(e), SM_OK);
+    }
+}
+
+Test(enclave, seal_failure_leaves_the_buffer_as_it_was)
+{
+    sm_buffer b;
+    sm_enclave e = { 0 };
+    counters before, after;
+
+    cr_assert_eq(sm_buffer_random(64, &b), SM_OK);
+    {
+        /* Make the key and grow the registry first: both are kept for good. */
+        sm_enclave warm;
+        uint8_t x = 1;
+
+        cr_assert_eq(sm_enclave_new(&x, 1, &warm), SM_OK);
+        cr_assert_eq(sm_enclave_destroy(warm), SM_OK);
+    }
+    counters_get(&before);
+    sm_os_fault_arm(SM_OS_MMAP, 1, ENOMEM, false);
+    cr_assert_eq(sm_buffer_seal(b, &e), SM_E_NOMEM);
+    counters_get(&after);
+    cr_assert(counters_equal(&before, &after, CMP_MAPPED | CMP_ALLOCATIONS));
+    cr_assert(sm_buffer_is_alive(b));
+    cr_assert_not(sm_buffer_is_mutable(b), "still FROZEN");
+    cr_assert_eq(e.id, 0);
+    cr_assert_eq(sm_buffer_destroy(b), SM_OK);
+}
+
+Test(enclave, seal_checks_the_canary, .signal = SIGABRT, .init = cr_redirect_stderr)
+{
+    sm_buffer b;
+    sm_enclave e;
+
+    cr_assert_eq(sm_buffer_new(10, &b), SM_OK);
+    sm_buffer_data(b)[-1] ^= 1;
+    cr_assert_fail("seal returned %s", sm_status_str(sm_buffer_seal(b, &e)));
+}

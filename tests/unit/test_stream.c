@@ -1,0 +1,254 @@
+/* SPDX-License-Identifier: ISC */
+/* Streams: FIFO order byte for byte, chunk boundaries, next and flush, atomicity. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+
+#include "helpers.h"
+
+/* The chunk capacity: 4 pages less the 64-byte head. */
+static size_t chunk_cap(void)
+{
+    return 4 * sm_page_size() - 64;
+}
+
+/* A deterministic byte at position i of the data written so far. */
+static uint8_t byte_at(size_t i)
+{
+    return (uint8_t)(i * 2654435761u >> 13);
+}
+
+typedef struct fifo {
+    sm_stream s;
+    size_t    written, read;
+} fifo;
+
+static void put(fifo *f, size_t n)
+{
+    uint8_t *p = malloc(n ? n : 1);
+
+    for (size_t i = 0; i < n; i++)
+        p[i] = byte_at(f->written + i);
+    cr_assert_eq(sm_stream_write(f->s, p, n), SM_OK, "write %zu", n);
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(p[i], 0, "src wiped");
+    f->written += n;
+    cr_assert_eq(sm_stream_size(f->s), f->written - f->read);
+    free(p);
+}
+
+static void take(fifo *f, size_t cap)
+{
+    uint8_t *p = malloc(cap ? cap : 1);
+    size_t got = 0, want = f->written - f->read < cap ? f->written - f->read : cap;
+    sm_status st = sm_stream_read(f->s, p, cap, &got);
+
+    if (f->written == f->read) {
+        cr_assert_eq(st, SM_E_EOF);
+    } else {
+        cr_assert_eq(st, SM_OK);
+        cr_assert_eq(got, want);
+        for (size_t i = 0; i < got; i++)
+            cr_assert_eq(p[i], byte_at(f->read + i), "byte %zu", f->read + i);
+        f->read += got;
+    }
+    cr_assert_eq(sm_stream_size(f->s), f->written - f->read);
+    free(p);
+}
+
+static void check_buffer(fifo *f, sm_buffer b)
+{
+    size_t n = sm_buffer_size(b);
+    const uint8_t *d = sm_buffer_data(b);
+
+    cr_assert_not(sm_buffer_is_mutable(b), "FROZEN");
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(d[i], byte_at(f->read + i));
+    f->read += n;
+    cr_assert_eq(sm_buffer_destroy(b), SM_OK);
+}
+
+Test(stream, write_sizes_around_the_chunk)
+{
+    size_t c = chunk_cap();
+    const size_t sizes[] = { 1, c - 1, c, c + 1, 2 * c + 1, 0 };
+
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        fifo f = { .written = 0 };
+
+        cr_assert_eq(sm_stream_new(&f.s), SM_OK);
+        put(&f, sizes[k]);
+        take(&f, sizes[k] + 10);
+        take(&f, 1);
+        cr_assert_eq(sm_stream_destroy(f.s), SM_OK);
+    }
+}
+
+Test(stream, interleaved_reads_and_writes_keep_fifo_order)
+{
+    fifo f = { .written = 0 };
+    size_t c = chunk_cap();
+
+    cr_assert_eq(sm_stream_new(&f.s), SM_OK);
+    take(&f, 10);
+    put(&f, 1);
+    put(&f, 3);
+    take(&f, 2);
+    put(&f, c + 7);
+    take(&f, c - 5);
+    put(&f, 1);
+    take(&f, 1);
+    put(&f, 3 * c);
+    take(&f, 2 * c + 3);
+    put(&f, 100);
+    take(&f, 1 << 20);
+    take(&f, 1);
+    cr_assert_eq(f.read, f.written);
+    cr_assert_eq(sm_stream_destroy(f.s), SM_OK);
+}
+
+Test(stream, next_and_flush)
+{
+    fifo f = { .written = 0 };
+    size_t c = chunk_cap();
+    sm_buffer b;
+
+    cr_assert_eq(sm_stream_new(&f.s), SM_OK);
+    cr_assert_eq(sm_stream_next(f.s, &b), SM_E_EOF);
+    cr_assert_eq(sm_stream_flush(f.s, &b), SM_E_EOF);
+    put(&f, 2 * c + 5);
+    cr_assert_eq(sm_stream_next(f.s, &b), SM_OK);
+    cr_assert_eq(sm_buffer_size(b), c, "one full chunk");
+    check_buffer(&f, b);
+    take(&f, 3);
+    cr_assert_eq(sm_stream_next(f.s, &b), SM_OK);
+    cr_assert_eq(sm_buffer_size(b), c - 3, "the rest of the chunk read in part");
+    check_buffer(&f, b);
+    put(&f, 10);
+    cr_assert_eq(sm_stream_size(f.s), 15);
+    cr_assert_eq(sm_stream_flush(f.s, &b), SM_OK);
+    cr_assert_eq(sm_buffer_size(b), 15);
+    check_buffer(&f, b);
+    cr_assert_eq(sm_stream_size(f.s), 0);
+    cr_assert_eq(sm_stream_next(f.s, &b), SM_E_EOF);
+    cr_assert_eq(sm_stream_destroy(f.s), SM_OK);
+}
+
+Test(stream, sixty_four_mebibytes)
+{
+    size_t n = 64u << 20, step = 1u << 20;
+    fifo f = { .written = 0 };
+    sm_stats s0, s1;
+    sm_buffer b;
+
+    cr_assert_eq(sm_stream_new(&f.s), SM_OK);
+    put(&f, 1); /* the enclave key is made, and locked, at the first seal */
+    cr_assert_eq(sm_stats_get(&s0), SM_OK);
+    for (size_t done = 1; done < n; done += step)
+        put(&f, done + step > n ? n - done : step);
+    cr_assert_eq(sm_stream_size(f.s), n);
+    cr_assert_eq(sm_stats_get(&s1), SM_OK);
+    cr_assert_eq(s1.bytes_locked, s0.bytes_locked, "chunks are ciphertext: nothing more locked");
+    for (size_t done = 0; done < n / 2; done += step)
+        take(&f, step);
+    cr_assert_eq(sm_stream_flush(f.s, &b), SM_OK);
+    check_buffer(&f, b);
+    cr_assert_eq(f.read, n);
+    cr_assert_eq(sm_stream_destroy(f.s), SM_OK);
+}
+
+Test(stream, memory_follows_the_data)
+{
+    sm_stream s;
+    size_t before, after, n = 4000;
+    uint8_t one = 1;
+
+    cr_assert_eq(sm_stream_new(&s), SM_OK);
+    cr_assert_eq(sm_stream_write(s, &one, 1), SM_OK);
+    before = mapped_bytes();
+    for (size_t i = 1; i < n; i++) {
+        one = 1;
+        cr_assert_eq(sm_stream_write(s, &one, 1), SM_OK);
+    }
+    after = mapped_bytes();
+    cr_assert_eq(after, before, "4000 one-byte writes share the first chunk");
+    cr_assert_eq(sm_stream_destroy(s), SM_OK);
+}
+
+Test(stream, failed_write_changes_nothing)
+{
+    fifo f = { .written = 0 };
+    size_t c = chunk_cap();
+    uint8_t *p = malloc(3 * c);
+    counters before, after;
+
+    cr_assert_eq(sm_stream_new(&f.s), SM_OK);
+    put(&f, 10);
+    memset(p, 0x42, 3 * c);
+    counters_get(&before);
+    sm_os_fault_arm(SM_OS_MMAP, 3, ENOMEM, false);
+    cr_assert_eq(sm_stream_write(f.s, p, 3 * c), SM_E_NOMEM);
+    counters_get(&after);
+    cr_assert(counters_equal(&before, &after, CMP_MAPPED | CMP_ALLOCATIONS));
+    cr_assert_eq(p[0], 0x42, "src untouched");
+    cr_assert_eq(sm_stream_size(f.s), 10);
+    take(&f, 100);
+    cr_assert_eq(sm_stream_destroy(f.s), SM_OK);
+    free(p);
+}
+
+Test(stream, failed_read_consumes_nothing)
+{
+    fifo f = { .written = 0 };
+    size_t c = chunk_cap();
+    uint8_t *p = malloc(c + 5);
+    size_t got = 99;
+
+    cr_assert_eq(sm_stream_new(&f.s), SM_OK);
+    put(&f, 2 * c);
+    sm_os_fault_arm(SM_OS_MMAP, 1, ENOMEM, false); /* the chunk for the rest */
+    cr_assert_eq(sm_stream_read(f.s, p, c + 5, &got), SM_E_NOMEM);
+    cr_assert_eq(got, 99, "got untouched");
+    cr_assert_eq(sm_stream_size(f.s), 2 * c);
+    take(&f, 2 * c);
+    cr_assert_eq(sm_stream_destroy(f.s), SM_OK);
+    free(p);
+}
+
+Test(stream, bad_arguments_and_stale_handles)
+{
+    sm_stream s, zero = { 0 };
+    sm_buffer b;
+    size_t got;
+    uint8_t x;
+
+    cr_assert_eq(sm_stream_new(NULL), SM_E_INVAL);
+    cr_assert_eq(sm_stream_new(&s), SM_OK);
+    cr_assert_eq(sm_stream_write(s, NULL, 1), SM_E_INVAL);
+    cr_assert_eq(sm_stream_write(s, NULL, 0), SM_OK);
+    cr_assert_eq(sm_stream_read(s, &x, 1, NULL), SM_E_INVAL);
+    cr_assert_eq(sm_stream_read(s, NULL, 1, &got), SM_E_INVAL);
+    cr_assert_eq(sm_stream_next(s, NULL), SM_E_INVAL);
+    cr_assert_eq(sm_stream_flush(s, NULL), SM_E_INVAL);
+    cr_assert_eq(sm_stream_destroy(s), SM_OK);
+    cr_assert_eq(sm_stream_destroy(s), SM_E_STATE);
+    cr_assert_eq(sm_stream_write(s, &x, 1), SM_E_STATE);
+    cr_assert_eq(sm_stream_read(s, &x, 1, &got), SM_E_STATE);
+    cr_assert_eq(sm_stream_next(s, &b), SM_E_STATE);
+    cr_assert_eq(sm_stream_flush(zero, &b), SM_E_STATE);
+    cr_assert_eq(sm_stream_size(s), 0);
+}
+
+Test(stream, purge_unmaps_chunks)
+{
+    fifo f = { .written = 0 };
+    size_t before;
+
+    /* The registry's chunk and the enclave key exist before the measure. */
+    cr_assert_eq(sm_stream_new(&f.s), SM_OK);
+    put(&f, 1);
+    before = mapped_bytes();
+    put(&f, 5 * chunk_cap());
+    sm_purge();
+    cr_assert_eq(sm_stream_size(f.s), 0);
+    cr_assert_lt(mapped_bytes(), before, "the chunks, the scratch and the key are gone");
+}
