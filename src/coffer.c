@@ -145,17 +145,17 @@ static void fork_release(void)
  * Register the fork handlers before the first lock is ever taken, so that no fork can
  * catch a coffer lock held by a thread that the child will not have. pthread_once and
  * not a hand-made flag: glibc restarts a once-routine that a fork interrupted, where a
- * "being registered" flag would stay set for ever in the child. pthread_atfork is a
- * libc registration, not a system call, and glibc keeps its first handlers in static
- * storage: no malloc. It fails only when glibc cannot grow that list, and then the
- * coffer cannot be made fork-safe: every seal gives SM_E_NOMEM.
+ * "being registered" flag would stay set for ever in the child. The registration goes
+ * through the shim (sm_os_atfork) so that its failure can be injected; it fails only
+ * when libc cannot grow its handler list, and then the coffer cannot be made
+ * fork-safe: every seal of the process gives SM_E_NOMEM.
  */
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 static atomic_bool atfork_ok;
 
 static void atfork_register(void)
 {
-    atomic_store(&atfork_ok, pthread_atfork(fork_prepare, fork_release, fork_release) == 0);
+    atomic_store(&atfork_ok, sm_os_atfork(fork_prepare, fork_release, fork_release) == SM_OK);
 }
 
 static sm_status atfork_ready(void)

@@ -16,9 +16,12 @@
 
 #include "inner.h"
 
+/* keypage.seeded: a fork leaves SEED_NONE, since WIPEONFORK zeroes the whole page. */
+enum { SEED_NONE = 0, SEED_KEYED = 1, SEED_FORGOTTEN = 2 };
+
 struct keypage {
     uint8_t          key[32];
-    _Atomic uint64_t seeded; /* 1 once key holds OS randomness; 0 again in a forked child */
+    _Atomic uint64_t seeded; /* SEED_*: whether key holds OS randomness */
 };
 
 static smi_region key_region;
@@ -34,7 +37,7 @@ static sm_status seed_key(struct keypage *k)
 
     if (st == SM_OK) {
         memcpy(k->key, fresh, sizeof fresh);
-        atomic_store_explicit(&k->seeded, 1, memory_order_release);
+        atomic_store_explicit(&k->seeded, SEED_KEYED, memory_order_release);
     }
     smi_wipe(fresh, sizeof fresh);
     return st;
@@ -73,16 +76,10 @@ void smi_rng_forget_key(void)
 {
     if (kp == NULL)
         return;
-    atomic_store_explicit(&kp->seeded, 0, memory_order_release);
+    atomic_store_explicit(&kp->seeded, SEED_FORGOTTEN, memory_order_release);
     smi_wipe(kp->key, sizeof kp->key);
 }
 
-/*
- * After fork the page reads as zeroes, canary included. Redraw both; if the OS source
- * fails here, fall back to the counter-only keystream of the zero key rather than stop,
- * and try again on the next region: the child's canaries are then predictable, but
- * still unique, until getrandom works again.
- */
 /*
  * mlock does not survive fork either: lock the page again before a key goes into it.
  * This path cannot fail (smi_rng_canary has no error), so a refusal is taken as best
@@ -98,16 +95,24 @@ static void relock_after_fork(void)
     }
 }
 
-static void reseed_after_fork(void)
+/*
+ * A key is missing: wiped by a fork (SEED_NONE: the whole page reads as zeroes, canary
+ * included, and is no longer locked) or by a purge (SEED_FORGOTTEN: only the key).
+ * Redraw what is gone. If the OS source fails here, the keystream of the zero key is
+ * used rather than stopping, and the next call tries again: canaries are then
+ * predictable, but still unique; smi_rng_fill refuses to make key material meanwhile.
+ */
+static void reseed(void)
 {
+    uint64_t was;
+
     pthread_mutex_lock(&reseed_lock);
-    if (atomic_load_explicit(&kp->seeded, memory_order_acquire) == 0)
+    was = atomic_load_explicit(&kp->seeded, memory_order_acquire);
+    if (was == SEED_NONE)
         relock_after_fork();
-    if (atomic_load_explicit(&kp->seeded, memory_order_acquire) == 0 &&
-        seed_key(kp) == SM_OK) {
+    if (was != SEED_KEYED && seed_key(kp) == SM_OK && was == SEED_NONE)
         smi_canary_fill(key_region.base + sm_os_page_size(), key_region.lay.canary_len,
                         key_region.seed);
-    }
     pthread_mutex_unlock(&reseed_lock);
 }
 
@@ -117,13 +122,13 @@ static bool keystream(uint8_t *out, size_t n)
     uint8_t nonce[12] = { 0 };
     uint64_t c = atomic_fetch_add_explicit(&counter, 1, memory_order_relaxed);
 
-    if (atomic_load_explicit(&kp->seeded, memory_order_acquire) == 0)
-        reseed_after_fork();
+    if (atomic_load_explicit(&kp->seeded, memory_order_acquire) != SEED_KEYED)
+        reseed();
     for (unsigned i = 0; i < 8; i++)
         nonce[i] = (uint8_t)(c >> (8 * i));
     memset(out, 0, n);
     br_chacha20_ct_run(kp->key, nonce, 0, out, n);
-    return atomic_load_explicit(&kp->seeded, memory_order_acquire) != 0;
+    return atomic_load_explicit(&kp->seeded, memory_order_acquire) == SEED_KEYED;
 }
 
 void smi_rng_canary(uint8_t out[SMI_CANARY_SEED])

@@ -75,8 +75,9 @@ SM_API SM_MUST_CHECK sm_status sm_catch_signals(const int *signals, size_t n, vo
 SM_API SM_MUST_CHECK sm_status sm_catch_interrupt(void);
 
 /*
- * Check the canary of every live object now; a damaged one panics (never an error).
- * Objects at rest in PROT_NONE pages are opened read-only for the check.
+ * Check the canary of every live object and of the enclave key's shares now; a damaged
+ * one panics (never an error). Objects at rest in PROT_NONE pages are opened read-only
+ * for the check. Errors: SM_E_PROT when the key's shares could not be opened to look.
  */
 SM_API SM_MUST_CHECK sm_status sm_audit(void);
 
