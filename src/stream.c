@@ -135,6 +135,18 @@ static sm_status acquire(sm_stream h, smi_slot **slot, smi_stream **s)
     return st;
 }
 
+/* acquire, for the calls that take data out: SM_E_EOF, with nothing held, when empty. */
+static sm_status acquire_nonempty(sm_stream h, smi_slot **slot, smi_stream **s)
+{
+    sm_status st = acquire(h, slot, s);
+
+    if (st == SM_OK && (*s)->size == 0) {
+        smi_registry_release(*slot);
+        st = SM_E_EOF;
+    }
+    return st;
+}
+
 /*
  * Build the chain that replaces the tail: the tail's bytes if it has room, then src.
  * Chunks stay full, so the memory follows the data held.
@@ -249,13 +261,9 @@ sm_status sm_stream_read(sm_stream h, void *dst, size_t cap, size_t *got)
 
     if (got == NULL || (dst == NULL && cap > 0))
         return SM_E_INVAL;
-    st = acquire(h, &slot, &s);
+    st = acquire_nonempty(h, &slot, &s);
     if (st != SM_OK)
         return st;
-    if (s->size == 0) {
-        smi_registry_release(slot);
-        return SM_E_EOF;
-    }
     pt = smi_region_data(&s->scratch);
     /* Decrypt whole chunks while they fit; a chunk read in part is resealed on the side. */
     for (c = s->head; st == SM_OK && c != NULL && done < cap; c = c->next) {
@@ -321,13 +329,9 @@ static sm_status take_into_buffer(sm_stream h, bool all, sm_buffer *out)
 
     if (out == NULL)
         return SM_E_INVAL;
-    st = acquire(h, &slot, &s);
+    st = acquire_nonempty(h, &slot, &s);
     if (st != SM_OK)
         return st;
-    if (s->size == 0) {
-        smi_registry_release(slot);
-        return SM_E_EOF;
-    }
     len = all ? s->size : s->head->len;
     end = all ? NULL : s->head->next;
     st = smi_region_alloc(len, NULL, &r);
