@@ -12,17 +12,19 @@ static void fill(uint8_t *p, size_t n, uint8_t seed)
         p[i] = (uint8_t)(seed + i * 7);
 }
 
-Test(enclave, new_open_round_trip_for_many_sizes)
+/* Every size from 1 byte to 3 pages + 1, then 1 MiB: byte-exact both ways. */
+Test(enclave, new_open_round_trip_for_every_size_to_three_pages, .timeout = 120)
 {
-    static const size_t sizes[] = { 1, 15, 16, 17, 4064, 4065, 100000 };
+    size_t last = 3 * sm_page_size() + 1;
 
-    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
-        size_t n = sizes[k];
+    for (size_t n = 1; n <= last + 1; n++) {
+        if (n == last + 1)
+            n = (size_t)1 << 20;
         uint8_t *src = malloc(n), *want = malloc(n);
         sm_enclave e;
         sm_buffer b;
 
-        fill(src, n, (uint8_t)k);
+        fill(src, n, (uint8_t)n);
         memcpy(want, src, n);
         cr_assert_eq(sm_enclave_new(src, n, &e), SM_OK, "size %zu", n);
         for (size_t i = 0; i < n; i++)
@@ -33,8 +35,10 @@ Test(enclave, new_open_round_trip_for_many_sizes)
         cr_assert_not(sm_buffer_is_mutable(b), "opened FROZEN");
         cr_assert(sm_equal(sm_buffer_data(b), want, n));
         cr_assert_eq(sm_buffer_destroy(b), SM_OK);
-        cr_assert_eq(sm_enclave_open(e, &b), SM_OK, "the enclave stays");
-        cr_assert_eq(sm_buffer_destroy(b), SM_OK);
+        if (n % 1000 == 1) {
+            cr_assert_eq(sm_enclave_open(e, &b), SM_OK, "the enclave stays");
+            cr_assert_eq(sm_buffer_destroy(b), SM_OK);
+        }
         cr_assert_eq(sm_enclave_destroy(e), SM_OK);
         cr_assert_eq(sm_enclave_size(e), 0);
         cr_assert_eq(sm_enclave_open(e, &b), SM_E_STATE);

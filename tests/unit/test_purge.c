@@ -99,48 +99,68 @@ static void damage_frozen(sm_buffer b)
     cr_assert_eq(sm_buffer_freeze(b), SM_OK);
 }
 
-Test(audit, damaged_canary_panics_with_the_message)
+/* The message as a child prints it before dying of SIGABRT; the child runs fn. */
+static void expect_panic_message(void (*fn)(void), const char *want)
 {
     int fds[2], status;
     char msg[200] = { 0 };
+    size_t len = 0;
+    ssize_t r;
     pid_t pid;
 
     cr_assert_eq(pipe(fds), 0);
     pid = fork();
     if (pid == 0) {
-        sm_buffer a = some_buffer(10, 1, false), b = some_buffer(10, 2, true);
-
-        (void)a;
         dup2(fds[1], 2);
-        damage_frozen(b);
-        _exit(sm_audit() == SM_OK ? 3 : 4);
+        fn();
+        _exit(3);
     }
     close(fds[1]);
-    cr_assert_gt(read(fds[0], msg, sizeof msg - 1), 0);
+    while ((r = read(fds[0], msg + len, sizeof msg - 1 - len)) > 0)
+        len += (size_t)r;
     cr_assert_eq(waitpid(pid, &status, 0), pid);
     cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "status %#x", status);
-    cr_assert_str_eq(msg, "securemem: panic: canary of a guarded region is damaged: "
-                          "buffer underflow or stray write\n");
+    cr_assert_str_eq(msg, want);
+}
+
+static void audit_damaged(void)
+{
+    sm_buffer a = some_buffer(10, 1, false), b = some_buffer(10, 2, true);
+
+    (void)a;
+    damage_frozen(b);
+    _exit(sm_audit() == SM_OK ? 3 : 4);
+}
+
+Test(audit, damaged_canary_panics_with_the_message)
+{
+    expect_panic_message(audit_damaged, "securemem: panic: canary of a guarded region is "
+                                        "damaged: buffer underflow or stray write\n");
+}
+
+static void destroy_damaged(void)
+{
+    sm_buffer b = some_buffer(10, 1, false);
+
+    sm_buffer_data(b)[-3] ^= 1;
+    (void)!sm_buffer_destroy(b);
+}
+
+Test(panic, destroy_of_a_damaged_buffer_panics_with_the_message)
+{
+    expect_panic_message(destroy_damaged, "securemem: panic: canary of a guarded region is "
+                                          "damaged: buffer underflow or stray write\n");
+}
+
+static void panic_with_a_buffer(void)
+{
+    (void)some_buffer(10, 1, false);
+    sm_panic("the caller gave up");
 }
 
 Test(panic, purges_then_aborts_with_the_message)
 {
-    int fds[2], status;
-    char msg[100] = { 0 };
-    pid_t pid;
-
-    cr_assert_eq(pipe(fds), 0);
-    pid = fork();
-    if (pid == 0) {
-        dup2(fds[1], 2);
-        (void)some_buffer(10, 1, false);
-        sm_panic("the caller gave up");
-    }
-    close(fds[1]);
-    cr_assert_gt(read(fds[0], msg, sizeof msg - 1), 0);
-    waitpid(pid, &status, 0);
-    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
-    cr_assert_str_eq(msg, "securemem: panic: the caller gave up\n");
+    expect_panic_message(panic_with_a_buffer, "securemem: panic: the caller gave up\n");
 }
 
 static sm_buffer held;
