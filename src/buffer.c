@@ -4,6 +4,8 @@
  * slot's body. Every operation asks the core's table (smi_buf_step) what it may do, does
  * the OS work, and commits the next state only once that work succeeded.
  */
+#include <string.h>
+
 #include "inner.h"
 
 _Static_assert(sizeof(smi_buffer) <= SMI_SLOT_BODY, "a buffer descriptor fits in its slot");
@@ -71,8 +73,7 @@ sm_status sm_buffer_from_bytes(void *src, size_t size, sm_buffer *out)
     st = make_region(size, &r);
     if (st != SM_OK)
         return st;
-    for (size_t i = 0; i < size; i++)
-        smi_region_data(&r)[i] = ((const uint8_t *)src)[i];
+    memcpy(smi_region_data(&r), src, size);
     st = freeze_and_publish(&r, out);
     if (st == SM_OK)
         smi_wipe(src, size);
@@ -146,8 +147,7 @@ static sm_status scratch_grow(scratch *sc)
     st = smi_region_alloc(cap * 2, NULL, &bigger);
     if (st != SM_OK)
         return st;
-    for (size_t i = 0; i < sc->len; i++)
-        smi_region_data(&bigger)[i] = smi_region_data(&sc->r)[i];
+    memcpy(smi_region_data(&bigger), smi_region_data(&sc->r), sc->len);
     smi_region_unmake(&sc->r);
     sc->r = bigger;
     return SM_OK;
@@ -165,8 +165,7 @@ static sm_status scratch_finish(scratch *sc, sm_buffer *out)
     } else {
         st = smi_region_alloc(sc->len, NULL, &exact);
         if (st == SM_OK) {
-            for (size_t i = 0; i < sc->len; i++)
-                smi_region_data(&exact)[i] = smi_region_data(&sc->r)[i];
+            memcpy(smi_region_data(&exact), smi_region_data(&sc->r), sc->len);
             smi_region_unmake(&sc->r);
             return freeze_and_publish(&exact, out);
         }
@@ -310,10 +309,9 @@ static sm_status write_at(sm_buffer b, size_t off, void *src, size_t n, bool mov
     if (off > buf->r.size || n > buf->r.size - off) {
         st = SM_E_INVAL;
     } else {
-        uint8_t *d = smi_region_data(&buf->r) + off;
-
-        for (size_t i = 0; i < n; i++)
-            d[i] = ((const uint8_t *)src)[i];
+        /* n == 0 may come with a NULL src, which memcpy must not see. */
+        if (n > 0)
+            memcpy(smi_region_data(&buf->r) + off, src, n);
         if (move)
             smi_wipe(src, n);
     }

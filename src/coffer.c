@@ -354,11 +354,11 @@ static void store_be64(uint8_t *p, uint64_t v)
 }
 
 /*
- * Rebuild the key into sl->key, with coffer_lock held; take a nonce when nonce is not
- * NULL; re-split when due. On error sl->key is wiped, and the shares are as they were
- * but for an unlucky close.
+ * Rebuild the key into sl->key, with coffer_lock held; reserve `seals` consecutive
+ * nonces, the first of which goes to nonce; re-split when due. On error sl->key is
+ * wiped, and the shares are as they were but for an unlucky close.
  */
-static sm_status view(struct slot *sl, uint8_t nonce[SMI_AEAD_NONCE])
+static sm_status view(struct slot *sl, uint8_t nonce[SMI_AEAD_NONCE], uint64_t seals)
 {
     struct work_head *h = head();
     struct right_page *rp = right_page(&regions[RIGHT]);
@@ -374,13 +374,12 @@ static sm_status view(struct slot *sl, uint8_t nonce[SMI_AEAD_NONCE])
         st = open_shares();
     if (st != SM_OK)
         goto out;
-    if (nonce != NULL && rp->next == UINT64_MAX) {
+    if (seals > UINT64_MAX - rp->next) {
         st = SM_E_STATE;
     } else {
-        if (nonce != NULL) {
-            memcpy(nonce, rp->prefix, sizeof rp->prefix);
-            store_be64(nonce + sizeof rp->prefix, rp->next++);
-        }
+        memcpy(nonce, rp->prefix, sizeof rp->prefix);
+        store_be64(nonce + sizeof rp->prefix, rp->next);
+        rp->next += seals;
         digest(sl, left);
         for (unsigned i = 0; i < 32; i++)
             sl->key[i] = sl->digest[i] ^ rp->share[i];
@@ -410,7 +409,7 @@ out:
  * The coffer part of an operation: on SM_OK *sl is slot s of the workspace, holding the
  * key, and *epoch the purge count that the operation must still see when it finishes.
  */
-static sm_status begin(unsigned s, uint8_t nonce[SMI_AEAD_NONCE], bool make,
+static sm_status begin(unsigned s, uint8_t nonce[SMI_AEAD_NONCE], uint64_t seals, bool make,
                        struct slot **sl, uint64_t *epoch)
 {
     key_origin origin = KEY_HAD;
@@ -428,7 +427,7 @@ static sm_status begin(unsigned s, uint8_t nonce[SMI_AEAD_NONCE], bool make,
     }
     if (st == SM_OK) {
         *sl = slot_at(&regions[WORK], s);
-        st = view(*sl, nonce);
+        st = view(*sl, nonce, seals);
         if (st != SM_OK && origin == KEY_NEW)
             unmake();
     }
@@ -466,37 +465,120 @@ static bool args_ok(const void *aad, size_t aad_len, const uint8_t *data, size_t
            (uint64_t)len <= SMI_AEAD_MAX_LEN;
 }
 
+/*
+ * A session holds one view of the key for several operations (a stream's chunks), so
+ * that the shares are opened and closed once per call instead of once per chunk.
+ */
+sm_status smi_coffer_begin(smi_coffer_session *cs, uint64_t seals)
+{
+    struct slot *sl = NULL;
+    sm_status st;
+
+    cs->active = false;
+    if (seals > 0) {
+        st = atfork_ready();
+        if (st != SM_OK)
+            return st;
+    } else if (!atomic_load_explicit(&published, memory_order_acquire)) {
+        /*
+         * No coffer, no lock: a key is published only after the fork handlers are in,
+         * and a ciphertext reaches open only after its seal returned.
+         */
+        return SM_E_AUTH;
+    }
+    cs->slot = slot_take();
+    st = begin(cs->slot, cs->nonce, seals, seals > 0, &sl, &cs->epoch);
+    if (st != SM_OK) {
+        pthread_mutex_unlock(&slot_lock[cs->slot]);
+        return st;
+    }
+    cs->sl = sl;
+    cs->seals = seals;
+    cs->active = true;
+    return SM_OK;
+}
+
+void smi_coffer_end(smi_coffer_session *cs)
+{
+    if (!cs->active)
+        return;
+    /* After a purge the slot may be unmapped: it is not to be touched then. */
+    if (!purged_since(cs->epoch))
+        smi_wipe(((struct slot *)cs->sl)->key, sizeof ((struct slot *)cs->sl)->key);
+    pthread_mutex_unlock(&slot_lock[cs->slot]);
+    smi_wipe(cs, sizeof *cs);
+}
+
+/* The next reserved nonce, as a 96-bit big-endian counter behind the prefix. */
+static void next_nonce(uint8_t nonce[SMI_AEAD_NONCE])
+{
+    for (unsigned i = SMI_AEAD_NONCE; i-- > 4;)
+        if (++nonce[i] != 0)
+            break;
+}
+
+sm_status smi_coffer_session_seal(smi_coffer_session *cs, const void *aad, size_t aad_len,
+                                  uint8_t *data, size_t len, uint8_t nonce_out[SMI_AEAD_NONCE],
+                                  uint8_t tag_out[SMI_AEAD_TAG])
+{
+    struct slot *sl = cs->sl;
+    uint8_t tag[SMI_AEAD_TAG];
+
+    if (!args_ok(aad, aad_len, data, len) || nonce_out == NULL || tag_out == NULL)
+        return SM_E_INVAL;
+    if (!cs->active || cs->seals == 0)
+        return SM_E_STATE; /* every nonce of the session is spent */
+    smi_aead_seal(slot_ws(sl), sl->key, cs->nonce, aad, aad_len, data, len, tag);
+    if (purged_since(cs->epoch)) {
+        /* The key is gone: this ciphertext could never be opened, and might not be the
+           ciphertext of any key at all. The caller's bytes are wiped, not left. */
+        if (len > 0)
+            smi_wipe(data, len);
+        cs->active = false;
+        pthread_mutex_unlock(&slot_lock[cs->slot]);
+        return SM_E_STATE;
+    }
+    memcpy(nonce_out, cs->nonce, SMI_AEAD_NONCE);
+    memcpy(tag_out, tag, sizeof tag);
+    next_nonce(cs->nonce);
+    cs->seals--;
+    return SM_OK;
+}
+
+sm_status smi_coffer_session_open(smi_coffer_session *cs, const uint8_t nonce[SMI_AEAD_NONCE],
+                                  const void *aad, size_t aad_len, uint8_t *data, size_t len,
+                                  const uint8_t tag[SMI_AEAD_TAG])
+{
+    struct slot *sl = cs->sl;
+    bool ok;
+
+    if (!args_ok(aad, aad_len, data, len) || nonce == NULL || tag == NULL)
+        return SM_E_INVAL;
+    if (!cs->active)
+        return SM_E_STATE;
+    ok = smi_aead_open(slot_ws(sl), sl->key, nonce, aad, aad_len, data, len, tag);
+    if (purged_since(cs->epoch)) {
+        if (len > 0)
+            smi_wipe(data, len);
+        cs->active = false;
+        pthread_mutex_unlock(&slot_lock[cs->slot]);
+        return SM_E_STATE;
+    }
+    return ok ? SM_OK : SM_E_AUTH;
+}
+
 sm_status smi_coffer_seal(const void *aad, size_t aad_len, uint8_t *data, size_t len,
                           uint8_t nonce_out[SMI_AEAD_NONCE], uint8_t tag_out[SMI_AEAD_TAG])
 {
-    uint8_t nonce[SMI_AEAD_NONCE], tag[SMI_AEAD_TAG];
-    struct slot *sl = NULL;
-    uint64_t epoch;
-    unsigned s;
+    smi_coffer_session cs;
     sm_status st;
 
     if (!args_ok(aad, aad_len, data, len) || nonce_out == NULL || tag_out == NULL)
         return SM_E_INVAL;
-    st = atfork_ready();
-    if (st != SM_OK)
-        return st;
-    s = slot_take();
-    st = begin(s, nonce, true, &sl, &epoch);
-    if (st == SM_OK) {
-        smi_aead_seal(slot_ws(sl), sl->key, nonce, aad, aad_len, data, len, tag);
-        if (purged_since(epoch)) {
-            /* The key is gone: this ciphertext could never be opened, and might not be
-               the ciphertext of any key at all. The caller's bytes are wiped, not left. */
-            if (len > 0)
-                smi_wipe(data, len);
-            st = SM_E_STATE;
-        } else {
-            smi_wipe(sl->key, sizeof sl->key);
-            memcpy(nonce_out, nonce, sizeof nonce);
-            memcpy(tag_out, tag, sizeof tag);
-        }
-    }
-    pthread_mutex_unlock(&slot_lock[s]);
+    st = smi_coffer_begin(&cs, 1);
+    if (st == SM_OK)
+        st = smi_coffer_session_seal(&cs, aad, aad_len, data, len, nonce_out, tag_out);
+    smi_coffer_end(&cs);
     return st;
 }
 
@@ -504,39 +586,18 @@ sm_status smi_coffer_open(const uint8_t nonce[SMI_AEAD_NONCE], const void *aad,
                           size_t aad_len, uint8_t *data, size_t len,
                           const uint8_t tag[SMI_AEAD_TAG])
 {
-    struct slot *sl = NULL;
-    uint64_t epoch;
-    unsigned s;
+    smi_coffer_session cs;
     sm_status st;
 
     if (!args_ok(aad, aad_len, data, len) || nonce == NULL || tag == NULL)
         return SM_E_INVAL;
-    /*
-     * No coffer, no lock: a key is published only after the fork handlers are in, and
-     * a ciphertext reaches open only after its seal returned.
-     */
-    if (!atomic_load_explicit(&published, memory_order_acquire)) {
-        if (len > 0)
-            smi_wipe(data, len);
-        return SM_E_AUTH;
-    }
-    s = slot_take();
-    st = begin(s, NULL, false, &sl, &epoch);
-    if (st == SM_OK) {
-        bool ok = smi_aead_open(slot_ws(sl), sl->key, nonce, aad, aad_len, data, len, tag);
-
-        if (purged_since(epoch)) {
-            if (len > 0)
-                smi_wipe(data, len);
-            st = SM_E_STATE;
-        } else {
-            smi_wipe(sl->key, sizeof sl->key);
-            st = ok ? SM_OK : SM_E_AUTH;
-        }
-    } else if (st == SM_E_AUTH && len > 0) {
+    st = smi_coffer_begin(&cs, 0);
+    if (st == SM_OK)
+        st = smi_coffer_session_open(&cs, nonce, aad, aad_len, data, len, tag);
+    smi_coffer_end(&cs);
+    /* smi_aead_open wipes on a bad tag; a key that is missing must wipe too. */
+    if (st == SM_E_AUTH && len > 0)
         smi_wipe(data, len);
-    }
-    pthread_mutex_unlock(&slot_lock[s]);
     return st;
 }
 
@@ -563,16 +624,6 @@ sm_status smi_coffer_audit(void)
  * re-enter it), no lock, only the shim's mprotect and munmap and atomic counters. If
  * the region cannot be opened for the wipe it is unmapped all the same.
  */
-static void purge_region(smi_region *r)
-{
-    size_t page = sm_os_page_size();
-
-    if (sm_os_mprotect(r->base + page, r->lay.inner_len, SM_PROT_READWRITE) == SM_OK)
-        smi_wipe(r->base + page, r->lay.inner_len);
-    if (sm_os_munmap(r->base, r->lay.map_len) == SM_OK)
-        atomic_fetch_sub(r->locked ? &smi_stat_locked : &smi_stat_unlocked,
-                         r->lay.inner_len);
-}
 
 void smi_coffer_purge(void)
 {
@@ -582,7 +633,7 @@ void smi_coffer_purge(void)
     if (!atomic_exchange(&published, false))
         return;
     for (unsigned n = 0; n < NREGIONS; n++)
-        purge_region(&regions[n]);
+        (void)smi_region_purge(&regions[n]);
 }
 
 #if defined(SM_FAULT_INJECTION)

@@ -7,6 +7,8 @@
  * already is and copies the ciphertext out; opening copies the ciphertext into a guarded
  * region and decrypts it there.
  */
+#include <string.h>
+
 #include "inner.h"
 
 #define HEAD 32u /* nonce and tag, padded so that the ciphertext is 16-byte aligned */
@@ -71,8 +73,7 @@ static sm_status seal_into(smi_enclave *e, uint8_t *data)
     make_aad(e->size, aad);
     st = smi_coffer_seal(aad, sizeof aad, data, e->size, e->map, e->map + SMI_AEAD_NONCE);
     if (st == SM_OK)
-        for (size_t i = 0; i < e->size; i++)
-            ct_of(e)[i] = data[i];
+        memcpy(ct_of(e), data, e->size);
     return st;
 }
 
@@ -83,8 +84,7 @@ static sm_status open_in(const smi_enclave *e, smi_region *r)
     uint8_t *d = smi_region_data(r);
 
     make_aad(e->size, aad);
-    for (size_t i = 0; i < e->size; i++)
-        d[i] = ct_of(e)[i];
+    memcpy(d, ct_of(e), e->size);
     return smi_coffer_open(e->map, aad, sizeof aad, d, e->size, e->map + SMI_AEAD_NONCE);
 }
 
@@ -228,8 +228,7 @@ sm_status sm_enclave_open_into(sm_enclave e, sm_buffer dst)
         if (st == SM_OK) {
             st = open_in(enc, &r);
             if (st == SM_OK)
-                for (size_t i = 0; i < enc->size; i++)
-                    smi_region_data(&buf->r)[i] = smi_region_data(&r)[i];
+                memcpy(smi_region_data(&buf->r), smi_region_data(&r), enc->size);
             smi_region_unmake(&r);
         }
     }

@@ -312,6 +312,32 @@ sm_status smi_coffer_open(const uint8_t nonce[SMI_AEAD_NONCE], const void *aad,
  */
 sm_status smi_coffer_audit(void) __attribute__((warn_unused_result));
 /*
+ * A session: one view of the key for several operations of one call (a stream's
+ * chunks), so that the shares are opened and closed once per call, not per chunk.
+ * begin reserves `seals` nonces (0: open only, and SM_E_AUTH if there is no key) and
+ * holds a workspace slot until end, which always follows begin. The session operations
+ * behave as smi_coffer_seal and smi_coffer_open; a seal beyond the reserved count is
+ * SM_E_STATE. A purge during the session ends it: every later operation is SM_E_STATE.
+ */
+typedef struct smi_coffer_session {
+    void    *sl;
+    uint64_t epoch, seals;
+    unsigned slot;
+    bool     active;
+    uint8_t  nonce[SMI_AEAD_NONCE];
+} smi_coffer_session;
+sm_status smi_coffer_begin(smi_coffer_session *cs, uint64_t seals)
+    __attribute__((warn_unused_result));
+sm_status smi_coffer_session_seal(smi_coffer_session *cs, const void *aad, size_t aad_len,
+                                  uint8_t *data, size_t len, uint8_t nonce_out[SMI_AEAD_NONCE],
+                                  uint8_t tag_out[SMI_AEAD_TAG])
+    __attribute__((warn_unused_result));
+sm_status smi_coffer_session_open(smi_coffer_session *cs, const uint8_t nonce[SMI_AEAD_NONCE],
+                                  const void *aad, size_t aad_len, uint8_t *data, size_t len,
+                                  const uint8_t tag[SMI_AEAD_TAG])
+    __attribute__((warn_unused_result));
+void smi_coffer_end(smi_coffer_session *cs);
+/*
  * Wipe and unmap the coffer: no lock, no malloc, async-signal-safe. The next seal makes
  * a new key. An operation that overlaps the purge either faults on the unmapped pages
  * or returns SM_E_STATE with its data wiped; it never returns output made with a

@@ -8,6 +8,8 @@
  * chunk) and then commits by relinking pointers, which cannot fail: so a failure in the
  * middle leaves the stream exactly as it was.
  */
+#include <string.h>
+
 #include "inner.h"
 
 #define CHUNK_PAGES 4u
@@ -77,31 +79,29 @@ static void chain_unmap(chunk *c)
 }
 
 /* Seal the len plaintext bytes at p (in place) into c. */
-static sm_status chunk_seal(chunk *c, uint8_t *p, size_t len)
+static sm_status chunk_seal(smi_coffer_session *cs, chunk *c, uint8_t *p, size_t len)
 {
     uint8_t aad[16];
     sm_status st;
 
     make_aad(len, aad);
-    st = smi_coffer_seal(aad, sizeof aad, p, len, c->nonce, c->tag);
+    st = smi_coffer_session_seal(cs, aad, sizeof aad, p, len, c->nonce, c->tag);
     if (st != SM_OK)
         return st;
-    for (size_t i = 0; i < len; i++)
-        ct(c)[i] = p[i];
+    memcpy(ct(c), p, len);
     c->len = len;
     c->next = NULL;
     return SM_OK;
 }
 
 /* Decrypt c into the len bytes at p (which must hold c->len bytes). */
-static sm_status chunk_open(chunk *c, uint8_t *p)
+static sm_status chunk_open(smi_coffer_session *cs, chunk *c, uint8_t *p)
 {
     uint8_t aad[16];
 
     make_aad(c->len, aad);
-    for (size_t i = 0; i < c->len; i++)
-        p[i] = ct(c)[i];
-    return smi_coffer_open(c->nonce, aad, sizeof aad, p, c->len, c->tag);
+    memcpy(p, ct(c), c->len);
+    return smi_coffer_session_open(cs, c->nonce, aad, sizeof aad, p, c->len, c->tag);
 }
 
 sm_status sm_stream_new(sm_stream *out)
@@ -155,17 +155,21 @@ static sm_status build_append(smi_stream *s, const uint8_t *src, size_t n, chunk
                               chunk **last, bool *replaces_tail)
 {
     uint8_t *pt = smi_region_data(&s->scratch);
-    size_t cap = capacity(), done = 0;
-    sm_status st = SM_OK;
+    size_t cap = capacity(), done = 0, fill0;
+    smi_coffer_session cs;
+    sm_status st;
 
     *first = *last = NULL;
     *replaces_tail = s->tail != NULL && s->tail->len < cap;
+    fill0 = *replaces_tail ? s->tail->len : 0;
+    /* One view of the key for every chunk this write seals. */
+    st = smi_coffer_begin(&cs, (fill0 + n - 1) / cap + 1);
     while (st == SM_OK && done < n) {
         size_t fill = 0, k;
         chunk *c;
 
         if (*first == NULL && *replaces_tail) {
-            st = chunk_open(s->tail, pt);
+            st = chunk_open(&cs, s->tail, pt);
             fill = s->tail->len;
         }
         if (st == SM_OK)
@@ -173,9 +177,8 @@ static sm_status build_append(smi_stream *s, const uint8_t *src, size_t n, chunk
         if (st != SM_OK)
             break;
         k = n - done < cap - fill ? n - done : cap - fill;
-        for (size_t i = 0; i < k; i++)
-            pt[fill + i] = src[done + i];
-        st = chunk_seal(c, pt, fill + k);
+        memcpy(pt + fill, src + done, k);
+        st = chunk_seal(&cs, c, pt, fill + k);
         if (st != SM_OK) {
             (void)sm_os_munmap(c, map_len());
             break;
@@ -187,6 +190,7 @@ static sm_status build_append(smi_stream *s, const uint8_t *src, size_t n, chunk
         *last = c;
         done += k;
     }
+    smi_coffer_end(&cs);
     smi_wipe(pt, cap);
     if (st != SM_OK) {
         chain_unmap(*first);
@@ -210,8 +214,7 @@ static void commit_append(smi_stream *s, chunk *first, chunk *last, bool replace
             t->nonce[i] = first->nonce[i];
         for (unsigned i = 0; i < SMI_AEAD_TAG; i++)
             t->tag[i] = first->tag[i];
-        for (size_t i = 0; i < first->len; i++)
-            ct(t)[i] = ct(first)[i];
+        memcpy(ct(t), ct(first), first->len);
         t->next = first->next;
         if (last == first)
             last = t;
@@ -256,6 +259,7 @@ sm_status sm_stream_read(sm_stream h, void *dst, size_t cap, size_t *got)
     smi_stream *s;
     uint8_t *pt, *out = dst;
     chunk *c, *rest = NULL;
+    smi_coffer_session cs;
     size_t done = 0;
     sm_status st;
 
@@ -265,23 +269,24 @@ sm_status sm_stream_read(sm_stream h, void *dst, size_t cap, size_t *got)
     if (st != SM_OK)
         return st;
     pt = smi_region_data(&s->scratch);
+    /* One view of the key; one nonce for the chunk that may be read in part. */
+    st = smi_coffer_begin(&cs, 1);
     /* Decrypt whole chunks while they fit; a chunk read in part is resealed on the side. */
     for (c = s->head; st == SM_OK && c != NULL && done < cap; c = c->next) {
         size_t k;
 
-        st = chunk_open(c, pt);
+        st = chunk_open(&cs, c, pt);
         if (st != SM_OK)
             break;
         k = c->len < cap - done ? c->len : cap - done;
-        for (size_t i = 0; i < k; i++)
-            out[done + i] = pt[i];
+        memcpy(out + done, pt, k);
         done += k;
         if (k < c->len) {
             st = chunk_map(&rest);
             if (st == SM_OK) {
                 for (size_t i = k; i < c->len; i++)
                     pt[i - k] = pt[i];
-                st = chunk_seal(rest, pt, c->len - k);
+                st = chunk_seal(&cs, rest, pt, c->len - k);
                 if (st != SM_OK)
                     (void)sm_os_munmap(rest, map_len());
             }
@@ -290,6 +295,7 @@ sm_status sm_stream_read(sm_stream h, void *dst, size_t cap, size_t *got)
             break;
         }
     }
+    smi_coffer_end(&cs);
     smi_wipe(pt, capacity());
     if (st != SM_OK) {
         smi_wipe(dst, done);
@@ -323,6 +329,7 @@ static sm_status take_into_buffer(sm_stream h, bool all, sm_buffer *out)
     smi_slot *slot;
     smi_stream *s;
     smi_region r = { .base = NULL };
+    smi_coffer_session cs;
     size_t len, off = 0;
     chunk *c, *end;
     sm_status st;
@@ -335,9 +342,13 @@ static sm_status take_into_buffer(sm_stream h, bool all, sm_buffer *out)
     len = all ? s->size : s->head->len;
     end = all ? NULL : s->head->next;
     st = smi_region_alloc(len, NULL, &r);
-    for (c = s->head; st == SM_OK && c != end; c = c->next) {
-        st = chunk_open(c, smi_region_data(&r) + off);
-        off += c->len;
+    if (st == SM_OK) {
+        st = smi_coffer_begin(&cs, 0);
+        for (c = s->head; st == SM_OK && c != end; c = c->next) {
+            st = chunk_open(&cs, c, smi_region_data(&r) + off);
+            off += c->len;
+        }
+        smi_coffer_end(&cs);
     }
     if (st == SM_OK) {
         st = smi_buffer_adopt(&r, out);
