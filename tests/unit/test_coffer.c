@@ -850,3 +850,63 @@ Test(coffer, best_effort_child_that_cannot_lock_counts_unlocked_bytes)
     cr_assert_eq(smi_coffer_seal(NULL, 0, d, sizeof d, nonce, tag), SM_OK);
     cr_assert_eq(in_child(child_cannot_lock, NULL), 0);
 }
+
+/* A session: one view (4 mprotect calls) for many operations, consecutive nonces. */
+Test(coffer, a_session_views_the_key_once_for_many_operations, .init = init)
+{
+    uint8_t d[3][20], want[3][20], nonce[3][12], tag[3][16], extra[1] = { 0 };
+    smi_coffer_session cs;
+    smi_coffer_probe pr;
+    uint64_t views;
+
+    cr_assert_eq(smi_coffer_seal(NULL, 0, d[0], 1, nonce[0], tag[0]), SM_OK); /* the key */
+    smi_coffer_test_probe(&pr);
+    views = pr.views;
+    for (int i = 0; i < 3; i++)
+        for (int k = 0; k < 20; k++)
+            d[i][k] = want[i][k] = (uint8_t)(i * 40 + k);
+    sm_os_fault_reset();
+    cr_assert_eq(smi_coffer_begin(&cs, 3), SM_OK);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(smi_coffer_session_seal(&cs, "a", 1, d[i], 20, nonce[i], tag[i]), SM_OK);
+    cr_assert_eq(smi_coffer_session_seal(&cs, NULL, 0, extra, 1, nonce[0], tag[0]), SM_E_STATE,
+                 "a fourth seal has no reserved nonce");
+    cr_assert_eq(smi_coffer_session_open(&cs, nonce[1], "a", 1, d[1], 20, tag[1]), SM_OK);
+    cr_assert(sm_equal(d[1], want[1], 20), "opened inside the session");
+    smi_coffer_end(&cs);
+    cr_assert_eq(sm_os_fault_calls(SM_OS_MPROTECT), 4, "one view for the whole session");
+    smi_coffer_test_probe(&pr);
+    cr_assert_eq(pr.views, views + 1);
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(nonce[i + 1][11], (uint8_t)(nonce[i][11] + 1), "consecutive nonces");
+    cr_assert_eq(smi_coffer_open(nonce[2], "a", 1, d[2], 20, tag[2]), SM_OK);
+    cr_assert(sm_equal(d[2], want[2], 20), "and outside it");
+}
+
+Test(coffer, an_open_only_session_needs_a_key, .init = init)
+{
+    smi_coffer_session cs;
+
+    cr_assert_eq(smi_coffer_begin(&cs, 0), SM_E_AUTH, "no key: nothing can authenticate");
+    smi_coffer_end(&cs); /* harmless after a failed begin */
+}
+
+Test(coffer, a_failed_session_begin_holds_nothing, .init = init)
+{
+    uint8_t d[4] = { 0 }, nonce[12], tag[16];
+    smi_coffer_session cs;
+
+    cr_assert_eq(smi_coffer_seal(NULL, 0, d, 4, nonce, tag), SM_OK);
+    sm_os_fault_arm(SM_OS_MPROTECT, 1, ENOMEM, false);
+    cr_assert_eq(smi_coffer_begin(&cs, 2), SM_E_PROT);
+    smi_coffer_end(&cs);
+    /* Every workspace slot is free again: as many sessions as slots can begin. */
+    {
+        smi_coffer_session all[SMI_COFFER_SLOTS];
+
+        for (unsigned i = 0; i < SMI_COFFER_SLOTS; i++)
+            cr_assert_eq(smi_coffer_begin(&all[i], 1), SM_OK);
+        for (unsigned i = 0; i < SMI_COFFER_SLOTS; i++)
+            smi_coffer_end(&all[i]);
+    }
+}
