@@ -29,5 +29,6 @@
 #include <securemem/runtime.h>
 #include <securemem/mem.h>
 #include <securemem/buffer.h>
+#include <securemem/secret.h>
 
 #endif

@@ -132,4 +132,5 @@ sm_status sm_stats_get(sm_stats *out)
 /* Each kind's part in the registry's walks; the other kinds arrive with their modules. */
 const smi_kind_ops smi_kind_ops_table[SMI_KIND_COUNT] = {
     [SMI_KIND_BUFFER] = { smi_buffer_purge, smi_buffer_wipe, smi_buffer_audit, smi_buffer_forget },
+    [SMI_KIND_SECRET] = { smi_secret_purge, smi_secret_wipe, smi_secret_audit, smi_secret_forget },
 };
