@@ -42,7 +42,8 @@ typedef struct backend {
     sm_status (*destroy)(const sm_factory *f, smi_store *st);
     /* The rollback of a store that was never published. */
     void (*unmake)(const sm_factory *f, smi_store *st);
-    /* smi_kind_ops' purge and wipe: in_use keeps the pages mapped and readable. */
+    /* smi_kind_ops' purge and wipe: in_use keeps the pages mapped and readable. False
+       when a damaged canary was found. */
     bool (*purge)(const sm_factory *f, smi_store *st, bool in_use);
     void (*audit)(const sm_factory *f, smi_store *st);
     void (*forget)(const sm_factory *f, smi_store *st);
@@ -395,6 +396,8 @@ static void change_begin(smi_slot *s, smi_secret *b, change *c)
  * Take the lock back and publish the change, waking every waiter. False if the secret
  * was purged meanwhile: the purge left these pages alone, so they are freed here
  * (unless pages_left is false: a destroy that succeeded), and the lock is dropped.
+ * This is an ordinary thread, not a signal handler: destroy, which every factory has,
+ * rather than purge, which a custom one may lack; purge only if destroy refuses.
  */
 static bool change_end(smi_slot *s, uint64_t id, change *c, bool pages_left)
 {
@@ -407,7 +410,8 @@ static bool change_end(smi_slot *s, uint64_t id, change *c, bool pages_left)
 
         b->changing = false;
         b->store = c->store;
-    } else if (pages_left && !c->be->purge(c->f, &c->store, false)) {
+    } else if (pages_left && c->be->destroy(c->f, &c->store) != SM_OK &&
+               !c->be->purge(c->f, &c->store, false)) {
         smi_panic(corrupt_msg);
     }
     smi_wipe(c, sizeof *c);

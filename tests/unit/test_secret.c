@@ -1200,3 +1200,96 @@ Test(secret, a_forked_child_finds_every_secret_stale, .timeout = 60)
         cr_assert_eq(sm_secret_close(pre[k]), SM_OK);
     }
 }
+
+/*
+ * A purge while another thread is opening the window (held at the gate): the purge
+ * leaves those pages alone, and the opening thread, finding the secret gone when it
+ * comes back, frees them itself: with destroy, or with purge if destroy refuses.
+ */
+static void purge_mid_change(bool destroy_fails)
+{
+    example_gate *g = example_gate_new();
+    sm_factory nopurge;
+    expect e;
+    sm_secret s;
+    oprun a;
+    size_t mapped0;
+    sm_stats st;
+
+    expect_of(&e, LEN, 12);
+    cr_assert_eq(sm_init(NULL), SM_OK);
+    {
+        /* Warm up what stays mapped by design: the registry chunk, a cached thread stack. */
+        sm_secret warm = make_secret(example_factory(), LEN, 1);
+        oprun w;
+
+        op_start(&w, "size", warm, &e);
+        (void)op_join(&w);
+        cr_assert_eq(sm_secret_close(warm), SM_OK);
+    }
+    mapped0 = mapped_bytes();
+    /* Without a purge hook, only destroy can free it: the thread must not rely on purge. */
+    nopurge = *example_gate_factory(g);
+    nopurge.purge = NULL;
+    s = make_secret(destroy_fails ? example_gate_factory(g) : &nopurge, LEN, 12);
+    cr_assert_gt(mapped_bytes(), mapped0);
+    op_start(&a, "with_bytes", s, &e);
+    example_gate_wait_arrival(g);
+    sm_purge();
+    cr_assert(sm_secret_is_closed(s), "stale at once");
+    if (destroy_fails)
+        sm_os_fault_arm(SM_OS_MUNMAP, 1, ENOMEM, false);
+    example_gate_open(g);
+    cr_assert_eq(op_join(&a), SM_E_STATE, "the access that was opening finds it gone");
+    sm_os_fault_reset();
+    cr_assert_eq(mapped_bytes(), mapped0, "and its pages were freed by that thread");
+    cr_assert_eq(sm_stats_get(&st), SM_OK);
+    cr_assert_eq(st.secrets_live, 0);
+    example_gate_free(g);
+}
+
+Test(secret, purge_during_a_window_change_leaves_the_pages_to_the_changer, .timeout = 60)
+{
+    purge_mid_change(false);
+}
+
+Test(secret, purge_during_a_window_change_falls_back_to_purge, .timeout = 60)
+{
+    purge_mid_change(true);
+}
+
+/* A purge while close waits for readers: the readers go on, on wiped bytes; close returns. */
+Test(secret, purge_while_close_waits, .timeout = 60)
+{
+    for (size_t k = 0; k < NFAC; k++) {
+        gathering g = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+        expect e;
+        pthread_t t;
+        oprun closer;
+        void *r;
+        sm_stats st;
+
+        expect_of(&e, LEN, 13);
+        g.e = &e;
+        g.s = make_secret(factories[k].get(), LEN, 13);
+        pthread_create(&t, NULL, gather_thread, &g);
+        pthread_mutex_lock(&g.lock);
+        while (g.inside < 1)
+            pthread_cond_wait(&g.cond, &g.lock);
+        pthread_mutex_unlock(&g.lock);
+        op_start(&closer, "close", g.s, &e);
+        cr_assert(eventually_state(g.s, SMI_SEC_CLOSING));
+        sm_purge();
+        pthread_mutex_lock(&g.lock);
+        g.release = 1;
+        pthread_cond_broadcast(&g.cond);
+        pthread_mutex_unlock(&g.lock);
+        pthread_join(t, &r);
+        cr_assert_eq((sm_status)(uintptr_t)r, SM_E_AUTH, "%s: the reader saw the wiped bytes",
+                     factories[k].name);
+        cr_assert_eq(op_join(&closer), SM_OK, "%s: close returns: the purge wiped it",
+                     factories[k].name);
+        cr_assert_eq(sm_stats_get(&st), SM_OK);
+        cr_assert_eq(st.secrets_live, 0);
+    }
+}
