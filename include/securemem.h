@@ -31,5 +31,6 @@
 #include <securemem/buffer.h>
 #include <securemem/enclave.h>
 #include <securemem/stream.h>
+#include <securemem/secret.h>
 
 #endif

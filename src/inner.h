@@ -105,6 +105,33 @@ void smi_region_audit(smi_region *r);
  */
 void smi_region_unmake(smi_region *r);
 
+/* ---- plain locked mappings (plain.c): the protected factory's storage ---- */
+
+/*
+ * Whole pages with the data at their start: no guard pages, no canary. Locked,
+ * DONTDUMP and WIPEONFORK (or secretmem), counted in sm_stats like a region.
+ */
+typedef struct smi_plain {
+    uint8_t *base;      /* the mapping and the data; NULL when not allocated */
+    size_t   size;      /* the caller's bytes */
+    size_t   len;       /* whole pages: what is mapped, locked and counted */
+    sm_prot  prot;
+    bool     locked;    /* counted in bytes_locked (else bytes_unlocked) */
+    bool     secretmem;
+} smi_plain;
+
+/* A zeroed READWRITE mapping for size bytes; on error *p is untouched, nothing mapped. */
+sm_status smi_plain_alloc(size_t size, smi_plain *p);
+sm_status smi_plain_protect(smi_plain *p, sm_prot prot);
+/* Open, wipe, unmap. If the unmap fails the pages stay mapped, wiped and freeable. */
+sm_status smi_plain_free(smi_plain *p);
+/* smi_plain_free in a rollback: allocations_total is taken back too. */
+void smi_plain_unmake(smi_plain *p);
+/* The purge path's free: async-signal-safe, never fails half-way. Always true. */
+bool smi_plain_purge(smi_plain *p);
+void smi_plain_wipe_in_place(smi_plain *p);
+void smi_plain_forget(smi_plain *p);
+
 /* ---- handle registry (registry.c, spec/registry.md) ---- */
 
 typedef enum {
@@ -147,6 +174,8 @@ void smi_registry_unreserve(uint32_t index);
  * else: 0, another kind, a removed object, an id never handed out.
  */
 sm_status smi_registry_acquire(uint64_t id, smi_kind kind, smi_slot **out);
+/* smi_registry_acquire that never blocks: SM_E_BUSY when the slot's lock is held. */
+sm_status smi_registry_try_acquire(uint64_t id, smi_kind kind, smi_slot **out);
 void smi_registry_release(smi_slot *s);
 /* Make every copy of the slot's id stale, and unlock the slot. The lock must be held. */
 void smi_registry_remove(smi_slot *s);
@@ -211,6 +240,14 @@ bool smi_buffer_purge(void *body);
 void smi_buffer_wipe(void *body);
 void smi_buffer_audit(void *body);
 void smi_buffer_forget(void *body);
+
+/* The secret module's entries (secret.c). */
+/* The state of secret id in spec/secret-states.tsv's terms (the tests observe it). */
+smi_sec_state smi_secret_state(uint64_t id);
+bool smi_secret_purge(void *body);
+void smi_secret_wipe(void *body);
+void smi_secret_audit(void *body);
+void smi_secret_forget(void *body);
 
 /*
  * Make every live handle stale and destroy its object: purge it if its lock is free,

@@ -123,6 +123,28 @@ sm_status smi_registry_acquire(uint64_t id, smi_kind kind, smi_slot **out)
     return SM_OK;
 }
 
+sm_status smi_registry_try_acquire(uint64_t id, smi_kind kind, smi_slot **out)
+{
+    uint32_t index = smi_handle_index(id);
+    smi_slot *s;
+
+    if (smi_handle_kind(id) != (unsigned)kind ||
+        index >= atomic_load_explicit(&used, memory_order_acquire))
+        return SM_E_STATE;
+    s = slot_at(index);
+    if (atomic_load_explicit(&s->id, memory_order_acquire) != id)
+        return SM_E_STATE;
+    /* Held by another thread: this caller would have had to wait. */
+    if (pthread_mutex_trylock(&s->lock) != 0)
+        return SM_E_BUSY;
+    if (atomic_load_explicit(&s->id, memory_order_relaxed) != id) {
+        pthread_mutex_unlock(&s->lock);
+        return SM_E_STATE;
+    }
+    *out = s;
+    return SM_OK;
+}
+
 void smi_registry_release(smi_slot *s)
 {
     pthread_mutex_unlock(&s->lock);

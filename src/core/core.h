@@ -92,4 +92,46 @@ typedef enum {
  */
 sm_status smi_buf_step(smi_buf_state s, smi_buf_op op, smi_buf_state *next);
 
+/* ---- the secret access and close protocol (spec/secret-states.tsv, SM-REQ-091) ---- */
+
+/*
+ * What the slot's lock protects of a secret, as the protocol sees it. A handle that
+ * names no secret is CLOSED; the registry answers for that state before this is asked.
+ */
+typedef struct smi_sec_view {
+    uint32_t readers;  /* accesses in flight */
+    int      closing;  /* close has begun */
+    int      changing; /* a thread is opening, shutting or destroying outside the lock */
+    int      readable; /* the window is open (also after a failed shut, with no reader) */
+} smi_sec_view;
+
+typedef enum { SMI_SEC_OPEN_IDLE, SMI_SEC_OPEN_ACCESSED, SMI_SEC_CLOSING, SMI_SEC_CLOSED } smi_sec_state;
+
+typedef enum {
+    SMI_SOP_ACCESS,     /* with_bytes, read_at: entering */
+    SMI_SOP_TRY_ACCESS, /* try_with_bytes: entering */
+    SMI_SOP_LEAVE,      /* an access in flight ends */
+    SMI_SOP_CLOSE,      /* close: entering */
+    SMI_SOP_CLOSE_WAIT, /* close, having begun: may it destroy yet? */
+    SMI_SOP_QUERY       /* size, is_closed */
+} smi_sec_op;
+
+typedef enum {
+    SMI_SACT_JOIN,    /* one more reader of the open window */
+    SMI_SACT_OPEN,    /* the first reader: open the window, outside the lock */
+    SMI_SACT_WAIT,    /* wait on the slot's condition variable, then ask again */
+    SMI_SACT_BUSY,    /* SM_E_BUSY: a try that would have waited */
+    SMI_SACT_REFUSE,  /* SM_E_STATE */
+    SMI_SACT_DEPART,  /* one reader fewer; others remain */
+    SMI_SACT_SHUT,    /* the last reader: shut the window, outside the lock */
+    SMI_SACT_DESTROY, /* close: nothing in flight: wipe and release, outside the lock */
+    SMI_SACT_ANSWER,  /* a query answers from the descriptor */
+    SMI_SACT_CORRUPT  /* a leave with no reader: the descriptor is damaged */
+} smi_sec_action;
+
+/* The table's state of an open secret (never SMI_SEC_CLOSED). */
+smi_sec_state smi_sec_state_of(const smi_sec_view *v);
+/* What op does in the state v describes; the caller acts and updates the view itself. */
+smi_sec_action smi_sec_decide(const smi_sec_view *v, smi_sec_op op);
+
 #endif

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "example_factory.h"
 #include "helpers.h"
 
 typedef struct ctx {
@@ -24,6 +25,7 @@ typedef struct ctx {
     uint8_t    buf[64];
     uint8_t    nonce[12], tag[16];
     uint64_t   id;
+    sm_secret  sec;
     bool       done; /* run succeeded: undo must release what it made */
 } ctx;
 
@@ -192,6 +194,50 @@ static void seal_release(ctx *c)
 static void stream_release(ctx *c) { must(sm_stream_destroy(c->s), "stream destroy"); }
 static void stream_release_if_done(ctx *c) { if (c->done) stream_release(c); }
 static void stream_and_buffer_release(ctx *c) { buffer_release_if_done(c); stream_release(c); }
+/* Secrets: each operation over the protected, guarded and example custom factories. */
+static const sm_factory *fac_protected(void) { return sm_factory_protected(); }
+static const sm_factory *fac_guarded(void) { return sm_factory_guarded(); }
+static const sm_factory *fac_custom(void) { return example_factory(); }
+static const sm_factory *(*secret_factory)(void);
+
+static sm_status secret_new(ctx *c)
+{
+    memset(c->buf, 0x5a, sizeof c->buf);
+    return sm_secret_new(secret_factory(), c->buf, sizeof c->buf, &c->sec);
+}
+static sm_status secret_random(ctx *c) { return sm_secret_random(secret_factory(), 64, &c->sec); }
+static void secret_setup(ctx *c) { must(secret_new(c), "secret"); }
+static sm_status read_fn(const uint8_t *b, size_t n, void *arg)
+{
+    (void)arg;
+    return n == 64 && b[0] == 0x5a && b[63] == 0x5a ? SM_OK : SM_E_AUTH;
+}
+static sm_status nested_fn(const uint8_t *b, size_t n, void *arg)
+{
+    ctx *c = arg;
+    sm_status st = read_fn(b, n, NULL);
+
+    return st != SM_OK ? st : sm_secret_with_bytes(c->sec, read_fn, NULL);
+}
+static sm_status secret_with_bytes(ctx *c) { return sm_secret_with_bytes(c->sec, read_fn, NULL); }
+static sm_status secret_nested(ctx *c) { return sm_secret_with_bytes(c->sec, nested_fn, c); }
+static sm_status secret_try(ctx *c) { return sm_secret_try_with_bytes(c->sec, read_fn, NULL); }
+static sm_status secret_read_at(ctx *c)
+{
+    size_t got;
+
+    return sm_secret_read_at(c->sec, 1, c->buf, 10, &got);
+}
+static sm_status secret_close(ctx *c) { return sm_secret_close(c->sec); }
+static void secret_release(ctx *c) { must(sm_secret_close(c->sec), "close"); }
+static void secret_release_if_done(ctx *c) { if (c->done) secret_release(c); }
+static void secret_release_unless_done(ctx *c) { if (!c->done) secret_release(c); }
+static void use_protected(ctx *c) { secret_factory = fac_protected; (void)c; }
+static void use_guarded(ctx *c) { secret_factory = fac_guarded; (void)c; }
+static void use_custom(ctx *c) { secret_factory = fac_custom; (void)c; }
+static void protected_secret(ctx *c) { use_protected(c); secret_setup(c); }
+static void guarded_secret(ctx *c) { use_guarded(c); secret_setup(c); }
+static void custom_secret(ctx *c) { use_custom(c); secret_setup(c); }
 
 #define ANON { SM_LOCK_REQUIRED, SM_BACKING_ANON, false }
 static const op ops[] = {
@@ -253,6 +299,34 @@ static const op ops[] = {
       coffer_purge, false },
     { "coffer.seal.after_fork.best_effort", { SM_LOCK_BEST_EFFORT, SM_BACKING_ANON, false },
       true, false, coffer_setup_forked, coffer_seal, coffer_purge, false },
+    { "secret.new.protected", ANON, true, false, use_protected, secret_new, secret_release_if_done, false },
+    { "secret.new.guarded", ANON, true, false, use_guarded, secret_new, secret_release_if_done, false },
+    { "secret.new.custom", ANON, true, false, use_custom, secret_new, secret_release_if_done, false },
+    /* No registry warm-up: the insert maps the first slot chunk, and may fail doing so. */
+    { "secret.new.grow", ANON, true, true, use_protected, secret_new, secret_release_if_done, false },
+    { "secret.new.best_effort", { SM_LOCK_BEST_EFFORT, SM_BACKING_ANON, false }, true, false,
+      use_protected, secret_new, secret_release_if_done, false },
+    { "secret.new.secretmem", { SM_LOCK_REQUIRED, SM_BACKING_SECRETMEM_PREFERRED, false }, true,
+      false, use_protected, secret_new, secret_release_if_done, false },
+    { "secret.random.protected", ANON, true, false, use_protected, secret_random,
+      secret_release_if_done, false },
+    { "secret.random.guarded", ANON, true, false, use_guarded, secret_random,
+      secret_release_if_done, false },
+    { "secret.with_bytes.protected", ANON, true, false, protected_secret, secret_with_bytes,
+      secret_release, false },
+    { "secret.with_bytes.guarded", ANON, true, false, guarded_secret, secret_with_bytes,
+      secret_release, false },
+    { "secret.with_bytes.custom", ANON, true, false, custom_secret, secret_with_bytes,
+      secret_release, false },
+    { "secret.with_bytes.nested", ANON, true, false, guarded_secret, secret_nested, secret_release, false },
+    { "secret.try_with_bytes", ANON, true, false, protected_secret, secret_try, secret_release, false },
+    { "secret.read_at", ANON, true, false, guarded_secret, secret_read_at, secret_release, false },
+    { "secret.close.protected", ANON, true, false, protected_secret, secret_close,
+      secret_release_unless_done, false },
+    { "secret.close.guarded", ANON, true, false, guarded_secret, secret_close,
+      secret_release_unless_done, false },
+    { "secret.close.custom", ANON, true, false, custom_secret, secret_close,
+      secret_release_unless_done, false },
 };
 
 static const op *current;

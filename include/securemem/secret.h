@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: ISC */
+#ifndef SECUREMEM_SECRET_H
+#define SECUREMEM_SECRET_H
+
+#include <securemem/common.h>
+#include <securemem/handles.h>
+#include <securemem/status.h>
+
+/*
+ * Secrets (Asherah's Secret and SecretFactory): len bytes that cannot be read at rest
+ * and can be read, read-only, only inside a callback. A factory decides where the bytes
+ * live and how they are made readable. The library's secret layer owns the handle,
+ * counts the accesses and runs the close protocol, the same way for every factory,
+ * custom ones included (spec/secrets.md; the table is spec/secret-states.tsv):
+ *
+ *  - OPEN-IDLE: no access in flight; the bytes are unreadable (PROT_NONE at rest).
+ *  - OPEN-ACCESSED: one or more accesses in flight, from any threads and nested in any
+ *    order, share one read-only window. The protection changes only when the first
+ *    access enters and when the last one leaves.
+ *  - CLOSING: sm_secret_close is waiting for the accesses in flight; they finish with
+ *    the right bytes, and every new operation gets SM_E_STATE (queries: 0 or closed).
+ *  - CLOSED: wiped and released; every copy of the handle is stale for good.
+ *
+ * While one thread opens or shuts the window (a system call, or for some factories a
+ * decryption), the secret's lock is not held: sm_secret_with_bytes and sm_secret_read_at
+ * wait for the change to end, sm_secret_try_with_bytes returns SM_E_BUSY, and the
+ * queries answer at once.
+ *
+ * Common errors: SM_E_INVAL for a NULL factory, callback or out-pointer, a len of 0 or of
+ * 2^62 or more (on 64-bit targets; a quarter of the address space in general), and a
+ * custom factory table that is incomplete or of another version; SM_E_STATE for a stale,
+ * closed or closing handle; SM_E_NOMEM, SM_E_LOCK (lock policy REQUIRED), SM_E_PROT from
+ * the OS. A source that is wiped on success is left untouched on failure. Every function
+ * is thread-safe; operations on different secrets do not contend.
+ */
+
+/*
+ * A factory: the table of functions behind a kind of secret. The library's factories
+ * are below; a program MAY fill in its own (a "custom factory") and pass its address to
+ * sm_secret_new and sm_secret_random. The table MUST stay valid, and unchanged, until
+ * every secret made from it is closed.
+ *
+ * The library calls the hooks of one secret one at a time, never two at once, and never
+ * while holding a lock that another operation on that secret could need. Each hook gets
+ * ctx back as its first argument. A hook that fails MUST leave its state as it was, so
+ * that the library can undo or retry; its sm_status is returned to the caller as is.
+ *
+ *  - create: storage for exactly len bytes (len > 0 and below 2^62; the library has
+ *    checked). *state is the factory's own handle for it; *fill points at len writable
+ *    bytes, which the library fills (a copy of the source, or random bytes) before it
+ *    calls seal. On error nothing stays allocated.
+ *  - seal: once, after the fill: take the bytes to their state at rest (unreadable).
+ *    On error the library calls destroy.
+ *  - make_readable: the first access in flight is entering. *bytes points at the len
+ *    bytes, readable and read-only, and stays valid until make_unreadable. On error the
+ *    access fails with that status and the secret stays at rest.
+ *  - make_unreadable: the last access in flight has left. On error the window stays
+ *    open (the library keeps *bytes) and is shut again when the next last access
+ *    leaves; the access returns the error unless its callback already failed.
+ *  - destroy: wipe the bytes and release the storage, at rest or, after a failed
+ *    make_unreadable, readable. On error the secret stays open, and a later close
+ *    calls destroy again.
+ *  - purge: MAY be NULL. Called by sm_purge and the signal paths, perhaps from a signal
+ *    handler, with no lock held, and never while another hook of this secret is opening,
+ *    shutting or destroying (the thread doing that frees the storage with destroy
+ *    instead): it MUST be async-signal-safe and MUST NOT fail. With in_use false, wipe
+ *    and release everything; with in_use true, accesses are still reading the window:
+ *    wipe the bytes in place and keep them mapped and readable. When purge is NULL, a
+ *    purge makes the handle stale and leaves the storage as it is.
+ *
+ * Secrets of a custom factory count in sm_stats.secrets_live, not in allocations_total,
+ * bytes_locked or bytes_unlocked: their storage is the factory's. sm_audit does not
+ * look into them, and in a forked child their handles are stale and their storage is
+ * left to the factory.
+ */
+#define SM_FACTORY_VERSION 1u
+
+typedef struct sm_factory {
+    unsigned  version; /* SM_FACTORY_VERSION */
+    void     *ctx;     /* passed back to every hook */
+    sm_status (*create)(void *ctx, size_t len, void **state, uint8_t **fill);
+    sm_status (*seal)(void *ctx, void *state);
+    sm_status (*make_readable)(void *ctx, void *state, const uint8_t **bytes);
+    sm_status (*make_unreadable)(void *ctx, void *state);
+    sm_status (*destroy)(void *ctx, void *state);
+    void      (*purge)(void *ctx, void *state, bool in_use);
+} sm_factory;
+
+/*
+ * The library's factories. Each call returns the same table, owned by the library; a
+ * program uses its address and never its fields.
+ *
+ * protected (Asherah's protectedmemory): one locked mapping of whole pages with the
+ * bytes at its start, and no guard pages or canary, for the smallest footprint: one page
+ * for a 32-byte key. PROT_NONE at rest, PROT_READ during accesses. It follows the lock
+ * policy and the backing of sm_config, and counts in sm_stats like a guarded region.
+ *
+ * guarded (memguard-style): a guarded region (spec/layout.md): guard pages on both
+ * sides, the bytes ending against the trailing one, a canary in front that is checked at
+ * close, at purge and by sm_audit (a damaged one panics). PROT_NONE at rest, PROT_READ
+ * during accesses.
+ *
+ * encrypted: an enclave at rest, opened into a guarded read-only buffer by the first
+ * access in flight and destroyed by the last. Not available in this release:
+ * sm_secret_new and sm_secret_random give SM_E_UNSUPPORTED for it (after checking their
+ * arguments).
+ */
+SM_API const sm_factory *sm_factory_protected(void);
+SM_API const sm_factory *sm_factory_guarded(void);
+SM_API const sm_factory *sm_factory_encrypted(void);
+
+/* Called with the bytes of one access; its status is the access's status. */
+typedef sm_status (*sm_bytes_fn)(const uint8_t *bytes, size_t len, void *ctx);
+
+/* A secret holding a copy of the len bytes at src; src is wiped on success. */
+SM_API SM_MUST_CHECK sm_status sm_secret_new(const sm_factory *f, void *src, size_t len, sm_secret *out);
+/* A secret of len random bytes (ChaCha20 keyed from getrandom; SM_E_RANDOM). */
+SM_API SM_MUST_CHECK sm_status sm_secret_random(const sm_factory *f, size_t len, sm_secret *out);
+
+/*
+ * Call fn(bytes, len, ctx) with the secret's bytes readable and read-only (a write
+ * faults), and return fn's status. bytes is valid only until fn returns. Waits while
+ * another thread opens or shuts the window; never waits for other accesses, which share
+ * the window. fn MAY access this and other secrets, nested; it MUST return (no longjmp
+ * out of it). If fn returns SM_OK but the window cannot be shut again (an OS refusal),
+ * the status of that refusal is returned and the secret stays readable until the next
+ * last access leaves.
+ * Errors: SM_E_INVAL (fn NULL), SM_E_STATE (stale, closed or closing), the factory's
+ * error when the window cannot be opened (fn is then not called).
+ */
+SM_API SM_MUST_CHECK sm_status sm_secret_with_bytes(sm_secret s, sm_bytes_fn fn, void *ctx);
+
+/*
+ * sm_secret_with_bytes that never waits for another thread: SM_E_BUSY where it would
+ * have waited, that is while another thread opens or shuts the window or holds the
+ * secret's lock for its bookkeeping. fn is then not called.
+ */
+SM_API SM_MUST_CHECK sm_status sm_secret_try_with_bytes(sm_secret s, sm_bytes_fn fn, void *ctx);
+
+/*
+ * A reader: copy up to n bytes from offset off into dst, in one access, and set *got
+ * to the number copied, min(n, size - off): short at the end. off == size, or n == 0,
+ * copies nothing, gives SM_OK with *got 0 and does not open the window.
+ * Errors: SM_E_INVAL (got NULL, dst NULL with n > 0, off > size), SM_E_STATE, the
+ * errors of sm_secret_with_bytes. On error *got is not written and dst holds no secret
+ * byte (it is wiped if the window could not be shut after the copy).
+ */
+SM_API SM_MUST_CHECK sm_status sm_secret_read_at(sm_secret s, size_t off, void *dst, size_t n, size_t *got);
+
+/* The length of the secret; 0 if stale, closed or closing. Never waits on a window change. */
+SM_API size_t sm_secret_size(sm_secret s);
+/* True once close has begun, and for any handle that names no open secret (id 0 too). */
+SM_API bool sm_secret_is_closed(sm_secret s);
+
+/*
+ * Close: new operations get SM_E_STATE from now on; wait for the accesses in flight to
+ * finish; then wipe and release the bytes (checking the canary of a guarded secret) and
+ * make every copy of the handle stale. Returns once the bytes are wiped.
+ * Errors: SM_E_STATE (stale, already closed, or closing: a second close does not wait;
+ * also a close from inside an access to this same secret on this same thread, which
+ * would wait for itself; up to 16 nested accesses per thread are tracked for this);
+ * the OS's errors, after which the secret is open again, as after a failed
+ * sm_buffer_destroy: unchanged when the pages could not be opened for the wipe, and
+ * wiped (all zero) when only the final unmap failed; a later close retries.
+ */
+SM_API SM_MUST_CHECK sm_status sm_secret_close(sm_secret s);
+
+#endif

@@ -1,0 +1,773 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * Secrets (securemem/secret.h, spec/secrets.md): the secret layer, which owns handles,
+ * access counting and the close protocol, over one storage backend per kind of factory.
+ *
+ * Locking. Each secret is one registry slot; its mutex guards the descriptor in the
+ * slot body and is held only for bookkeeping. Window changes (opening, shutting,
+ * destroying: system calls, or a decryption for some factories) run outside it, with
+ * `changing` set, so that queries never wait on them and a try can see them (SM_E_BUSY).
+ * Everyone who needs the window waits on the slot's condition variable until `changing`
+ * is clear; each change ends with a broadcast. The protocol's decisions are the core's
+ * smi_sec_decide (spec/secret-states.tsv); this file does what it says.
+ *
+ * Purge. A purge claims the slot and may wipe its body while a thread is changing the
+ * window outside the lock. So a changing thread works on a private copy of what it
+ * needs, and when it takes the lock back and finds the id gone, it frees the pages
+ * itself (purge leaves pages that are being changed alone). Pages that accesses are
+ * reading when a purge comes are wiped in place and stay mapped, since those threads
+ * still hold the pointer.
+ */
+#include <string.h>
+
+#include "inner.h"
+
+static const char corrupt_msg[] =
+    "canary of a guarded region is damaged: buffer underflow or stray write";
+
+/* ---- storage backends ---- */
+
+typedef union smi_store {
+    smi_region region; /* guarded */
+    smi_plain  plain;  /* protected */
+    void      *state;  /* a custom factory's own */
+} smi_store;
+
+/* The storage operations the secret layer needs; each factory kind has one table. */
+typedef struct backend {
+    sm_status (*create)(const sm_factory *f, size_t len, smi_store *st, uint8_t **fill);
+    sm_status (*seal)(const sm_factory *f, smi_store *st);
+    sm_status (*open)(const sm_factory *f, smi_store *st, const uint8_t **bytes);
+    sm_status (*shut)(const sm_factory *f, smi_store *st);
+    sm_status (*destroy)(const sm_factory *f, smi_store *st);
+    /* The rollback of a store that was never published. */
+    void (*unmake)(const sm_factory *f, smi_store *st);
+    /* smi_kind_ops' purge and wipe: in_use keeps the pages mapped and readable. False
+       when a damaged canary was found. */
+    bool (*purge)(const sm_factory *f, smi_store *st, bool in_use);
+    void (*audit)(const sm_factory *f, smi_store *st);
+    void (*forget)(const sm_factory *f, smi_store *st);
+} backend;
+
+/* guarded: a guarded region, NONE at rest, READ while accessed. */
+
+static sm_status region_create(const sm_factory *f, size_t len, smi_store *st, uint8_t **fill)
+{
+    sm_status r = smi_region_alloc(len, NULL, &st->region);
+
+    (void)f;
+    if (r == SM_OK)
+        *fill = smi_region_data(&st->region);
+    return r;
+}
+
+static sm_status region_seal(const sm_factory *f, smi_store *st)
+{
+    (void)f;
+    return smi_region_protect(&st->region, SM_PROT_NONE);
+}
+
+static sm_status region_open(const sm_factory *f, smi_store *st, const uint8_t **bytes)
+{
+    sm_status r = smi_region_protect(&st->region, SM_PROT_READ);
+
+    (void)f;
+    if (r == SM_OK)
+        *bytes = smi_region_data(&st->region);
+    return r;
+}
+
+static sm_status region_destroy(const sm_factory *f, smi_store *st)
+{
+    (void)f;
+    return smi_region_free(&st->region);
+}
+
+static void region_unmake(const sm_factory *f, smi_store *st)
+{
+    (void)f;
+    smi_region_unmake(&st->region);
+}
+
+static bool region_purge(const sm_factory *f, smi_store *st, bool in_use)
+{
+    (void)f;
+    if (!in_use)
+        return smi_region_purge(&st->region);
+    smi_region_wipe_in_place(&st->region);
+    return true;
+}
+
+static void region_audit(const sm_factory *f, smi_store *st)
+{
+    (void)f;
+    smi_region_audit(&st->region);
+}
+
+static void region_forget(const sm_factory *f, smi_store *st)
+{
+    (void)f;
+    smi_region_forget(&st->region);
+}
+
+static const backend region_backend = {
+    region_create, region_seal, region_open, region_seal, region_destroy,
+    region_unmake, region_purge, region_audit, region_forget,
+};
+
+/* protected: a plain locked mapping (plain.c), NONE at rest, READ while accessed. */
+
+static sm_status plain_create(const sm_factory *f, size_t len, smi_store *st, uint8_t **fill)
+{
+    sm_status r = smi_plain_alloc(len, &st->plain);
+
+    (void)f;
+    if (r == SM_OK)
+        *fill = st->plain.base;
+    return r;
+}
+
+static sm_status plain_seal(const sm_factory *f, smi_store *st)
+{
+    (void)f;
+    return smi_plain_protect(&st->plain, SM_PROT_NONE);
+}
+
+static sm_status plain_open(const sm_factory *f, smi_store *st, const uint8_t **bytes)
+{
+    sm_status r = smi_plain_protect(&st->plain, SM_PROT_READ);
+
+    (void)f;
+    if (r == SM_OK)
+        *bytes = st->plain.base;
+    return r;
+}
+
+static sm_status plain_destroy(const sm_factory *f, smi_store *st)
+{
+    (void)f;
+    return smi_plain_free(&st->plain);
+}
+
+static void plain_unmake(const sm_factory *f, smi_store *st)
+{
+    (void)f;
+    smi_plain_unmake(&st->plain);
+}
+
+static bool plain_purge(const sm_factory *f, smi_store *st, bool in_use)
+{
+    (void)f;
+    if (!in_use)
+        return smi_plain_purge(&st->plain);
+    smi_plain_wipe_in_place(&st->plain);
+    return true;
+}
+
+/* No canary: nothing to audit. */
+static void plain_audit(const sm_factory *f, smi_store *st)
+{
+    (void)f;
+    (void)st;
+}
+
+static void plain_forget(const sm_factory *f, smi_store *st)
+{
+    (void)f;
+    smi_plain_forget(&st->plain);
+}
+
+static const backend plain_backend = {
+    plain_create, plain_seal, plain_open, plain_seal, plain_destroy,
+    plain_unmake, plain_purge, plain_audit, plain_forget,
+};
+
+/* custom: the user's table (securemem/secret.h), called as documented there. */
+
+static sm_status custom_create(const sm_factory *f, size_t len, smi_store *st, uint8_t **fill)
+{
+    return f->create(f->ctx, len, &st->state, fill);
+}
+
+static sm_status custom_seal(const sm_factory *f, smi_store *st)
+{
+    return f->seal(f->ctx, st->state);
+}
+
+static sm_status custom_open(const sm_factory *f, smi_store *st, const uint8_t **bytes)
+{
+    return f->make_readable(f->ctx, st->state, bytes);
+}
+
+static sm_status custom_shut(const sm_factory *f, smi_store *st)
+{
+    return f->make_unreadable(f->ctx, st->state);
+}
+
+static sm_status custom_destroy(const sm_factory *f, smi_store *st)
+{
+    return f->destroy(f->ctx, st->state);
+}
+
+/* A rollback cannot fail on top of the first failure; a refusal here is the factory's leak. */
+static void custom_unmake(const sm_factory *f, smi_store *st)
+{
+    (void)f->destroy(f->ctx, st->state);
+}
+
+static bool custom_purge(const sm_factory *f, smi_store *st, bool in_use)
+{
+    if (f->purge != NULL)
+        f->purge(f->ctx, st->state, in_use);
+    return true;
+}
+
+/* The library knows nothing of a custom factory's storage: no canary, no mapping. */
+static void custom_nothing(const sm_factory *f, smi_store *st)
+{
+    (void)f;
+    (void)st;
+}
+
+static const backend custom_backend = {
+    custom_create, custom_seal, custom_open, custom_shut, custom_destroy,
+    custom_unmake, custom_purge, custom_nothing, custom_nothing,
+};
+
+/* ---- the library's factories ---- */
+
+/*
+ * The built-in tables are told apart by address, and their hooks are never called: the
+ * secret layer goes straight to their backend, so that their storage descriptors live in
+ * the slot body instead of behind a state pointer that would need allocating. The ctx
+ * values only keep the two tables distinct objects.
+ */
+static const sm_factory protected_factory = { .version = SM_FACTORY_VERSION, .ctx = "protected" };
+static const sm_factory guarded_factory = { .version = SM_FACTORY_VERSION, .ctx = "guarded" };
+
+/*
+ * The encrypted factory is a custom table whose hooks refuse until enclaves back it:
+ * an enclave at rest, opened into a guarded read-only buffer by make_readable and
+ * destroyed by make_unreadable. The secret layer needs no change for it.
+ */
+static sm_status unsupported_create(void *ctx, size_t len, void **state, uint8_t **fill)
+{
+    (void)ctx;
+    (void)len;
+    (void)state;
+    (void)fill;
+    return SM_E_UNSUPPORTED;
+}
+
+static sm_status unsupported(void *ctx, void *state)
+{
+    (void)ctx;
+    (void)state;
+    return SM_E_UNSUPPORTED;
+}
+
+static sm_status unsupported_open(void *ctx, void *state, const uint8_t **bytes)
+{
+    (void)ctx;
+    (void)state;
+    (void)bytes;
+    return SM_E_UNSUPPORTED;
+}
+
+static const sm_factory encrypted_factory = {
+    SM_FACTORY_VERSION, NULL, unsupported_create, unsupported, unsupported_open,
+    unsupported, unsupported, NULL,
+};
+
+const sm_factory *sm_factory_protected(void)
+{
+    return &protected_factory;
+}
+
+const sm_factory *sm_factory_guarded(void)
+{
+    return &guarded_factory;
+}
+
+const sm_factory *sm_factory_encrypted(void)
+{
+    return &encrypted_factory;
+}
+
+static const backend *backend_of(const sm_factory *f)
+{
+    if (f == &protected_factory)
+        return &plain_backend;
+    if (f == &guarded_factory)
+        return &region_backend;
+    return &custom_backend;
+}
+
+static bool factory_ok(const sm_factory *f)
+{
+    if (f == &protected_factory || f == &guarded_factory)
+        return true;
+    return f->version == SM_FACTORY_VERSION && f->create != NULL && f->seal != NULL &&
+           f->make_readable != NULL && f->make_unreadable != NULL && f->destroy != NULL;
+}
+
+/* ---- the secret descriptor, in the slot body ---- */
+
+typedef struct smi_secret {
+    const sm_factory *f;
+    const uint8_t    *window;   /* the readable bytes, while readable */
+    size_t            size;
+    uint32_t          readers;  /* bounded by the threads' stack frames, far below 2^32 */
+    bool              closing;
+    bool              changing;
+    bool              readable;
+    smi_store         store;
+} smi_secret;
+
+_Static_assert(sizeof(smi_secret) <= SMI_SLOT_BODY, "a secret descriptor fits in its slot");
+
+/* Sizes of 2^62 and more are refused (API.md); SIZE_MAX >> 2 is 2^62 - 1 on 64-bit. */
+#define SECRET_MAX (SIZE_MAX >> 2)
+
+static smi_secret *secret_of(smi_slot *s)
+{
+    return (smi_secret *)(void *)s->body;
+}
+
+static smi_sec_action decide(const smi_secret *b, smi_sec_op op)
+{
+    smi_sec_view v = { b->readers, b->closing, b->changing, b->readable };
+
+    return smi_sec_decide(&v, op);
+}
+
+/* Whether the slot no longer holds the secret id (closed, purged); its lock is held. */
+static bool gone(smi_slot *s, uint64_t id)
+{
+    return atomic_load_explicit(&s->id, memory_order_acquire) != id;
+}
+
+/*
+ * The calling thread's accesses in flight, innermost last, so that a close from inside
+ * one of them is refused instead of waiting for itself for ever. Deeper nesting than
+ * this is counted but not recorded.
+ */
+#define TRACKED 16u
+static _Thread_local uint64_t held_ids[TRACKED];
+static _Thread_local unsigned held_depth;
+
+static void held_push(uint64_t id)
+{
+    if (held_depth < TRACKED)
+        held_ids[held_depth] = id;
+    held_depth++;
+}
+
+static bool held_by_this_thread(uint64_t id)
+{
+    unsigned n = held_depth < TRACKED ? held_depth : TRACKED;
+
+    for (unsigned i = 0; i < n; i++)
+        if (held_ids[i] == id)
+            return true;
+    return false;
+}
+
+/* ---- window changes, outside the lock ---- */
+
+/* What a change works on: a copy, since a purge may wipe the slot body meanwhile. */
+typedef struct change {
+    const sm_factory *f;
+    const backend    *be;
+    smi_store         store;
+} change;
+
+/* Mark the secret changing, copy what the change needs, and drop the lock. */
+static void change_begin(smi_slot *s, smi_secret *b, change *c)
+{
+    b->changing = true;
+    c->f = b->f;
+    c->be = backend_of(b->f);
+    c->store = b->store;
+    pthread_mutex_unlock(&s->lock);
+}
+
+/*
+ * Take the lock back and publish the change, waking every waiter. False if the secret
+ * was purged meanwhile: the purge left these pages alone, so they are freed here
+ * (unless pages_left is false: a destroy that succeeded), and the lock is dropped.
+ * This is an ordinary thread, not a signal handler: destroy, which every factory has,
+ * rather than purge, which a custom one may lack; purge only if destroy refuses.
+ */
+static bool change_end(smi_slot *s, uint64_t id, change *c, bool pages_left)
+{
+    bool live;
+
+    pthread_mutex_lock(&s->lock);
+    live = !gone(s, id);
+    if (live) {
+        smi_secret *b = secret_of(s);
+
+        b->changing = false;
+        b->store = c->store;
+    } else if (pages_left && c->be->destroy(c->f, &c->store) != SM_OK &&
+               !c->be->purge(c->f, &c->store, false)) {
+        smi_panic(corrupt_msg);
+    }
+    smi_wipe(c, sizeof *c);
+    pthread_cond_broadcast(&s->cond);
+    if (!live)
+        pthread_mutex_unlock(&s->lock);
+    return live;
+}
+
+/* ---- accesses ---- */
+
+/*
+ * Enter an access, with the slot locked; the lock is dropped on return. On success
+ * *bytes and *size are the open window.
+ */
+static sm_status enter(smi_slot *s, uint64_t id, bool try, const uint8_t **bytes, size_t *size)
+{
+    smi_secret *b = secret_of(s);
+    const uint8_t *w = NULL;
+    change c;
+    sm_status st;
+
+    for (;;) {
+        switch (decide(b, try ? SMI_SOP_TRY_ACCESS : SMI_SOP_ACCESS)) {
+        case SMI_SACT_JOIN:
+            b->readers++;
+            goto in;
+        case SMI_SACT_OPEN:
+            goto open;
+        case SMI_SACT_WAIT:
+            pthread_cond_wait(&s->cond, &s->lock);
+            /* Closed, purged, or even reused for another object meanwhile. */
+            if (gone(s, id)) {
+                pthread_mutex_unlock(&s->lock);
+                return SM_E_STATE;
+            }
+            continue;
+        case SMI_SACT_BUSY:
+            pthread_mutex_unlock(&s->lock);
+            return SM_E_BUSY;
+        default:
+            pthread_mutex_unlock(&s->lock);
+            return SM_E_STATE;
+        }
+    }
+open:
+    /* Counted before the window is open, so that a close waits for this access too. */
+    b->readers = 1;
+    change_begin(s, b, &c);
+    st = c.be->open(c.f, &c.store, &w);
+    if (!change_end(s, id, &c, true))
+        return SM_E_STATE;
+    if (st != SM_OK) {
+        b->readers = 0;
+        pthread_mutex_unlock(&s->lock);
+        return st;
+    }
+    b->window = w;
+    b->readable = true;
+in:
+    *bytes = b->window;
+    *size = b->size;
+    pthread_mutex_unlock(&s->lock);
+    held_push(id);
+    return SM_OK;
+}
+
+/* Leave an access; the last one out shuts the window. The status of the shut. */
+static sm_status leave(smi_slot *s, uint64_t id)
+{
+    smi_secret *b = secret_of(s);
+    change c;
+    sm_status st;
+
+    held_depth--;
+    pthread_mutex_lock(&s->lock);
+    if (gone(s, id)) {
+        /* Purged during the access: wiped in place and left mapped (file comment). */
+        pthread_cond_broadcast(&s->cond);
+        pthread_mutex_unlock(&s->lock);
+        return SM_OK;
+    }
+    switch (decide(b, SMI_SOP_LEAVE)) {
+    case SMI_SACT_DEPART:
+        b->readers--;
+        pthread_mutex_unlock(&s->lock);
+        return SM_OK;
+    case SMI_SACT_SHUT:
+        break;
+    default:
+        smi_panic("secret descriptor damaged: an access left a secret with no reader");
+    }
+    b->readers = 0;
+    change_begin(s, b, &c);
+    st = c.be->shut(c.f, &c.store);
+    if (!change_end(s, id, &c, true))
+        return SM_OK;
+    /* A failed shut leaves the window open; the next last reader out tries again. */
+    if (st == SM_OK) {
+        b->readable = false;
+        b->window = NULL;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return st;
+}
+
+static sm_status run_access(sm_secret sec, sm_bytes_fn fn, void *ctx, bool try)
+{
+    const uint8_t *bytes;
+    size_t size;
+    smi_slot *s;
+    sm_status st, r;
+
+    if (fn == NULL)
+        return SM_E_INVAL;
+    st = try ? smi_registry_try_acquire(sec.id, SMI_KIND_SECRET, &s)
+             : smi_registry_acquire(sec.id, SMI_KIND_SECRET, &s);
+    if (st != SM_OK)
+        return st;
+    st = enter(s, sec.id, try, &bytes, &size);
+    if (st != SM_OK)
+        return st;
+    r = fn(bytes, size, ctx);
+    st = leave(s, sec.id);
+    return r != SM_OK ? r : st;
+}
+
+sm_status sm_secret_with_bytes(sm_secret s, sm_bytes_fn fn, void *ctx)
+{
+    return run_access(s, fn, ctx, false);
+}
+
+sm_status sm_secret_try_with_bytes(sm_secret s, sm_bytes_fn fn, void *ctx)
+{
+    return run_access(s, fn, ctx, true);
+}
+
+sm_status sm_secret_read_at(sm_secret sec, size_t off, void *dst, size_t n, size_t *got)
+{
+    const uint8_t *bytes;
+    smi_slot *s;
+    smi_secret *b;
+    size_t size, k;
+    sm_status st;
+
+    if (got == NULL || (dst == NULL && n > 0))
+        return SM_E_INVAL;
+    st = smi_registry_acquire(sec.id, SMI_KIND_SECRET, &s);
+    if (st != SM_OK)
+        return st;
+    b = secret_of(s);
+    if (decide(b, SMI_SOP_QUERY) == SMI_SACT_REFUSE) {
+        smi_registry_release(s);
+        return SM_E_STATE;
+    }
+    if (off > b->size) {
+        smi_registry_release(s);
+        return SM_E_INVAL;
+    }
+    k = n < b->size - off ? n : b->size - off;
+    if (k == 0) {
+        /* Nothing to copy: no reason to open the window. */
+        smi_registry_release(s);
+        *got = 0;
+        return SM_OK;
+    }
+    st = enter(s, sec.id, false, &bytes, &size);
+    if (st != SM_OK)
+        return st;
+    memcpy(dst, bytes + off, k);
+    st = leave(s, sec.id);
+    if (st != SM_OK) {
+        smi_wipe(dst, k);
+        return st;
+    }
+    *got = k;
+    return SM_OK;
+}
+
+/* ---- queries ---- */
+
+size_t sm_secret_size(sm_secret sec)
+{
+    smi_slot *s;
+    size_t n = 0;
+
+    if (smi_registry_acquire(sec.id, SMI_KIND_SECRET, &s) != SM_OK)
+        return 0;
+    if (decide(secret_of(s), SMI_SOP_QUERY) == SMI_SACT_ANSWER)
+        n = secret_of(s)->size;
+    smi_registry_release(s);
+    return n;
+}
+
+bool sm_secret_is_closed(sm_secret sec)
+{
+    smi_slot *s;
+    bool closed;
+
+    if (smi_registry_acquire(sec.id, SMI_KIND_SECRET, &s) != SM_OK)
+        return true;
+    closed = decide(secret_of(s), SMI_SOP_QUERY) == SMI_SACT_REFUSE;
+    smi_registry_release(s);
+    return closed;
+}
+
+smi_sec_state smi_secret_state(uint64_t id)
+{
+    smi_slot *s;
+    smi_sec_state state;
+
+    if (smi_registry_acquire(id, SMI_KIND_SECRET, &s) != SM_OK)
+        return SMI_SEC_CLOSED;
+    {
+        const smi_secret *b = secret_of(s);
+        smi_sec_view v = { b->readers, b->closing, b->changing, b->readable };
+
+        state = smi_sec_state_of(&v);
+    }
+    smi_registry_release(s);
+    return state;
+}
+
+/* ---- life cycle ---- */
+
+/* Make a secret from the bytes at src, or random bytes when src is NULL. */
+static sm_status make(const sm_factory *f, const void *src, size_t len, sm_secret *out)
+{
+    smi_secret b = { 0 };
+    uint8_t *fill = NULL;
+    const backend *be;
+    uint64_t id = 0;
+    sm_status st;
+
+    if (f == NULL || out == NULL || len == 0 || len > SECRET_MAX || !factory_ok(f))
+        return SM_E_INVAL;
+    st = smi_runtime_ready();
+    if (st != SM_OK)
+        return st;
+    be = backend_of(f);
+    st = be->create(f, len, &b.store, &fill);
+    if (st != SM_OK)
+        return st;
+    if (src != NULL)
+        memcpy(fill, src, len);
+    else
+        st = smi_rng_fill(fill, len);
+    if (st == SM_OK)
+        st = be->seal(f, &b.store);
+    if (st == SM_OK) {
+        b.f = f;
+        b.size = len;
+        st = smi_registry_insert(SMI_KIND_SECRET, &b, sizeof b, &id);
+    }
+    if (st != SM_OK)
+        be->unmake(f, &b.store);
+    smi_wipe(&b, sizeof b);
+    if (st == SM_OK)
+        out->id = id;
+    return st;
+}
+
+sm_status sm_secret_new(const sm_factory *f, void *src, size_t len, sm_secret *out)
+{
+    sm_status st;
+
+    if (src == NULL)
+        return SM_E_INVAL;
+    st = make(f, src, len, out);
+    if (st == SM_OK)
+        smi_wipe(src, len);
+    return st;
+}
+
+sm_status sm_secret_random(const sm_factory *f, size_t len, sm_secret *out)
+{
+    return make(f, NULL, len, out);
+}
+
+sm_status sm_secret_close(sm_secret sec)
+{
+    smi_slot *s;
+    smi_secret *b;
+    change c;
+    sm_status st;
+
+    if (held_by_this_thread(sec.id))
+        return SM_E_STATE;
+    st = smi_registry_acquire(sec.id, SMI_KIND_SECRET, &s);
+    if (st != SM_OK)
+        return st;
+    b = secret_of(s);
+    if (decide(b, SMI_SOP_CLOSE) == SMI_SACT_REFUSE) {
+        smi_registry_release(s);
+        return SM_E_STATE;
+    }
+    /* From here on new operations are refused; the ones in flight finish. */
+    b->closing = true;
+    while (decide(b, SMI_SOP_CLOSE_WAIT) == SMI_SACT_WAIT) {
+        pthread_cond_wait(&s->cond, &s->lock);
+        if (gone(s, sec.id)) {
+            /* Purged meanwhile: the purge wiped the bytes. */
+            pthread_mutex_unlock(&s->lock);
+            return SM_OK;
+        }
+    }
+    change_begin(s, b, &c);
+    st = c.be->destroy(c.f, &c.store);
+    if (!change_end(s, sec.id, &c, st != SM_OK))
+        return SM_OK;
+    if (st != SM_OK) {
+        /* Open again, as after a failed sm_buffer_destroy: the close can be retried. */
+        b->closing = false;
+        pthread_mutex_unlock(&s->lock);
+        return st;
+    }
+    smi_registry_remove(s);
+    return SM_OK;
+}
+
+/* ---- the registry's walks (smi_kind_ops) ---- */
+
+/*
+ * Pages that another thread is changing belong to that thread until it takes the lock
+ * back, finds the id gone and frees them from its copy (change_end): touching them here
+ * could fault against its mprotect.
+ */
+bool smi_secret_purge(void *body)
+{
+    smi_secret *b = body;
+
+    if (b->changing)
+        return true;
+    return backend_of(b->f)->purge(b->f, &b->store, b->readers > 0);
+}
+
+/* Another thread holds the lock: wipe in place only, it may be about to read. */
+void smi_secret_wipe(void *body)
+{
+    smi_secret *b = body;
+
+    if (!b->changing)
+        (void)backend_of(b->f)->purge(b->f, &b->store, true);
+}
+
+void smi_secret_audit(void *body)
+{
+    smi_secret *b = body;
+
+    if (!b->changing)
+        backend_of(b->f)->audit(b->f, &b->store);
+}
+
+void smi_secret_forget(void *body)
+{
+    smi_secret *b = body;
+
+    backend_of(b->f)->forget(b->f, &b->store);
+}
