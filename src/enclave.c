@@ -13,11 +13,8 @@
 
 #define HEAD 32u /* nonce and tag, padded so that the ciphertext is 16-byte aligned */
 
-typedef struct smi_enclave {
-    uint8_t *map;
-    size_t   map_len;
-    size_t   size;
-} smi_enclave;
+/* An enclave is a sealed blob and nothing more. */
+typedef smi_sealed smi_enclave;
 
 _Static_assert(sizeof(smi_enclave) <= SMI_SLOT_BODY, "an enclave descriptor fits in its slot");
 _Static_assert(SMI_AEAD_NONCE + SMI_AEAD_TAG <= HEAD, "the head holds nonce and tag");
@@ -88,29 +85,45 @@ static sm_status open_in(const smi_enclave *e, smi_region *r)
     return smi_coffer_open(e->map, aad, sizeof aad, d, e->size, e->map + SMI_AEAD_NONCE);
 }
 
+sm_status smi_sealed_seal(uint8_t *data, size_t size, smi_sealed *out)
+{
+    smi_sealed e;
+    sm_status st = map_for(size, &e);
+
+    if (st != SM_OK)
+        return st;
+    st = seal_into(&e, data);
+    if (st != SM_OK) {
+        unmap(&e);
+        return st;
+    }
+    *out = e;
+    return SM_OK;
+}
+
+sm_status smi_sealed_open(const smi_sealed *e, smi_region *r)
+{
+    return open_in(e, r);
+}
+
+sm_status smi_sealed_free(smi_sealed *e)
+{
+    return sm_os_munmap(e->map, e->map_len);
+}
+
 /*
- * Everything that can fail comes first: the runtime, a registry slot and the
- * ciphertext mapping. Publishing afterwards cannot fail, so a sealed source never has
- * to be given back.
+ * The registry slot comes first: publishing after the seal then cannot fail, so a sealed
+ * source never has to be given back.
  */
-static sm_status prepare(size_t size, uint32_t *slot, smi_enclave *e)
+static sm_status prepare(size_t size, uint32_t *slot)
 {
     sm_status st = smi_runtime_ready();
 
+    if (st == SM_OK && (size == 0 || size > SMI_AEAD_MAX_LEN))
+        st = SM_E_INVAL;
     if (st == SM_OK)
-        st = map_for(size, e);
-    if (st != SM_OK)
-        return st;
-    st = smi_registry_reserve(slot);
-    if (st != SM_OK)
-        unmap(e);
+        st = smi_registry_reserve(slot);
     return st;
-}
-
-static void discard(uint32_t slot, smi_enclave *e)
-{
-    smi_registry_unreserve(slot);
-    unmap(e);
 }
 
 static void publish(uint32_t slot, const smi_enclave *e, sm_enclave *out)
@@ -126,13 +139,13 @@ sm_status sm_enclave_new(void *src, size_t size, sm_enclave *out)
 
     if (src == NULL || out == NULL)
         return SM_E_INVAL;
-    st = prepare(size, &slot, &e);
+    st = prepare(size, &slot);
     if (st != SM_OK)
         return st;
     /* src is wiped on success anyway: encrypting in place there saves a copy. */
-    st = seal_into(&e, src);
+    st = smi_sealed_seal(src, size, &e);
     if (st != SM_OK) {
-        discard(slot, &e);
+        smi_registry_unreserve(slot);
         return st;
     }
     smi_wipe(src, size);
@@ -149,7 +162,7 @@ sm_status sm_enclave_random(size_t size, sm_enclave *out)
 
     if (out == NULL)
         return SM_E_INVAL;
-    st = prepare(size, &slot, &e);
+    st = prepare(size, &slot);
     if (st != SM_OK)
         return st;
     /* The random plaintext is made, and sealed, inside a guarded region. */
@@ -157,11 +170,11 @@ sm_status sm_enclave_random(size_t size, sm_enclave *out)
     if (st == SM_OK) {
         st = smi_rng_fill(smi_region_data(&r), size);
         if (st == SM_OK)
-            st = seal_into(&e, smi_region_data(&r));
+            st = smi_sealed_seal(smi_region_data(&r), size, &e);
         smi_region_unmake(&r);
     }
     if (st != SM_OK) {
-        discard(slot, &e);
+        smi_registry_unreserve(slot);
         return st;
     }
     publish(slot, &e, out);
@@ -283,25 +296,26 @@ sm_status sm_buffer_seal(sm_buffer b, sm_enclave *out)
     if (st != SM_OK)
         return st;
     was = buf->r.prot;
-    st = prepare(buf->r.size, &slot, &e);
+    st = prepare(buf->r.size, &slot);
     if (st != SM_OK)
         goto out;
     /* Seal in place inside the guarded region: the plaintext never leaves it. */
     st = smi_region_protect(&buf->r, SM_PROT_READWRITE);
     if (st == SM_OK) {
         smi_region_check(&buf->r);
-        st = seal_into(&e, smi_region_data(&buf->r));
-    }
-    if (st == SM_OK) {
-        st = smi_region_free(&buf->r);
-        if (st != SM_OK) {
-            /* Still mapped: decrypt back, so that the buffer is as it was. */
-            (void)open_in(&e, &buf->r);
+        st = smi_sealed_seal(smi_region_data(&buf->r), buf->r.size, &e);
+        if (st == SM_OK) {
+            st = smi_region_free(&buf->r);
+            if (st != SM_OK) {
+                /* Still mapped: decrypt back, so that the buffer is as it was. */
+                (void)open_in(&e, &buf->r);
+                unmap(&e);
+            }
         }
     }
     if (st != SM_OK) {
         (void)smi_region_protect(&buf->r, was);
-        discard(slot, &e);
+        smi_registry_unreserve(slot);
         goto out;
     }
     publish(slot, &e, out);

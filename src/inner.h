@@ -224,6 +224,26 @@ void smi_stream_wipe(void *body);
 void smi_stream_audit(void *body);
 void smi_stream_forget(void *body);
 
+/*
+ * A sealed blob (enclave.c): the ciphertext of size bytes in an ordinary mapping of its
+ * own, | nonce | tag | pad | ciphertext |, under the coffer's key. It is what an enclave
+ * is, and what the encrypted secret factory keeps at rest.
+ */
+typedef struct smi_sealed {
+    uint8_t *map;
+    size_t   map_len;
+    size_t   size;
+} smi_sealed;
+/* Seal the size bytes at data in place and copy them out; data is untouched on error. */
+sm_status smi_sealed_seal(uint8_t *data, size_t size, smi_sealed *out);
+/* Decrypt e into r's data (r->size == e->size); SM_E_AUTH wipes it. */
+sm_status smi_sealed_open(const smi_sealed *e, smi_region *r);
+/*
+ * Unmap the ciphertext: nothing secret in it, nothing to wipe. Async-signal-safe. On
+ * error the blob is still whole, and the call can be retried.
+ */
+sm_status smi_sealed_free(smi_sealed *e);
+
 #if defined(SM_FAULT_INJECTION)
 /* Test hook: flip bit of e's ciphertext (where 0), tag (1) or nonce (2). */
 sm_status smi_enclave_test_flip(sm_enclave e, int where, size_t bit);

@@ -27,10 +27,22 @@ static const char corrupt_msg[] =
 
 /* ---- storage backends ---- */
 
+/*
+ * encrypted: the ciphertext at rest, and the guarded region that holds the plaintext
+ * while the window is open (or while it is being filled, before the seal). open says
+ * whether that region exists.
+ */
+typedef struct smi_encstore {
+    smi_sealed sealed;
+    smi_region open_region;
+    bool       open;
+} smi_encstore;
+
 typedef union smi_store {
-    smi_region region; /* guarded */
-    smi_plain  plain;  /* protected */
-    void      *state;  /* a custom factory's own */
+    smi_region   region; /* guarded */
+    smi_plain    plain;  /* protected */
+    smi_encstore enc;    /* encrypted */
+    void        *state;  /* a custom factory's own */
 } smi_store;
 
 /* The storage operations the secret layer needs; each factory kind has one table. */
@@ -182,6 +194,153 @@ static const backend plain_backend = {
     plain_unmake, plain_purge, plain_audit, plain_forget,
 };
 
+/*
+ * encrypted: an enclave at rest (a sealed blob, enclave.c), opened by the first access
+ * into a guarded region made READ, and destroyed by the last. Each such window is a
+ * guarded region made, and counts in allocations_total; the ciphertext is ordinary
+ * memory, not locked.
+ */
+
+static sm_status enc_create(const sm_factory *f, size_t len, smi_store *st, uint8_t **fill)
+{
+    sm_status r = smi_region_alloc(len, NULL, &st->enc.open_region);
+
+    (void)f;
+    if (r != SM_OK)
+        return r;
+    st->enc.open = true;
+    st->enc.sealed.map = NULL;
+    *fill = smi_region_data(&st->enc.open_region);
+    return SM_OK;
+}
+
+/* The fill is sealed where it is, in its guarded region, which then goes. */
+static sm_status enc_seal(const sm_factory *f, smi_store *st)
+{
+    smi_region *r = &st->enc.open_region;
+    sm_status rc = smi_sealed_seal(smi_region_data(r), r->size, &st->enc.sealed);
+
+    (void)f;
+    if (rc != SM_OK)
+        return rc;
+    rc = smi_region_free(r);
+    if (rc != SM_OK) {
+        /* Keep one copy: the region, which destroy will free; not also the ciphertext. */
+        (void)smi_sealed_free(&st->enc.sealed);
+        st->enc.sealed.map = NULL;
+        return rc;
+    }
+    st->enc.open = false;
+    return SM_OK;
+}
+
+static sm_status enc_open(const sm_factory *f, smi_store *st, const uint8_t **bytes)
+{
+    smi_region *r = &st->enc.open_region;
+    sm_status rc = smi_region_alloc(st->enc.sealed.size, NULL, r);
+
+    (void)f;
+    if (rc != SM_OK)
+        return rc;
+    rc = smi_sealed_open(&st->enc.sealed, r);
+    if (rc == SM_OK)
+        rc = smi_region_protect(r, SM_PROT_READ);
+    if (rc != SM_OK) {
+        smi_region_unmake(r);
+        return rc;
+    }
+    st->enc.open = true;
+    *bytes = smi_region_data(r);
+    return SM_OK;
+}
+
+static sm_status enc_shut(const sm_factory *f, smi_store *st)
+{
+    sm_status rc;
+
+    (void)f;
+    rc = smi_region_free(&st->enc.open_region);
+    if (rc == SM_OK) {
+        st->enc.open = false;
+        return SM_OK;
+    }
+    /*
+     * The window stays open (secret.h). If the free got as far as the wipe (the pages
+     * were opened read-write), the window must hold the bytes again for the accesses
+     * that join it; if it could not open them, they are intact and still read-only.
+     */
+    if (st->enc.open_region.prot == SM_PROT_READWRITE &&
+        smi_sealed_open(&st->enc.sealed, &st->enc.open_region) == SM_OK)
+        (void)smi_region_protect(&st->enc.open_region, SM_PROT_READ);
+    return rc;
+}
+
+static sm_status enc_destroy(const sm_factory *f, smi_store *st)
+{
+    if (st->enc.open) {
+        sm_status rc = enc_shut(f, st);
+
+        if (rc != SM_OK)
+            return rc;
+    }
+    if (st->enc.sealed.map != NULL) {
+        sm_status rc = smi_sealed_free(&st->enc.sealed);
+
+        if (rc != SM_OK)
+            return rc;
+        st->enc.sealed.map = NULL;
+    }
+    return SM_OK;
+}
+
+/* The rollback of a secret never published: its fill region is taken back too. */
+static void enc_unmake(const sm_factory *f, smi_store *st)
+{
+    (void)f;
+    if (st->enc.open)
+        smi_region_unmake(&st->enc.open_region);
+    if (st->enc.sealed.map != NULL)
+        (void)smi_sealed_free(&st->enc.sealed);
+}
+
+static bool enc_purge(const sm_factory *f, smi_store *st, bool in_use)
+{
+    bool intact = true;
+
+    (void)f;
+    if (in_use) {
+        if (st->enc.open)
+            smi_region_wipe_in_place(&st->enc.open_region);
+        return true;
+    }
+    if (st->enc.open)
+        intact = smi_region_purge(&st->enc.open_region);
+    if (st->enc.sealed.map != NULL)
+        (void)smi_sealed_free(&st->enc.sealed);
+    return intact;
+}
+
+static void enc_audit(const sm_factory *f, smi_store *st)
+{
+    (void)f;
+    if (st->enc.open)
+        smi_region_audit(&st->enc.open_region);
+}
+
+static void enc_forget(const sm_factory *f, smi_store *st)
+{
+    (void)f;
+    if (st->enc.open)
+        smi_region_forget(&st->enc.open_region);
+    if (st->enc.sealed.map != NULL)
+        (void)smi_sealed_free(&st->enc.sealed);
+}
+
+static const backend enc_backend = {
+    enc_create, enc_seal, enc_open, enc_shut, enc_destroy,
+    enc_unmake, enc_purge, enc_audit, enc_forget,
+};
+
 /* custom: the user's table (securemem/secret.h), called as documented there. */
 
 static sm_status custom_create(const sm_factory *f, size_t len, smi_store *st, uint8_t **fill)
@@ -240,44 +399,12 @@ static const backend custom_backend = {
  * The built-in tables are told apart by address, and their hooks are never called: the
  * secret layer goes straight to their backend, so that their storage descriptors live in
  * the slot body instead of behind a state pointer that would need allocating. The ctx
- * values only keep the two tables distinct objects.
+ * values only keep the three tables distinct objects.
  */
 static const sm_factory protected_factory = { .version = SM_FACTORY_VERSION, .ctx = "protected" };
 static const sm_factory guarded_factory = { .version = SM_FACTORY_VERSION, .ctx = "guarded" };
 
-/*
- * The encrypted factory is a custom table whose hooks refuse until enclaves back it:
- * an enclave at rest, opened into a guarded read-only buffer by make_readable and
- * destroyed by make_unreadable. The secret layer needs no change for it.
- */
-static sm_status unsupported_create(void *ctx, size_t len, void **state, uint8_t **fill)
-{
-    (void)ctx;
-    (void)len;
-    (void)state;
-    (void)fill;
-    return SM_E_UNSUPPORTED;
-}
-
-static sm_status unsupported(void *ctx, void *state)
-{
-    (void)ctx;
-    (void)state;
-    return SM_E_UNSUPPORTED;
-}
-
-static sm_status unsupported_open(void *ctx, void *state, const uint8_t **bytes)
-{
-    (void)ctx;
-    (void)state;
-    (void)bytes;
-    return SM_E_UNSUPPORTED;
-}
-
-static const sm_factory encrypted_factory = {
-    SM_FACTORY_VERSION, NULL, unsupported_create, unsupported, unsupported_open,
-    unsupported, unsupported, NULL,
-};
+static const sm_factory encrypted_factory = { .version = SM_FACTORY_VERSION, .ctx = "encrypted" };
 
 const sm_factory *sm_factory_protected(void)
 {
@@ -300,12 +427,14 @@ static const backend *backend_of(const sm_factory *f)
         return &plain_backend;
     if (f == &guarded_factory)
         return &region_backend;
+    if (f == &encrypted_factory)
+        return &enc_backend;
     return &custom_backend;
 }
 
 static bool factory_ok(const sm_factory *f)
 {
-    if (f == &protected_factory || f == &guarded_factory)
+    if (f == &protected_factory || f == &guarded_factory || f == &encrypted_factory)
         return true;
     return f->version == SM_FACTORY_VERSION && f->create != NULL && f->seal != NULL &&
            f->make_readable != NULL && f->make_unreadable != NULL && f->destroy != NULL;

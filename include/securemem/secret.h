@@ -100,10 +100,12 @@ typedef struct sm_factory {
  * close, at purge and by sm_audit (a damaged one panics). PROT_NONE at rest, PROT_READ
  * during accesses.
  *
- * encrypted: an enclave at rest, opened into a guarded read-only buffer by the first
- * access in flight and destroyed by the last. Not available in this release:
- * sm_secret_new and sm_secret_random give SM_E_UNSUPPORTED for it (after checking their
- * arguments).
+ * encrypted: an enclave at rest (ciphertext only, in ordinary pages: nothing locked,
+ * no plaintext page at all), decrypted into a guarded read-only region by the first
+ * access in flight and wiped and unmapped by the last. Each window is a guarded region
+ * made (sm_stats.allocations_total). It follows the lock policy and backing while a
+ * window is open. A failed unmap at the last exit keeps the window open, with its bytes,
+ * until the next last exit.
  */
 SM_API const sm_factory *sm_factory_protected(void);
 SM_API const sm_factory *sm_factory_guarded(void);

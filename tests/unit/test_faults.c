@@ -38,6 +38,7 @@ typedef struct op {
     sm_status (*run)(ctx *);
     void (*undo)(ctx *);
     bool key;                 /* make the enclave key before measuring: it is kept for good */
+    bool window_may_stay;     /* a failure may leave a secret's access window open */
 } op;
 
 static void must(sm_status st, const char *what)
@@ -198,6 +199,7 @@ static void stream_and_buffer_release(ctx *c) { buffer_release_if_done(c); strea
 static const sm_factory *fac_protected(void) { return sm_factory_protected(); }
 static const sm_factory *fac_guarded(void) { return sm_factory_guarded(); }
 static const sm_factory *fac_custom(void) { return example_factory(); }
+static const sm_factory *fac_encrypted(void) { return sm_factory_encrypted(); }
 static const sm_factory *(*secret_factory)(void);
 
 static sm_status secret_new(ctx *c)
@@ -238,95 +240,103 @@ static void use_custom(ctx *c) { secret_factory = fac_custom; (void)c; }
 static void protected_secret(ctx *c) { use_protected(c); secret_setup(c); }
 static void guarded_secret(ctx *c) { use_guarded(c); secret_setup(c); }
 static void custom_secret(ctx *c) { use_custom(c); secret_setup(c); }
+static void use_encrypted(ctx *c) { secret_factory = fac_encrypted; (void)c; }
+static void encrypted_secret(ctx *c) { use_encrypted(c); secret_setup(c); }
 
 #define ANON { SM_LOCK_REQUIRED, SM_BACKING_ANON, false }
 static const op ops[] = {
-    { "mem.alloc", ANON, false, false, nothing, mem_alloc, mem_release_if_done, false },
-    { "mem.free", ANON, false, false, mem_setup, mem_free, mem_release_unless_done, false },
-    { "mem.lock", ANON, false, false, mem_setup, mem_lock, mem_release, false },
-    { "mem.unlock", ANON, false, false, mem_setup_locked, mem_unlock, mem_release, false },
-    { "mem.protect", ANON, false, false, mem_setup, mem_protect, mem_release, false },
-    { "random.64", ANON, false, false, nothing, random64, nothing, false },
-    { "disable_core_dumps", ANON, false, false, nothing, no_dumps, nothing, false },
-    { "region.alloc.anon", ANON, true, false, nothing, region_alloc, region_release_if_done, false },
+    { "mem.alloc", ANON, false, false, nothing, mem_alloc, mem_release_if_done, false, false },
+    { "mem.free", ANON, false, false, mem_setup, mem_free, mem_release_unless_done, false, false },
+    { "mem.lock", ANON, false, false, mem_setup, mem_lock, mem_release, false, false },
+    { "mem.unlock", ANON, false, false, mem_setup_locked, mem_unlock, mem_release, false, false },
+    { "mem.protect", ANON, false, false, mem_setup, mem_protect, mem_release, false, false },
+    { "random.64", ANON, false, false, nothing, random64, nothing, false, false },
+    { "disable_core_dumps", ANON, false, false, nothing, no_dumps, nothing, false, false },
+    { "region.alloc.anon", ANON, true, false, nothing, region_alloc, region_release_if_done, false, false },
     { "region.alloc.best_effort", { SM_LOCK_BEST_EFFORT, SM_BACKING_ANON, false }, true, false,
-      nothing, region_alloc, region_release_if_done, false },
+      nothing, region_alloc, region_release_if_done, false, false },
     { "region.alloc.secretmem", { SM_LOCK_REQUIRED, SM_BACKING_SECRETMEM_PREFERRED, false },
-      true, false, nothing, region_alloc, region_release_if_done, false },
+      true, false, nothing, region_alloc, region_release_if_done, false, false },
     { "region.alloc.secretmem.required",
       { SM_LOCK_REQUIRED, SM_BACKING_SECRETMEM_REQUIRED, false }, true, false, nothing,
-      region_alloc, region_release_if_done, false },
-    { "region.free", ANON, true, false, region_setup, region_free, region_release_unless_done, false },
+      region_alloc, region_release_if_done, false, false },
+    { "region.free", ANON, true, false, region_setup, region_free, region_release_unless_done, false, false },
     { "region.free.readonly", ANON, true, false, region_setup_ro, region_free,
-      region_release_unless_done, false },
-    { "init.anon", ANON, false, false, nothing, init_run, nothing, false },
+      region_release_unless_done, false, false },
+    { "init.anon", ANON, false, false, nothing, init_run, nothing, false, false },
     { "init.secretmem", { SM_LOCK_REQUIRED, SM_BACKING_SECRETMEM_PREFERRED, false }, false,
-      false, nothing, init_run, nothing, false },
+      false, nothing, init_run, nothing, false, false },
     { "init.no_core_dumps", { SM_LOCK_REQUIRED, SM_BACKING_ANON, true }, false, false, nothing,
-      init_run, nothing, false },
-    { "registry.insert.grow", ANON, true, true, nothing, registry_insert, registry_release, false },
-    { "buffer.new", ANON, true, false, nothing, buffer_new, buffer_release_if_done, false },
+      init_run, nothing, false, false },
+    { "registry.insert.grow", ANON, true, true, nothing, registry_insert, registry_release, false, false },
+    { "buffer.new", ANON, true, false, nothing, buffer_new, buffer_release_if_done, false, false },
     { "buffer.from_bytes", ANON, true, false, nothing, buffer_from_bytes,
-      buffer_release_if_done, false },
-    { "buffer.random", ANON, true, false, nothing, buffer_random, buffer_release_if_done, false },
-    { "buffer.from_fd", ANON, true, false, fd_setup, buffer_from_fd, buffer_release_if_done, false },
-    { "buffer.freeze", ANON, true, false, buffer_setup, buffer_freeze, buffer_release, false },
-    { "buffer.melt", ANON, true, false, buffer_setup_frozen, buffer_melt, buffer_release, false },
+      buffer_release_if_done, false, false },
+    { "buffer.random", ANON, true, false, nothing, buffer_random, buffer_release_if_done, false, false },
+    { "buffer.from_fd", ANON, true, false, fd_setup, buffer_from_fd, buffer_release_if_done, false, false },
+    { "buffer.freeze", ANON, true, false, buffer_setup, buffer_freeze, buffer_release, false, false },
+    { "buffer.melt", ANON, true, false, buffer_setup_frozen, buffer_melt, buffer_release, false, false },
     { "buffer.destroy", ANON, true, false, buffer_setup, buffer_destroy,
-      buffer_release_unless_done, false },
+      buffer_release_unless_done, false, false },
     { "buffer.destroy.frozen", ANON, true, false, buffer_setup_frozen, buffer_destroy,
-      buffer_release_unless_done, false },
-    { "enclave.new", ANON, true, false, nothing, enclave_new, enclave_release_if_done, true },
+      buffer_release_unless_done, false, false },
+    { "enclave.new", ANON, true, false, nothing, enclave_new, enclave_release_if_done, true, false },
     { "enclave.open", ANON, true, false, enclave_setup, enclave_open,
-      enclave_and_buffer_release, true },
+      enclave_and_buffer_release, true, false },
     { "enclave.destroy", ANON, true, false, enclave_setup, enclave_destroy,
-      enclave_release_unless_done, true },
-    { "buffer.seal", ANON, true, false, buffer_setup, buffer_seal, seal_release, true },
-    { "stream.new", ANON, true, false, nothing, stream_new, stream_release_if_done, true },
-    { "stream.write", ANON, true, false, stream_setup, stream_write, stream_release, true },
-    { "stream.read", ANON, true, false, stream_setup, stream_read, stream_release, true },
-    { "stream.next", ANON, true, false, stream_setup, stream_next, stream_and_buffer_release, true },
-    { "coffer.seal.first", ANON, true, false, nothing, coffer_seal, coffer_purge, false },
+      enclave_release_unless_done, true, false },
+    { "buffer.seal", ANON, true, false, buffer_setup, buffer_seal, seal_release, true, false },
+    { "stream.new", ANON, true, false, nothing, stream_new, stream_release_if_done, true, false },
+    { "stream.write", ANON, true, false, stream_setup, stream_write, stream_release, true, false },
+    { "stream.read", ANON, true, false, stream_setup, stream_read, stream_release, true, false },
+    { "stream.next", ANON, true, false, stream_setup, stream_next, stream_and_buffer_release, true, false },
+    { "coffer.seal.first", ANON, true, false, nothing, coffer_seal, coffer_purge, false, false },
     { "coffer.seal.first.best_effort", { SM_LOCK_BEST_EFFORT, SM_BACKING_ANON, false }, true,
-      false, nothing, coffer_seal, coffer_purge, false },
+      false, nothing, coffer_seal, coffer_purge, false, false },
     { "coffer.seal.first.secretmem", { SM_LOCK_REQUIRED, SM_BACKING_SECRETMEM_PREFERRED, false },
-      true, false, nothing, coffer_seal, coffer_purge, false },
-    { "coffer.seal", ANON, true, false, coffer_setup, coffer_seal, coffer_purge, false },
-    { "coffer.open", ANON, true, false, coffer_setup, coffer_open, coffer_purge, false },
-    { "coffer.seal.resplit", ANON, true, false, coffer_setup_due, coffer_seal, coffer_purge, false },
-    { "coffer.open.resplit", ANON, true, false, coffer_setup_due, coffer_open, coffer_purge, false },
+      true, false, nothing, coffer_seal, coffer_purge, false, false },
+    { "coffer.seal", ANON, true, false, coffer_setup, coffer_seal, coffer_purge, false, false },
+    { "coffer.open", ANON, true, false, coffer_setup, coffer_open, coffer_purge, false, false },
+    { "coffer.seal.resplit", ANON, true, false, coffer_setup_due, coffer_seal, coffer_purge, false, false },
+    { "coffer.open.resplit", ANON, true, false, coffer_setup_due, coffer_open, coffer_purge, false, false },
     { "coffer.seal.after_fork", ANON, true, false, coffer_setup_forked, coffer_seal,
-      coffer_purge, false },
+      coffer_purge, false, false },
     { "coffer.seal.after_fork.best_effort", { SM_LOCK_BEST_EFFORT, SM_BACKING_ANON, false },
-      true, false, coffer_setup_forked, coffer_seal, coffer_purge, false },
-    { "secret.new.protected", ANON, true, false, use_protected, secret_new, secret_release_if_done, false },
-    { "secret.new.guarded", ANON, true, false, use_guarded, secret_new, secret_release_if_done, false },
-    { "secret.new.custom", ANON, true, false, use_custom, secret_new, secret_release_if_done, false },
+      true, false, coffer_setup_forked, coffer_seal, coffer_purge, false, false },
+    { "secret.new.protected", ANON, true, false, use_protected, secret_new, secret_release_if_done, false, false },
+    { "secret.new.guarded", ANON, true, false, use_guarded, secret_new, secret_release_if_done, false, false },
+    { "secret.new.custom", ANON, true, false, use_custom, secret_new, secret_release_if_done, false, false },
     /* No registry warm-up: the insert maps the first slot chunk, and may fail doing so. */
-    { "secret.new.grow", ANON, true, true, use_protected, secret_new, secret_release_if_done, false },
+    { "secret.new.grow", ANON, true, true, use_protected, secret_new, secret_release_if_done, false, false },
     { "secret.new.best_effort", { SM_LOCK_BEST_EFFORT, SM_BACKING_ANON, false }, true, false,
-      use_protected, secret_new, secret_release_if_done, false },
+      use_protected, secret_new, secret_release_if_done, false, false },
     { "secret.new.secretmem", { SM_LOCK_REQUIRED, SM_BACKING_SECRETMEM_PREFERRED, false }, true,
-      false, use_protected, secret_new, secret_release_if_done, false },
+      false, use_protected, secret_new, secret_release_if_done, false, false },
     { "secret.random.protected", ANON, true, false, use_protected, secret_random,
-      secret_release_if_done, false },
+      secret_release_if_done, false, false },
     { "secret.random.guarded", ANON, true, false, use_guarded, secret_random,
-      secret_release_if_done, false },
+      secret_release_if_done, false, false },
     { "secret.with_bytes.protected", ANON, true, false, protected_secret, secret_with_bytes,
-      secret_release, false },
+      secret_release, false, false },
     { "secret.with_bytes.guarded", ANON, true, false, guarded_secret, secret_with_bytes,
-      secret_release, false },
+      secret_release, false, false },
     { "secret.with_bytes.custom", ANON, true, false, custom_secret, secret_with_bytes,
-      secret_release, false },
-    { "secret.with_bytes.nested", ANON, true, false, guarded_secret, secret_nested, secret_release, false },
-    { "secret.try_with_bytes", ANON, true, false, protected_secret, secret_try, secret_release, false },
-    { "secret.read_at", ANON, true, false, guarded_secret, secret_read_at, secret_release, false },
+      secret_release, false, false },
+    { "secret.with_bytes.nested", ANON, true, false, guarded_secret, secret_nested, secret_release, false, false },
+    { "secret.try_with_bytes", ANON, true, false, protected_secret, secret_try, secret_release, false, false },
+    { "secret.read_at", ANON, true, false, guarded_secret, secret_read_at, secret_release, false, false },
     { "secret.close.protected", ANON, true, false, protected_secret, secret_close,
-      secret_release_unless_done, false },
+      secret_release_unless_done, false, false },
     { "secret.close.guarded", ANON, true, false, guarded_secret, secret_close,
-      secret_release_unless_done, false },
+      secret_release_unless_done, false, false },
     { "secret.close.custom", ANON, true, false, custom_secret, secret_close,
-      secret_release_unless_done, false },
+      secret_release_unless_done, false, false },
+    { "secret.new.encrypted", ANON, true, false, use_encrypted, secret_new,
+      secret_release_if_done, true, false },
+    { "secret.with_bytes.encrypted", ANON, true, false, encrypted_secret, secret_with_bytes,
+      secret_release, true, true },
+    { "secret.close.encrypted", ANON, true, false, encrypted_secret, secret_close,
+      secret_release_unless_done, true, false },
 };
 
 static const op *current;
@@ -398,7 +408,13 @@ static void run_plan(void *arg)
     if (st != SM_OK) {
         if (sm_last_os_error() != p->err)
             FAIL("sm_last_os_error %d, want %d", sm_last_os_error(), p->err);
-        if (!counters_equal(&before, &after, CMP_MAPPED | CMP_ALLOCATIONS))
+        /*
+         * A failed shut keeps the access window open (securemem/secret.h); for the
+         * encrypted factory that window is a mapping of its own. The undo then checks
+         * that closing the secret gives everything back.
+         */
+        if (!(p->op->window_may_stay && sm_secret_size(c.sec) > 0) &&
+            !counters_equal(&before, &after, CMP_MAPPED | CMP_ALLOCATIONS))
             FAIL("failing call %lu of %s changed the counters or mappings (%zu -> %zu bytes)",
                  p->nth, sm_os_fn_name((sm_os_fn)p->fn), before.mapped, after.mapped);
     }
