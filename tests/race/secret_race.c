@@ -63,11 +63,13 @@ static atomic_ulong progress, failures, n_ok, n_state, n_busy, n_created, n_clos
 
 static const sm_factory *factory(unsigned i)
 {
-    switch (i % 3) {
+    switch (i % 4) {
     case 0:
         return sm_factory_protected();
     case 1:
         return sm_factory_guarded();
+    case 2:
+        return sm_factory_encrypted();
     default:
         return example_factory();
     }
@@ -305,6 +307,7 @@ int main(int argc, char **argv)
     worker *w;
     pthread_t dog;
     sm_stats before, after;
+    sm_enclave warm;
     struct timespec t0, t1;
     int bad = 0;
 
@@ -312,7 +315,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: secret_race [ops_per_thread [threads]]\n");
         return 2;
     }
-    if (sm_init(NULL) != SM_OK || sm_stats_get(&before) != SM_OK) {
+    /* The enclave key is made at the first seal and kept: make it before measuring. */
+    if (sm_init(NULL) != SM_OK || sm_enclave_random(1, &warm) != SM_OK ||
+        sm_enclave_destroy(warm) != SM_OK || sm_stats_get(&before) != SM_OK) {
         fprintf(stderr, "secret_race: cannot initialise\n");
         return 2;
     }
