@@ -1,6 +1,20 @@
 /* SPDX-License-Identifier: ISC */
 #include "core.h"
 
+/*@ requires \valid_read(v);
+    assigns \nothing;
+    behavior closing:
+      assumes v->closing != 0;
+      ensures \result == SMI_SEC_CLOSING;
+    behavior accessed:
+      assumes v->closing == 0 && v->readers > 0;
+      ensures \result == SMI_SEC_OPEN_ACCESSED;
+    behavior idle:
+      assumes v->closing == 0 && v->readers == 0;
+      ensures \result == SMI_SEC_OPEN_IDLE;
+    complete behaviors;
+    disjoint behaviors;
+*/
 smi_sec_state smi_sec_state_of(const smi_sec_view *v)
 {
     if (v->closing)
@@ -13,6 +27,69 @@ smi_sec_state smi_sec_state_of(const smi_sec_view *v)
  * table's WINDOW-CHANGING column: entering waits for it, or is BUSY for a try, because
  * the window is neither open nor shut until the changing thread comes back.
  */
+/*@ requires \valid_read(v);
+    assigns \nothing;
+
+    // Entering: refused once closing; waits (or is busy) while the window changes;
+    // joins an open window; the first reader opens it.
+    behavior enter_closing:
+      assumes (op == SMI_SOP_ACCESS || op == SMI_SOP_TRY_ACCESS) && v->closing != 0;
+      ensures \result == SMI_SACT_REFUSE;
+    behavior enter_changing_wait:
+      assumes op == SMI_SOP_ACCESS && v->closing == 0 && v->changing != 0;
+      ensures \result == SMI_SACT_WAIT;
+    behavior enter_changing_busy:
+      assumes op == SMI_SOP_TRY_ACCESS && v->closing == 0 && v->changing != 0;
+      ensures \result == SMI_SACT_BUSY;
+    behavior enter_join:
+      assumes (op == SMI_SOP_ACCESS || op == SMI_SOP_TRY_ACCESS) && v->closing == 0 &&
+              v->changing == 0 && (v->readers > 0 || v->readable != 0);
+      ensures \result == SMI_SACT_JOIN;
+    behavior enter_open:
+      assumes (op == SMI_SOP_ACCESS || op == SMI_SOP_TRY_ACCESS) && v->closing == 0 &&
+              v->changing == 0 && v->readers == 0 && v->readable == 0;
+      ensures \result == SMI_SACT_OPEN;
+
+    // Leaving: the counter never underflows (a leave at 0 is corruption), and only the
+    // last reader shuts the window.
+    behavior leave_none:
+      assumes op == SMI_SOP_LEAVE && v->readers == 0;
+      ensures \result == SMI_SACT_CORRUPT;
+    behavior leave_last:
+      assumes op == SMI_SOP_LEAVE && v->readers == 1;
+      ensures \result == SMI_SACT_SHUT;
+    behavior leave_other:
+      assumes op == SMI_SOP_LEAVE && v->readers > 1;
+      ensures \result == SMI_SACT_DEPART;
+
+    // Close: a second close is refused; the first destroys only at count 0 with no
+    // window change in flight, and waits otherwise.
+    behavior close_again:
+      assumes op == SMI_SOP_CLOSE && v->closing != 0;
+      ensures \result == SMI_SACT_REFUSE;
+    behavior close_wait:
+      assumes (op == SMI_SOP_CLOSE_WAIT || (op == SMI_SOP_CLOSE && v->closing == 0)) &&
+              (v->readers > 0 || v->changing != 0);
+      ensures \result == SMI_SACT_WAIT;
+    behavior close_destroy:
+      assumes (op == SMI_SOP_CLOSE_WAIT || (op == SMI_SOP_CLOSE && v->closing == 0)) &&
+              v->readers == 0 && v->changing == 0;
+      ensures \result == SMI_SACT_DESTROY;
+
+    behavior query_closing:
+      assumes op == SMI_SOP_QUERY && v->closing != 0;
+      ensures \result == SMI_SACT_REFUSE;
+    behavior query_open:
+      assumes op == SMI_SOP_QUERY && v->closing == 0;
+      ensures \result == SMI_SACT_ANSWER;
+
+    behavior unknown_op:
+      assumes !sec_op_ok(op);
+      ensures \result == SMI_SACT_REFUSE;
+
+    complete behaviors;
+    disjoint behaviors;
+*/
 smi_sec_action smi_sec_decide(const smi_sec_view *v, smi_sec_op op)
 {
     switch (op) {
