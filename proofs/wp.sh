@@ -215,8 +215,8 @@ done < "$out/functions"
 
 summary="Proved goals: $proved / $total"
 if [ -n "$failed" ]; then
-    echo "proofs: FAILED:$failed (logs in $logs/)" >&2
     echo "$summary"
+    echo "proofs: FAILED:$failed (logs in $logs/)" >&2
     exit 1
 fi
 if [ -n "$only" ]; then
@@ -251,9 +251,9 @@ for f in proofs/results/*.json; do
 done
 touch "$res/.complete"
 if [ -n "$diffs" ]; then
-    echo "proofs: the goals differ from the committed proofs/results/ (above). If that is" >&2
-    echo "        intended, run 'make proofs-accept' and commit proofs/results/." >&2
     echo "$summary"
+    echo "proofs: FAILED: the goals differ from the committed proofs/results/ (above). If" >&2
+    echo "        that is intended, run 'make proofs-accept' and commit proofs/results/." >&2
     exit 1
 fi
 echo "proofs: every goal proved, the same goals as proofs/results/ ($(ls proofs/results/*.json | wc -l) files)"
