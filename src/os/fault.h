@@ -36,4 +36,16 @@ static inline int sm_os_fault_hit(sm_os_fn fn) { (void)fn; return 0; }
 
 #endif
 
+#if defined(SM_FUZZ_DETERMINISTIC)
+/*
+ * The fuzz flavours' stand-ins for the OS random source and the monotonic clock
+ * (src/os/fuzz_random.c): a fixed-seed stream, and a clock that advances by a fixed
+ * step per reading. The harnesses call sm_os_fuzz_reset before each input, so that an
+ * input gives the same bytes and the same path whatever ran before it.
+ */
+void sm_os_fuzz_random(void *p, size_t n);
+uint64_t sm_os_fuzz_clock_ns(void);
+void sm_os_fuzz_reset(void);
+#endif
+
 #endif
