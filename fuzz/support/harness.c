@@ -149,6 +149,8 @@ void fz_begin(void)
     FZ_CHECK(c.live[SMI_KIND_BUFFER] == 0 && c.live[SMI_KIND_ENCLAVE] == 0 &&
                  c.live[SMI_KIND_STREAM] == 0,
              "objects of the previous input are still alive");
+    /* What the previous input's injected munmap failures left behind, the library forgot. */
+    (void)sm_os_fault_reclaim();
     sm_purge();
     for (unsigned i = 0; i < FZ_HEADROOM; i++) {
         sm_status st = smi_registry_reserve(&idx[i]);

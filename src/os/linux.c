@@ -158,8 +158,13 @@ sm_status sm_os_mmap_fd(void *addr, size_t len, int fd)
 
 sm_status sm_os_munmap(void *p, size_t len)
 {
-    SM_OS_CALL(SM_OS_MUNMAP, != 0, munmap(p, len));
-    return SM_OK;
+    int err = sm_os_fault_hit(SM_OS_MUNMAP);
+
+    /* Test builds remember what an injected failure kept mapped (fault.h). */
+    sm_os_fault_track_munmap(p, len, err != 0);
+    if (err == 0 && munmap(p, len) != 0)
+        err = errno;
+    return err != 0 ? fail(SM_OS_MUNMAP, err) : SM_OK;
 }
 
 sm_status sm_os_mprotect(void *p, size_t len, sm_prot prot)
