@@ -137,8 +137,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     page = sm_page_size();
     maxb = 3 * page;
     chunk_cap = 4 * page - 64;
-    src = malloc(MAX_FIFO);
-    src2 = malloc(MAX_FIFO);
+    /* One more than the largest buffer: equal compares a length one past its size. */
+    src = malloc(MAX_FIFO + 1);
+    src2 = malloc(MAX_FIFO + 1);
     FZ_CHECK(src != NULL && src2 != NULL, "out of memory");
     for (unsigned i = 0; i < NB; i++) /* room for what a stream flush gives */
         FZ_CHECK((M.b[i].want = malloc(MAX_FIFO)) != NULL, "out of memory");
@@ -454,9 +455,10 @@ static void op_create(fz_in *in, unsigned kind)
 {
     static const char *const names[] = { "buffer_new", "buffer_from_bytes", "buffer_random" };
     mbuf *b = free_buf(in);
-    size_t size = pick_size(in), k = size <= maxb ? size : 0;
+    /* pick_size gives sizes up to MAX_FIFO (a flushed stream's) or overflowing ones. */
+    size_t size = pick_size(in), k = size <= MAX_FIFO ? size : 0;
     sm_buffer out = { 0x0badull };
-    sm_status want = size == 0 || size > maxb ? SM_E_INVAL : SM_OK, st;
+    sm_status want = size == 0 || size > MAX_FIFO ? SM_E_INVAL : SM_OK, st;
 
     if (b == NULL)
         return;
@@ -546,9 +548,11 @@ static void op_seal(fz_in *in)
 static void op_enclave_new(fz_in *in, bool random)
 {
     menc *e = free_enc(in);
-    size_t size = pick_size(in), k = size <= maxb ? size : 0;
+    size_t size = pick_size(in), k = size <= MAX_FIFO ? size : 0;
     sm_enclave out = { 0x0badull };
-    sm_status want = size == 0 || size > maxb ? SM_E_INVAL : M.exhausted ? SM_E_STATE : SM_OK;
+    sm_status want = size == 0 || size > MAX_FIFO ? SM_E_INVAL
+                   : M.exhausted                  ? SM_E_STATE
+                                                  : SM_OK;
     sm_status st;
 
     if (e == NULL)
