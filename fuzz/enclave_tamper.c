@@ -266,7 +266,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
     FZ_CHECK(memcmp(sm_buffer_data(b), plain, size) == 0, "the twin's plaintext changed");
     FZ_CHECK(sm_buffer_destroy(b) == SM_OK && sm_enclave_destroy(twin) == SM_OK &&
                  sm_enclave_destroy(t.e) == SM_OK, "cleanup");
-    FZ_CHECK(sm_enclave_destroy(t.e) == SM_E_STATE && sm_enclave_size(t.e) == 0, "stale enclave");
+    FZ_CHECK(sm_enclave_destroy(t.e) == SM_E_STATE && sm_enclave_size(t.e) == 0 &&
+                 sm_enclave_open(t.e, &b) == SM_E_STATE, "stale enclave");
+    /* The hooks refuse a stale handle, a bit out of range and a size out of the mapping. */
+    FZ_CHECK(smi_enclave_test_flip(t.e, 0, 0) == SM_E_STATE &&
+                 smi_enclave_test_resize(t.e, 1) == SM_E_STATE, "hooks on a stale enclave");
+    FZ_CHECK(sm_enclave_new(copy, 1, &twin) == SM_OK, "a one-byte enclave");
+    FZ_CHECK(smi_enclave_test_flip(twin, 0, 8) == SM_E_INVAL &&
+                 smi_enclave_test_flip(twin, 1, 128) == SM_E_INVAL &&
+                 smi_enclave_test_resize(twin, 0) == SM_E_INVAL &&
+                 smi_enclave_test_resize(twin, page) == SM_E_INVAL &&
+                 sm_enclave_destroy(twin) == SM_OK, "hooks out of range");
     fz_counts_get(&c);
     FZ_CHECK(c.live[SMI_KIND_BUFFER] == 0 && c.live[SMI_KIND_ENCLAVE] == 0, "objects left alive");
     return 0;

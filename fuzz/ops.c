@@ -1017,7 +1017,13 @@ static void op_coffer(fz_in *in)
     uint8_t how = fz_u8(in);
 
     fz_faults_clear(&F);
-    if (how & 1) {
+    if (how & 2) {
+        uint8_t key[32], left[32], right[32];
+        sm_status st = smi_coffer_test_peek(key, left, right);
+
+        fz_trace("coffer: peek: %s", fz_st(st));
+        FZ_CHECK(st == (fz_coffer_exists() ? SM_OK : SM_E_STATE), "peek: %s", fz_st(st));
+    } else if (how & 1) {
         /* The next view finds the split older than SMI_COFFER_RESPLIT_NS and redoes it. */
         smi_coffer_test_age(SMI_COFFER_RESPLIT_NS + how);
         fz_trace("coffer: aged");
@@ -1214,13 +1220,19 @@ static void at_exit_check(void) { after_purge(42); }
 static void on_abort(int sig) { (void)sig; after_purge(44); }
 static void on_caught(int sig) { (void)sig; after_purge(46); }
 
-/* In the child: every pre-fork handle is stale, and new objects work (a new key). */
-static int child_stale_then_fresh(void)
+/*
+ * In the child: every pre-fork handle is stale, and new objects work (a new key). The
+ * first seal makes the key again in place (rekey_child); an input-chosen fault may fail
+ * it with that fault's status, and then the next one must succeed.
+ */
+static int child_stale_then_fresh(fz_in *in)
 {
+    static const sm_os_fn rekey_fns[] = { SM_OS_MLOCK, SM_OS_GETRANDOM, SM_OS_MPROTECT };
     uint8_t data[100], copy[100], back[100];
     sm_buffer b;
     sm_enclave e;
     sm_stream s;
+    sm_status st;
     size_t got;
 
     for (unsigned i = 0; i < NB; i++)
@@ -1232,9 +1244,21 @@ static int child_stale_then_fresh(void)
     for (unsigned i = 0; i < NS; i++)
         if (sm_stream_size(M.s[i].h) != 0)
             return 12;
+    if (sm_disable_core_dumps() != SM_OK)
+        return 18;
     for (unsigned i = 0; i < sizeof data; i++)
         data[i] = copy[i] = (uint8_t)(i * 7);
-    if (sm_enclave_new(data, sizeof data, &e) != SM_OK || sm_enclave_open(e, &b) != SM_OK)
+    fz_faults_clear(&F);
+    fz_faults_arm(&F, in, rekey_fns, sizeof rekey_fns / sizeof rekey_fns[0]);
+    fz_faults_before(&F);
+    st = sm_enclave_new(data, sizeof data, &e);
+    fz_faults_after(&F);
+    if (st != SM_OK && !(F.fired > 0 && fz_faults_allow(&F, st)))
+        return 19;
+    fz_faults_clear(&F);
+    if (st != SM_OK && sm_enclave_new(data, sizeof data, &e) != SM_OK)
+        return 13;
+    if (sm_enclave_open(e, &b) != SM_OK)
         return 13;
     if (sm_buffer_size(b) != sizeof data || memcmp(sm_buffer_data(b), copy, sizeof copy) != 0)
         return 14;
@@ -1271,10 +1295,120 @@ static int child_purge_and_go_on(void)
     return 0;
 }
 
+/* The after_cipher hook of the purge-during-an-operation scenario. */
+static void purge_now(void)
+{
+    smi_coffer_test_after_cipher(NULL);
+    sm_purge();
+}
+
+/*
+ * In the child: a purge that lands while an operation holds its object (as from another
+ * thread or a signal handler), through the key's after_cipher hook. The operation gives
+ * SM_E_STATE with no output, every handle is stale, the held objects stay counted as
+ * live (spec/runtime.md: only a holder that removes them corrects that), and the
+ * library works afterwards with a new key.
+ */
+static int child_purge_during(unsigned which)
+{
+    uint8_t data[64], out[64];
+    sm_buffer b = { 0 }, o = { 0x0badull };
+    sm_enclave e, eo = { 0x0badull };
+    sm_stream s;
+    sm_stats st;
+    size_t got = 7;
+    sm_status r;
+    uint64_t held[SMI_KIND_COUNT] = { 0 };
+
+    memset(data, 0x33, sizeof data);
+    if (sm_enclave_new(data, sizeof data, &e) != SM_OK || sm_buffer_new(64, &b) != SM_OK ||
+        sm_stream_new(&s) != SM_OK)
+        return 40;
+    memset(data, 0x44, sizeof data);
+    if (sm_stream_write(s, data, sizeof data) != SM_OK)
+        return 41;
+    memset(data, 0x55, sizeof data);
+    memset(out, 0xa5, sizeof out);
+    smi_coffer_test_after_cipher(purge_now);
+    switch (which % 5) {
+    case 0:
+        r = sm_enclave_open(e, &o);
+        held[SMI_KIND_ENCLAVE] = 1;
+        break;
+    case 1:
+        r = sm_enclave_open_into(e, b);
+        held[SMI_KIND_ENCLAVE] = held[SMI_KIND_BUFFER] = 1;
+        break;
+    case 2:
+        r = sm_buffer_seal(b, &eo);
+        held[SMI_KIND_BUFFER] = 1;
+        break;
+    case 3:
+        r = sm_stream_write(s, data, sizeof data);
+        held[SMI_KIND_STREAM] = 1;
+        break;
+    default:
+        r = sm_stream_read(s, out, 10, &got);
+        held[SMI_KIND_STREAM] = 1;
+        break;
+    }
+    smi_coffer_test_after_cipher(NULL);
+    if (r != SM_E_STATE || o.id != 0x0badull || eo.id != 0x0badull)
+        return 42;
+    for (unsigned i = 0; i < sizeof out; i++)
+        if (out[i] != 0xa5 && out[i] != 0)
+            return 43;
+    if (which % 5 == 3)
+        for (unsigned i = 0; i < sizeof data; i++)
+            if (data[i] != 0x55)
+                return 44; /* a failed write leaves its source as it was */
+    if (sm_buffer_is_alive(b) || sm_enclave_size(e) != 0 || sm_stream_size(s) != 0)
+        return 45;
+    if (sm_stats_get(&st) != SM_OK || st.buffers_live != held[SMI_KIND_BUFFER] ||
+        st.enclaves_live != held[SMI_KIND_ENCLAVE] || st.streams_live != held[SMI_KIND_STREAM])
+        return 46;
+    if (child_objects() != 0 || sm_audit() != SM_OK)
+        return 47;
+    return 0;
+}
+
+/*
+ * In the child: one byte of a buffer's canary damaged, then one of the calls that check
+ * it. Each must panic (never return): sm_panic purges, then aborts, which on_abort turns
+ * into exit 44 once it saw the child's objects purged.
+ */
+static int child_damaged_canary(unsigned which)
+{
+    sm_buffer b;
+    sm_enclave e;
+    uint8_t *d;
+
+    if (child_objects() != 0 || sm_buffer_new(16, &b) != SM_OK)
+        return 50;
+    d = sm_buffer_data(b);
+    d[-1 - (int)(which / 4 % 32)] ^= 0x01;
+    (void)signal(SIGABRT, on_abort);
+    switch (which % 4) {
+    case 0:
+        (void)sm_buffer_destroy(b);
+        break;
+    case 1:
+        (void)sm_audit();
+        break;
+    case 2:
+        (void)sm_buffer_seal(b, &e);
+        break;
+    default:
+        sm_purge();
+        break;
+    }
+    return 51; /* it returned */
+}
+
 static void op_fork(fz_in *in)
 {
     static const int kill_sig[] = { SIGKILL };
-    unsigned how = fz_u8(in) % 7;
+    unsigned how = fz_u8(in) % 9, which = fz_u8(in);
     int status, sig, want_exit = -1, want_sig = 0;
     pid_t pid, r;
 
@@ -1292,9 +1426,13 @@ static void op_fork(fz_in *in)
             (void)dup2(devnull, 2);
         sm_os_fault_reset();
         if (how == 0)
-            child_exit(child_stale_then_fresh());
+            child_exit(child_stale_then_fresh(in));
         if (how == 6)
             child_exit(child_purge_and_go_on());
+        if (how == 7)
+            child_exit(child_purge_during(which));
+        if (how == 8)
+            child_exit(child_damaged_canary(which));
         if (child_objects() != 0)
             child_exit(20);
         switch (how) {
@@ -1337,15 +1475,17 @@ static void op_fork(fz_in *in)
     case 3: want_exit = 46; break;
     case 4: want_sig = SIGTERM; break;
     case 5: want_exit = 128 + SIGURG; break;
+    case 8: want_exit = 44; break;
     default: want_exit = 0; break;
     }
-    fz_trace("fork scenario %u: status %#x", how, status);
+    fz_trace("fork scenario %u (%u): status %#x", how, which, status);
     if (want_sig != 0)
         FZ_CHECK(WIFSIGNALED(status) && WTERMSIG(status) == want_sig,
                  "fork scenario %u: status %#x, want signal %d", how, status, want_sig);
     else
         FZ_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == want_exit,
-                 "fork scenario %u: status %#x, want exit %d", how, status, want_exit);
+                 "fork scenario %u (%u): status %#x, want exit %d", how, which, status,
+                 want_exit);
 }
 
 /* ---- the op table ---- */

@@ -183,9 +183,18 @@ def ops_seeds():
         op(STALE, u8(0)), op(FREEZE, u8(0)), op(E_OPEN, u8(0), u8(1)),
         op(B_NEW, u8(1), size_small(8)), op(PURGE), op(PURGE),
     ])
-    for k in range(7):
-        s["fork-%d" % k] = b"\x00" + op(B_NEW, u8(0), size_small(8)) + \
-            op(E_NEW, u8(0), size_small(8), data(8)) + op(S_NEW, u8(0)) + op(FORK, u8(k))
+    pre = b"\x00" + op(B_NEW, u8(0), size_small(8)) + op(E_NEW, u8(0), size_small(8), data(8)) + \
+        op(S_NEW, u8(0))
+    for k in range(1, 7):
+        s["fork-%d" % k] = pre + op(FORK, u8(k), u8(0))
+    # 0: stale, then fresh objects, with a fault (mlock, getrandom, mprotect) in the rekey.
+    for fn in range(3):
+        for how in (0, 1, 2):
+            s["fork-0-%d-%d" % (fn, how)] = pre + op(FORK, u8(0), u8(0), u8(fn), u8(how))
+    for which in range(5):
+        s["fork-7-%d" % which] = pre + op(FORK, u8(7), u8(which))
+    for which in range(4):
+        s["fork-8-%d" % which] = pre + op(FORK, u8(8), u8(which + 4 * which))
     s["memory"] = b"\x00" + b"".join([
         op(M_ALLOC, u8(0), u16(100)),
         op(M_ALLOC, u8(1), u16(PAGE * 2)),
@@ -220,6 +229,7 @@ def ops_seeds():
         op(MELT, u8(0)), op(COPY, u8(0), u16(2), data(2)), op(FREEZE, u8(0)),
         op(DESTROY, u8(0)),
     ])
+    s["peek"] = b"\x00" + op(COFFER, u8(2)) + op(E_NEW, u8(0), size_small(8), data(8)) + op(COFFER, u8(2))
     s["resplit"] = b"\x01" + op(E_NEW, u8(0), size_small(8), data(8)) + \
         op(COFFER, u8(1)) + arm("getrandom") + op(E_OPEN, u8(0), u8(0)) + \
         op(E_OPEN, u8(0), u8(1)) + op(COFFER, u8(3)) + op(E_OPEN, u8(0), u8(2))
@@ -290,6 +300,8 @@ def fd_seeds():
         s["%s-big" % name] = hdr(2, via, repeat=32, start=st) + pat(1900)
         s["%s-big-fd" % name] = hdr(0, via, 50000, repeat=32, start=st) + pat(1900)
         s["%s-until-big" % name] = hdr(1, via, delim=0xFF, repeat=8, start=st) + pat(1000) + b"\xff" + pat(30)
+    s["memfd-all-exact-scratch"] = hdr(2, 1, start=0) + pat(PAGE - 32)
+    s["pipe-all-exact-scratch"] = hdr(2, 0) + pat(PAGE - 32)
     for call in range(3):
         s["badfd-%d" % call] = hdr(call, 2, 10) + text
     # read EINTR (retried), read EIO, lseek ESPIPE at the first and the give-back seek,
