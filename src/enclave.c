@@ -356,16 +356,36 @@ sm_status smi_enclave_test_flip(sm_enclave e, int where, size_t bit)
 {
     smi_slot *s;
     smi_enclave *enc;
+    size_t len;
+    uint8_t *p;
     sm_status st = acquire(e, &s, &enc);
-    size_t len = where == 0 ? enc->size : where == 1 ? SMI_AEAD_TAG : SMI_AEAD_NONCE;
-    uint8_t *p = where == 0 ? ct_of(enc) : where == 1 ? enc->map + SMI_AEAD_NONCE : enc->map;
 
+    /* enc is only set once the handle is known to be live. */
     if (st != SM_OK)
         return st;
+    len = where == 0 ? enc->size : where == 1 ? SMI_AEAD_TAG : SMI_AEAD_NONCE;
+    p = where == 0 ? ct_of(enc) : where == 1 ? enc->map + SMI_AEAD_NONCE : enc->map;
     if (bit / 8 < len)
         p[bit / 8] ^= (uint8_t)(1u << (bit % 8));
     else
         st = SM_E_INVAL;
+    smi_registry_release(s);
+    return st;
+}
+
+sm_status smi_enclave_test_resize(sm_enclave e, size_t size)
+{
+    smi_slot *s;
+    smi_enclave *enc;
+    sm_status st = acquire(e, &s, &enc);
+
+    if (st != SM_OK)
+        return st;
+    /* Within the mapping: what lies past the old end is the zeroed tail of its page. */
+    if (size == 0 || size > enc->map_len - HEAD)
+        st = SM_E_INVAL;
+    else
+        enc->size = size;
     smi_registry_release(s);
     return st;
 }

@@ -247,6 +247,12 @@ sm_status smi_sealed_free(smi_sealed *e);
 #if defined(SM_FAULT_INJECTION)
 /* Test hook: flip bit of e's ciphertext (where 0), tag (1) or nonce (2). */
 sm_status smi_enclave_test_flip(sm_enclave e, int where, size_t bit);
+/*
+ * Test hook: make e's recorded plaintext size size, as if its ciphertext had been
+ * truncated (smaller) or extended into the zeroed slack of its mapping (larger, up to
+ * the mapping's end; SM_E_INVAL beyond, or for 0). Opening it must then give SM_E_AUTH.
+ */
+sm_status smi_enclave_test_resize(sm_enclave e, size_t size);
 #endif
 
 /* The enclave module's entries in smi_kind_ops (enclave.c). */

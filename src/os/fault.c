@@ -6,6 +6,7 @@
  */
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <sys/mman.h>
 #include "fault.h"
 
 static const char *const names[SM_OS_FN_COUNT] = {
@@ -75,4 +76,41 @@ unsigned long sm_os_fault_calls(sm_os_fn fn)
 const char *sm_os_fn_name(sm_os_fn fn)
 {
     return (unsigned)fn < SM_OS_FN_COUNT ? names[fn] : NULL;
+}
+
+/* The mappings that an injected munmap failure kept (fault.h); a full table forgets. */
+#define KEPT 1024
+static struct kept {
+    _Atomic(void *) p;
+    atomic_size_t   len;
+} kept[KEPT];
+
+void sm_os_fault_track_munmap(void *p, size_t len, bool refused)
+{
+    /* Refused again (a retried free): one entry, or the reclaim would unmap it twice. */
+    for (unsigned i = 0; refused && i < KEPT; i++)
+        if (atomic_load(&kept[i].p) == p)
+            return;
+    for (unsigned i = 0; i < KEPT; i++) {
+        void *was = refused ? NULL : p;
+
+        if (atomic_compare_exchange_strong(&kept[i].p, &was, refused ? p : NULL)) {
+            if (refused)
+                atomic_store(&kept[i].len, len);
+            return;
+        }
+    }
+}
+
+unsigned sm_os_fault_reclaim(void)
+{
+    unsigned n = 0;
+
+    for (unsigned i = 0; i < KEPT; i++) {
+        void *p = atomic_exchange(&kept[i].p, NULL);
+
+        if (p != NULL && munmap(p, atomic_load(&kept[i].len)) == 0)
+            n++;
+    }
+    return n;
 }

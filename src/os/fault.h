@@ -10,6 +10,8 @@
  * that tests can assert how many calls of each kind an operation makes.
  */
 
+#include <stdbool.h>
+
 #include "os.h"
 
 #if defined(SM_FAULT_INJECTION)
@@ -30,10 +32,40 @@ unsigned long sm_os_fault_calls(sm_os_fn fn);
 /* The name used in spec/os-errors.tsv ("mmap", "mlock", ...), or NULL out of range. */
 const char *sm_os_fn_name(sm_os_fn fn);
 
+/*
+ * Mappings kept alive by an injected munmap failure. The library leaves some behind on
+ * purpose (a ciphertext chunk, a temporary region: spec/fault-injection.md), which over
+ * millions of fuzz inputs would exhaust vm.max_map_count. sm_os_munmap reports each
+ * call here: a refused one is remembered, a later successful one of the same range
+ * forgets it. sm_os_fault_reclaim unmaps what is still remembered, for a harness between
+ * two inputs, when no object of the library is alive. Lock-free, async-signal-safe.
+ */
+void sm_os_fault_track_munmap(void *p, size_t len, bool refused);
+/* Unmap every remembered mapping (not through the shim); the count unmapped. */
+unsigned sm_os_fault_reclaim(void);
+
 #else
 
 static inline int sm_os_fault_hit(sm_os_fn fn) { (void)fn; return 0; }
+static inline void sm_os_fault_track_munmap(void *p, size_t len, bool refused)
+{
+    (void)p;
+    (void)len;
+    (void)refused;
+}
 
+#endif
+
+#if defined(SM_FUZZ_DETERMINISTIC)
+/*
+ * The fuzz flavours' stand-ins for the OS random source and the monotonic clock
+ * (src/os/fuzz_random.c): a fixed-seed stream, and a clock that advances by a fixed
+ * step per reading. The harnesses call sm_os_fuzz_reset before each input, so that an
+ * input gives the same bytes and the same path whatever ran before it.
+ */
+void sm_os_fuzz_random(void *p, size_t n);
+uint64_t sm_os_fuzz_clock_ns(void);
+void sm_os_fuzz_reset(void);
 #endif
 
 #endif

@@ -25,6 +25,18 @@
 static _Thread_local int last_error;
 
 /*
+ * The fuzz flavours (SM_FUZZ_DETERMINISTIC, never the release library) draw from a
+ * fixed-seed stream instead of getrandom and read a stepped clock, so that a fuzz input
+ * replays exactly (src/os/fuzz_random.c). Everything else, the fault shim included,
+ * runs as in the other builds.
+ */
+#if defined(SM_FUZZ_DETERMINISTIC)
+#define OS_GETRANDOM(p, n) (sm_os_fuzz_random((p), (n)), (ssize_t)(n))
+#else
+#define OS_GETRANDOM(p, n) getrandom((p), (n), 0)
+#endif
+
+/*
  * errno -> sm_status, per OS function (spec/os-errors.tsv). EINVAL from a page call
  * means a bad range or alignment that the caller passed through, hence SM_E_INVAL; the
  * other errors mean the OS refused, and each function has its own refusal status.
@@ -117,10 +129,14 @@ size_t sm_os_page_size(void)
 
 uint64_t sm_os_monotonic_ns(void)
 {
+#if defined(SM_FUZZ_DETERMINISTIC)
+    return sm_os_fuzz_clock_ns();
+#else
     struct timespec t;
 
     (void)clock_gettime(CLOCK_MONOTONIC, &t);
     return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+#endif
 }
 
 sm_status sm_os_mmap(size_t len, sm_prot prot, void **out)
@@ -142,8 +158,13 @@ sm_status sm_os_mmap_fd(void *addr, size_t len, int fd)
 
 sm_status sm_os_munmap(void *p, size_t len)
 {
-    SM_OS_CALL(SM_OS_MUNMAP, != 0, munmap(p, len));
-    return SM_OK;
+    int err = sm_os_fault_hit(SM_OS_MUNMAP);
+
+    /* Test builds remember what an injected failure kept mapped (fault.h). */
+    sm_os_fault_track_munmap(p, len, err != 0);
+    if (err == 0 && munmap(p, len) != 0)
+        err = errno;
+    return err != 0 ? fail(SM_OS_MUNMAP, err) : SM_OK;
 }
 
 sm_status sm_os_mprotect(void *p, size_t len, sm_prot prot)
@@ -215,7 +236,7 @@ sm_status sm_os_random(void *p, size_t n)
         int err = sm_os_fault_hit(SM_OS_GETRANDOM);
 
         if (err == 0) {
-            r = getrandom(q, n, 0);
+            r = OS_GETRANDOM(q, n);
             if (r < 0)
                 err = errno;
         }

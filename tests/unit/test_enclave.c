@@ -125,6 +125,33 @@ Test(enclave, tampering_is_detected)
     cr_assert_eq(sm_enclave_destroy(e), SM_OK);
 }
 
+/* A ciphertext cut short, or read past its end into the mapping's slack: SM_E_AUTH. */
+Test(enclave, truncation_and_extension_are_detected)
+{
+    uint8_t src[40];
+    sm_enclave e;
+    sm_buffer b = { 0 };
+
+    fill(src, 40, 3);
+    cr_assert_eq(sm_enclave_new(src, 40, &e), SM_OK);
+    cr_assert_eq(smi_enclave_test_resize(e, 0), SM_E_INVAL);
+    cr_assert_eq(smi_enclave_test_resize(e, sm_page_size()), SM_E_INVAL, "past the mapping");
+    for (size_t n = 1; n <= 64; n += 7) {
+        if (n == 40)
+            continue;
+        cr_assert_eq(smi_enclave_test_resize(e, n), SM_OK);
+        cr_assert_eq(sm_enclave_size(e), n);
+        cr_assert_eq(sm_enclave_open(e, &b), SM_E_AUTH, "size %zu", n);
+        cr_assert_eq(b.id, 0, "no buffer");
+    }
+    cr_assert_eq(smi_enclave_test_resize(e, 40), SM_OK);
+    cr_assert_eq(sm_enclave_open(e, &b), SM_OK, "restored, it opens again");
+    cr_assert_eq(sm_buffer_destroy(b), SM_OK);
+    cr_assert_eq(sm_enclave_destroy(e), SM_OK);
+    cr_assert_eq(smi_enclave_test_resize(e, 8), SM_E_STATE, "stale");
+    cr_assert_eq(smi_enclave_test_flip(e, 0, 0), SM_E_STATE, "stale");
+}
+
 Test(enclave, open_into_a_mutable_buffer_of_the_same_size)
 {
     uint8_t src[48], want[48];

@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "helpers.h"
 
@@ -118,4 +119,30 @@ Test(os, random_failure_wipes_the_output)
     cr_assert_eq(sm_random(b, sizeof b), SM_E_RANDOM);
     for (size_t i = 0; i < sizeof b; i++)
         cr_assert_eq(b[i], 0);
+}
+
+/*
+ * A mapping kept by an injected munmap failure is remembered once, forgotten when a later
+ * munmap of it succeeds, and what is left is unmapped by sm_os_fault_reclaim (the fuzz
+ * harnesses' reset between inputs).
+ */
+Test(os, refused_munmaps_are_remembered_and_reclaimed)
+{
+    void *a, *b;
+    unsigned char v;
+
+    (void)sm_os_fault_reclaim();
+    cr_assert_eq(sm_os_mmap(4096, SM_PROT_READWRITE, &a), SM_OK);
+    cr_assert_eq(sm_os_mmap(4096, SM_PROT_READWRITE, &b), SM_OK);
+    sm_os_fault_arm(SM_OS_MUNMAP, 1, ENOMEM, true);
+    cr_assert_eq(sm_os_munmap(a, 4096), SM_E_SYS);
+    cr_assert_eq(sm_os_munmap(a, 4096), SM_E_SYS, "refused twice, remembered once");
+    cr_assert_eq(sm_os_munmap(b, 4096), SM_E_SYS);
+    sm_os_fault_reset();
+    cr_assert_eq(sm_os_munmap(b, 4096), SM_OK, "b unmapped, so forgotten");
+    cr_assert_eq(mincore(a, 4096, &v), 0, "a is still mapped");
+    cr_assert_eq(sm_os_fault_reclaim(), 1, "only a is left");
+    cr_assert_eq(mincore(a, 4096, &v), -1, "a is unmapped");
+    cr_assert_eq(errno, ENOMEM);
+    cr_assert_eq(sm_os_fault_reclaim(), 0);
 }

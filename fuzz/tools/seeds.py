@@ -1,0 +1,331 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: ISC
+"""Write the hand-made seed inputs of each harness into fuzz/corpus/<harness>/seed-*.
+
+Each seed spells out, in the harness's input format (see the header comment of each
+harness), one scenario that a fuzzer would take long to find by itself: every operation
+kind once, each fork scenario, faults in each OS function, sizes at page and chunk
+boundaries. The rest of each corpus is what the fuzzers found (make fuzz-merge), so
+only seed-* files are rewritten here.
+
+    python3 fuzz/tools/seeds.py [CORPUS_ROOT]
+"""
+import os
+import struct
+import sys
+
+ROOT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "corpus")
+PAGE = 4096
+CHUNK = 4 * PAGE - 64
+
+
+def u8(x):
+    return bytes([x & 0xFF])
+
+
+def u16(x):
+    return struct.pack("<H", x & 0xFFFF)
+
+
+def pat(n, seed=1):
+    return bytes((seed + i * 7) & 0xFF for i in range(n))
+
+
+# ---- ops (fuzz/ops.c): one byte of AEAD choice, then opcode + arguments ----
+
+def pick(mode, f, want, bits=13):
+    """The u16 whose top bits select mode and whose value maps to want under f."""
+    for v in range(mode << bits, (mode + 1) << bits):
+        if f(v) == want:
+            return u16(v)
+    raise ValueError((mode, want))
+
+
+def size_small(n):          # pick_size mode 0: 1 + v % 64
+    return pick(0, lambda v: 1 + v % 64, n)
+
+
+def size_page(k):           # mode 2: page - 48 + v % 97
+    return pick(2, lambda v: PAGE - 48 + v % 97, PAGE - 48 + k)
+
+
+def size_big(n):            # modes 3 and 4: 1 + v % (3 * page - 1)
+    try:
+        return pick(3, lambda v: 1 + v % (3 * PAGE - 1), n)
+    except ValueError:
+        return pick(4, lambda v: 1 + v % (3 * PAGE - 1), n)
+
+
+def size_of_enclave(e):     # mode 5
+    return u16((5 << 13) | e)
+
+
+def size_zero():            # mode 7, odd: 0
+    return u16((7 << 13) | 1)
+
+
+def size_overflow():        # mode 7, even: overflowing
+    return u16((7 << 13) | 2)
+
+
+def op(code, *args):
+    return u8(code) + b"".join(args)
+
+
+def data(n, seed=1):
+    """fz_fill's encoding: a length byte, then that many bytes (the rest is a pattern)."""
+    k = min(n, 255)
+    return u8(k) + pat(k, seed)
+
+
+B_NEW, B_BYTES, B_RANDOM, FREEZE, MELT, COPY, COPY_AT, MOVE, MOVE_AT = range(9)
+SCRAMBLE, WIPE, EQUAL, SEAL, DESTROY = 9, 10, 11, 12, 13
+E_NEW, E_RANDOM, E_OPEN, E_OPEN_INTO, E_DESTROY = 0x10, 0x11, 0x12, 0x13, 0x14
+S_NEW, S_WRITE, S_READ, S_NEXT, S_FLUSH, S_DESTROY = 0x18, 0x19, 0x1A, 0x1B, 0x1C, 0x1D
+F_ARM, F_CLEAR, PURGE, AUDIT, INIT, STATUS, COFFER, STALE, NULLS, FORK = (
+    0x20, 0x22, 0x23, 0x24, 0x25, 0x26, 0x27, 0x28, 0x29, 0x2A)
+M_ALLOC, M_FREE, M_PROTECT, M_LOCK, M_BYTES = 0x38, 0x39, 0x3A, 0x3B, 0x3C
+FN = {"mmap": 0, "munmap": 1, "mprotect": 2, "mlock": 3, "madvise": 4, "getrandom": 5}
+
+
+def arm(fn, nth=1, row=0, sticky=False):
+    return op(F_ARM, u8(FN[fn]), u8((row << 3) | (4 if sticky else 0) | (nth - 1)))
+
+
+def ops_seeds():
+    s = {}
+    s["buffers"] = b"\x00" + b"".join([
+        op(B_NEW, u8(0), size_small(32)),
+        op(COPY, u8(0), u16(16), data(16)),
+        op(FREEZE, u8(0)),
+        op(COPY, u8(0), u16(4), data(4)),
+        op(MELT, u8(0)),
+        op(COPY_AT, u8(0), u16(8), u16(8), data(8, 3)),
+        op(MOVE, u8(0), u16(3), data(3, 5)),
+        op(MOVE_AT, u8(0), u16(27), u16(5), data(5, 9)),
+        op(EQUAL, u8(0), u8(0)),
+        op(EQUAL, u8(0), u8(1), u16(3)),
+        op(EQUAL, u8(0), u8(2)),
+        op(EQUAL, u8(0), u8(3), u16(32), data(32)),
+        op(SCRAMBLE, u8(0)),
+        op(WIPE, u8(0)),
+        op(B_BYTES, u8(1), size_page(16), data(PAGE - 32, 2)),
+        op(B_RANDOM, u8(2), size_big(9000)),
+        op(MELT, u8(1)), op(FREEZE, u8(1)), op(FREEZE, u8(1)), op(MELT, u8(1)), op(MELT, u8(1)),
+        op(DESTROY, u8(0)), op(DESTROY, u8(0)), op(FREEZE, u8(0)), op(WIPE, u8(0)),
+        op(B_NEW, u8(3), size_zero()), op(B_NEW, u8(3), size_overflow()),
+        op(B_BYTES, u8(3), size_overflow(), data(0)), op(B_RANDOM, u8(3), size_zero()),
+    ])
+    s["enclaves"] = b"\x01" + b"".join([
+        op(E_NEW, u8(0), size_small(40), data(40)),
+        op(E_RANDOM, u8(1), size_page(40)),
+        op(E_OPEN, u8(0), u8(0)),
+        op(E_OPEN, u8(1), u8(1)),
+        op(B_NEW, u8(2), size_of_enclave(0)),
+        op(E_OPEN_INTO, u8(0), u8(2)),
+        op(E_OPEN_INTO, u8(0), u8(0)),
+        op(E_OPEN_INTO, u8(1), u8(2)),
+        op(B_NEW, u8(3), size_small(20)),
+        op(COPY, u8(3), u16(20), data(20, 4)),
+        op(SEAL, u8(3), u8(2)),
+        op(SEAL, u8(3), u8(2)),
+        op(E_OPEN, u8(2), u8(3)),
+        op(E_DESTROY, u8(0)), op(E_DESTROY, u8(0)), op(E_OPEN, u8(0), u8(4)),
+        op(E_NEW, u8(3), size_zero(), data(0)), op(E_NEW, u8(3), size_overflow(), data(0)),
+        op(E_RANDOM, u8(3), size_overflow()),
+    ])
+    s["streams"] = b"\x02" + b"".join([
+        op(S_NEW, u8(0)), op(S_NEW, u8(1)),
+        op(S_WRITE, u8(0), u16(50), data(50)),
+        op(S_WRITE, u8(0), u16((2 << 14) | 40), data(0)),
+        op(S_READ, u8(0), u16(10)),
+        op(S_NEXT, u8(0), u8(0)),
+        op(S_READ, u8(0), u16((3 << 14) | 20000)),
+        op(S_READ, u8(0), u16(5)),
+        op(S_WRITE, u8(1), u16((3 << 14) | 30000), data(0)),
+        op(S_WRITE, u8(1), u16(0), data(0)),
+        op(S_FLUSH, u8(1), u8(1)),
+        op(S_FLUSH, u8(1), u8(2)),
+        op(S_NEXT, u8(1), u8(2)),
+        op(S_DESTROY, u8(0)), op(S_DESTROY, u8(0)), op(S_WRITE, u8(0), u16(3), data(3)),
+        op(S_READ, u8(0), u16(3)),
+    ])
+    s["exhausted"] = b"\x00" + b"".join([
+        op(S_NEW, u8(0)),
+        op(S_WRITE, u8(0), u16((2 << 14) | 60), data(0)),
+        op(E_NEW, u8(0), size_small(8), data(8)),
+        op(COFFER, u8(0)),
+        op(E_NEW, u8(1), size_small(8), data(8)),
+        op(E_RANDOM, u8(1), size_small(8)),
+        op(E_OPEN, u8(0), u8(0)),
+        op(SEAL, u8(0), u8(1)),
+        op(S_WRITE, u8(0), u16(4), data(4)),
+        op(S_READ, u8(0), u16(10)),
+        op(S_READ, u8(0), u16(CHUNK - 10)),
+        op(S_NEXT, u8(0), u8(1)),
+        op(PURGE),
+        op(E_NEW, u8(1), size_small(8), data(8)),
+        op(COFFER, u8(1)),
+        op(E_OPEN, u8(1), u8(2)),
+    ])
+    s["runtime"] = b"\x00" + b"".join([
+        op(B_NEW, u8(0), size_small(8)),
+        op(E_NEW, u8(0), size_small(8), data(8)),
+        op(S_NEW, u8(0)),
+        op(AUDIT),
+        op(INIT, u8(0), u8(1)), op(INIT, u8(0), u8(0)), op(INIT, u8(1)), op(INIT, u8(2)),
+        op(INIT, u8(3), u8(0)), op(INIT, u8(4), u8(0)),
+        op(STATUS, u8(0)), op(STATUS, u8(5)), op(STATUS, u8(15)),
+        op(STALE, u8(0)), op(STALE, u8(1)), op(STALE, u8(2)),
+        op(STALE, u8(3)), op(STALE, u8(7)), op(STALE, u8(11)), op(STALE, u8(31)),
+        op(NULLS, u8(0), u8(0), u8(0)),
+        op(PURGE),
+        op(STALE, u8(0)), op(FREEZE, u8(0)), op(E_OPEN, u8(0), u8(1)),
+        op(B_NEW, u8(1), size_small(8)), op(PURGE), op(PURGE),
+    ])
+    pre = b"\x00" + op(B_NEW, u8(0), size_small(8)) + op(E_NEW, u8(0), size_small(8), data(8)) + \
+        op(S_NEW, u8(0))
+    for k in range(1, 7):
+        s["fork-%d" % k] = pre + op(FORK, u8(k), u8(0))
+    # 0: stale, then fresh objects, with a fault (mlock, getrandom, mprotect) in the rekey.
+    for fn in range(3):
+        for how in (0, 1, 2):
+            s["fork-0-%d-%d" % (fn, how)] = pre + op(FORK, u8(0), u8(0), u8(fn), u8(how))
+    for which in range(5):
+        s["fork-7-%d" % which] = pre + op(FORK, u8(7), u8(which))
+    for which in range(4):
+        s["fork-8-%d" % which] = pre + op(FORK, u8(8), u8(which + 4 * which))
+    s["memory"] = b"\x00" + b"".join([
+        op(M_ALLOC, u8(0), u16(100)),
+        op(M_ALLOC, u8(1), u16(PAGE * 2)),
+        op(M_BYTES, u8(0), u8(0), u16(0), u16(64)),
+        op(M_BYTES, u8(0), u8(1), u16(8), u16(16)),
+        op(M_BYTES, u8(0), u8(2), u16(0), u16(64)),
+        op(M_BYTES, u8(0), u8(2 | 8), u16(0), u16(64), u16(3)),
+        op(M_LOCK, u8(0), u8(1)), op(M_LOCK, u8(0), u8(0)), op(M_LOCK, u8(0), u8(3)),
+        op(M_PROTECT, u8(1), u8(1)), op(M_PROTECT, u8(1), u8(0)), op(M_PROTECT, u8(1), u8(3)),
+        op(M_FREE, u8(1), u8(1)), op(M_FREE, u8(1), u8(2)), op(M_FREE, u8(1), u8(3)),
+        op(M_FREE, u8(1), u8(0)),
+        op(M_ALLOC, u8(2), u16(0x8001)), op(M_ALLOC, u8(2), u16(0x8002)),
+        arm("getrandom", row=0), op(M_BYTES, u8(0), u8(0), u16(0), u16(64)),
+        arm("munmap"), op(M_FREE, u8(0), u8(0)), op(F_CLEAR), op(M_FREE, u8(0), u8(0)),
+    ])
+    # One fault in each OS function, then operations that reach it.
+    body = b"".join([
+        op(B_NEW, u8(0), size_small(24)), op(FREEZE, u8(0)),
+        op(E_NEW, u8(0), size_small(24), data(24)), op(E_OPEN, u8(0), u8(1)),
+        op(S_NEW, u8(0)), op(S_WRITE, u8(0), u16(40), data(40)), op(S_READ, u8(0), u16(7)),
+        op(S_NEXT, u8(0), u8(2)), op(SEAL, u8(0), u8(1)), op(DESTROY, u8(1)),
+        op(B_RANDOM, u8(3), size_small(9)), op(E_DESTROY, u8(0)), op(S_DESTROY, u8(0)),
+        op(AUDIT),
+    ])
+    for fn in FN:
+        for nth in (1, 2, 3):
+            s["fault-%s-%d" % (fn, nth)] = b"\x00" + arm(fn, nth=nth, row=nth - 1) + body
+        s["fault-%s-sticky" % fn] = b"\x00" + arm(fn, sticky=True) + body
+    s["destroy-munmap"] = b"\x00" + b"".join([
+        op(B_BYTES, u8(0), size_small(16), data(16)),
+        arm("munmap"), op(DESTROY, u8(0)), op(COPY, u8(0), u16(2), data(2)),
+        op(MELT, u8(0)), op(COPY, u8(0), u16(2), data(2)), op(FREEZE, u8(0)),
+        op(DESTROY, u8(0)),
+    ])
+    s["peek"] = b"\x00" + op(COFFER, u8(2)) + op(E_NEW, u8(0), size_small(8), data(8)) + op(COFFER, u8(2))
+    s["resplit"] = b"\x01" + op(E_NEW, u8(0), size_small(8), data(8)) + \
+        op(COFFER, u8(1)) + arm("getrandom") + op(E_OPEN, u8(0), u8(0)) + \
+        op(E_OPEN, u8(0), u8(1)) + op(COFFER, u8(3)) + op(E_OPEN, u8(0), u8(2))
+    return s
+
+
+# ---- stream (fuzz/stream.c) ----
+
+def stream_seeds():
+    W, R, N, FL, FA, FC, D, NEW = 0, 4, 7, 9, 10, 11, 12, 13
+    s = {}
+    s["basic"] = b"\x00" + bytes([W]) + u16(40) + data(40) + bytes([R]) + u16(10) + \
+        bytes([N, FL, R]) + u16(1)
+    s["chunks"] = b"\x01" + bytes([W]) + u16((1 << 14) | 40) + data(9) + bytes([W]) + \
+        u16((2 << 14) | 40000) + data(0) + \
+        bytes([R]) + u16(5) + bytes([N, N, R]) + u16((1 << 14) | 80) + bytes([FL])
+    s["two"] = b"\x02" + bytes([W]) + u16(20) + data(20) + bytes([0x10 | W]) + u16(30) + data(30, 2) + \
+        bytes([0x10 | R]) + u16(30) + bytes([D, W]) + u16(3) + data(3) + bytes([NEW, W]) + u16(3) + \
+        data(3) + bytes([R]) + u16(9)
+    for fn in range(6):
+        s["fault-%d" % fn] = b"\x00" + bytes([FA, fn, 0, W]) + u16((2 << 14) | 30000) + data(0) + \
+            bytes([FA, fn, 1 << 3 | 1, R]) + u16(100) + bytes([N, FL, FC, W]) + u16(5) + data(5) + \
+            bytes([R]) + u16(3)
+    return s
+
+
+# ---- enclave_tamper (fuzz/enclave_tamper.c) ----
+
+def tamper_seeds():
+    s = {}
+    for aead in range(3):
+        for how in range(4):
+            acts = bytes([4, 0]) + u16(5) + bytes([4, 0]) + u16(5) + bytes([4, 1]) + u16(100) + \
+                bytes([6, 0x11, 1]) + u16(100) + bytes([3]) + u16(10) + bytes([4, 0x83, 4, 6, 0x22])
+            s["a%d-h%d" % (aead, how)] = bytes([aead, how]) + u16(63) + u8(len(acts)) + acts + pat(64, aead + how)
+    acts = bytes([2]) + u16(7) + bytes([4, 2]) + u16(7) + bytes([5, 3]) + u16(5000) + bytes([4, 0x83, 4])
+    s["big"] = bytes([1, 0]) + u16(6000) + u8(len(acts)) + acts + pat(200)
+    acts = bytes([7, 2, 0, 4, 0x87, 7, 5, 0, 6, 0x21, 4])
+    s["faults"] = bytes([0, 0]) + u16(30) + u8(len(acts)) + acts + pat(31)
+    return s
+
+
+# ---- fd_readers (fuzz/fd_readers.c) ----
+
+def fd_seeds():
+    s = {}
+
+    def hdr(call, via, size=0, delim=0x0A, repeat=1, plans=(), start=None):
+        h = u8(call + 3 * via) + u16(size & 0xFFFF) + u8(size >> 16) + u8(delim) + \
+            u8(repeat - 1) + u8(len(plans))
+        if start is not None:
+            h += u16(start)
+        for fn, how in plans:
+            h += u8(fn) + u8(how)
+        return h
+
+    text = b"first line\nsecond line\n\nfourth"
+    for via, name in ((0, "pipe"), (1, "memfd")):
+        st = 3 if via == 1 else None
+        s["%s-exact" % name] = hdr(0, via, 11, start=st) + text
+        s["%s-short" % name] = hdr(0, via, 500, start=st) + text
+        s["%s-zero" % name] = hdr(0, via, 0, start=st) + text
+        s["%s-until" % name] = hdr(1, via, start=st) + text
+        s["%s-until-first" % name] = hdr(1, via, delim=ord("f"), start=0 if via else None) + text
+        s["%s-until-none" % name] = hdr(1, via, delim=0, start=st) + text
+        s["%s-all" % name] = hdr(2, via, start=st) + text
+        s["%s-all-empty" % name] = hdr(2, via, start=st)
+        s["%s-big" % name] = hdr(2, via, repeat=32, start=st) + pat(1900)
+        s["%s-big-fd" % name] = hdr(0, via, 50000, repeat=32, start=st) + pat(1900)
+        s["%s-until-big" % name] = hdr(1, via, delim=0xFF, repeat=8, start=st) + pat(1000) + b"\xff" + pat(30)
+    s["memfd-all-exact-scratch"] = hdr(2, 1, start=0) + pat(PAGE - 32)
+    s["pipe-all-exact-scratch"] = hdr(2, 0) + pat(PAGE - 32)
+    for call in range(3):
+        s["badfd-%d" % call] = hdr(call, 2, 10) + text
+    # read EINTR (retried), read EIO, lseek ESPIPE at the first and the give-back seek,
+    # and the memfd_secret path's functions.
+    s["read-eintr"] = hdr(2, 0, plans=[(0, 3 << 3)]) + text
+    s["read-fail"] = hdr(2, 1, start=0, plans=[(0, (1 << 3) | 1)]) + text
+    s["lseek-first"] = hdr(1, 1, start=0, plans=[(2, 0)]) + text
+    s["lseek-back"] = hdr(1, 1, start=0, plans=[(2, 1)]) + text
+    for fn in range(3, 12):
+        for how in (0, 1, 8 | 1, 2):
+            s["fault-%d-%d" % (fn, how)] = hdr(2, 1, start=0, plans=[(fn, how)]) + text * 3
+    return s
+
+
+def write(harness, seeds):
+    d = os.path.join(ROOT, harness)
+    os.makedirs(d, exist_ok=True)
+    for name, data in sorted(seeds.items()):
+        with open(os.path.join(d, "seed-" + name), "wb") as f:
+            f.write(data)
+    print("%s: %d seeds" % (harness, len(seeds)))
+
+
+write("ops", ops_seeds())
+write("stream", stream_seeds())
+write("enclave_tamper", tamper_seeds())
+write("fd_readers", fd_seeds())
