@@ -76,19 +76,24 @@ void smi_registry_unreserve(uint32_t index)
     pthread_mutex_unlock(&reg_lock);
 }
 
+/*
+ * No slot lock: the slot is reserved, so no handle reaches it yet, and the release store
+ * of the id publishes the body and kind to every lookup (which loads the id with acquire
+ * before it takes the lock) and to purge (whose compare-and-swap on the id acquires).
+ * Taking the lock here would also make every constructor that runs under another slot's
+ * lock (seal, open, stream next and flush) hold two slot locks, against registry.md.
+ */
 uint64_t smi_registry_publish(uint32_t index, smi_kind kind, const void *body, size_t len)
 {
     smi_slot *s = slot_at(index);
     uint64_t id;
 
-    pthread_mutex_lock(&s->lock);
     for (size_t i = 0; i < len; i++)
         s->body[i] = ((const unsigned char *)body)[i];
     s->kind = kind;
     id = smi_handle_make(kind, s->gen, index);
-    atomic_store_explicit(&s->id, id, memory_order_release);
     atomic_fetch_add(&live[kind], 1);
-    pthread_mutex_unlock(&s->lock);
+    atomic_store_explicit(&s->id, id, memory_order_release);
     return id;
 }
 
