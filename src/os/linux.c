@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -320,6 +321,11 @@ const int *sm_os_interrupt_signals(size_t *n)
 
     *n = sizeof sigs / sizeof sigs[0];
     return sigs;
+}
+
+void sm_os_yield(void)
+{
+    (void)sched_yield();
 }
 
 _Noreturn void sm_os_wait_forever(void)
