@@ -34,8 +34,11 @@ extern const char smi_corrupt_msg[];
 /*
  * Purge every object, the enclave key and the canary key (purge.c); false if a damaged
  * canary was found. Async-signal-safe: the body of sm_purge and of the signal handler.
+ * ending: the process ends right after (panic, signal, safe exit), so objects and key
+ * pages in use by other threads are wiped in place at once rather than left to those
+ * threads to purge when they finish (spec/runtime.md).
  */
-bool smi_purge_all(void);
+bool smi_purge_all(bool ending);
 
 /* ---- canary randomness (rng.c) ---- */
 
@@ -126,6 +129,11 @@ typedef struct smi_slot {
     uint32_t         next;   /* free list link: index + 1, 0 at the end */
     uint32_t         index;  /* this slot's own index, whatever id says meanwhile */
     smi_kind         kind;   /* the kind of the object last inserted here */
+    /*
+     * The id of the object that a purge claimed while another thread held this lock:
+     * whoever next holds the lock finishes that purge (registry.md). 0: none.
+     */
+    _Atomic uint64_t doomed;
     _Alignas(16) unsigned char body[SMI_SLOT_BODY];
 } smi_slot;
 
@@ -213,11 +221,13 @@ void smi_buffer_audit(void *body);
 void smi_buffer_forget(void *body);
 
 /*
- * Make every live handle stale and destroy its object: purge it if its lock is free,
- * otherwise wipe it in place. Slots are retired, so no lock is needed for the free list.
- * Async-signal-safe. False if a damaged canary was found.
+ * Make every live handle stale and destroy its object if its lock is free. An object
+ * whose lock another thread holds is left to that thread, which purges it as it lets
+ * go of the lock; with in_place (a purge that ends the process: panic, signal, safe
+ * exit) its bytes are also wiped in place at once. Purged slots are retired, so no lock
+ * is needed for the free list. Async-signal-safe. False if a damaged canary was found.
  */
-bool smi_registry_purge(void);
+bool smi_registry_purge(bool in_place);
 /* Audit every live object under its own lock. */
 void smi_registry_audit(void);
 /* pthread_atfork's child handler: every pre-fork handle becomes stale. */

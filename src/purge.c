@@ -10,9 +10,9 @@
 const char smi_corrupt_msg[] =
     "canary of a guarded region is damaged: buffer underflow or stray write";
 
-bool smi_purge_all(void)
+bool smi_purge_all(bool ending)
 {
-    bool intact = smi_registry_purge();
+    bool intact = smi_registry_purge(ending);
 
     smi_coffer_purge();
     smi_rng_forget_key();
@@ -21,13 +21,14 @@ bool smi_purge_all(void)
 
 void sm_purge(void)
 {
-    if (!smi_purge_all())
+    if (!smi_purge_all(false))
         sm_os_die(smi_corrupt_msg);
 }
 
 _Noreturn void sm_safe_exit(int code)
 {
-    sm_purge();
+    if (!smi_purge_all(true))
+        sm_os_die(smi_corrupt_msg);
     sm_os_exit(code);
 }
 
@@ -40,7 +41,7 @@ static atomic_bool panicking;
 _Noreturn void sm_panic(const char *msg)
 {
     if (!atomic_exchange(&panicking, true))
-        (void)smi_purge_all();
+        (void)smi_purge_all(true);
     sm_os_die(msg != NULL ? msg : "(no message)");
 }
 

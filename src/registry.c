@@ -107,6 +107,55 @@ sm_status smi_registry_insert(smi_kind kind, const void *body, size_t len, uint6
     return st;
 }
 
+/*
+ * Destroy the object in slot s for a purge that claimed its id (the id is already 0);
+ * the slot's lock is held. The slot is retired: it never goes back on the free list,
+ * which a purge in a signal handler could not lock.
+ */
+static bool finish_purge(smi_slot *s)
+{
+    bool intact = smi_kind_ops_table[s->kind].purge(s->body);
+
+    smi_wipe(s->body, sizeof s->body);
+    atomic_fetch_sub(&live[s->kind], 1);
+    return intact;
+}
+
+/*
+ * With the slot's lock held: finish the purge that claimed this slot's object while
+ * another thread held the lock, if one is pending and the object is still the one it
+ * claimed (a holder that destroyed it meanwhile moved the generation on).
+ */
+static bool take_over(smi_slot *s)
+{
+    uint64_t d = atomic_exchange(&s->doomed, 0);
+
+    if (d == 0 || smi_handle_gen(d) != s->gen)
+        return true;
+    return finish_purge(s);
+}
+
+/*
+ * Every unlock of a slot that a thread took with pthread_mutex_lock goes through here.
+ * A purge that found the lock taken stores the claimed id in doomed and then tries the
+ * lock again; this side unlocks and then reads doomed. With a full fence on each side,
+ * at least one of the two sees the other, so the purge is always finished, and the
+ * exchange in take_over makes sure it is finished once (spec/registry.md, "Purge").
+ */
+static void unlock_slot(smi_slot *s)
+{
+    bool intact = true;
+
+    pthread_mutex_unlock(&s->lock);
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load(&s->doomed) != 0 && pthread_mutex_trylock(&s->lock) == 0) {
+        intact = take_over(s);
+        pthread_mutex_unlock(&s->lock);
+    }
+    if (!intact)
+        smi_panic(smi_corrupt_msg);
+}
+
 sm_status smi_registry_acquire(uint64_t id, smi_kind kind, smi_slot **out)
 {
     uint32_t index = smi_handle_index(id);
@@ -121,7 +170,7 @@ sm_status smi_registry_acquire(uint64_t id, smi_kind kind, smi_slot **out)
         return SM_E_STATE;
     pthread_mutex_lock(&s->lock);
     if (atomic_load_explicit(&s->id, memory_order_relaxed) != id) {
-        pthread_mutex_unlock(&s->lock);
+        unlock_slot(s);
         return SM_E_STATE;
     }
     *out = s;
@@ -130,7 +179,7 @@ sm_status smi_registry_acquire(uint64_t id, smi_kind kind, smi_slot **out)
 
 void smi_registry_release(smi_slot *s)
 {
-    pthread_mutex_unlock(&s->lock);
+    unlock_slot(s);
 }
 
 void smi_registry_remove(smi_slot *s)
@@ -146,7 +195,8 @@ void smi_registry_remove(smi_slot *s)
     smi_wipe(s->body, sizeof s->body);
     /* Wake whoever waits on this object: they will find it gone. */
     pthread_cond_broadcast(&s->cond);
-    pthread_mutex_unlock(&s->lock);
+    /* A purge that claimed this object meanwhile finds the generation moved on. */
+    unlock_slot(s);
 
     pthread_mutex_lock(&reg_lock);
     if (!retire) {
@@ -166,10 +216,14 @@ uint64_t smi_registry_live(smi_kind kind)
  * Claim every live slot by swapping its id to 0, so that each object is handled once
  * even by two purges at the same time. pthread_mutex_trylock never blocks: it is a
  * compare-and-swap in glibc, which is why it may run in a signal handler although
- * POSIX does not list it; the lock it tries may belong to the very thread that the
- * signal interrupted, and then the object is wiped in place instead.
+ * POSIX does not list it. The lock it tries may be held by another thread in the middle
+ * of an operation on that object, or by the very thread that the signal interrupted:
+ * then the object is left to the holder, which finishes the purge when it lets go of the
+ * lock (unlock_slot), so that no two threads ever touch the object at once. A purge that
+ * ends the process cannot wait for that, so with in_place it also wipes the bytes at
+ * once, racing the holder (spec/runtime.md).
  */
-bool smi_registry_purge(void)
+bool smi_registry_purge(bool in_place)
 {
     uint32_t n = atomic_load_explicit(&used, memory_order_acquire);
     bool intact = true;
@@ -177,20 +231,23 @@ bool smi_registry_purge(void)
     for (uint32_t i = 0; i < n; i++) {
         smi_slot *s = slot_at(i);
         uint64_t id = atomic_load_explicit(&s->id, memory_order_acquire);
-        const smi_kind_ops *ops;
 
         if (id == 0 || !atomic_compare_exchange_strong(&s->id, &id, 0))
             continue;
-        ops = &smi_kind_ops_table[s->kind];
-        if (pthread_mutex_trylock(&s->lock) != 0) {
-            /* In use: the holder finishes on wiped bytes and releases or removes. */
-            ops->wipe(s->body);
+        if (pthread_mutex_trylock(&s->lock) == 0) {
+            intact &= finish_purge(s);
+            pthread_mutex_unlock(&s->lock);
             continue;
         }
-        intact &= ops->purge(s->body);
-        smi_wipe(s->body, sizeof s->body);
-        atomic_fetch_sub(&live[s->kind], 1);
-        pthread_mutex_unlock(&s->lock);
+        if (in_place)
+            smi_kind_ops_table[s->kind].wipe(s->body);
+        atomic_store(&s->doomed, id);
+        atomic_thread_fence(memory_order_seq_cst);
+        /* The holder may have let go before it could see doomed: then finish it here. */
+        if (pthread_mutex_trylock(&s->lock) == 0) {
+            intact &= take_over(s);
+            pthread_mutex_unlock(&s->lock);
+        }
     }
     return intact;
 }
@@ -232,8 +289,11 @@ void smi_registry_after_fork(void)
     pthread_mutex_init(&reg_lock, NULL);
     for (uint32_t i = 0; i < n; i++) {
         smi_slot *s = slot_at(i);
-        uint64_t id = atomic_exchange(&s->id, 0);
+        uint64_t id = atomic_exchange(&s->id, 0), d = atomic_exchange(&s->doomed, 0);
 
+        /* A purge in the parent may have left an object to a thread the child lacks. */
+        if (id == 0 && d != 0 && smi_handle_gen(d) == s->gen)
+            id = d;
         if (id == 0)
             continue;
         pthread_mutex_init(&s->lock, NULL);

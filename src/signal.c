@@ -16,7 +16,7 @@ static void on_signal(int sig)
     /* The first signal ends the process; one arriving on another thread just waits. */
     if (atomic_exchange(&ending, true))
         sm_os_wait_forever();
-    if (!smi_purge_all()) {
+    if (!smi_purge_all(true)) {
         /* Corruption found while purging: the panic message, not the signal's exit. */
         sm_os_die(smi_corrupt_msg);
     }
