@@ -73,6 +73,16 @@ static atomic_uint slot_hint;
 /* Purges so far: an operation that overlaps one discards its output (purged_since). */
 static atomic_uint_fast64_t purge_epoch;
 
+/*
+ * Operations that may touch the regions: from op_enter, under coffer_lock, to op_leave.
+ * A purge that lets the process go on (sm_purge) unmaps nothing under them: it marks
+ * the teardown pending, and the last operation to leave runs it. So an operation that a
+ * purge overtakes never faults; it finds the epoch moved and discards its output.
+ */
+static atomic_uint inflight;
+enum { TEARDOWN_NONE, TEARDOWN_PENDING, TEARDOWN_RUNNING };
+static atomic_int teardown;
+
 static size_t slot_stride(void)
 {
     return SLOT_HEAD + smi_aead_ws_size();
@@ -162,6 +172,25 @@ static sm_status atfork_ready(void)
 {
     pthread_once(&atfork_once, atfork_register);
     return atomic_load(&atfork_ok) ? SM_OK : SM_E_NOMEM;
+}
+
+static void run_teardown(void);
+
+static void op_enter(void)
+{
+    atomic_fetch_add(&inflight, 1);
+}
+
+/*
+ * A purge stores TEARDOWN_PENDING and then reads inflight; this side decrements inflight
+ * and then reads teardown. Both are seq_cst, so at least one of them sees the other and
+ * the teardown always runs, once (run_teardown claims it).
+ */
+static void op_leave(void)
+{
+    if (atomic_fetch_sub(&inflight, 1) == 1 &&
+        atomic_load(&teardown) == TEARDOWN_PENDING)
+        run_teardown();
 }
 
 static void digest(struct slot *sl, const uint8_t share[32])
@@ -310,6 +339,17 @@ static sm_status ensure_key(unsigned s, key_origin *origin)
         *origin = KEY_CHILD;
         return rekey_child(s);
     }
+    /*
+     * A purge may have left the old regions to the operations still in their cipher.
+     * Those hold no coffer lock, so they finish; the last one out unmaps the regions,
+     * or this thread does once it is the only one in. Only then may regions[] change.
+     */
+    while (atomic_load(&teardown) != TEARDOWN_NONE) {
+        if (atomic_load(&inflight) == 1)
+            run_teardown();
+        else
+            sm_os_yield();
+    }
     st = smi_runtime_ready();
     if (st == SM_OK)
         st = make_new(s);
@@ -321,7 +361,9 @@ static sm_status ensure_key(unsigned s, key_origin *origin)
 /* Undo make_new after a later step of the same call failed. */
 static void unmake(void)
 {
-    atomic_store(&published, false);
+    /* A purge that cleared published first owns the teardown (run when this call leaves). */
+    if (!atomic_exchange(&published, false))
+        return;
     for (unsigned n = NREGIONS; n-- > 0;)
         smi_region_unmake(&regions[n]);
 }
@@ -409,6 +451,7 @@ out:
 /*
  * The coffer part of an operation: on SM_OK *sl is slot s of the workspace, holding the
  * key, and *epoch the purge count that the operation must still see when it finishes.
+ * The operation is in flight from here, whatever the result: it calls op_leave once done.
  */
 static sm_status begin(unsigned s, uint8_t nonce[SMI_AEAD_NONCE], bool make,
                        struct slot **sl, uint64_t *epoch)
@@ -417,6 +460,7 @@ static sm_status begin(unsigned s, uint8_t nonce[SMI_AEAD_NONCE], bool make,
     sm_status st;
 
     pthread_mutex_lock(&coffer_lock);
+    op_enter();
     *epoch = atomic_load(&purge_epoch);
     if (make) {
         st = ensure_key(s, &origin);
@@ -496,6 +540,7 @@ sm_status smi_coffer_seal(const void *aad, size_t aad_len, uint8_t *data, size_t
             memcpy(tag_out, tag, sizeof tag);
         }
     }
+    op_leave();
     pthread_mutex_unlock(&slot_lock[s]);
     return st;
 }
@@ -536,6 +581,7 @@ sm_status smi_coffer_open(const uint8_t nonce[SMI_AEAD_NONCE], const void *aad,
     } else if (st == SM_E_AUTH && len > 0) {
         smi_wipe(data, len);
     }
+    op_leave();
     pthread_mutex_unlock(&slot_lock[s]);
     return st;
 }
@@ -545,6 +591,7 @@ sm_status smi_coffer_audit(void)
     sm_status st = SM_OK;
 
     pthread_mutex_lock(&coffer_lock);
+    op_enter();
     /* In a child that has not made its key yet the canaries read as zeroes, rightly. */
     if (atomic_load_explicit(&published, memory_order_acquire) && head()->keyed == 1) {
         st = open_shares();
@@ -554,6 +601,7 @@ sm_status smi_coffer_audit(void)
             st = close_shares();
         }
     }
+    op_leave();
     pthread_mutex_unlock(&coffer_lock);
     return st;
 }
@@ -574,15 +622,37 @@ static void purge_region(smi_region *r)
                          r->lay.inner_len);
 }
 
-void smi_coffer_purge(void)
+/* Whoever moves the teardown from pending to running runs it: never two at once. */
+static void run_teardown(void)
 {
-    /* First, so that an operation still in its cipher sees it when it ends. */
-    atomic_fetch_add(&purge_epoch, 1);
-    /* Whoever clears published owns the teardown: two purges cannot both run it. */
-    if (!atomic_exchange(&published, false))
+    int want = TEARDOWN_PENDING;
+
+    if (!atomic_compare_exchange_strong(&teardown, &want, TEARDOWN_RUNNING))
         return;
     for (unsigned n = 0; n < NREGIONS; n++)
         purge_region(&regions[n]);
+    atomic_store(&teardown, TEARDOWN_NONE);
+}
+
+static void purge(bool now)
+{
+    /* First, so that an operation still in its cipher sees it when it ends. */
+    atomic_fetch_add(&purge_epoch, 1);
+    /* Whoever clears published owns the regions' teardown: two purges cannot both. */
+    if (atomic_exchange(&published, false))
+        atomic_store(&teardown, TEARDOWN_PENDING);
+    if (now || atomic_load(&inflight) == 0)
+        run_teardown();
+}
+
+void smi_coffer_purge(void)
+{
+    purge(false);
+}
+
+void smi_coffer_purge_now(void)
+{
+    purge(true);
 }
 
 #if defined(SM_FAULT_INJECTION)
@@ -590,6 +660,7 @@ void smi_coffer_test_probe(smi_coffer_probe *out)
 {
     memset(out, 0, sizeof *out);
     pthread_mutex_lock(&coffer_lock);
+    op_enter();
     if (atomic_load(&published)) {
         out->left = &regions[LEFT];
         out->right = &regions[RIGHT];
@@ -599,6 +670,7 @@ void smi_coffer_test_probe(smi_coffer_probe *out)
         out->views = head()->views;
         out->splits = head()->splits;
     }
+    op_leave();
     pthread_mutex_unlock(&coffer_lock);
 }
 
@@ -607,6 +679,7 @@ sm_status smi_coffer_test_peek(uint8_t key[32], uint8_t left[32], uint8_t right[
     sm_status st = SM_E_STATE;
 
     pthread_mutex_lock(&coffer_lock);
+    op_enter();
     if (atomic_load(&published) && head()->keyed == 1) {
         st = open_shares();
         if (st == SM_OK) {
@@ -632,6 +705,7 @@ sm_status smi_coffer_test_peek(uint8_t key[32], uint8_t left[32], uint8_t right[
             st = close_shares();
         }
     }
+    op_leave();
     pthread_mutex_unlock(&coffer_lock);
     return st;
 }
@@ -641,6 +715,7 @@ sm_status smi_coffer_test_set_counter(uint64_t next)
     sm_status st = SM_E_STATE;
 
     pthread_mutex_lock(&coffer_lock);
+    op_enter();
     if (atomic_load(&published) && head()->keyed == 1) {
         st = open_shares();
         if (st == SM_OK) {
@@ -648,6 +723,7 @@ sm_status smi_coffer_test_set_counter(uint64_t next)
             st = close_shares();
         }
     }
+    op_leave();
     pthread_mutex_unlock(&coffer_lock);
     return st;
 }
@@ -655,8 +731,10 @@ sm_status smi_coffer_test_set_counter(uint64_t next)
 void smi_coffer_test_age(uint64_t ns)
 {
     pthread_mutex_lock(&coffer_lock);
+    op_enter();
     if (atomic_load(&published))
         head()->split_ns -= ns;
+    op_leave();
     pthread_mutex_unlock(&coffer_lock);
 }
 #endif

@@ -322,12 +322,16 @@ sm_status smi_coffer_open(const uint8_t nonce[SMI_AEAD_NONCE], const void *aad,
  */
 sm_status smi_coffer_audit(void) __attribute__((warn_unused_result));
 /*
- * Wipe and unmap the coffer: no lock, no malloc, async-signal-safe. The next seal makes
- * a new key. An operation that overlaps the purge either faults on the unmapped pages
- * or returns SM_E_STATE with its data wiped; it never returns output made with a
- * half-wiped key (spec/enclave-key.md).
+ * Purge the coffer: no lock, no malloc, async-signal-safe. The next seal makes a new
+ * key. An operation that overlaps the purge returns SM_E_STATE with its data wiped (or
+ * SM_E_AUTH if the key was gone before it began); it never returns output made with a
+ * half-wiped key. smi_coffer_purge wipes and unmaps the regions at once when no
+ * operation is in flight, else the last one to finish does; smi_coffer_purge_now, for a
+ * purge that ends the process, does it at once, and an operation still running then may
+ * fault on the unmapped pages (spec/enclave-key.md).
  */
 void smi_coffer_purge(void);
+void smi_coffer_purge_now(void);
 
 #if defined(SM_FAULT_INJECTION)
 /* Test hooks, in the test and fuzz builds only. */

@@ -14,7 +14,10 @@ bool smi_purge_all(bool ending)
 {
     bool intact = smi_registry_purge(ending);
 
-    smi_coffer_purge();
+    if (ending)
+        smi_coffer_purge_now();
+    else
+        smi_coffer_purge();
     smi_rng_forget_key();
     return intact;
 }
