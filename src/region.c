@@ -8,6 +8,8 @@
  * operation are counted in spec/syscalls.md, and tests/unit/test_faults.c asserts
  * those counts through the fault shim's call counters.
  */
+#include <errno.h>
+
 #include "inner.h"
 
 static void count_live(const smi_region *r, int sign)
@@ -34,6 +36,14 @@ static sm_status map_anon(smi_region *r)
         return st;
     r->base = base;
     st = sm_os_mprotect(r->base + page, r->lay.inner_len, SM_PROT_READWRITE);
+    /*
+     * Opening the inner pages splits the reservation into three mappings. On a mapping
+     * made just now, ENOMEM can only mean that the kernel refused those new mappings
+     * (vm.max_map_count) or the memory to commit: the OS refused a mapping, SM_E_NOMEM
+     * as API.md says, not a refused protection change.
+     */
+    if (st == SM_E_PROT && sm_os_last_error() == ENOMEM)
+        st = SM_E_NOMEM;
     if (st != SM_OK)
         goto out;
     r->locked = sm_os_mlock(r->base + page, r->lay.inner_len) == SM_OK;
