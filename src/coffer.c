@@ -641,6 +641,17 @@ static void purge(bool now)
     /* Whoever clears published owns the regions' teardown: two purges cannot both. */
     if (atomic_exchange(&published, false))
         atomic_store(&teardown, TEARDOWN_PENDING);
+    if (now) {
+        /*
+         * The process ends: give the operations in flight a moment to leave (they hold no
+         * lock this could need), then tear down whatever is left, since one of them may
+         * be the interrupted thread, which will never leave.
+         */
+        uint64_t deadline = sm_os_monotonic_ns() + SMI_ENDING_WAIT_NS;
+
+        while (atomic_load(&inflight) != 0 && sm_os_monotonic_ns() < deadline)
+            sm_os_yield();
+    }
     if (now || atomic_load(&inflight) == 0)
         run_teardown();
 }

@@ -96,8 +96,18 @@ sm_status smi_region_free(smi_region *r);
  * opens the pages, checks the canary, wipes and unmaps. False if the canary was damaged.
  */
 bool smi_region_purge(smi_region *r);
-/* Wipe the data in place and unmap nothing (purge's fallback for an object in use). */
+/*
+ * Wipe the data in place and unmap nothing (an ending purge's fallback for an object in
+ * use). Skipped, without a fault, if the pages are no longer mapped.
+ */
 void smi_region_wipe_in_place(smi_region *r);
+/*
+ * How long a purge that ends the process waits for other threads to let go of the
+ * objects and of the enclave key they are using, before it wipes in place what they
+ * still hold (most likely the thread that the signal interrupted, which will not run
+ * again).
+ */
+#define SMI_ENDING_WAIT_NS (20u * 1000000ull)
 /* Unmap without touching the pages (a forked child's pre-fork region). */
 void smi_region_forget(smi_region *r);
 /* smi_region_check for a region in any protection: opened to READ for the check. */

@@ -209,8 +209,13 @@ bool smi_region_purge(smi_region *r)
 
 void smi_region_wipe_in_place(smi_region *r)
 {
-    if (r->prot == SM_PROT_READWRITE ||
-        sm_os_mprotect(r->base + sm_os_page_size(), r->lay.inner_len, SM_PROT_READWRITE) == SM_OK) {
+    /*
+     * Always through mprotect, whatever r->prot says: the holder may have been stopped
+     * between unmapping the region and removing its slot (a destroy), and then mprotect
+     * fails (ENOMEM: not mapped) where a store would fault.
+     */
+    if (sm_os_mprotect(r->base + sm_os_page_size(), r->lay.inner_len, SM_PROT_READWRITE) ==
+        SM_OK) {
         r->prot = SM_PROT_READWRITE;
         smi_wipe(smi_region_data(r), r->size);
     }

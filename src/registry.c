@@ -213,6 +213,48 @@ uint64_t smi_registry_live(smi_kind kind)
 }
 
 /*
+ * For a purge that ends the process: give the threads that hold claimed objects a
+ * short while (SMI_ENDING_WAIT_NS) to let go, taking over each as its lock comes free;
+ * then wipe in place whatever is still held. Nothing waits on a lock: only trylock,
+ * sched_yield and the monotonic clock, all of which return at once. A holder still
+ * there at the deadline is most likely the thread the signal interrupted, which will
+ * not run again, so the wipe does not race it; if it is another thread, the wipe is
+ * made through mprotect first and so cannot fault on pages it unmapped meanwhile.
+ */
+static bool finish_held(uint32_t n)
+{
+    uint64_t deadline = sm_os_monotonic_ns() + SMI_ENDING_WAIT_NS;
+    bool intact = true, pending = true;
+
+    while (pending) {
+        pending = false;
+        for (uint32_t i = 0; i < n; i++) {
+            smi_slot *s = slot_at(i);
+
+            if (atomic_load(&s->doomed) == 0)
+                continue;
+            if (pthread_mutex_trylock(&s->lock) == 0) {
+                intact &= take_over(s);
+                pthread_mutex_unlock(&s->lock);
+            } else {
+                pending = true;
+            }
+        }
+        if (!pending || sm_os_monotonic_ns() > deadline)
+            break;
+        sm_os_yield();
+    }
+    for (uint32_t i = 0; pending && i < n; i++) {
+        smi_slot *s = slot_at(i);
+        uint64_t d = atomic_load(&s->doomed);
+
+        if (d != 0 && smi_handle_gen(d) == s->gen)
+            smi_kind_ops_table[s->kind].wipe(s->body);
+    }
+    return intact;
+}
+
+/*
  * Claim every live slot by swapping its id to 0, so that each object is handled once
  * even by two purges at the same time. pthread_mutex_trylock never blocks: it is a
  * compare-and-swap in glibc, which is why it may run in a signal handler although
@@ -220,8 +262,8 @@ uint64_t smi_registry_live(smi_kind kind)
  * of an operation on that object, or by the very thread that the signal interrupted:
  * then the object is left to the holder, which finishes the purge when it lets go of the
  * lock (unlock_slot), so that no two threads ever touch the object at once. A purge that
- * ends the process cannot wait for that, so with in_place it also wipes the bytes at
- * once, racing the holder (spec/runtime.md).
+ * ends the process cannot leave it to a holder that may never run again: with in_place
+ * it waits a little for the holders, then wipes in place (finish_held, spec/runtime.md).
  */
 bool smi_registry_purge(bool in_place)
 {
@@ -239,8 +281,6 @@ bool smi_registry_purge(bool in_place)
             pthread_mutex_unlock(&s->lock);
             continue;
         }
-        if (in_place)
-            smi_kind_ops_table[s->kind].wipe(s->body);
         atomic_store(&s->doomed, id);
         atomic_thread_fence(memory_order_seq_cst);
         /* The holder may have let go before it could see doomed: then finish it here. */
@@ -249,6 +289,8 @@ bool smi_registry_purge(bool in_place)
             pthread_mutex_unlock(&s->lock);
         }
     }
+    if (in_place)
+        intact &= finish_held(n);
     return intact;
 }
 
