@@ -83,6 +83,15 @@ static atomic_uint inflight;
 enum { TEARDOWN_NONE, TEARDOWN_PENDING, TEARDOWN_RUNNING };
 static atomic_int teardown;
 
+SMI_VG_AT_START(vg_coffer)
+{
+    SMI_VG_ATOMIC(&published, sizeof published);
+    SMI_VG_ATOMIC(&purge_epoch, sizeof purge_epoch);
+    SMI_VG_ATOMIC(&inflight, sizeof inflight);
+    SMI_VG_ATOMIC(&teardown, sizeof teardown);
+    SMI_VG_ATOMIC(&slot_hint, sizeof slot_hint);
+}
+
 static size_t slot_stride(void)
 {
     return SLOT_HEAD + smi_aead_ws_size();
@@ -165,6 +174,7 @@ static atomic_bool atfork_ok;
 
 static void atfork_register(void)
 {
+    SMI_VG_ATOMIC(&atfork_ok, sizeof atfork_ok);
     atomic_store(&atfork_ok, sm_os_atfork(fork_prepare, fork_release, fork_release) == SM_OK);
 }
 
@@ -188,6 +198,7 @@ static void op_enter(void)
  */
 static void op_leave(void)
 {
+    SMI_VG_PUBLISH(&inflight);
     if (atomic_fetch_sub(&inflight, 1) == 1 &&
         atomic_load(&teardown) == TEARDOWN_PENDING)
         run_teardown();
@@ -264,6 +275,7 @@ static sm_status make_new(unsigned s)
         return st;
     }
     memcpy(regions, r, sizeof regions);
+    SMI_VG_PUBLISH(&published);
     atomic_store_explicit(&published, true, memory_order_release);
     return SM_OK;
 }
@@ -350,6 +362,7 @@ static sm_status ensure_key(unsigned s, key_origin *origin)
         else
             sm_os_yield();
     }
+    SMI_VG_RECEIVE(&teardown);
     st = smi_runtime_ready();
     if (st == SM_OK)
         st = make_new(s);
@@ -629,8 +642,11 @@ static void run_teardown(void)
 
     if (!atomic_compare_exchange_strong(&teardown, &want, TEARDOWN_RUNNING))
         return;
+    SMI_VG_RECEIVE(&published);
+    SMI_VG_RECEIVE(&inflight);
     for (unsigned n = 0; n < NREGIONS; n++)
         purge_region(&regions[n]);
+    SMI_VG_PUBLISH(&teardown);
     atomic_store(&teardown, TEARDOWN_NONE);
 }
 

@@ -13,6 +13,7 @@
 #include <securemem.h>
 
 #include "core/core.h"
+#include "vg.h"
 #include "os/os.h"
 
 /* ---- runtime (runtime.c) ---- */

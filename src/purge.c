@@ -41,6 +41,11 @@ _Noreturn void sm_safe_exit(int code)
  */
 static atomic_bool panicking;
 
+SMI_VG_AT_START(vg_purge)
+{
+    SMI_VG_ATOMIC(&panicking, sizeof panicking);
+}
+
 _Noreturn void sm_panic(const char *msg)
 {
     if (!atomic_exchange(&panicking, true))

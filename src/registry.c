@@ -18,11 +18,21 @@ static uint32_t free_head;    /* index + 1 of the first free slot, 0 if none */
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic uint64_t live[SMI_KIND_COUNT];
 
+SMI_VG_AT_START(vg_registry)
+{
+    SMI_VG_ATOMIC(dir, sizeof dir);
+    SMI_VG_ATOMIC(&used, sizeof used);
+    SMI_VG_ATOMIC(live, sizeof live);
+}
+
 static smi_slot *slot_at(uint32_t index)
 {
     smi_slot *chunk = atomic_load_explicit(&dir[index / CHUNK_SLOTS], memory_order_acquire);
 
-    return chunk == NULL ? NULL : &chunk[index % CHUNK_SLOTS];
+    if (chunk == NULL)
+        return NULL;
+    SMI_VG_RECEIVE(&dir[index / CHUNK_SLOTS]);
+    return &chunk[index % CHUNK_SLOTS];
 }
 
 /* A fresh slot index with the registry lock held: the free list first, then growth. */
@@ -50,7 +60,10 @@ static sm_status take_index(uint32_t *index)
             pthread_cond_init(&chunk[i].cond, NULL);
             chunk[i].gen = 1;
             chunk[i].index = n + i;
+            SMI_VG_ATOMIC(&chunk[i].id, sizeof chunk[i].id);
+            SMI_VG_ATOMIC(&chunk[i].doomed, sizeof chunk[i].doomed);
         }
+        SMI_VG_PUBLISH(&dir[n / CHUNK_SLOTS]);
         atomic_store_explicit(&dir[n / CHUNK_SLOTS], chunk, memory_order_release);
     }
     *index = n;
@@ -93,6 +106,7 @@ uint64_t smi_registry_publish(uint32_t index, smi_kind kind, const void *body, s
     s->kind = kind;
     id = smi_handle_make(kind, s->gen, index);
     atomic_fetch_add(&live[kind], 1);
+    SMI_VG_PUBLISH(&s->id);
     atomic_store_explicit(&s->id, id, memory_order_release);
     return id;
 }
@@ -168,6 +182,7 @@ sm_status smi_registry_acquire(uint64_t id, smi_kind kind, smi_slot **out)
     /* Reject stale ids without touching the lock, then confirm under it. */
     if (atomic_load_explicit(&s->id, memory_order_acquire) != id)
         return SM_E_STATE;
+    SMI_VG_RECEIVE(&s->id);
     pthread_mutex_lock(&s->lock);
     if (atomic_load_explicit(&s->id, memory_order_relaxed) != id) {
         unlock_slot(s);
@@ -276,6 +291,7 @@ bool smi_registry_purge(bool in_place)
 
         if (id == 0 || !atomic_compare_exchange_strong(&s->id, &id, 0))
             continue;
+        SMI_VG_RECEIVE(&s->id);
         if (pthread_mutex_trylock(&s->lock) == 0) {
             intact &= finish_purge(s);
             pthread_mutex_unlock(&s->lock);

@@ -39,6 +39,13 @@ static _Atomic uint64_t key_epoch;
 /* Changes of the key in progress (a purge and a reseed may overlap). */
 static _Atomic uint32_t key_writers;
 
+SMI_VG_AT_START(vg_rng)
+{
+    SMI_VG_ATOMIC(&counter, sizeof counter);
+    SMI_VG_ATOMIC(&key_epoch, sizeof key_epoch);
+    SMI_VG_ATOMIC(&key_writers, sizeof key_writers);
+}
+
 /*
  * A reader loads key_epoch, then key_writers (must be 0), copies the key, and loads
  * key_epoch again. A writer counts itself in key_writers before it moves key_epoch, so a
@@ -116,6 +123,7 @@ sm_status smi_rng_init(void)
     smi_wipe(seed, sizeof seed);
     if (st != SM_OK)
         return st;
+    SMI_VG_ATOMIC(smi_region_data(&r), sizeof(struct keypage));
     st = seed_key((struct keypage *)(void *)smi_region_data(&r));
     if (st != SM_OK) {
         smi_region_unmake(&r);

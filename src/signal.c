@@ -9,6 +9,12 @@
 static void (*_Atomic hook)(int);
 static atomic_bool ending;
 
+SMI_VG_AT_START(vg_signal)
+{
+    SMI_VG_ATOMIC(&hook, sizeof hook);
+    SMI_VG_ATOMIC(&ending, sizeof ending);
+}
+
 static void on_signal(int sig)
 {
     void (*h)(int) = atomic_load(&hook);

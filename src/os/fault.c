@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include "fault.h"
+#include "../vg.h"
 
 static const char *const names[SM_OS_FN_COUNT] = {
     [SM_OS_MMAP] = "mmap",
@@ -36,6 +37,11 @@ struct plan {
 };
 
 static struct plan plans[SM_OS_FN_COUNT];
+
+SMI_VG_AT_START(vg_fault)
+{
+    SMI_VG_ATOMIC(plans, sizeof plans);
+}
 
 int sm_os_fault_hit(sm_os_fn fn)
 {

@@ -22,6 +22,7 @@
 
 #include "fault.h"
 #include "os.h"
+#include "../vg.h"
 
 static _Thread_local int last_error;
 
@@ -103,10 +104,16 @@ static int prot_bits(sm_prot prot)
     return PROT_NONE;
 }
 
+/* Every thread computes the same value: a relaxed atomic only keeps TSan informed. */
+static _Atomic size_t page;
+
+SMI_VG_AT_START(vg_linux)
+{
+    SMI_VG_ATOMIC(&page, sizeof page);
+}
+
 size_t sm_os_page_size(void)
 {
-    /* Every thread computes the same value: a relaxed atomic only keeps TSan informed. */
-    static _Atomic size_t page;
     size_t p = atomic_load_explicit(&page, memory_order_relaxed);
 
     if (p == 0) {
