@@ -73,6 +73,25 @@ static atomic_uint slot_hint;
 /* Purges so far: an operation that overlaps one discards its output (purged_since). */
 static atomic_uint_fast64_t purge_epoch;
 
+/*
+ * Operations that may touch the regions: from op_enter, under coffer_lock, to op_leave.
+ * A purge that lets the process go on (sm_purge) unmaps nothing under them: it marks
+ * the teardown pending, and the last operation to leave runs it. So an operation that a
+ * purge overtakes never faults; it finds the epoch moved and discards its output.
+ */
+static atomic_uint inflight;
+enum { TEARDOWN_NONE, TEARDOWN_PENDING, TEARDOWN_RUNNING };
+static atomic_int teardown;
+
+SMI_VG_AT_START(vg_coffer)
+{
+    SMI_VG_ATOMIC(&published, sizeof published);
+    SMI_VG_ATOMIC(&purge_epoch, sizeof purge_epoch);
+    SMI_VG_ATOMIC(&inflight, sizeof inflight);
+    SMI_VG_ATOMIC(&teardown, sizeof teardown);
+    SMI_VG_ATOMIC(&slot_hint, sizeof slot_hint);
+}
+
 static size_t slot_stride(void)
 {
     return SLOT_HEAD + smi_aead_ws_size();
@@ -155,6 +174,7 @@ static atomic_bool atfork_ok;
 
 static void atfork_register(void)
 {
+    SMI_VG_ATOMIC(&atfork_ok, sizeof atfork_ok);
     atomic_store(&atfork_ok, sm_os_atfork(fork_prepare, fork_release, fork_release) == SM_OK);
 }
 
@@ -162,6 +182,26 @@ static sm_status atfork_ready(void)
 {
     pthread_once(&atfork_once, atfork_register);
     return atomic_load(&atfork_ok) ? SM_OK : SM_E_NOMEM;
+}
+
+static void run_teardown(void);
+
+static void op_enter(void)
+{
+    atomic_fetch_add(&inflight, 1);
+}
+
+/*
+ * A purge stores TEARDOWN_PENDING and then reads inflight; this side decrements inflight
+ * and then reads teardown. Both are seq_cst, so at least one of them sees the other and
+ * the teardown always runs, once (run_teardown claims it).
+ */
+static void op_leave(void)
+{
+    SMI_VG_PUBLISH(&inflight);
+    if (atomic_fetch_sub(&inflight, 1) == 1 &&
+        atomic_load(&teardown) == TEARDOWN_PENDING)
+        run_teardown();
 }
 
 static void digest(struct slot *sl, const uint8_t share[32])
@@ -235,6 +275,7 @@ static sm_status make_new(unsigned s)
         return st;
     }
     memcpy(regions, r, sizeof regions);
+    SMI_VG_PUBLISH(&published);
     atomic_store_explicit(&published, true, memory_order_release);
     return SM_OK;
 }
@@ -310,6 +351,18 @@ static sm_status ensure_key(unsigned s, key_origin *origin)
         *origin = KEY_CHILD;
         return rekey_child(s);
     }
+    /*
+     * A purge may have left the old regions to the operations still in their cipher.
+     * Those hold no coffer lock, so they finish; the last one out unmaps the regions,
+     * or this thread does once it is the only one in. Only then may regions[] change.
+     */
+    while (atomic_load(&teardown) != TEARDOWN_NONE) {
+        if (atomic_load(&inflight) == 1)
+            run_teardown();
+        else
+            sm_os_yield();
+    }
+    SMI_VG_RECEIVE(&teardown);
     st = smi_runtime_ready();
     if (st == SM_OK)
         st = make_new(s);
@@ -321,7 +374,9 @@ static sm_status ensure_key(unsigned s, key_origin *origin)
 /* Undo make_new after a later step of the same call failed. */
 static void unmake(void)
 {
-    atomic_store(&published, false);
+    /* A purge that cleared published first owns the teardown (run when this call leaves). */
+    if (!atomic_exchange(&published, false))
+        return;
     for (unsigned n = NREGIONS; n-- > 0;)
         smi_region_unmake(&regions[n]);
 }
@@ -408,6 +463,7 @@ out:
 /*
  * The coffer part of an operation: on SM_OK *sl is slot s of the workspace, holding the
  * key, and *epoch the purge count that the operation must still see when it finishes.
+ * The operation is in flight from here, whatever the result: it calls op_leave once done.
  */
 static sm_status begin(unsigned s, uint8_t nonce[SMI_AEAD_NONCE], uint64_t seals, bool make,
                        struct slot **sl, uint64_t *epoch)
@@ -416,6 +472,7 @@ static sm_status begin(unsigned s, uint8_t nonce[SMI_AEAD_NONCE], uint64_t seals
     sm_status st;
 
     pthread_mutex_lock(&coffer_lock);
+    op_enter();
     *epoch = atomic_load(&purge_epoch);
     if (make) {
         st = ensure_key(s, &origin);
@@ -489,6 +546,7 @@ sm_status smi_coffer_begin(smi_coffer_session *cs, uint64_t seals)
     cs->slot = slot_take();
     st = begin(cs->slot, cs->nonce, seals, seals > 0, &sl, &cs->epoch);
     if (st != SM_OK) {
+        op_leave();
         pthread_mutex_unlock(&slot_lock[cs->slot]);
         return st;
     }
@@ -505,6 +563,7 @@ void smi_coffer_end(smi_coffer_session *cs)
     /* After a purge the slot may be unmapped: it is not to be touched then. */
     if (!purged_since(cs->epoch))
         smi_wipe(((struct slot *)cs->sl)->key, sizeof ((struct slot *)cs->sl)->key);
+    op_leave();
     pthread_mutex_unlock(&slot_lock[cs->slot]);
     smi_wipe(cs, sizeof *cs);
 }
@@ -535,6 +594,7 @@ sm_status smi_coffer_session_seal(smi_coffer_session *cs, const void *aad, size_
         if (len > 0)
             smi_wipe(data, len);
         cs->active = false;
+        op_leave();
         pthread_mutex_unlock(&slot_lock[cs->slot]);
         return SM_E_STATE;
     }
@@ -561,6 +621,7 @@ sm_status smi_coffer_session_open(smi_coffer_session *cs, const uint8_t nonce[SM
         if (len > 0)
             smi_wipe(data, len);
         cs->active = false;
+        op_leave();
         pthread_mutex_unlock(&slot_lock[cs->slot]);
         return SM_E_STATE;
     }
@@ -606,6 +667,7 @@ sm_status smi_coffer_audit(void)
     sm_status st = SM_OK;
 
     pthread_mutex_lock(&coffer_lock);
+    op_enter();
     /* In a child that has not made its key yet the canaries read as zeroes, rightly. */
     if (atomic_load_explicit(&published, memory_order_acquire) && head()->keyed == 1) {
         st = open_shares();
@@ -615,6 +677,7 @@ sm_status smi_coffer_audit(void)
             st = close_shares();
         }
     }
+    op_leave();
     pthread_mutex_unlock(&coffer_lock);
     return st;
 }
@@ -625,15 +688,51 @@ sm_status smi_coffer_audit(void)
  * the region cannot be opened for the wipe it is unmapped all the same.
  */
 
-void smi_coffer_purge(void)
+/* Whoever moves the teardown from pending to running runs it: never two at once. */
+static void run_teardown(void)
+{
+    int want = TEARDOWN_PENDING;
+
+    if (!atomic_compare_exchange_strong(&teardown, &want, TEARDOWN_RUNNING))
+        return;
+    SMI_VG_RECEIVE(&published);
+    SMI_VG_RECEIVE(&inflight);
+    for (unsigned n = 0; n < NREGIONS; n++)
+        (void)smi_region_purge(&regions[n]);
+    SMI_VG_PUBLISH(&teardown);
+    atomic_store(&teardown, TEARDOWN_NONE);
+}
+
+static void purge(bool now)
 {
     /* First, so that an operation still in its cipher sees it when it ends. */
     atomic_fetch_add(&purge_epoch, 1);
-    /* Whoever clears published owns the teardown: two purges cannot both run it. */
-    if (!atomic_exchange(&published, false))
-        return;
-    for (unsigned n = 0; n < NREGIONS; n++)
-        (void)smi_region_purge(&regions[n]);
+    /* Whoever clears published owns the regions' teardown: two purges cannot both. */
+    if (atomic_exchange(&published, false))
+        atomic_store(&teardown, TEARDOWN_PENDING);
+    if (now) {
+        /*
+         * The process ends: give the operations in flight a moment to leave (they hold no
+         * lock this could need), then tear down whatever is left, since one of them may
+         * be the interrupted thread, which will never leave.
+         */
+        uint64_t deadline = sm_os_monotonic_ns() + SMI_ENDING_WAIT_NS;
+
+        while (atomic_load(&inflight) != 0 && sm_os_monotonic_ns() < deadline)
+            sm_os_yield();
+    }
+    if (now || atomic_load(&inflight) == 0)
+        run_teardown();
+}
+
+void smi_coffer_purge(void)
+{
+    purge(false);
+}
+
+void smi_coffer_purge_now(void)
+{
+    purge(true);
 }
 
 #if defined(SM_FAULT_INJECTION)
@@ -641,6 +740,7 @@ void smi_coffer_test_probe(smi_coffer_probe *out)
 {
     memset(out, 0, sizeof *out);
     pthread_mutex_lock(&coffer_lock);
+    op_enter();
     if (atomic_load(&published)) {
         out->left = &regions[LEFT];
         out->right = &regions[RIGHT];
@@ -650,6 +750,7 @@ void smi_coffer_test_probe(smi_coffer_probe *out)
         out->views = head()->views;
         out->splits = head()->splits;
     }
+    op_leave();
     pthread_mutex_unlock(&coffer_lock);
 }
 
@@ -658,6 +759,7 @@ sm_status smi_coffer_test_peek(uint8_t key[32], uint8_t left[32], uint8_t right[
     sm_status st = SM_E_STATE;
 
     pthread_mutex_lock(&coffer_lock);
+    op_enter();
     if (atomic_load(&published) && head()->keyed == 1) {
         st = open_shares();
         if (st == SM_OK) {
@@ -683,6 +785,7 @@ sm_status smi_coffer_test_peek(uint8_t key[32], uint8_t left[32], uint8_t right[
             st = close_shares();
         }
     }
+    op_leave();
     pthread_mutex_unlock(&coffer_lock);
     return st;
 }
@@ -692,6 +795,7 @@ sm_status smi_coffer_test_set_counter(uint64_t next)
     sm_status st = SM_E_STATE;
 
     pthread_mutex_lock(&coffer_lock);
+    op_enter();
     if (atomic_load(&published) && head()->keyed == 1) {
         st = open_shares();
         if (st == SM_OK) {
@@ -699,6 +803,7 @@ sm_status smi_coffer_test_set_counter(uint64_t next)
             st = close_shares();
         }
     }
+    op_leave();
     pthread_mutex_unlock(&coffer_lock);
     return st;
 }
@@ -706,8 +811,10 @@ sm_status smi_coffer_test_set_counter(uint64_t next)
 void smi_coffer_test_age(uint64_t ns)
 {
     pthread_mutex_lock(&coffer_lock);
+    op_enter();
     if (atomic_load(&published))
         head()->split_ns -= ns;
+    op_leave();
     pthread_mutex_unlock(&coffer_lock);
 }
 #endif

@@ -13,6 +13,7 @@
 #include <securemem.h>
 
 #include "core/core.h"
+#include "vg.h"
 #include "os/os.h"
 
 /* ---- runtime (runtime.c) ---- */
@@ -34,8 +35,11 @@ extern const char smi_corrupt_msg[];
 /*
  * Purge every object, the enclave key and the canary key (purge.c); false if a damaged
  * canary was found. Async-signal-safe: the body of sm_purge and of the signal handler.
+ * ending: the process ends right after (panic, signal, safe exit), so objects and key
+ * pages in use by other threads are wiped in place at once rather than left to those
+ * threads to purge when they finish (spec/runtime.md).
  */
-bool smi_purge_all(void);
+bool smi_purge_all(bool ending);
 
 /* ---- canary randomness (rng.c) ---- */
 
@@ -93,8 +97,18 @@ sm_status smi_region_free(smi_region *r);
  * opens the pages, checks the canary, wipes and unmaps. False if the canary was damaged.
  */
 bool smi_region_purge(smi_region *r);
-/* Wipe the data in place and unmap nothing (purge's fallback for an object in use). */
+/*
+ * Wipe the data in place and unmap nothing (an ending purge's fallback for an object in
+ * use). Skipped, without a fault, if the pages are no longer mapped.
+ */
 void smi_region_wipe_in_place(smi_region *r);
+/*
+ * How long a purge that ends the process waits for other threads to let go of the
+ * objects and of the enclave key they are using, before it wipes in place what they
+ * still hold (most likely the thread that the signal interrupted, which will not run
+ * again).
+ */
+#define SMI_ENDING_WAIT_NS (20u * 1000000ull)
 /* Unmap without touching the pages (a forked child's pre-fork region). */
 void smi_region_forget(smi_region *r);
 /* smi_region_check for a region in any protection: opened to READ for the check. */
@@ -153,6 +167,11 @@ typedef struct smi_slot {
     uint32_t         next;   /* free list link: index + 1, 0 at the end */
     uint32_t         index;  /* this slot's own index, whatever id says meanwhile */
     smi_kind         kind;   /* the kind of the object last inserted here */
+    /*
+     * The id of the object that a purge claimed while another thread held this lock:
+     * whoever next holds the lock finishes that purge (registry.md). 0: none.
+     */
+    _Atomic uint64_t doomed;
     _Alignas(16) unsigned char body[SMI_SLOT_BODY];
 } smi_slot;
 
@@ -276,11 +295,13 @@ void smi_secret_audit(void *body);
 void smi_secret_forget(void *body);
 
 /*
- * Make every live handle stale and destroy its object: purge it if its lock is free,
- * otherwise wipe it in place. Slots are retired, so no lock is needed for the free list.
- * Async-signal-safe. False if a damaged canary was found.
+ * Make every live handle stale and destroy its object if its lock is free. An object
+ * whose lock another thread holds is left to that thread, which purges it as it lets
+ * go of the lock; with in_place (a purge that ends the process: panic, signal, safe
+ * exit) its bytes are also wiped in place at once. Purged slots are retired, so no lock
+ * is needed for the free list. Async-signal-safe. False if a damaged canary was found.
  */
-bool smi_registry_purge(void);
+bool smi_registry_purge(bool in_place);
 /* Audit every live object under its own lock. */
 void smi_registry_audit(void);
 /* pthread_atfork's child handler: every pre-fork handle becomes stale. */
@@ -401,12 +422,16 @@ sm_status smi_coffer_session_open(smi_coffer_session *cs, const uint8_t nonce[SM
     __attribute__((warn_unused_result));
 void smi_coffer_end(smi_coffer_session *cs);
 /*
- * Wipe and unmap the coffer: no lock, no malloc, async-signal-safe. The next seal makes
- * a new key. An operation that overlaps the purge either faults on the unmapped pages
- * or returns SM_E_STATE with its data wiped; it never returns output made with a
- * half-wiped key (spec/enclave-key.md).
+ * Purge the coffer: no lock, no malloc, async-signal-safe. The next seal makes a new
+ * key. An operation that overlaps the purge returns SM_E_STATE with its data wiped (or
+ * SM_E_AUTH if the key was gone before it began); it never returns output made with a
+ * half-wiped key. smi_coffer_purge wipes and unmaps the regions at once when no
+ * operation is in flight, else the last one to finish does; smi_coffer_purge_now, for a
+ * purge that ends the process, does it at once, and an operation still running then may
+ * fault on the unmapped pages (spec/enclave-key.md).
  */
 void smi_coffer_purge(void);
+void smi_coffer_purge_now(void);
 
 #if defined(SM_FAULT_INJECTION)
 /* Test hooks, in the test and fuzz builds only. */

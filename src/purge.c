@@ -10,24 +10,28 @@
 const char smi_corrupt_msg[] =
     "canary of a guarded region is damaged: buffer underflow or stray write";
 
-bool smi_purge_all(void)
+bool smi_purge_all(bool ending)
 {
-    bool intact = smi_registry_purge();
+    bool intact = smi_registry_purge(ending);
 
-    smi_coffer_purge();
+    if (ending)
+        smi_coffer_purge_now();
+    else
+        smi_coffer_purge();
     smi_rng_forget_key();
     return intact;
 }
 
 void sm_purge(void)
 {
-    if (!smi_purge_all())
+    if (!smi_purge_all(false))
         sm_os_die(smi_corrupt_msg);
 }
 
 _Noreturn void sm_safe_exit(int code)
 {
-    sm_purge();
+    if (!smi_purge_all(true))
+        sm_os_die(smi_corrupt_msg);
     sm_os_exit(code);
 }
 
@@ -37,10 +41,15 @@ _Noreturn void sm_safe_exit(int code)
  */
 static atomic_bool panicking;
 
+SMI_VG_AT_START(vg_purge)
+{
+    SMI_VG_ATOMIC(&panicking, sizeof panicking);
+}
+
 _Noreturn void sm_panic(const char *msg)
 {
     if (!atomic_exchange(&panicking, true))
-        (void)smi_purge_all();
+        (void)smi_purge_all(true);
     sm_os_die(msg != NULL ? msg : "(no message)");
 }
 

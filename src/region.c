@@ -8,6 +8,8 @@
  * operation are counted in spec/syscalls.md, and tests/unit/test_faults.c asserts
  * those counts through the fault shim's call counters.
  */
+#include <errno.h>
+
 #include "inner.h"
 
 static void count_live(const smi_region *r, int sign)
@@ -34,6 +36,14 @@ static sm_status map_anon(smi_region *r)
         return st;
     r->base = base;
     st = sm_os_mprotect(r->base + page, r->lay.inner_len, SM_PROT_READWRITE);
+    /*
+     * Opening the inner pages splits the reservation into three mappings. On a mapping
+     * made just now, ENOMEM can only mean that the kernel refused those new mappings
+     * (vm.max_map_count) or the memory to commit: the OS refused a mapping, SM_E_NOMEM
+     * as API.md says, not a refused protection change.
+     */
+    if (st == SM_E_PROT && sm_os_last_error() == ENOMEM)
+        st = SM_E_NOMEM;
     if (st != SM_OK)
         goto out;
     r->locked = sm_os_mlock(r->base + page, r->lay.inner_len) == SM_OK;
@@ -199,8 +209,13 @@ bool smi_region_purge(smi_region *r)
 
 void smi_region_wipe_in_place(smi_region *r)
 {
-    if (r->prot == SM_PROT_READWRITE ||
-        sm_os_mprotect(r->base + sm_os_page_size(), r->lay.inner_len, SM_PROT_READWRITE) == SM_OK) {
+    /*
+     * Always through mprotect, whatever r->prot says: the holder may have been stopped
+     * between unmapping the region and removing its slot (a destroy), and then mprotect
+     * fails (ENOMEM: not mapped) where a store would fault.
+     */
+    if (sm_os_mprotect(r->base + sm_os_page_size(), r->lay.inner_len, SM_PROT_READWRITE) ==
+        SM_OK) {
         r->prot = SM_PROT_READWRITE;
         smi_wipe(smi_region_data(r), r->size);
     }

@@ -18,11 +18,21 @@ static uint32_t free_head;    /* index + 1 of the first free slot, 0 if none */
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic uint64_t live[SMI_KIND_COUNT];
 
+SMI_VG_AT_START(vg_registry)
+{
+    SMI_VG_ATOMIC(dir, sizeof dir);
+    SMI_VG_ATOMIC(&used, sizeof used);
+    SMI_VG_ATOMIC(live, sizeof live);
+}
+
 static smi_slot *slot_at(uint32_t index)
 {
     smi_slot *chunk = atomic_load_explicit(&dir[index / CHUNK_SLOTS], memory_order_acquire);
 
-    return chunk == NULL ? NULL : &chunk[index % CHUNK_SLOTS];
+    if (chunk == NULL)
+        return NULL;
+    SMI_VG_RECEIVE(&dir[index / CHUNK_SLOTS]);
+    return &chunk[index % CHUNK_SLOTS];
 }
 
 /* A fresh slot index with the registry lock held: the free list first, then growth. */
@@ -50,7 +60,10 @@ static sm_status take_index(uint32_t *index)
             pthread_cond_init(&chunk[i].cond, NULL);
             chunk[i].gen = 1;
             chunk[i].index = n + i;
+            SMI_VG_ATOMIC(&chunk[i].id, sizeof chunk[i].id);
+            SMI_VG_ATOMIC(&chunk[i].doomed, sizeof chunk[i].doomed);
         }
+        SMI_VG_PUBLISH(&dir[n / CHUNK_SLOTS]);
         atomic_store_explicit(&dir[n / CHUNK_SLOTS], chunk, memory_order_release);
     }
     *index = n;
@@ -76,19 +89,25 @@ void smi_registry_unreserve(uint32_t index)
     pthread_mutex_unlock(&reg_lock);
 }
 
+/*
+ * No slot lock: the slot is reserved, so no handle reaches it yet, and the release store
+ * of the id publishes the body and kind to every lookup (which loads the id with acquire
+ * before it takes the lock) and to purge (whose compare-and-swap on the id acquires).
+ * Taking the lock here would also make every constructor that runs under another slot's
+ * lock (seal, open, stream next and flush) hold two slot locks, against registry.md.
+ */
 uint64_t smi_registry_publish(uint32_t index, smi_kind kind, const void *body, size_t len)
 {
     smi_slot *s = slot_at(index);
     uint64_t id;
 
-    pthread_mutex_lock(&s->lock);
     for (size_t i = 0; i < len; i++)
         s->body[i] = ((const unsigned char *)body)[i];
     s->kind = kind;
     id = smi_handle_make(kind, s->gen, index);
-    atomic_store_explicit(&s->id, id, memory_order_release);
     atomic_fetch_add(&live[kind], 1);
-    pthread_mutex_unlock(&s->lock);
+    SMI_VG_PUBLISH(&s->id);
+    atomic_store_explicit(&s->id, id, memory_order_release);
     return id;
 }
 
@@ -100,6 +119,55 @@ sm_status smi_registry_insert(smi_kind kind, const void *body, size_t len, uint6
     if (st == SM_OK)
         *id = smi_registry_publish(index, kind, body, len);
     return st;
+}
+
+/*
+ * Destroy the object in slot s for a purge that claimed its id (the id is already 0);
+ * the slot's lock is held. The slot is retired: it never goes back on the free list,
+ * which a purge in a signal handler could not lock.
+ */
+static bool finish_purge(smi_slot *s)
+{
+    bool intact = smi_kind_ops_table[s->kind].purge(s->body);
+
+    smi_wipe(s->body, sizeof s->body);
+    atomic_fetch_sub(&live[s->kind], 1);
+    return intact;
+}
+
+/*
+ * With the slot's lock held: finish the purge that claimed this slot's object while
+ * another thread held the lock, if one is pending and the object is still the one it
+ * claimed (a holder that destroyed it meanwhile moved the generation on).
+ */
+static bool take_over(smi_slot *s)
+{
+    uint64_t d = atomic_exchange(&s->doomed, 0);
+
+    if (d == 0 || smi_handle_gen(d) != s->gen)
+        return true;
+    return finish_purge(s);
+}
+
+/*
+ * Every unlock of a slot that a thread took with pthread_mutex_lock goes through here.
+ * A purge that found the lock taken stores the claimed id in doomed and then tries the
+ * lock again; this side unlocks and then reads doomed. With a full fence on each side,
+ * at least one of the two sees the other, so the purge is always finished, and the
+ * exchange in take_over makes sure it is finished once (spec/registry.md, "Purge").
+ */
+static void unlock_slot(smi_slot *s)
+{
+    bool intact = true;
+
+    pthread_mutex_unlock(&s->lock);
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load(&s->doomed) != 0 && pthread_mutex_trylock(&s->lock) == 0) {
+        intact = take_over(s);
+        pthread_mutex_unlock(&s->lock);
+    }
+    if (!intact)
+        smi_panic(smi_corrupt_msg);
 }
 
 sm_status smi_registry_acquire(uint64_t id, smi_kind kind, smi_slot **out)
@@ -114,9 +182,10 @@ sm_status smi_registry_acquire(uint64_t id, smi_kind kind, smi_slot **out)
     /* Reject stale ids without touching the lock, then confirm under it. */
     if (atomic_load_explicit(&s->id, memory_order_acquire) != id)
         return SM_E_STATE;
+    SMI_VG_RECEIVE(&s->id);
     pthread_mutex_lock(&s->lock);
     if (atomic_load_explicit(&s->id, memory_order_relaxed) != id) {
-        pthread_mutex_unlock(&s->lock);
+        unlock_slot(s);
         return SM_E_STATE;
     }
     *out = s;
@@ -147,7 +216,7 @@ sm_status smi_registry_try_acquire(uint64_t id, smi_kind kind, smi_slot **out)
 
 void smi_registry_release(smi_slot *s)
 {
-    pthread_mutex_unlock(&s->lock);
+    unlock_slot(s);
 }
 
 void smi_registry_remove(smi_slot *s)
@@ -163,7 +232,8 @@ void smi_registry_remove(smi_slot *s)
     smi_wipe(s->body, sizeof s->body);
     /* Wake whoever waits on this object: they will find it gone. */
     pthread_cond_broadcast(&s->cond);
-    pthread_mutex_unlock(&s->lock);
+    /* A purge that claimed this object meanwhile finds the generation moved on. */
+    unlock_slot(s);
 
     pthread_mutex_lock(&reg_lock);
     if (!retire) {
@@ -180,13 +250,59 @@ uint64_t smi_registry_live(smi_kind kind)
 }
 
 /*
+ * For a purge that ends the process: give the threads that hold claimed objects a
+ * short while (SMI_ENDING_WAIT_NS) to let go, taking over each as its lock comes free;
+ * then wipe in place whatever is still held. Nothing waits on a lock: only trylock,
+ * sched_yield and the monotonic clock, all of which return at once. A holder still
+ * there at the deadline is most likely the thread the signal interrupted, which will
+ * not run again, so the wipe does not race it; if it is another thread, the wipe is
+ * made through mprotect first and so cannot fault on pages it unmapped meanwhile.
+ */
+static bool finish_held(uint32_t n)
+{
+    uint64_t deadline = sm_os_monotonic_ns() + SMI_ENDING_WAIT_NS;
+    bool intact = true, pending = true;
+
+    while (pending) {
+        pending = false;
+        for (uint32_t i = 0; i < n; i++) {
+            smi_slot *s = slot_at(i);
+
+            if (atomic_load(&s->doomed) == 0)
+                continue;
+            if (pthread_mutex_trylock(&s->lock) == 0) {
+                intact &= take_over(s);
+                pthread_mutex_unlock(&s->lock);
+            } else {
+                pending = true;
+            }
+        }
+        if (!pending || sm_os_monotonic_ns() > deadline)
+            break;
+        sm_os_yield();
+    }
+    for (uint32_t i = 0; pending && i < n; i++) {
+        smi_slot *s = slot_at(i);
+        uint64_t d = atomic_load(&s->doomed);
+
+        if (d != 0 && smi_handle_gen(d) == s->gen)
+            smi_kind_ops_table[s->kind].wipe(s->body);
+    }
+    return intact;
+}
+
+/*
  * Claim every live slot by swapping its id to 0, so that each object is handled once
  * even by two purges at the same time. pthread_mutex_trylock never blocks: it is a
  * compare-and-swap in glibc, which is why it may run in a signal handler although
- * POSIX does not list it; the lock it tries may belong to the very thread that the
- * signal interrupted, and then the object is wiped in place instead.
+ * POSIX does not list it. The lock it tries may be held by another thread in the middle
+ * of an operation on that object, or by the very thread that the signal interrupted:
+ * then the object is left to the holder, which finishes the purge when it lets go of the
+ * lock (unlock_slot), so that no two threads ever touch the object at once. A purge that
+ * ends the process cannot leave it to a holder that may never run again: with in_place
+ * it waits a little for the holders, then wipes in place (finish_held, spec/runtime.md).
  */
-bool smi_registry_purge(void)
+bool smi_registry_purge(bool in_place)
 {
     uint32_t n = atomic_load_explicit(&used, memory_order_acquire);
     bool intact = true;
@@ -194,21 +310,25 @@ bool smi_registry_purge(void)
     for (uint32_t i = 0; i < n; i++) {
         smi_slot *s = slot_at(i);
         uint64_t id = atomic_load_explicit(&s->id, memory_order_acquire);
-        const smi_kind_ops *ops;
 
         if (id == 0 || !atomic_compare_exchange_strong(&s->id, &id, 0))
             continue;
-        ops = &smi_kind_ops_table[s->kind];
-        if (pthread_mutex_trylock(&s->lock) != 0) {
-            /* In use: the holder finishes on wiped bytes and releases or removes. */
-            ops->wipe(s->body);
+        SMI_VG_RECEIVE(&s->id);
+        if (pthread_mutex_trylock(&s->lock) == 0) {
+            intact &= finish_purge(s);
+            pthread_mutex_unlock(&s->lock);
             continue;
         }
-        intact &= ops->purge(s->body);
-        smi_wipe(s->body, sizeof s->body);
-        atomic_fetch_sub(&live[s->kind], 1);
-        pthread_mutex_unlock(&s->lock);
+        atomic_store(&s->doomed, id);
+        atomic_thread_fence(memory_order_seq_cst);
+        /* The holder may have let go before it could see doomed: then finish it here. */
+        if (pthread_mutex_trylock(&s->lock) == 0) {
+            intact &= take_over(s);
+            pthread_mutex_unlock(&s->lock);
+        }
     }
+    if (in_place)
+        intact &= finish_held(n);
     return intact;
 }
 
@@ -249,8 +369,11 @@ void smi_registry_after_fork(void)
     pthread_mutex_init(&reg_lock, NULL);
     for (uint32_t i = 0; i < n; i++) {
         smi_slot *s = slot_at(i);
-        uint64_t id = atomic_exchange(&s->id, 0);
+        uint64_t id = atomic_exchange(&s->id, 0), d = atomic_exchange(&s->doomed, 0);
 
+        /* A purge in the parent may have left an object to a thread the child lacks. */
+        if (id == 0 && d != 0 && smi_handle_gen(d) == s->gen)
+            id = d;
         if (id == 0)
             continue;
         pthread_mutex_init(&s->lock, NULL);

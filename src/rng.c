@@ -19,8 +19,14 @@
 /* keypage.seeded: a fork leaves SEED_NONE, since WIPEONFORK zeroes the whole page. */
 enum { SEED_NONE = 0, SEED_KEYED = 1, SEED_FORGOTTEN = 2 };
 
+/*
+ * The key is four relaxed atomics rather than bytes: a purge wipes it with no lock (it
+ * may run in a signal handler) while other threads may be reading it, so every access
+ * is atomic, and readers validate what they copied against key_epoch (a seqlock that
+ * allows several writers at once: see key_change_begin).
+ */
 struct keypage {
-    uint8_t          key[32];
+    _Atomic uint64_t key[4];
     _Atomic uint64_t seeded; /* SEED_*: whether key holds OS randomness */
 };
 
@@ -28,16 +34,77 @@ static smi_region key_region;
 static struct keypage *kp;
 static _Atomic uint64_t counter;
 static pthread_mutex_t reseed_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Moves on at the start and at the end of every change of the key. */
+static _Atomic uint64_t key_epoch;
+/* Changes of the key in progress (a purge and a reseed may overlap). */
+static _Atomic uint32_t key_writers;
+
+SMI_VG_AT_START(vg_rng)
+{
+    SMI_VG_ATOMIC(&counter, sizeof counter);
+    SMI_VG_ATOMIC(&key_epoch, sizeof key_epoch);
+    SMI_VG_ATOMIC(&key_writers, sizeof key_writers);
+}
+
+/*
+ * A reader loads key_epoch, then key_writers (must be 0), copies the key, and loads
+ * key_epoch again. A writer counts itself in key_writers before it moves key_epoch, so a
+ * reader whose first load already saw the move also sees the writer; a reader whose
+ * copy saw any store of the writer sees the move in its second load (the fences pair
+ * up). Either way it tries again, so no copy mixes two keys or a key and zeroes.
+ */
+static void key_change_begin(void)
+{
+    atomic_fetch_add(&key_writers, 1);
+    atomic_fetch_add(&key_epoch, 1);
+    atomic_thread_fence(memory_order_release);
+}
+
+static void key_change_end(void)
+{
+    atomic_thread_fence(memory_order_release);
+    atomic_fetch_add(&key_epoch, 1);
+    atomic_fetch_sub(&key_writers, 1);
+}
+
+static void key_store(struct keypage *k, const uint8_t v[32])
+{
+    for (unsigned i = 0; i < 4; i++) {
+        uint64_t w;
+
+        memcpy(&w, v + 8 * i, 8);
+        atomic_store_explicit(&k->key[i], w, memory_order_relaxed);
+    }
+}
+
+/* Copy the key out; true if the copy is one whole key that was seeded from the OS. */
+static bool key_load(struct keypage *k, uint8_t out[32])
+{
+    uint64_t e = atomic_load(&key_epoch);
+
+    if (atomic_load(&key_writers) != 0 ||
+        atomic_load_explicit(&k->seeded, memory_order_acquire) != SEED_KEYED)
+        return false;
+    for (unsigned i = 0; i < 4; i++) {
+        uint64_t w = atomic_load_explicit(&k->key[i], memory_order_relaxed);
+
+        memcpy(out + 8 * i, &w, 8);
+    }
+    atomic_thread_fence(memory_order_acquire);
+    return atomic_load_explicit(&key_epoch, memory_order_relaxed) == e;
+}
 
 /* Fill key from the OS. A failure keeps the old key, which is unpredictable too. */
 static sm_status seed_key(struct keypage *k)
 {
-    uint8_t fresh[sizeof k->key];
+    uint8_t fresh[32];
     sm_status st = sm_os_random(fresh, sizeof fresh);
 
     if (st == SM_OK) {
-        memcpy(k->key, fresh, sizeof fresh);
+        key_change_begin();
+        key_store(k, fresh);
         atomic_store_explicit(&k->seeded, SEED_KEYED, memory_order_release);
+        key_change_end();
     }
     smi_wipe(fresh, sizeof fresh);
     return st;
@@ -56,6 +123,7 @@ sm_status smi_rng_init(void)
     smi_wipe(seed, sizeof seed);
     if (st != SM_OK)
         return st;
+    SMI_VG_ATOMIC(smi_region_data(&r), sizeof(struct keypage));
     st = seed_key((struct keypage *)(void *)smi_region_data(&r));
     if (st != SM_OK) {
         smi_region_unmake(&r);
@@ -76,8 +144,11 @@ void smi_rng_forget_key(void)
 {
     if (kp == NULL)
         return;
+    key_change_begin();
     atomic_store_explicit(&kp->seeded, SEED_FORGOTTEN, memory_order_release);
-    smi_wipe(kp->key, sizeof kp->key);
+    for (unsigned i = 0; i < 4; i++)
+        atomic_store_explicit(&kp->key[i], 0, memory_order_relaxed);
+    key_change_end();
 }
 
 /*
@@ -98,37 +169,58 @@ static void relock_after_fork(void)
 /*
  * A key is missing: wiped by a fork (SEED_NONE: the whole page reads as zeroes, canary
  * included, and is no longer locked) or by a purge (SEED_FORGOTTEN: only the key).
- * Redraw what is gone. If the OS source fails here, the keystream of the zero key is
- * used rather than stopping, and the next call tries again: canaries are then
- * predictable, but still unique; smi_rng_fill refuses to make key material meanwhile.
+ * Redraw what is gone; false if the OS source failed. Then the keystream of the zero key
+ * is used for canaries rather than stopping, and the next call tries again: canaries are
+ * then predictable, but still unique; smi_rng_fill refuses to make key material meanwhile.
  */
-static void reseed(void)
+static bool reseed(void)
 {
     uint64_t was;
+    bool ok = true;
 
     pthread_mutex_lock(&reseed_lock);
     was = atomic_load_explicit(&kp->seeded, memory_order_acquire);
     if (was == SEED_NONE)
         relock_after_fork();
-    if (was != SEED_KEYED && seed_key(kp) == SM_OK && was == SEED_NONE)
-        smi_canary_fill(key_region.base + sm_os_page_size(), key_region.lay.canary_len,
-                        key_region.seed);
+    if (was != SEED_KEYED) {
+        ok = seed_key(kp) == SM_OK;
+        if (ok && was == SEED_NONE)
+            smi_canary_fill(key_region.base + sm_os_page_size(), key_region.lay.canary_len,
+                            key_region.seed);
+    }
     pthread_mutex_unlock(&reseed_lock);
+    return ok;
 }
 
-/* The keystream for a fresh nonce over out; false if the key is not seeded. */
+/*
+ * The keystream for a fresh nonce over out, made from a private copy of the key; false
+ * if there is no key and the OS source fails to give one (out then holds the keystream
+ * of the zero key, for canaries only). A purge may wipe the key at any moment, since it
+ * takes no lock: the copy is validated (key_load), so nothing made from a half-wiped key
+ * is ever returned; a call that meets a purge simply uses the next key.
+ */
 static bool keystream(uint8_t *out, size_t n)
 {
-    uint8_t nonce[12] = { 0 };
+    uint8_t nonce[12] = { 0 }, key[32];
     uint64_t c = atomic_fetch_add_explicit(&counter, 1, memory_order_relaxed);
+    bool keyed = true;
 
-    if (atomic_load_explicit(&kp->seeded, memory_order_acquire) != SEED_KEYED)
-        reseed();
     for (unsigned i = 0; i < 8; i++)
         nonce[i] = (uint8_t)(c >> (8 * i));
+    while (!key_load(kp, key)) {
+        if (atomic_load(&key_writers) != 0) {
+            sm_os_yield(); /* a purge or a reseed is writing it: a few stores */
+        } else if (atomic_load_explicit(&kp->seeded, memory_order_acquire) != SEED_KEYED &&
+                   !reseed()) {
+            memset(key, 0, sizeof key);
+            keyed = false;
+            break;
+        }
+    }
     memset(out, 0, n);
-    br_chacha20_ct_run(kp->key, nonce, 0, out, n);
-    return atomic_load_explicit(&kp->seeded, memory_order_acquire) == SEED_KEYED;
+    br_chacha20_ct_run(key, nonce, 0, out, n);
+    smi_wipe(key, sizeof key);
+    return keyed;
 }
 
 void smi_rng_canary(uint8_t out[SMI_CANARY_SEED])

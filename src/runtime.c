@@ -14,6 +14,14 @@ static sm_config config;
 static bool secretmem;
 static bool atfork_done;
 
+SMI_VG_AT_START(vg_runtime)
+{
+    SMI_VG_ATOMIC(&ready, sizeof ready);
+    SMI_VG_ATOMIC(&smi_stat_allocations, sizeof smi_stat_allocations);
+    SMI_VG_ATOMIC(&smi_stat_locked, sizeof smi_stat_locked);
+    SMI_VG_ATOMIC(&smi_stat_unlocked, sizeof smi_stat_unlocked);
+}
+
 static bool config_equal(const sm_config *a, const sm_config *b)
 {
     return a->lock_policy == b->lock_policy && a->backing == b->backing &&
@@ -83,8 +91,10 @@ sm_status sm_init(const sm_config *cfg)
         st = config_equal(cfg, &config) ? SM_OK : SM_E_STATE;
     } else {
         st = init_locked(cfg);
-        if (st == SM_OK)
+        if (st == SM_OK) {
+            SMI_VG_PUBLISH(&ready);
             atomic_store_explicit(&ready, true, memory_order_release);
+        }
     }
     pthread_mutex_unlock(&init_lock);
     return st;
@@ -92,8 +102,10 @@ sm_status sm_init(const sm_config *cfg)
 
 sm_status smi_runtime_ready(void)
 {
-    if (atomic_load_explicit(&ready, memory_order_acquire))
+    if (atomic_load_explicit(&ready, memory_order_acquire)) {
+        SMI_VG_RECEIVE(&ready);
         return SM_OK;
+    }
     return sm_init(NULL);
 }
 

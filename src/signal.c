@@ -9,6 +9,12 @@
 static void (*_Atomic hook)(int);
 static atomic_bool ending;
 
+SMI_VG_AT_START(vg_signal)
+{
+    SMI_VG_ATOMIC(&hook, sizeof hook);
+    SMI_VG_ATOMIC(&ending, sizeof ending);
+}
+
 static void on_signal(int sig)
 {
     void (*h)(int) = atomic_load(&hook);
@@ -16,7 +22,7 @@ static void on_signal(int sig)
     /* The first signal ends the process; one arriving on another thread just waits. */
     if (atomic_exchange(&ending, true))
         sm_os_wait_forever();
-    if (!smi_purge_all()) {
+    if (!smi_purge_all(true)) {
         /* Corruption found while purging: the panic message, not the signal's exit. */
         sm_os_die(smi_corrupt_msg);
     }

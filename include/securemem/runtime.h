@@ -44,8 +44,12 @@ SM_API SM_MUST_CHECK sm_status sm_init(const sm_config *cfg);
  * enclave key. Every handle made before becomes stale for good; the library stays
  * usable and new objects can be made afterwards. Async-signal-safe: it takes no lock
  * that an interrupted thread could hold and calls no malloc (spec/runtime.md). An
- * object that another thread is using at that moment is wiped in place and left to that
- * thread to unmap. A damaged canary found on the way panics once everything is wiped.
+ * object that another thread is using at that moment is stale at once, and that thread
+ * wipes and unmaps it as soon as its call on it ends; a call that needed the enclave key
+ * returns SM_E_STATE (or SM_E_AUTH if the key was already gone) and discards what it
+ * made. Nothing faults and nothing is left behind. A damaged canary found on the way
+ * panics once everything is wiped. (sm_safe_exit, sm_panic and the sm_catch_signals
+ * handler also wipe the bytes of objects in use in place at once, since the process ends.)
  */
 SM_API void sm_purge(void);
 

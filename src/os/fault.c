@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <sys/mman.h>
 #include "fault.h"
+#include "../vg.h"
 
 static const char *const names[SM_OS_FN_COUNT] = {
     [SM_OS_MMAP] = "mmap",
@@ -37,6 +38,11 @@ struct plan {
 };
 
 static struct plan plans[SM_OS_FN_COUNT];
+
+SMI_VG_AT_START(vg_fault)
+{
+    SMI_VG_ATOMIC(plans, sizeof plans);
+}
 
 int sm_os_fault_hit(sm_os_fn fn)
 {

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 
 #include "fault.h"
 #include "os.h"
+#include "../vg.h"
 
 static _Thread_local int last_error;
 
@@ -114,10 +116,16 @@ static int prot_bits(sm_prot prot)
     return PROT_NONE;
 }
 
+/* Every thread computes the same value: a relaxed atomic only keeps TSan informed. */
+static _Atomic size_t page;
+
+SMI_VG_AT_START(vg_linux)
+{
+    SMI_VG_ATOMIC(&page, sizeof page);
+}
+
 size_t sm_os_page_size(void)
 {
-    /* Every thread computes the same value: a relaxed atomic only keeps TSan informed. */
-    static _Atomic size_t page;
     size_t p = atomic_load_explicit(&page, memory_order_relaxed);
 
     if (p == 0) {
@@ -341,6 +349,11 @@ const int *sm_os_interrupt_signals(size_t *n)
 
     *n = sizeof sigs / sizeof sigs[0];
     return sigs;
+}
+
+void sm_os_yield(void)
+{
+    (void)sched_yield();
 }
 
 _Noreturn void sm_os_wait_forever(void)

@@ -104,6 +104,8 @@ void sm_os_signal_restore(int sig, const sm_os_sigsave *old);
 _Noreturn void sm_os_die_by_signal(int sig);
 /* The signals of sm_catch_interrupt on this OS; *n gets their count. */
 const int *sm_os_interrupt_signals(size_t *n);
+/* Give the processor to another thread (a short wait for a purge to finish). */
+void sm_os_yield(void);
 /* Wait for ever (a second signal handler while the first one ends the process). */
 _Noreturn void sm_os_wait_forever(void);
 /* exit(code): atexit handlers and stdio flushing included. */

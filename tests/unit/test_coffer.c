@@ -816,6 +816,45 @@ Test(coffer, purge_during_the_cipher_discards_the_output, .init = init)
     cr_assert_eq(d[19], 0x5a);
 }
 
+/*
+ * A purge that lets the process go on unmaps nothing under an operation in flight (it
+ * would fault): the regions stay until that operation leaves, and it unmaps them.
+ */
+static uint8_t *work_page;
+static bool work_mapped_after_purge;
+
+static void purge_and_look(void)
+{
+    char perms[5], flags[64];
+    size_t locked;
+
+    smi_coffer_purge();
+    work_mapped_after_purge = smaps_of(work_page, perms, flags, sizeof flags, &locked) == 0;
+}
+
+Test(coffer, purge_during_an_operation_unmaps_when_it_leaves, .init = init)
+{
+    uint8_t d[20] = { 1 }, nonce[12], tag[16];
+    char perms[5], flags[64];
+    smi_coffer_probe pr;
+    counters before, after;
+    size_t locked;
+
+    counters_get(&before);
+    cr_assert_eq(smi_coffer_seal(NULL, 0, d, sizeof d, nonce, tag), SM_OK);
+    smi_coffer_test_probe(&pr);
+    work_page = smi_region_data(pr.work);
+    smi_coffer_test_after_cipher(purge_and_look);
+    cr_assert_eq(smi_coffer_open(nonce, NULL, 0, d, sizeof d, tag), SM_E_STATE);
+    smi_coffer_test_after_cipher(NULL);
+    cr_assert(work_mapped_after_purge, "still mapped while the operation was in its cipher");
+    cr_assert_neq(smaps_of(work_page, perms, flags, sizeof flags, &locked), 0,
+                  "unmapped once it left");
+    counters_get(&after);
+    cr_assert(counters_equal(&before, &after, CMP_MAPPED), "nothing left over");
+    cr_assert_eq(smi_coffer_seal(NULL, 0, d, sizeof d, nonce, tag), SM_OK, "a new key after it");
+}
+
 /* Best effort in a child that cannot lock again: the key is made, the counters say so. */
 static void child_cannot_lock(void *arg)
 {

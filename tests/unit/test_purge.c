@@ -53,20 +53,63 @@ Test(purge, every_handle_stale_every_page_unmapped)
     sm_purge(); /* nothing left: a no-op */
 }
 
-/* An object whose lock another thread holds is wiped in place and left mapped. */
-Test(purge, object_in_use_is_wiped_in_place)
+/*
+ * An object whose lock another thread holds is left to that thread: stale at once, but
+ * untouched until the holder lets go of the lock, which then wipes and unmaps it.
+ */
+Test(purge, object_in_use_is_finished_by_its_holder)
 {
     sm_buffer b = some_buffer(64, 0x77, true);
     uint8_t *d = sm_buffer_data(b);
     smi_slot *s;
+    sm_stats st;
 
     cr_assert_eq(smi_registry_acquire(b.id, SMI_KIND_BUFFER, &s), SM_OK);
     sm_purge();
     cr_assert_not(sm_buffer_is_alive(b), "stale at once");
     cr_assert(mapped(d), "the holder may still be using it");
     for (int i = 0; i < 64; i++)
+        cr_assert_eq(d[i], 0x77, "and nobody else touches it meanwhile");
+    cr_assert_eq(sm_stats_get(&st), SM_OK);
+    cr_assert_eq(st.buffers_live, 1, "not yet destroyed");
+    smi_registry_release(s);
+    cr_assert_not(mapped(d), "the holder finished the purge as it let go");
+    cr_assert_eq(sm_stats_get(&st), SM_OK);
+    cr_assert_eq(st.buffers_live, 0);
+    cr_assert_eq(st.bytes_locked, sm_page_size(), "only the canary key page is left");
+}
+
+/* A holder that destroys the object itself leaves the purge nothing to finish. */
+Test(purge, holder_that_destroys_the_object_finishes_it)
+{
+    sm_buffer b = some_buffer(64, 0x77, false);
+    smi_slot *s;
+    sm_stats st;
+
+    cr_assert_eq(smi_registry_acquire(b.id, SMI_KIND_BUFFER, &s), SM_OK);
+    sm_purge();
+    cr_assert_eq(smi_region_free(&((smi_buffer *)(void *)s->body)->r), SM_OK);
+    smi_registry_remove(s);
+    cr_assert_eq(sm_stats_get(&st), SM_OK);
+    cr_assert_eq(st.buffers_live, 0, "counted once");
+    cr_assert_eq(st.bytes_locked, sm_page_size());
+}
+
+/* A purge that ends the process (panic, signal, safe exit) wipes it in place at once. */
+Test(purge, ending_purge_wipes_an_object_in_use_in_place)
+{
+    sm_buffer b = some_buffer(64, 0x77, true);
+    uint8_t *d = sm_buffer_data(b);
+    smi_slot *s;
+
+    cr_assert_eq(smi_registry_acquire(b.id, SMI_KIND_BUFFER, &s), SM_OK);
+    cr_assert(smi_purge_all(true));
+    cr_assert_not(sm_buffer_is_alive(b), "stale at once");
+    cr_assert(mapped(d), "the holder may still be using it");
+    for (int i = 0; i < 64; i++)
         cr_assert_eq(d[i], 0, "but it is wiped");
     smi_registry_release(s);
+    cr_assert_not(mapped(d), "and unmapped once the holder lets go");
 }
 
 Test(purge, damaged_canary_panics_after_purging, .signal = SIGABRT, .init = cr_redirect_stderr)
