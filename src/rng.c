@@ -50,19 +50,20 @@ SMI_VG_AT_START(vg_rng)
  * A reader loads key_epoch, then key_writers (must be 0), copies the key, and loads
  * key_epoch again. A writer counts itself in key_writers before it moves key_epoch, so a
  * reader whose first load already saw the move also sees the writer; a reader whose
- * copy saw any store of the writer sees the move in its second load (the fences pair
- * up). Either way it tries again, so no copy mixes two keys or a key and zeroes.
+ * copy saw any store of the writer sees the move in its second load. Either way it
+ * tries again, so no copy mixes two keys or a key and zeroes. No fence is needed (gcc's
+ * TSan rejects them): the writer's key stores sit between two sequentially consistent
+ * read-modify-writes of key_epoch, which they cannot cross, and the reader's key loads
+ * are acquires, which its second epoch load cannot move above.
  */
 static void key_change_begin(void)
 {
     atomic_fetch_add(&key_writers, 1);
     atomic_fetch_add(&key_epoch, 1);
-    atomic_thread_fence(memory_order_release);
 }
 
 static void key_change_end(void)
 {
-    atomic_thread_fence(memory_order_release);
     atomic_fetch_add(&key_epoch, 1);
     atomic_fetch_sub(&key_writers, 1);
 }
@@ -86,12 +87,11 @@ static bool key_load(struct keypage *k, uint8_t out[32])
         atomic_load_explicit(&k->seeded, memory_order_acquire) != SEED_KEYED)
         return false;
     for (unsigned i = 0; i < 4; i++) {
-        uint64_t w = atomic_load_explicit(&k->key[i], memory_order_relaxed);
+        uint64_t w = atomic_load_explicit(&k->key[i], memory_order_acquire);
 
         memcpy(out + 8 * i, &w, 8);
     }
-    atomic_thread_fence(memory_order_acquire);
-    return atomic_load_explicit(&key_epoch, memory_order_relaxed) == e;
+    return atomic_load(&key_epoch) == e;
 }
 
 /* Fill key from the OS. A failure keeps the old key, which is unpredictable too. */
