@@ -1198,7 +1198,7 @@ static bool child_objects_stale(void)
  * be lost otherwise): setting the file name again expands its %p to the child's pid, so
  * that the parent's profile is not overwritten.
  */
-static _Noreturn void child_exit(int code)
+static void child_profile(void)
 {
     const char *pattern = getenv("LLVM_PROFILE_FILE");
 
@@ -1207,6 +1207,11 @@ static _Noreturn void child_exit(int code)
         __llvm_profile_set_filename(pattern);
         (void)__llvm_profile_write_file();
     }
+}
+
+static _Noreturn void child_exit(int code)
+{
+    child_profile();
     _exit(code);
 }
 
@@ -1407,7 +1412,8 @@ static int child_damaged_canary(unsigned which)
 
 static void op_fork(fz_in *in)
 {
-    static const int kill_sig[] = { SIGKILL };
+    static const int kill_sig[] = { SIGKILL }, usr1_kill[] = { SIGUSR1, SIGKILL };
+    struct sigaction sa, usr1_was;
     unsigned how = fz_u8(in) % 9, which = fz_u8(in);
     int status, sig, want_exit = -1, want_sig = 0;
     pid_t pid, r;
@@ -1425,6 +1431,7 @@ static void op_fork(fz_in *in)
         if (devnull >= 0)
             (void)dup2(devnull, 2);
         sm_os_fault_reset();
+        (void)sigaction(SIGUSR1, NULL, &usr1_was);
         if (how == 0)
             child_exit(child_stale_then_fresh(in));
         if (how == 6)
@@ -1451,15 +1458,21 @@ static void op_fork(fz_in *in)
         case 4:
             if (sm_catch_interrupt() != SM_OK)
                 child_exit(23);
+            child_profile(); /* the signal ends the child before it could */
             (void)raise(SIGTERM);
             child_exit(24);
         default:
             /* A signal whose default is to be ignored ends the process with 128 + sig. */
             sig = SIGURG;
             if (sm_catch_signals(kill_sig, 1, NULL) != SM_E_INVAL ||
+                sm_catch_signals(usr1_kill, 2, NULL) != SM_E_INVAL ||
                 sm_catch_signals(NULL, 1, NULL) != SM_E_INVAL ||
                 sm_catch_signals(&sig, 1, NULL) != SM_OK)
                 child_exit(25);
+            /* The refused pair put SIGUSR1 back as it was. */
+            if (sigaction(SIGUSR1, NULL, &sa) != 0 || sa.sa_handler != usr1_was.sa_handler)
+                child_exit(27);
+            child_profile();
             (void)raise(SIGURG);
             child_exit(26);
         }

@@ -14,9 +14,11 @@ mkdir -p "$work"
 set -- -i "fuzz/corpus/$name" -o "$work/out" -V "$secs" -t 10000
 [ -f "fuzz/$name.dict" ] && set -- "$@" -x "fuzz/$name.dict"
 rc=0
+start=$(date +%s)
 AFL_NO_UI=1 AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_AFFINITY=1 \
 AFL_SKIP_CRASHES=0 AFL_IGNORE_SEED_PROBLEMS=0 \
     afl-fuzz "$@" -- "$bin" >"$work/log" 2>&1 || rc=$?
+took=$(( $(date +%s) - start ))
 
 stats=$work/out/default/fuzzer_stats
 if [ ! -f "$stats" ]; then
@@ -30,7 +32,7 @@ crashes=$(get saved_crashes)
 hangs=$(get saved_hangs)
 [ -n "$hangs" ] || hangs=$(get unique_hangs)
 printf 'fuzz-afl: %-15s %5s s  %10s execs  %7s exec/s  bitmap %7s  corpus %5s  crashes %s  hangs %s\n' \
-    "$name" "$secs" "$(get execs_done)" "$(get execs_per_sec)" "$(get bitmap_cvg)" \
+    "$name" "$took" "$(get execs_done)" "$(get execs_per_sec)" "$(get bitmap_cvg)" \
     "$(get corpus_count)" "${crashes:-?}" "${hangs:-?}"
 if [ "$rc" != 0 ] || [ "${crashes:-1}" != 0 ] || [ "${hangs:-1}" != 0 ]; then
     tail -n 20 "$work/log"

@@ -25,7 +25,9 @@ if [ -f "fuzz/$name.options" ]; then
 fi
 
 rc=0
+start=$(date +%s)
 "$bin" "$@" "$work/corpus" "fuzz/corpus/$name" >"$work/log" 2>&1 || rc=$?
+took=$(( $(date +%s) - start ))
 
 stat() { sed -n "s/^stat::$1:[[:space:]]*//p" "$work/log" | tail -n 1; }
 last=$(grep -E '^#[0-9]+.*cov: ' "$work/log" | tail -n 1 || true)
@@ -34,7 +36,7 @@ ft=$(printf '%s\n' "$last" | sed -n 's/.* ft: \([0-9]*\).*/\1/p')
 corp=$(printf '%s\n' "$last" | sed -n 's/.* corp: \([0-9]*\).*/\1/p')
 crashes=$(find "$work/artifacts" -type f | wc -l)
 printf 'fuzz: %-15s %5s s  %10s execs  %7s exec/s  cov %5s  ft %6s  corpus %5s  crashes %s\n' \
-    "$name" "$secs" "$(stat number_of_executed_units)" "$(stat average_exec_per_sec)" \
+    "$name" "$took" "$(stat number_of_executed_units)" "$(stat average_exec_per_sec)" \
     "${cov:-?}" "${ft:-?}" "${corp:-?}" "$crashes"
 if [ "$rc" != 0 ] || [ "$crashes" != 0 ]; then
     tail -n 60 "$work/log"
