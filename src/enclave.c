@@ -344,11 +344,14 @@ sm_status smi_enclave_test_flip(sm_enclave e, int where, size_t bit)
     smi_slot *s;
     smi_enclave *enc;
     sm_status st = acquire(e, &s, &enc);
-    size_t len = where == 0 ? enc->size : where == 1 ? SMI_AEAD_TAG : SMI_AEAD_NONCE;
-    uint8_t *p = where == 0 ? ct_of(enc) : where == 1 ? enc->map + SMI_AEAD_NONCE : enc->map;
+    size_t len;
+    uint8_t *p;
 
+    /* enc is set only on success: a stale handle must not reach it (gcc -O2 saw this). */
     if (st != SM_OK)
         return st;
+    len = where == 0 ? enc->size : where == 1 ? SMI_AEAD_TAG : SMI_AEAD_NONCE;
+    p = where == 0 ? ct_of(enc) : where == 1 ? enc->map + SMI_AEAD_NONCE : enc->map;
     if (bit / 8 < len)
         p[bit / 8] ^= (uint8_t)(1u << (bit % 8));
     else
