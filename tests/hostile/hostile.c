@@ -1,0 +1,748 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * The hostile-environment suite (SM-REQ-120..124): the worst environments users run in.
+ * Each test runs in a child of its own (tests/common/harness.c), since each changes
+ * something for good: an rlimit, the user it runs as, the map count, a timer.
+ *
+ *     hostile [test ...]
+ *
+ * Every refusal must be the documented status, change nothing that can be observed
+ * (mappings, counters, live objects), and leave every object made before it working.
+ * Runs natively only: RLIMIT_AS and the map count mean nothing under ASan's shadow
+ * memory or Valgrind's own mappings, and ASan fakes mlock.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../common/harness.h"
+#include "../unit/helpers.h"
+
+static size_t page(void)
+{
+    return sm_page_size();
+}
+
+/* ---- objects whose bytes are known ------------------------------------------------ */
+
+/*
+ * A buffer of n bytes holding a pattern derived from its id; id 0 on error (st). Written
+ * with sm_buffer_copy, never through sm_buffer_data: a signal handler may purge the
+ * buffer at any moment, and a call on a handle is safe then where a pointer is not.
+ */
+static sm_buffer patterned(size_t n, sm_status *st)
+{
+    static uint8_t bytes[1 << 17];
+    sm_buffer b = { 0 };
+
+    *st = SM_E_INVAL;
+    if (n > sizeof bytes)
+        return b;
+    *st = sm_buffer_new(n, &b);
+    if (*st != SM_OK)
+        return (sm_buffer){ 0 };
+    for (size_t i = 0; i < n; i++)
+        bytes[i] = (uint8_t)(b.id * 31 + i);
+    *st = sm_buffer_copy(b, bytes, n);
+    if (*st != SM_OK)
+        return (sm_buffer){ 0 };
+    return b;
+}
+
+/* The buffer still holds its pattern, compared through the library (constant time). */
+static void check_patterned(sm_buffer b, size_t n)
+{
+    static uint8_t want[1 << 17];
+    bool eq = false;
+
+    HX_CHECK(n <= sizeof want, "size");
+    for (size_t i = 0; i < n; i++)
+        want[i] = (uint8_t)(b.id * 31 + i);
+    HX_EXPECT(sm_buffer_equal(b, want, n, &eq), SM_OK);
+    HX_CHECK(eq, "buffer %#llx lost its bytes", (unsigned long long)b.id);
+}
+
+/* Mappings, counters and live objects: what a refused call must leave as it was. */
+static void snapshot(counters *c)
+{
+    counters_get(c);
+}
+
+static void same_as(const counters *before, const char *what)
+{
+    counters now;
+
+    counters_get(&now);
+    HX_CHECK(counters_equal(before, &now, CMP_MAPPED | CMP_ALLOCATIONS),
+             "%s changed something: mapped %zu -> %zu, locked %llu -> %llu, "
+             "allocations %llu -> %llu", what, before->mapped, now.mapped,
+             (unsigned long long)before->locked, (unsigned long long)now.locked,
+             (unsigned long long)before->allocations, (unsigned long long)now.allocations);
+}
+
+/* ---- RLIMIT_MEMLOCK of 64 KiB, unprivileged (as on AWS Lambda) -------------------- */
+
+#define LIMIT (64u * 1024u)
+
+/*
+ * Lower RLIMIT_MEMLOCK (root may lower it), then become nobody: setgroups, setresgid,
+ * setresuid to 65534. Leaving uid 0 drops every capability, CAP_IPC_LOCK included, so
+ * the limit binds. Dumpable again afterwards, so that /proc/self stays readable.
+ */
+static void become_nobody_with_memlock(rlim_t limit)
+{
+    struct rlimit rl = { limit, limit };
+
+    if (geteuid() != 0)
+        hx_skip("needs root to set up the unprivileged user");
+    HX_CHECK(setrlimit(RLIMIT_MEMLOCK, &rl) == 0, "setrlimit: %s", strerror(errno));
+    HX_CHECK(setgroups(0, NULL) == 0, "setgroups: %s", strerror(errno));
+    HX_CHECK(setresgid(65534, 65534, 65534) == 0, "setresgid: %s", strerror(errno));
+    HX_CHECK(setresuid(65534, 65534, 65534) == 0, "setresuid: %s", strerror(errno));
+    HX_CHECK(prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) == 0, "PR_SET_DUMPABLE");
+    HX_CHECK(geteuid() == 65534 && getuid() == 65534, "still privileged");
+    /* The kernel's word: a lock beyond the limit is refused. */
+    {
+        size_t n = 2 * limit;
+        void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+        HX_CHECK(p != MAP_FAILED, "mmap");
+        HX_CHECK(mlock(p, n) != 0, "mlock of twice the limit succeeded: CAP_IPC_LOCK kept?");
+        munmap(p, n);
+    }
+}
+
+/* Sum of Locked: over every mapping, in bytes: the kernel's count. */
+static size_t locked_by_kernel(void)
+{
+    static char buf[1 << 20];
+    size_t len = 0, total = 0;
+    ssize_t r;
+    int fd = open("/proc/self/smaps", O_RDONLY);
+
+    HX_CHECK(fd >= 0, "/proc/self/smaps: %s", strerror(errno));
+    while ((r = read(fd, buf + len, sizeof buf - 1 - len)) > 0)
+        len += (size_t)r;
+    close(fd);
+    buf[len] = 0;
+    for (char *p = strstr(buf, "\nLocked:"); p != NULL; p = strstr(p + 1, "\nLocked:"))
+        total += strtoul(p + 8, NULL, 10) * 1024;
+    return total;
+}
+
+static bool data_locked(sm_buffer b)
+{
+    char perms[5], flags[512];
+    size_t locked = 0;
+
+    HX_CHECK(smaps_of(sm_buffer_data(b), perms, flags, sizeof flags, &locked) == 0, "smaps");
+    return locked > 0 && strstr(flags, " lo") != NULL;
+}
+
+#define SMALL 1000u /* one inner page each */
+
+static void t_memlock_64k_required(void)
+{
+    sm_buffer b[64];
+    size_t n = 0;
+    sm_status st = SM_OK;
+    counters before;
+    sm_stats s;
+    sm_stream str;
+    sm_enclave e;
+    uint8_t src[16] = { 1 };
+
+    become_nobody_with_memlock(LIMIT);
+    HX_EXPECT(sm_init(NULL), SM_OK); /* REQUIRED, the default */
+    while (n < 64) {
+        b[n] = patterned(SMALL, &st);
+        if (st != SM_OK)
+            break;
+        n++;
+    }
+    HX_CHECK(st == SM_E_LOCK, "past the limit: %s, expected SM_E_LOCK", sm_status_str(st));
+    HX_CHECK(n >= 8 && n < 16, "%zu one-page buffers fitted in 64 KiB", n);
+    hx_say("  %zu buffers locked, then SM_E_LOCK", n);
+    /* Every further attempt, of every kind, is refused the same way and changes nothing. */
+    snapshot(&before);
+    for (int k = 0; k < 5; k++) {
+        (void)patterned(SMALL, &st);
+        HX_CHECK(st == SM_E_LOCK, "buffer: %s", sm_status_str(st));
+    }
+    HX_EXPECT(sm_stream_new(&str), SM_E_LOCK);
+    HX_EXPECT(sm_enclave_new(src, sizeof src, &e), SM_E_LOCK);
+    HX_CHECK(src[0] == 1, "a refused enclave_new wiped its source");
+    same_as(&before, "a refused allocation");
+    /* No silent unlock: the library and the kernel agree that all of it is locked. */
+    HX_EXPECT(sm_stats_get(&s), SM_OK);
+    HX_CHECK(s.bytes_unlocked == 0, "%llu bytes silently unlocked",
+             (unsigned long long)s.bytes_unlocked);
+    HX_CHECK(s.bytes_locked <= LIMIT, "bytes_locked %llu over the limit",
+             (unsigned long long)s.bytes_locked);
+    HX_CHECK(locked_by_kernel() == s.bytes_locked, "kernel Locked: %zu, library %llu",
+             locked_by_kernel(), (unsigned long long)s.bytes_locked);
+    /* Everything made before still works. */
+    for (size_t i = 0; i < n; i++) {
+        HX_CHECK(data_locked(b[i]), "buffer %zu is not locked", i);
+        check_patterned(b[i], SMALL);
+        HX_EXPECT(sm_buffer_freeze(b[i]), SM_OK);
+        HX_EXPECT(sm_buffer_melt(b[i]), SM_OK);
+    }
+    /* Room made is room usable. */
+    HX_EXPECT(sm_buffer_destroy(b[--n]), SM_OK);
+    b[n] = patterned(SMALL, &st);
+    HX_EXPECT(st, SM_OK);
+    check_patterned(b[n], SMALL);
+    for (size_t i = 0; i <= n; i++)
+        HX_EXPECT(sm_buffer_destroy(b[i]), SM_OK);
+    HX_EXPECT(sm_stats_get(&s), SM_OK);
+    HX_CHECK(s.bytes_locked == page() && s.buffers_live == 0, "left over after destroy");
+}
+
+static void t_memlock_64k_best_effort(void)
+{
+    sm_config cfg = { .lock_policy = SM_LOCK_BEST_EFFORT };
+    sm_buffer b[40];
+    size_t n, first_unlocked = 0;
+    sm_status st;
+    sm_stats s;
+
+    become_nobody_with_memlock(LIMIT);
+    HX_EXPECT(sm_init(&cfg), SM_OK);
+    for (n = 0; n < 40; n++) {
+        b[n] = patterned(SMALL, &st);
+        HX_EXPECT(st, SM_OK);
+        if (first_unlocked == 0 && !data_locked(b[n]))
+            first_unlocked = n;
+    }
+    HX_CHECK(first_unlocked >= 8 && first_unlocked < 16, "locking stopped at %zu",
+             first_unlocked);
+    HX_EXPECT(sm_stats_get(&s), SM_OK);
+    /* Counted: exactly the inner pages the kernel did not lock. */
+    HX_CHECK(s.bytes_unlocked == (40 - first_unlocked) * page(),
+             "bytes_unlocked %llu for %zu unlocked one-page buffers",
+             (unsigned long long)s.bytes_unlocked, 40 - first_unlocked);
+    HX_CHECK(s.bytes_locked + s.bytes_unlocked == 41 * page(), "locked %llu + unlocked %llu",
+             (unsigned long long)s.bytes_locked, (unsigned long long)s.bytes_unlocked);
+    HX_CHECK(locked_by_kernel() == s.bytes_locked, "kernel Locked: %zu, library %llu",
+             locked_by_kernel(), (unsigned long long)s.bytes_locked);
+    hx_say("  %zu buffers locked, %zu counted unlocked", first_unlocked, 40 - first_unlocked);
+    for (n = 0; n < 40; n++) {
+        HX_CHECK(data_locked(b[n]) == (n < first_unlocked), "buffer %zu: lock state moved", n);
+        check_patterned(b[n], SMALL);
+    }
+    /* An enclave and a stream work unlocked too, and are counted. */
+    {
+        uint8_t src[100];
+        sm_enclave e;
+        sm_buffer o;
+        sm_stream str;
+        size_t got;
+
+        memset(src, 0x42, sizeof src);
+        HX_EXPECT(sm_enclave_new(src, sizeof src, &e), SM_OK);
+        HX_EXPECT(sm_enclave_open(e, &o), SM_OK);
+        HX_CHECK(sm_buffer_data(o)[99] == 0x42, "enclave round trip");
+        HX_EXPECT(sm_stream_new(&str), SM_OK);
+        memset(src, 0x43, sizeof src);
+        HX_EXPECT(sm_stream_write(str, src, sizeof src), SM_OK);
+        HX_EXPECT(sm_stream_read(str, src, sizeof src, &got), SM_OK);
+        HX_CHECK(got == 100 && src[99] == 0x43, "stream round trip");
+        HX_EXPECT(sm_buffer_destroy(o), SM_OK);
+        HX_EXPECT(sm_enclave_destroy(e), SM_OK);
+        HX_EXPECT(sm_stream_destroy(str), SM_OK);
+    }
+    for (n = 0; n < 40; n++)
+        HX_EXPECT(sm_buffer_destroy(b[n]), SM_OK);
+    /* The enclave key lives until a purge; after it nothing is counted unlocked. */
+    sm_purge();
+    HX_EXPECT(sm_stats_get(&s), SM_OK);
+    HX_CHECK(s.bytes_unlocked == 0, "unlocked bytes left: %llu",
+             (unsigned long long)s.bytes_unlocked);
+}
+
+/* secretmem is charged to RLIMIT_MEMLOCK too: REQUIRED refuses, PREFERRED falls back. */
+static void t_memlock_64k_secretmem(void)
+{
+    sm_config cfg = { .backing = SM_BACKING_SECRETMEM_PREFERRED };
+    sm_buffer b[64];
+    size_t n = 0;
+    sm_status st = SM_OK;
+    counters before;
+
+    become_nobody_with_memlock(LIMIT);
+    HX_EXPECT(sm_init(&cfg), SM_OK);
+    while (n < 64) {
+        b[n] = patterned(SMALL, &st);
+        if (st != SM_OK)
+            break;
+        n++;
+    }
+    /* Secretmem until the limit, then anonymous memory, which cannot lock either. */
+    HX_CHECK(st == SM_E_LOCK, "past the limit: %s", sm_status_str(st));
+    hx_say("  %zu buffers, then SM_E_LOCK", n);
+    snapshot(&before);
+    (void)patterned(SMALL, &st);
+    HX_CHECK(st == SM_E_LOCK, "again: %s", sm_status_str(st));
+    same_as(&before, "a refused allocation");
+    for (size_t i = 0; i < n; i++)
+        check_patterned(b[i], SMALL);
+}
+
+/* ---- address space and map count -------------------------------------------------- */
+
+/* Everything kept alive across the failures below, to be checked at the end. */
+typedef struct keep {
+    sm_buffer  b[4096], s[4096];
+    sm_enclave e[4096];
+    size_t     nb, ns, ne;
+    size_t     size;
+} keep;
+
+/*
+ * Make objects of every kind until the environment refuses; each refusal must be
+ * SM_E_NOMEM and change nothing. Then everything made still works, and destroying some
+ * makes room again.
+ */
+static void exhaust(keep *k, size_t size, const char *what)
+{
+    sm_status st = SM_OK;
+    counters before;
+    uint8_t src[64];
+    sm_enclave e;
+    sm_stream s;
+
+    k->size = size;
+    for (k->nb = 0; k->nb < 4096; k->nb++) {
+        k->b[k->nb] = patterned(size, &st);
+        if (st != SM_OK)
+            break;
+    }
+    HX_CHECK(k->nb < 4096, "%s: never refused", what);
+    HX_CHECK(st == SM_E_NOMEM, "%s: buffer refused with %s, expected SM_E_NOMEM", what,
+             sm_status_str(st));
+    hx_say("  %s: %zu buffers of %zu bytes, then SM_E_NOMEM", what, k->nb, size);
+    /* Smaller things may still fit in what is left: fill it with the smallest of each. */
+    for (k->ne = 0; k->ne < 4096; k->ne++) {
+        memset(src, 5, sizeof src);
+        st = sm_enclave_new(src, 1, &k->e[k->ne]);
+        if (st != SM_OK)
+            break;
+    }
+    HX_CHECK(st == SM_E_NOMEM, "%s: enclave refused with %s", what, sm_status_str(st));
+    for (k->ns = 0; k->ns < 4096; k->ns++) {
+        k->s[k->ns] = patterned(1, &st);
+        if (st != SM_OK)
+            break;
+    }
+    HX_CHECK(st == SM_E_NOMEM, "%s: small buffer refused with %s", what, sm_status_str(st));
+    hx_say("  then %zu one-byte enclaves and %zu one-byte buffers", k->ne, k->ns);
+    snapshot(&before);
+    for (int i = 0; i < 3; i++) {
+        (void)patterned(1, &st);
+        HX_CHECK(st == SM_E_NOMEM, "%s: buffer again: %s", what, sm_status_str(st));
+        memset(src, 5, sizeof src);
+        st = sm_enclave_new(src, 1, &e);
+        HX_CHECK(st == SM_E_NOMEM, "%s: enclave: %s", what, sm_status_str(st));
+        HX_CHECK(src[0] == 5, "%s: a refused enclave_new wiped its source", what);
+        st = sm_stream_new(&s);
+        HX_CHECK(st == SM_E_NOMEM, "%s: stream: %s", what, sm_status_str(st));
+        st = sm_buffer_random(1, &k->b[k->nb]);
+        HX_CHECK(st == SM_E_NOMEM, "%s: random buffer: %s", what, sm_status_str(st));
+    }
+    same_as(&before, what);
+    for (size_t i = 0; i < k->nb; i++)
+        check_patterned(k->b[i], size);
+    for (size_t i = 0; i < k->ns; i++) {
+        check_patterned(k->s[i], 1);
+        HX_EXPECT(sm_buffer_destroy(k->s[i]), SM_OK);
+    }
+    /* Room made is room usable. */
+    for (int i = 0; i < 8 && k->nb > 0; i++)
+        HX_EXPECT(sm_buffer_destroy(k->b[--k->nb]), SM_OK);
+    k->b[k->nb] = patterned(size, &st);
+    HX_EXPECT(st, SM_OK);
+    check_patterned(k->b[k->nb++], size);
+    /* And every enclave made at the edge opens to its byte. */
+    for (size_t i = 0; i < k->ne; i++) {
+        sm_buffer o;
+
+        HX_EXPECT(sm_enclave_open(k->e[i], &o), SM_OK);
+        HX_CHECK(sm_buffer_data(o)[0] == 5, "enclave %zu opened to other bytes", i);
+        HX_EXPECT(sm_buffer_destroy(o), SM_OK);
+        HX_EXPECT(sm_enclave_destroy(k->e[i]), SM_OK);
+    }
+    for (size_t i = 0; i < k->nb; i++)
+        HX_EXPECT(sm_buffer_destroy(k->b[i]), SM_OK);
+}
+
+/* VmSize of this process, in bytes. */
+static size_t vm_size(void)
+{
+    return mapped_bytes();
+}
+
+static void t_address_space_exhausted(void)
+{
+    static keep k;
+    uint8_t warm[32] = { 1 };
+    sm_enclave e;
+    struct rlimit rl;
+
+    HX_EXPECT(sm_init(NULL), SM_OK);
+    /* Make the enclave key before the limit, so that enclaves fail only for their own
+       ciphertext; the coffer's own refusal is the unit suite's concern. */
+    HX_EXPECT(sm_enclave_new(warm, sizeof warm, &e), SM_OK);
+    rl.rlim_cur = rl.rlim_max = vm_size() + 4 * 1024 * 1024;
+    HX_CHECK(setrlimit(RLIMIT_AS, &rl) == 0, "setrlimit RLIMIT_AS: %s", strerror(errno));
+    exhaust(&k, 60000, "RLIMIT_AS");
+    HX_EXPECT(sm_enclave_destroy(e), SM_OK);
+}
+
+static size_t map_count(void)
+{
+    static char buf[1 << 22];
+    size_t len = 0, lines = 0;
+    ssize_t r;
+    int fd = open("/proc/self/maps", O_RDONLY);
+
+    HX_CHECK(fd >= 0, "/proc/self/maps");
+    while ((r = read(fd, buf + len, sizeof buf - 1 - len)) > 0)
+        len += (size_t)r;
+    close(fd);
+    for (size_t i = 0; i < len; i++)
+        lines += buf[i] == '\n';
+    return lines;
+}
+
+/*
+ * vm.max_map_count is not changed: the test fills it. One large PROT_NONE reservation is
+ * cut into one mapping per page by making every other page readable, until the kernel
+ * refuses a split; then a few pages are merged back to leave the library a little room.
+ */
+static void t_map_count_exhausted(void)
+{
+    static keep k;
+    size_t npages = 70000 * 2, made = 0, before;
+    uint8_t *res, warm[32] = { 1 };
+    sm_enclave e;
+
+    HX_EXPECT(sm_init(NULL), SM_OK);
+    HX_EXPECT(sm_enclave_new(warm, sizeof warm, &e), SM_OK);
+    before = map_count();
+    res = mmap(NULL, npages * page(), PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+               -1, 0);
+    HX_CHECK(res != MAP_FAILED, "reservation");
+    for (size_t i = 1; i < npages; i += 2, made++)
+        if (mprotect(res + i * page(), page(), PROT_READ) != 0) {
+            HX_CHECK(errno == ENOMEM, "mprotect: %s", strerror(errno));
+            break;
+        }
+    HX_CHECK(made < npages / 2, "the map count never ran out");
+    /* Give back 12 mappings: 6 readable pages merged into their neighbours. */
+    for (size_t i = 1, given = 0; given < 6; i += 2, given++)
+        HX_CHECK(mprotect(res + i * page(), page(), PROT_NONE) == 0, "merge back");
+    hx_say("  %zu mappings before, %zu now", before, map_count());
+    exhaust(&k, 100, "vm.max_map_count");
+    munmap(res, npages * page());
+    HX_EXPECT(sm_enclave_destroy(e), SM_OK);
+}
+
+/* ---- getrandom failing ------------------------------------------------------------ */
+
+static void t_getrandom_fails(void)
+{
+    uint8_t out[64], src[32] = { 3 };
+    counters before;
+    sm_buffer b, r;
+    sm_enclave e;
+
+    /* At initialisation: the canary key cannot be drawn. */
+    snapshot(&before);
+    sm_os_fault_arm(SM_OS_GETRANDOM, 1, EIO, true);
+    HX_EXPECT(sm_init(NULL), SM_E_RANDOM);
+    HX_EXPECT(sm_buffer_new(10, &b), SM_E_RANDOM); /* first use initialises, and fails */
+    same_as(&before, "a failed initialisation");
+    /* sm_random: SM_E_RANDOM, and the output wiped. */
+    memset(out, 0xee, sizeof out);
+    HX_EXPECT(sm_random(out, sizeof out), SM_E_RANDOM);
+    for (size_t i = 0; i < sizeof out; i++)
+        HX_CHECK(out[i] == 0, "sm_random left bytes behind on failure");
+    sm_os_fault_reset();
+    HX_EXPECT(sm_init(NULL), SM_OK);
+    b = patterned(100, &(sm_status){ 0 });
+    HX_CHECK(b.id != 0, "a buffer");
+
+    /* The first seal draws the enclave key. */
+    snapshot(&before);
+    sm_os_fault_arm(SM_OS_GETRANDOM, 1, EIO, true);
+    HX_EXPECT(sm_enclave_new(src, sizeof src, &e), SM_E_RANDOM);
+    HX_CHECK(src[0] == 3, "a failed enclave_new wiped its source");
+    HX_EXPECT(sm_enclave_random(32, &e), SM_E_RANDOM);
+    same_as(&before, "a failed seal");
+    sm_os_fault_reset();
+
+    /* After a purge the canary key must be drawn again: random bytes are refused. */
+    sm_purge();
+    sm_os_fault_arm(SM_OS_GETRANDOM, 1, EIO, true);
+    snapshot(&before);
+    HX_EXPECT(sm_buffer_random(64, &r), SM_E_RANDOM);
+    same_as(&before, "a failed sm_buffer_random");
+    /* Plain buffers still work: their canaries are unique, if predictable, meanwhile. */
+    b = patterned(100, &(sm_status){ 0 });
+    HX_CHECK(b.id != 0, "a buffer while getrandom fails");
+    check_patterned(b, 100);
+    HX_EXPECT(sm_buffer_scramble(b), SM_E_RANDOM);
+    HX_CHECK(sm_buffer_is_alive(b), "scramble failure destroyed the buffer");
+    HX_EXPECT(sm_buffer_destroy(b), SM_OK);
+    sm_os_fault_reset();
+    HX_EXPECT(sm_buffer_random(64, &r), SM_OK);
+    HX_EXPECT(sm_buffer_destroy(r), SM_OK);
+}
+
+/* ---- signals ----------------------------------------------------------------------- */
+
+/*
+ * What a signal handler may call (spec/runtime.md): sm_purge, and the pure byte
+ * functions sm_wipe and sm_equal, which touch only their arguments. Everything that
+ * makes or changes an object takes a lock (the registry's, an object's, the runtime's,
+ * the enclave key's) that the interrupted thread may hold, so it is not
+ * async-signal-safe, and these tests never call it from a handler: they interrupt it.
+ */
+static volatile sig_atomic_t ticks, purges;
+static volatile sig_atomic_t purge_in_handler;
+
+static void on_alarm(int sig)
+{
+    uint8_t scratch[16] = { 1 };
+
+    (void)sig;
+    ticks++;
+    sm_wipe(scratch, sizeof scratch);
+    if (purge_in_handler) {
+        sm_purge();
+        purges++;
+    }
+}
+
+/* SIGALRM every us microseconds, without SA_RESTART, so that system calls see EINTR. */
+static void start_timer(long us)
+{
+    struct sigaction sa;
+    struct itimerval it = { { 0, us }, { 0, us } };
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm;
+    HX_CHECK(sigaction(SIGALRM, &sa, NULL) == 0, "sigaction");
+    HX_CHECK(setitimer(ITIMER_REAL, &it, NULL) == 0, "setitimer");
+}
+
+static void stop_timer(void)
+{
+    struct itimerval it = { { 0, 0 }, { 0, 0 } };
+
+    HX_CHECK(setitimer(ITIMER_REAL, &it, NULL) == 0, "setitimer");
+}
+
+/*
+ * One round of every kind of call. With purging, a call may find its object purged
+ * (SM_E_STATE) or the enclave key gone (SM_E_AUTH, SM_E_STATE); otherwise every call must
+ * succeed, bytes exact, whatever the signals interrupt.
+ */
+static void one_round(unsigned i, bool purging)
+{
+    uint8_t rec[200], back[200];
+    sm_buffer b, o;
+    sm_enclave e;
+    sm_stream s;
+    sm_status st;
+    size_t n = 1 + i % 200, got = 0;
+    bool eq;
+    int fds[2];
+
+#define OK_OR_PURGED(call)                                                               \
+    do {                                                                                  \
+        st = (call);                                                                      \
+        HX_CHECK(st == SM_OK || (purging && (st == SM_E_STATE || st == SM_E_AUTH)),       \
+                 "%s: %s (round %u)", #call, sm_status_str(st), i);                       \
+    } while (0)
+
+    for (size_t k = 0; k < n; k++)
+        rec[k] = (uint8_t)(i + k);
+    /* A buffer from a pipe: read(2) may see EINTR, and the shim retries it. */
+    HX_CHECK(pipe(fds) == 0, "pipe");
+    while (write(fds[1], rec, n) < 0)
+        HX_CHECK(errno == EINTR, "write: %s", strerror(errno));
+    close(fds[1]);
+    OK_OR_PURGED(sm_buffer_from_fd(fds[0], n, &b));
+    close(fds[0]);
+    if (st == SM_OK) {
+        OK_OR_PURGED(sm_buffer_equal(b, rec, n, &eq));
+        HX_CHECK(st != SM_OK || eq, "from_fd bytes (round %u)", i);
+        OK_OR_PURGED(sm_buffer_seal(b, &e));
+        if (st == SM_OK) {
+            OK_OR_PURGED(sm_enclave_open(e, &o));
+            if (st == SM_OK) {
+                OK_OR_PURGED(sm_buffer_equal(o, rec, n, &eq));
+                HX_CHECK(st != SM_OK || eq, "enclave bytes (round %u)", i);
+                OK_OR_PURGED(sm_buffer_destroy(o));
+            }
+            OK_OR_PURGED(sm_enclave_destroy(e));
+        } else {
+            /* Sealing was refused: the buffer is unchanged (or purged meanwhile). */
+            OK_OR_PURGED(sm_buffer_destroy(b));
+        }
+    }
+    OK_OR_PURGED(sm_stream_new(&s));
+    if (st == SM_OK) {
+        memcpy(back, rec, n);
+        OK_OR_PURGED(sm_stream_write(s, back, n));
+        if (st == SM_OK) {
+            OK_OR_PURGED(sm_stream_read(s, back, sizeof back, &got));
+            HX_CHECK(st != SM_OK || (got == n && memcmp(back, rec, n) == 0),
+                     "stream bytes (round %u)", i);
+        }
+        OK_OR_PURGED(sm_stream_destroy(s));
+    }
+    OK_OR_PURGED(sm_buffer_random(n, &b));
+    if (st == SM_OK)
+        OK_OR_PURGED(sm_buffer_destroy(b));
+#undef OK_OR_PURGED
+}
+
+static void check_clean(void)
+{
+    sm_stats s;
+
+    sm_purge();
+    HX_EXPECT(sm_stats_get(&s), SM_OK);
+    HX_CHECK(s.buffers_live == 0 && s.enclaves_live == 0 && s.streams_live == 0,
+             "objects left live");
+    HX_CHECK(s.bytes_locked == page(), "%llu bytes left locked",
+             (unsigned long long)s.bytes_locked);
+}
+
+/* Signals arriving during allocation and access: nothing fails, nothing changes. */
+static void t_signals_during_allocation_and_access(void)
+{
+    HX_EXPECT(sm_init(NULL), SM_OK);
+    start_timer(50);
+    for (unsigned i = 0; i < 3000; i++)
+        one_round(i, false);
+    stop_timer();
+    hx_say("  %d signals during 3000 rounds", (int)ticks);
+    HX_CHECK(ticks > 10, "too few signals arrived to mean anything");
+    check_clean();
+}
+
+/*
+ * A handler that purges, interrupting the thread in the middle of its calls: the object
+ * it holds is finished when the call lets go of it, the enclave key when the call leaves.
+ */
+static void t_purge_from_a_handler_during_calls(void)
+{
+    HX_EXPECT(sm_init(NULL), SM_OK);
+    purge_in_handler = 1;
+    start_timer(200);
+    for (unsigned i = 0; i < 3000; i++)
+        one_round(i, true);
+    stop_timer();
+    purge_in_handler = 0;
+    hx_say("  %d purges from the handler during 3000 rounds", (int)purges);
+    HX_CHECK(purges > 10, "too few purges arrived to mean anything");
+    check_clean();
+}
+
+/* A purge interrupted by a signal whose handler purges too: each object is taken once. */
+static void t_signal_during_purge(void)
+{
+    HX_EXPECT(sm_init(NULL), SM_OK);
+    purge_in_handler = 1;
+    /* Not faster: every purge walks every slot ever used, and purged slots are retired. */
+    start_timer(500);
+    for (unsigned i = 0; i < 1000; i++) {
+        sm_buffer b[8];
+        sm_status st;
+
+        for (int k = 0; k < 8; k++)
+            b[k] = patterned(100, &st);
+        sm_purge();
+        for (int k = 0; k < 8; k++)
+            HX_CHECK(!sm_buffer_is_alive(b[k]), "alive after purge");
+    }
+    stop_timer();
+    purge_in_handler = 0;
+    hx_say("  %d nested purges", (int)purges);
+    check_clean();
+}
+
+/*
+ * sm_catch_signals: SIGTERM arrives while the process allocates; the handler purges, runs
+ * the hook (which reports over a pipe with write(2)) and the process dies of SIGTERM.
+ */
+static int hook_fd = -1;
+
+static void hook(int sig)
+{
+    char c = (char)sig;
+
+    (void)!write(hook_fd, &c, 1);
+}
+
+static void t_caught_signal_during_allocation(void)
+{
+    for (int round = 0; round < 5; round++) {
+        int fds[2], status;
+        char got = 0;
+        pid_t pid;
+
+        HX_CHECK(pipe(fds) == 0, "pipe");
+        pid = fork();
+        HX_CHECK(pid >= 0, "fork");
+        if (pid == 0) {
+            static const int sigs[] = { SIGTERM };
+
+            close(fds[0]);
+            hook_fd = fds[1];
+            HX_EXPECT(sm_catch_signals(sigs, 1, hook), SM_OK);
+            for (unsigned i = 0;; i++)
+                one_round(i, false);
+        }
+        close(fds[1]);
+        usleep(20000 + 15000 * round);
+        kill(pid, SIGTERM);
+        HX_CHECK(waitpid(pid, &status, 0) == pid, "waitpid");
+        HX_CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM,
+                 "round %d: the child did not die of SIGTERM: %#x", round, status);
+        HX_CHECK(read(fds[0], &got, 1) == 1 && got == SIGTERM, "round %d: no hook", round);
+        close(fds[0]);
+    }
+}
+
+static const hx_test tests[] = {
+    { "memlock_64k_required", t_memlock_64k_required },
+    { "memlock_64k_best_effort", t_memlock_64k_best_effort },
+    { "memlock_64k_secretmem", t_memlock_64k_secretmem },
+    { "address_space_exhausted", t_address_space_exhausted },
+    { "map_count_exhausted", t_map_count_exhausted },
+    { "getrandom_fails", t_getrandom_fails },
+    { "signals_during_allocation_and_access", t_signals_during_allocation_and_access },
+    { "purge_from_a_handler_during_calls", t_purge_from_a_handler_during_calls },
+    { "signal_during_purge", t_signal_during_purge },
+    { "caught_signal_during_allocation", t_caught_signal_during_allocation },
+};
+
+int main(int argc, char **argv)
+{
+    return hx_main("hostile", tests, sizeof tests / sizeof tests[0], 300, argc, argv);
+}

@@ -1,0 +1,714 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * The kernel-effects suite (SM-REQ-115..119), Linux. Every check reads what the kernel
+ * shows (/proc/<pid>/smaps and maps, a core file written by gdb's gcore, another
+ * process's view through process_vm_readv and /proc/<pid>/mem, a forked child's reads),
+ * never what the library says about itself. The library only tells where its objects
+ * are.
+ *
+ *     kernel [test ...]
+ *
+ * The secret is a 32-byte pattern drawn at run time straight into a guarded buffer
+ * (sm_buffer_random). It is never formed in ordinary memory of the process under test:
+ * it is copied from guarded pages to guarded pages by the library, and handed to the
+ * process that looks for it with write(2) straight from the guarded pages. A process that
+ * searches its own memory holds it only masked (pattern XOR a random mask), so that the
+ * search itself cannot leave a copy behind.
+ *
+ * Not run under sanitizers or Valgrind: they fake mlock (ASan), return ENOSYS for
+ * memfd_secret (Valgrind), map shadow memory that gcore would dump, or intercept fork.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../common/harness.h"
+#include "../unit/helpers.h"
+
+#define PAT 32u
+
+#ifndef SM_KERNEL_DIR
+#define SM_KERNEL_DIR "build/kernel"
+#endif
+
+/* ---- what the kernel shows ------------------------------------------------------- */
+
+static size_t page(void)
+{
+    return sm_page_size();
+}
+
+static size_t inner_len(size_t size)
+{
+    return (size + 32 + page() - 1) & ~(page() - 1);
+}
+
+/* The smaps entry of addr: permissions, VmFlags and Locked: (kB); fails the test if none. */
+static void smaps_at(const void *addr, char perms[5], char *flags, size_t cap, size_t *locked)
+{
+    *locked = 0;
+    HX_CHECK(smaps_of(addr, perms, flags, cap, locked) == 0, "no mapping holds %p", addr);
+}
+
+static bool has_flag(const char *flags, const char *f)
+{
+    char want[8];
+
+    snprintf(want, sizeof want, " %s", f);
+    for (const char *p = strstr(flags, want); p != NULL; p = strstr(p + 1, want))
+        if (p[3] == ' ' || p[3] == 0 || p[3] == '\n')
+            return true;
+    return false;
+}
+
+/*
+ * A guarded region whose data is [d, d + size): the data pages are locked (lo, and
+ * Locked: covers them), out of dumps (dd) and out of children (wf for anonymous memory,
+ * dc for secretmem), with prot as given; both guard pages are ---p and not locked.
+ */
+static void check_region(const uint8_t *d, size_t size, const char *prot, bool secretmem)
+{
+    char perms[5], flags[512];
+    size_t locked, inner = inner_len(size);
+    const uint8_t *end = d + size, *base = end - inner - page();
+
+    smaps_at(d, perms, flags, sizeof flags, &locked);
+    HX_CHECK(strcmp(perms, prot) == 0, "data at %p is %s, expected %s", (const void *)d,
+             perms, prot);
+    HX_CHECK(has_flag(flags, "dd"), "data not out of core dumps (no dd): %s", flags);
+    if (secretmem) {
+        HX_CHECK(has_flag(flags, "dc"), "secretmem data not out of children (no dc): %s",
+                 flags);
+    } else {
+        HX_CHECK(has_flag(flags, "wf"), "data not wiped in children (no wf): %s", flags);
+        HX_CHECK(has_flag(flags, "lo"), "data pages not mlocked (no lo): %s", flags);
+        HX_CHECK(locked * 1024 >= inner, "Locked: %zu kB for %zu inner bytes", locked, inner);
+    }
+    smaps_at(end, perms, flags, sizeof flags, &locked);
+    HX_CHECK(strcmp(perms, "---p") == 0, "trailing guard page %p is %s", (const void *)end,
+             perms);
+    smaps_at(base, perms, flags, sizeof flags, &locked);
+    HX_CHECK(strcmp(perms, "---p") == 0, "leading guard page %p is %s", (const void *)base,
+             perms);
+}
+
+/* ---- the pattern ------------------------------------------------------------------ */
+
+/* The masked pattern (pattern XOR mask): what a searching process keeps. */
+typedef struct masked {
+    uint8_t m[PAT], mask[PAT];
+} masked;
+
+/* A FROZEN buffer of PAT random bytes: the pattern, only ever in guarded pages. */
+static sm_buffer new_pattern(masked *mk)
+{
+    sm_buffer src;
+    const uint8_t *d;
+
+    HX_EXPECT(sm_buffer_random(PAT, &src), SM_OK);
+    d = sm_buffer_data(src);
+    HX_EXPECT(sm_random(mk->mask, PAT), SM_OK);
+    for (unsigned i = 0; i < PAT; i++)
+        mk->m[i] = d[i] ^ mk->mask[i];
+    return src;
+}
+
+/* Whether the PAT bytes at p are the pattern; never forms the pattern in memory. */
+static bool is_pattern(const uint8_t *p, const masked *mk)
+{
+    unsigned diff = 0;
+
+    for (unsigned i = 0; i < PAT; i++)
+        diff |= (unsigned)(p[i] ^ mk->m[i] ^ mk->mask[i]);
+    return diff == 0;
+}
+
+/* Offsets in [p, p + n) where the pattern starts. */
+static size_t count_pattern(const uint8_t *p, size_t n, const masked *mk)
+{
+    size_t hits = 0;
+
+    for (size_t i = 0; i + PAT <= n; i++)
+        if (p[i] == (uint8_t)(mk->m[0] ^ mk->mask[0]) && is_pattern(p + i, mk))
+            hits++;
+    return hits;
+}
+
+/* Write the PAT bytes at p to fd with write(2): no stdio, no copy on the way. */
+static void write_all(int fd, const void *p, size_t n)
+{
+    const uint8_t *q = p;
+
+    while (n > 0) {
+        ssize_t w = write(fd, q, n);
+
+        if (w < 0 && errno == EINTR)
+            continue;
+        HX_CHECK(w > 0, "write: %s", strerror(errno));
+        q += w;
+        n -= (size_t)w;
+    }
+}
+
+static void read_all(int fd, void *p, size_t n)
+{
+    uint8_t *q = p;
+
+    while (n > 0) {
+        ssize_t r = read(fd, q, n);
+
+        if (r < 0 && errno == EINTR)
+            continue;
+        HX_CHECK(r > 0, "read: %s", r == 0 ? "end of file" : strerror(errno));
+        q += r;
+        n -= (size_t)r;
+    }
+}
+
+/* ---- objects holding the pattern ---------------------------------------------------- */
+
+typedef struct held {
+    sm_buffer  bufs[1000];
+    size_t     nbufs;
+    sm_enclave encs[100];
+    sm_buffer  opened[100];
+    size_t     nencs;
+    sm_stream  streams[10];
+    sm_buffer  nexts[10];
+    size_t     nstreams;
+} held;
+
+/* A MUTABLE buffer holding the pattern, copied by the library from src. */
+static sm_buffer copy_of(sm_buffer src)
+{
+    sm_buffer b;
+
+    HX_EXPECT(sm_buffer_new(PAT, &b), SM_OK);
+    HX_EXPECT(sm_buffer_copy(b, sm_buffer_data(src), PAT), SM_OK);
+    return b;
+}
+
+/*
+ * 1,000 buffers (half frozen), 100 enclaves sealed from buffers and each opened into a
+ * buffer, 10 streams with 20 patterns each and one chunk taken back out of each.
+ */
+static void hold_everything(sm_buffer src, held *h)
+{
+    for (h->nbufs = 0; h->nbufs < 1000; h->nbufs++) {
+        h->bufs[h->nbufs] = copy_of(src);
+        if (h->nbufs % 2)
+            HX_EXPECT(sm_buffer_freeze(h->bufs[h->nbufs]), SM_OK);
+    }
+    for (h->nencs = 0; h->nencs < 100; h->nencs++) {
+        HX_EXPECT(sm_buffer_seal(copy_of(src), &h->encs[h->nencs]), SM_OK);
+        HX_EXPECT(sm_enclave_open(h->encs[h->nencs], &h->opened[h->nencs]), SM_OK);
+    }
+    for (h->nstreams = 0; h->nstreams < 10; h->nstreams++) {
+        sm_stream s;
+
+        HX_EXPECT(sm_stream_new(&s), SM_OK);
+        for (int k = 0; k < 20; k++) {
+            sm_buffer t = copy_of(src);
+
+            /* Written from guarded pages; the stream wipes its source. */
+            HX_EXPECT(sm_stream_write(s, sm_buffer_data(t), PAT), SM_OK);
+            HX_EXPECT(sm_buffer_destroy(t), SM_OK);
+        }
+        HX_EXPECT(sm_stream_next(s, &h->nexts[h->nstreams]), SM_OK);
+        h->streams[h->nstreams] = s;
+    }
+}
+
+/* ---- smaps ------------------------------------------------------------------------ */
+
+static void t_smaps_flags_and_guards(void)
+{
+    static const size_t sizes[] = { 1, 31, 32, 100, 4000, 4064, 4065, 4096, 5000, 3 * 4096 };
+    sm_buffer b[sizeof sizes / sizeof sizes[0]], o;
+    sm_enclave e;
+    sm_stream s;
+    smi_coffer_probe pr;
+    uint8_t tmp[64] = { 7 };
+
+    HX_EXPECT(sm_init(NULL), SM_OK);
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        HX_EXPECT(sm_buffer_new(sizes[i], &b[i]), SM_OK);
+        check_region(sm_buffer_data(b[i]), sizes[i], "rw-p", false);
+        HX_EXPECT(sm_buffer_freeze(b[i]), SM_OK);
+        check_region(sm_buffer_data(b[i]), sizes[i], "r--p", false);
+    }
+    /* An enclave's plaintext, opened into a buffer; the key's three regions at rest. */
+    HX_EXPECT(sm_enclave_new(tmp, sizeof tmp, &e), SM_OK);
+    HX_EXPECT(sm_enclave_open(e, &o), SM_OK);
+    check_region(sm_buffer_data(o), sizeof tmp, "r--p", false);
+    smi_coffer_test_probe(&pr);
+    HX_CHECK(pr.left != NULL, "no coffer after a seal");
+    check_region(smi_region_data(pr.left), pr.left->size, "---p", false);
+    check_region(smi_region_data(pr.right), pr.right->size, "---p", false);
+    check_region(smi_region_data(pr.work), pr.work->size, "rw-p", false);
+    /* A stream's chunk, taken back into a buffer. */
+    HX_EXPECT(sm_stream_new(&s), SM_OK);
+    memset(tmp, 9, sizeof tmp);
+    HX_EXPECT(sm_stream_write(s, tmp, sizeof tmp), SM_OK);
+    HX_EXPECT(sm_stream_next(s, &o), SM_OK);
+    check_region(sm_buffer_data(o), sizeof tmp, "r--p", false);
+    HX_EXPECT(sm_stream_destroy(s), SM_OK);
+}
+
+static void t_smaps_secretmem(void)
+{
+    sm_config cfg = { .backing = SM_BACKING_SECRETMEM_REQUIRED };
+    sm_buffer b;
+    char perms[5], flags[512];
+    size_t locked;
+    FILE *f;
+    char line[512];
+    bool seen = false;
+
+    HX_EXPECT(sm_init(&cfg), SM_OK);
+    HX_EXPECT(sm_buffer_new(100, &b), SM_OK);
+    sm_buffer_data(b)[0] = 1; /* fault the page in */
+    check_region(sm_buffer_data(b), 100, "rw-s", true);
+    smaps_at(sm_buffer_data(b), perms, flags, sizeof flags, &locked);
+    HX_CHECK(locked * 1024 >= inner_len(100), "secretmem Locked: %zu kB", locked);
+    /* /proc/self/maps names the file. */
+    f = fopen("/proc/self/maps", "r");
+    HX_CHECK(f != NULL, "/proc/self/maps");
+    while (fgets(line, sizeof line, f) != NULL) {
+        unsigned long lo, hi;
+
+        if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && (uintptr_t)sm_buffer_data(b) >= lo &&
+            (uintptr_t)sm_buffer_data(b) < hi)
+            seen = strstr(line, "/secretmem") != NULL;
+    }
+    fclose(f);
+    HX_CHECK(seen, "the data's mapping is not /secretmem in /proc/self/maps");
+}
+
+/* ---- core dumps ------------------------------------------------------------------- */
+
+/* Run argv (a program on PATH) with stdout and stderr to /dev/null; its exit status. */
+static int run_quiet(char *const argv[])
+{
+    int status;
+    pid_t pid = fork();
+
+    HX_CHECK(pid >= 0, "fork");
+    if (pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+
+        dup2(null, 1);
+        dup2(null, 2);
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    while (waitpid(pid, &status, 0) != pid)
+        HX_CHECK(errno == EINTR, "waitpid");
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* Occurrences of the pattern in the file at path. */
+static size_t pattern_in_file(const char *path, const masked *mk, size_t *size)
+{
+    int fd = open(path, O_RDONLY);
+    struct stat st;
+    uint8_t *p;
+    size_t hits;
+
+    HX_CHECK(fd >= 0, "open %s: %s", path, strerror(errno));
+    HX_CHECK(fstat(fd, &st) == 0 && st.st_size > 0, "%s is empty", path);
+    p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    HX_CHECK(p != MAP_FAILED, "mmap %s", path);
+    hits = count_pattern(p, (size_t)st.st_size, mk);
+    munmap(p, (size_t)st.st_size);
+    close(fd);
+    *size = (size_t)st.st_size;
+    return hits;
+}
+
+/*
+ * The child to be dumped. With the library: the pattern in 1,000 buffers, 100 opened
+ * enclaves and 10 streams, and sent to the parent with write(2) from guarded pages.
+ * Without (the control): 1,000 copies in malloc memory, sent likewise.
+ */
+static void core_child(int to_parent, int from_parent, bool library)
+{
+    static held h;
+    char go;
+
+    if (library) {
+        sm_buffer src;
+        masked mk;
+
+        HX_EXPECT(sm_init(NULL), SM_OK);
+        src = new_pattern(&mk);
+        memset(&mk, 0, sizeof mk);
+        hold_everything(src, &h);
+        write_all(to_parent, sm_buffer_data(src), PAT);
+    } else {
+        uint8_t *copies = malloc(1000 * PAT);
+
+        HX_CHECK(copies != NULL, "malloc");
+        HX_EXPECT(sm_random(copies, PAT), SM_OK);
+        for (int i = 1; i < 1000; i++)
+            memcpy(copies + i * PAT, copies, PAT);
+        write_all(to_parent, copies, PAT);
+    }
+    /* Stay alive, every object held, until the parent has the core. */
+    read_all(from_parent, &go, 1);
+    exit(0);
+}
+
+/* Fork a core child, dump it with gcore, and count the pattern in the core file. */
+static size_t dump_and_count(bool library, size_t *core_size)
+{
+    int up[2], down[2], status;
+    uint8_t pat[PAT];
+    masked mk;
+    char core[300], prefix[256], pidarg[32];
+    size_t hits;
+    pid_t pid;
+
+    HX_CHECK(pipe(up) == 0 && pipe(down) == 0, "pipe");
+    pid = fork();
+    HX_CHECK(pid >= 0, "fork");
+    if (pid == 0) {
+        close(up[0]);
+        close(down[1]);
+        core_child(up[1], down[0], library);
+    }
+    close(up[1]);
+    close(down[0]);
+    /* The parent is never dumped; it keeps the pattern only masked all the same. */
+    read_all(up[0], pat, PAT);
+    HX_EXPECT(sm_random(mk.mask, PAT), SM_OK);
+    for (unsigned i = 0; i < PAT; i++)
+        mk.m[i] = pat[i] ^ mk.mask[i];
+    sm_wipe(pat, PAT);
+
+    mkdir(SM_KERNEL_DIR, 0755);
+    snprintf(prefix, sizeof prefix, "%s/core-%s", SM_KERNEL_DIR, library ? "lib" : "control");
+    snprintf(core, sizeof core, "%s.%d", prefix, (int)pid);
+    snprintf(pidarg, sizeof pidarg, "%d", (int)pid);
+    unlink(core);
+    {
+        char *argv[] = { "gcore", "-o", prefix, pidarg, NULL };
+        int rc = run_quiet(argv);
+
+        HX_CHECK(rc == 0, "gcore exited with %d (is gdb installed? ci/install-deps test)", rc);
+    }
+    write_all(down[1], "g", 1);
+    HX_CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+             "the core child failed");
+    hits = pattern_in_file(core, &mk, core_size);
+    unlink(core);
+    close(up[0]);
+    close(down[1]);
+    return hits;
+}
+
+static void t_core_dump_lacks_the_pattern(void)
+{
+    size_t size, hits = dump_and_count(true, &size);
+
+    hx_say("  core of the library child: %zu bytes, pattern found %zu times", size, hits);
+    HX_CHECK(hits == 0, "the core holds the pattern %zu times", hits);
+}
+
+/* The control: the same search on a core of the pattern in ordinary memory finds it. */
+static void t_core_dump_control_has_the_pattern(void)
+{
+    size_t size, hits = dump_and_count(false, &size);
+
+    hx_say("  core of the control child: %zu bytes, pattern found %zu times", size, hits);
+    HX_CHECK(hits >= 1000, "the control core holds the pattern only %zu times", hits);
+}
+
+/* ---- fork -------------------------------------------------------------------------- */
+
+typedef struct spots {
+    const uint8_t *p[1211];
+    size_t         n;
+} spots;
+
+/* The data addresses of everything in h that holds the pattern in plaintext. */
+static void spots_of(const held *h, spots *s)
+{
+    s->n = 0;
+    for (size_t i = 0; i < h->nbufs; i++)
+        s->p[s->n++] = sm_buffer_data(h->bufs[i]);
+    for (size_t i = 0; i < h->nencs; i++)
+        s->p[s->n++] = sm_buffer_data(h->opened[i]);
+    for (size_t i = 0; i < h->nstreams; i++)
+        s->p[s->n++] = sm_buffer_data(h->nexts[i]);
+}
+
+/*
+ * Fork, and in the child read the first bytes of each object in s (one child per object,
+ * so that a fault tells which). raw: the fork system call itself, which runs no
+ * pthread_atfork handler, so the child sees exactly what the kernel made of the pages
+ * (WIPEONFORK: zeroes; DONTFORK: not mapped). Otherwise fork(3), after which the
+ * library's child handler has also unmapped every pre-fork object. The child exits 0
+ * for zeroes and 1 for anything else; a fault kills it.
+ */
+static void fork_reads(const spots *s, const masked *mk, bool raw, bool want_fault)
+{
+    for (size_t i = 0; i < s->n; i += 37) {
+        int status;
+        pid_t pid = raw ? (pid_t)syscall(SYS_fork) : fork();
+
+        HX_CHECK(pid >= 0, "fork");
+        if (pid == 0) {
+            unsigned acc = 0;
+
+            for (unsigned k = 0; k < PAT; k++)
+                acc |= s->p[i][k];
+            _exit(acc == 0 ? 0 : 1);
+        }
+        HX_CHECK(waitpid(pid, &status, 0) == pid, "waitpid");
+        HX_CHECK(!(WIFEXITED(status) && WEXITSTATUS(status) == 1),
+                 "object %zu: a forked child read non-zero bytes", i);
+        if (want_fault)
+            HX_CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV,
+                     "object %zu: the child did not fault: %#x", i, status);
+        else
+            HX_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                     "object %zu: the child did not read zeroes: %#x", i, status);
+        HX_CHECK(is_pattern(s->p[i], mk), "the parent lost object %zu", i);
+    }
+}
+
+static void fork_check(bool secretmem)
+{
+    static held h;
+    static spots s;
+    sm_config cfg = { .backing = secretmem ? SM_BACKING_SECRETMEM_REQUIRED : SM_BACKING_ANON };
+    masked mk;
+    sm_buffer src;
+
+    HX_EXPECT(sm_init(&cfg), SM_OK);
+    src = new_pattern(&mk);
+    hold_everything(src, &h);
+    spots_of(&h, &s);
+    for (size_t i = 0; i < s.n; i++)
+        HX_CHECK(is_pattern(s.p[i], &mk), "object %zu does not hold the pattern", i);
+    /* The kernel alone: WIPEONFORK pages read as zeroes, DONTFORK pages are not there. */
+    fork_reads(&s, &mk, true, secretmem);
+    /* Through fork(3): the library's handler has unmapped every pre-fork object too. */
+    fork_reads(&s, &mk, false, true);
+}
+
+static void t_fork_child_reads_zeroes(void)
+{
+    fork_check(false);
+}
+
+static void t_fork_child_faults_on_secretmem(void)
+{
+    fork_check(true);
+}
+
+/* ---- another process reading secretmem --------------------------------------------- */
+
+/*
+ * A child with one buffer holding the pattern (secretmem or anonymous backing) sends its
+ * data address, then waits. The parent tries process_vm_readv and /proc/<pid>/mem.
+ */
+static void peek_from_parent(bool secretmem, bool *vm_ok, bool *mem_ok, bool *vm_match)
+{
+    int up[2], down[2], status;
+    uintptr_t addr;
+    uint8_t got[PAT], pat[PAT];
+    masked mk;
+    char path[64], go;
+    pid_t pid;
+
+    HX_CHECK(pipe(up) == 0 && pipe(down) == 0, "pipe");
+    pid = fork();
+    HX_CHECK(pid >= 0, "fork");
+    if (pid == 0) {
+        sm_config cfg = { .backing = secretmem ? SM_BACKING_SECRETMEM_REQUIRED
+                                               : SM_BACKING_ANON };
+        sm_buffer src;
+
+        HX_EXPECT(sm_init(&cfg), SM_OK);
+        src = new_pattern(&mk);
+        addr = (uintptr_t)sm_buffer_data(src);
+        write_all(up[1], sm_buffer_data(src), PAT);
+        write_all(up[1], &addr, sizeof addr);
+        read_all(down[0], &go, 1);
+        exit(0);
+    }
+    read_all(up[0], pat, PAT);
+    read_all(up[0], &addr, sizeof addr);
+    HX_EXPECT(sm_random(mk.mask, PAT), SM_OK);
+    for (unsigned i = 0; i < PAT; i++)
+        mk.m[i] = pat[i] ^ mk.mask[i];
+    sm_wipe(pat, PAT);
+    {
+        struct iovec local = { got, PAT }, remote = { (void *)addr, PAT };
+        ssize_t n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+
+        *vm_ok = n == (ssize_t)PAT;
+        *vm_match = *vm_ok && is_pattern(got, &mk);
+    }
+    snprintf(path, sizeof path, "/proc/%d/mem", (int)pid);
+    {
+        int fd = open(path, O_RDONLY);
+
+        HX_CHECK(fd >= 0, "open %s: %s", path, strerror(errno));
+        *mem_ok = pread(fd, got, PAT, (off_t)addr) == (ssize_t)PAT;
+        close(fd);
+    }
+    sm_wipe(got, PAT);
+    write_all(down[1], "g", 1);
+    HX_CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+             "the child failed");
+    close(up[0]);
+    close(up[1]);
+    close(down[0]);
+    close(down[1]);
+}
+
+static void t_secretmem_unreadable_from_another_process(void)
+{
+    bool vm_ok, mem_ok, vm_match;
+
+    /* The control: anonymous backing is readable by a privileged parent (we are root). */
+    peek_from_parent(false, &vm_ok, &mem_ok, &vm_match);
+    if (!vm_ok || !vm_match)
+        hx_skip("process_vm_readv cannot read a child here at all: no control");
+    HX_CHECK(mem_ok, "/proc/pid/mem cannot read anonymous memory: no control");
+    peek_from_parent(true, &vm_ok, &mem_ok, &vm_match);
+    HX_CHECK(!vm_ok, "process_vm_readv read secretmem from another process");
+    HX_CHECK(!mem_ok, "/proc/pid/mem read secretmem from another process");
+}
+
+/* ---- after purge and destroy ----------------------------------------------------- */
+
+/* A static scratch for the scan, wiped after every chunk: the scan leaves no copy. */
+static uint8_t scan_buf[1 << 16];
+
+/*
+ * Occurrences of the pattern in every readable mapping of this process, read through
+ * /proc/self/mem (an unreadable page is an error there, not a fault). Mappings that are
+ * not readable, [vvar] and [vsyscall] are skipped.
+ */
+static size_t scan_self(const masked *mk, size_t *regions)
+{
+    static char maps[1 << 20];
+    size_t hits = 0, len = 0;
+    int fd = open("/proc/self/maps", O_RDONLY), mem;
+    ssize_t r;
+
+    HX_CHECK(fd >= 0, "/proc/self/maps");
+    while ((r = read(fd, maps + len, sizeof maps - 1 - len)) > 0)
+        len += (size_t)r;
+    close(fd);
+    maps[len] = 0;
+    mem = open("/proc/self/mem", O_RDONLY);
+    HX_CHECK(mem >= 0, "/proc/self/mem");
+    *regions = 0;
+    for (char *line = maps; *line != 0;) {
+        char *eol = strchr(line, '\n');
+        unsigned long lo, hi;
+        char perms[5];
+
+        if (eol != NULL)
+            *eol = 0;
+        if (sscanf(line, "%lx-%lx %4s", &lo, &hi, perms) == 3 && perms[0] == 'r' &&
+            strstr(line, "[vvar]") == NULL && strstr(line, "[vsyscall]") == NULL) {
+            (*regions)++;
+            /* Chunks overlap by PAT - 1 bytes, so that no occurrence is split. */
+            for (unsigned long at = lo; at < hi;) {
+                size_t want = hi - at < sizeof scan_buf ? hi - at : sizeof scan_buf;
+                ssize_t n = pread(mem, scan_buf, want, (off_t)at);
+
+                if (n <= 0) {
+                    /* An unreadable page (a guard inside a readable range): skip it. */
+                    at = (at + page()) & ~(unsigned long)(page() - 1);
+                    continue;
+                }
+                hits += count_pattern(scan_buf, (size_t)n, mk);
+                sm_wipe(scan_buf, (size_t)n);
+                if ((size_t)n < PAT || at + (size_t)n >= hi)
+                    break;
+                at += (size_t)n - (PAT - 1);
+            }
+        }
+        if (eol == NULL)
+            break;
+        line = eol + 1;
+    }
+    close(mem);
+    return hits;
+}
+
+static void t_after_purge_and_destroy_nothing_remains(void)
+{
+    static held h;
+    static spots s;
+    sm_buffer src;
+    masked mk;
+    size_t hits, regions, unmapped = 0;
+    char perms[5], flags[256];
+    size_t locked;
+    sm_stats st;
+
+    HX_EXPECT(sm_init(NULL), SM_OK);
+    src = new_pattern(&mk);
+    hold_everything(src, &h);
+    spots_of(&h, &s);
+    /* The control: the scan finds every live copy (and nothing else holds one). */
+    hits = scan_self(&mk, &regions);
+    hx_say("  before: %zu copies in %zu readable mappings", hits, regions);
+    HX_CHECK(hits >= s.n / 2, "the scan found only %zu of %zu live copies", hits, s.n);
+    /* Destroy about half by hand, including the source; purge the rest. */
+    for (size_t i = 0; i < h.nbufs; i += 2)
+        HX_EXPECT(sm_buffer_destroy(h.bufs[i]), SM_OK);
+    for (size_t i = 0; i < h.nencs; i += 2) {
+        HX_EXPECT(sm_buffer_destroy(h.opened[i]), SM_OK);
+        HX_EXPECT(sm_enclave_destroy(h.encs[i]), SM_OK);
+    }
+    for (size_t i = 0; i < h.nstreams; i += 2)
+        HX_EXPECT(sm_stream_destroy(h.streams[i]), SM_OK);
+    HX_EXPECT(sm_buffer_destroy(src), SM_OK);
+    sm_purge();
+    for (size_t i = 0; i < s.n; i++)
+        unmapped += smaps_of(s.p[i], perms, flags, sizeof flags, &locked) != 0;
+    HX_CHECK(unmapped == s.n, "%zu of %zu objects' pages are still mapped", s.n - unmapped,
+             s.n);
+    hits = scan_self(&mk, &regions);
+    hx_say("  after: %zu copies in %zu readable mappings", hits, regions);
+    HX_CHECK(hits == 0, "the pattern remains %zu times in readable memory", hits);
+    HX_EXPECT(sm_stats_get(&st), SM_OK);
+    HX_CHECK(st.buffers_live == 0 && st.enclaves_live == 0 && st.streams_live == 0,
+             "objects left live");
+    HX_CHECK(st.bytes_locked == page(), "%llu bytes locked after purge",
+             (unsigned long long)st.bytes_locked);
+}
+
+static const hx_test tests[] = {
+    { "smaps_flags_and_guards", t_smaps_flags_and_guards },
+    { "smaps_secretmem", t_smaps_secretmem },
+    { "core_dump_control_has_the_pattern", t_core_dump_control_has_the_pattern },
+    { "core_dump_lacks_the_pattern", t_core_dump_lacks_the_pattern },
+    { "fork_child_reads_zeroes", t_fork_child_reads_zeroes },
+    { "fork_child_faults_on_secretmem", t_fork_child_faults_on_secretmem },
+    { "secretmem_unreadable_from_another_process", t_secretmem_unreadable_from_another_process },
+    { "after_purge_and_destroy_nothing_remains", t_after_purge_and_destroy_nothing_remains },
+};
+
+int main(int argc, char **argv)
+{
+    return hx_main("kernel", tests, sizeof tests / sizeof tests[0], 300, argc, argv);
+}
