@@ -374,11 +374,15 @@ static sm_status ensure_key(unsigned s, key_origin *origin)
 /* Undo make_new after a later step of the same call failed. */
 static void unmake(void)
 {
-    /* A purge that cleared published first owns the teardown (run when this call leaves). */
-    if (!atomic_exchange(&published, false))
+    int none = TEARDOWN_NONE;
+
+    /* A purge that claimed the teardown first owns it (run when this call leaves). */
+    if (!atomic_compare_exchange_strong(&teardown, &none, TEARDOWN_RUNNING))
         return;
+    atomic_store(&published, false);
     for (unsigned n = NREGIONS; n-- > 0;)
         smi_region_unmake(&regions[n]);
+    atomic_store(&teardown, TEARDOWN_NONE);
 }
 
 static sm_status open_shares(void)
@@ -693,6 +697,13 @@ static void run_teardown(void)
 {
     int want = TEARDOWN_PENDING;
 
+    /*
+     * Not while the regions are still published: the purge that claimed the teardown
+     * has not withdrawn them yet, and an operation may be entering on them. That purge
+     * runs it (or the last operation to leave does), once it has (purge below).
+     */
+    if (atomic_load(&published))
+        return;
     if (!atomic_compare_exchange_strong(&teardown, &want, TEARDOWN_RUNNING))
         return;
     SMI_VG_RECEIVE(&published);
@@ -705,11 +716,23 @@ static void run_teardown(void)
 
 static void purge(bool now)
 {
+    int none = TEARDOWN_NONE;
+
     /* First, so that an operation still in its cipher sees it when it ends. */
     atomic_fetch_add(&purge_epoch, 1);
-    /* Whoever clears published owns the regions' teardown: two purges cannot both. */
-    if (atomic_exchange(&published, false))
-        atomic_store(&teardown, TEARDOWN_PENDING);
+    /*
+     * Claim the teardown, then withdraw the regions, in this order: a thread that finds
+     * published false then always finds the teardown pending, running or done, never
+     * a moment in between in which ensure_key could make new regions over the old ones
+     * (which the teardown would then unmap under a live key). Two purges cannot both
+     * claim it. A teardown claimed by anyone means the regions are withdrawn: any purge
+     * may store that, which also covers a purge in a signal handler that interrupted
+     * another between its claim and its store.
+     */
+    if (atomic_load(&published))
+        (void)atomic_compare_exchange_strong(&teardown, &none, TEARDOWN_PENDING);
+    if (atomic_load(&teardown) != TEARDOWN_NONE)
+        atomic_store(&published, false);
     if (now) {
         /*
          * The process ends: give the operations in flight a moment to leave (they hold no

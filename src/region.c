@@ -46,6 +46,7 @@ static sm_status map_anon(smi_region *r)
         st = SM_E_NOMEM;
     if (st != SM_OK)
         goto out;
+    SMI_VG_NEW_MEMORY(r->base + page, r->lay.inner_len);
     r->locked = sm_os_mlock(r->base + page, r->lay.inner_len) == SM_OK;
     if (!r->locked && smi_runtime_config()->lock_policy == SM_LOCK_REQUIRED) {
         st = SM_E_LOCK;
@@ -81,6 +82,8 @@ static sm_status map_secret(smi_region *r)
     if (st == SM_OK) {
         r->base = base;
         st = sm_os_mmap_fd(r->base + page, r->lay.inner_len, fd);
+        if (st == SM_OK)
+            SMI_VG_NEW_MEMORY(r->base + page, r->lay.inner_len);
     }
     /* The mapping keeps the file alive; close cannot lose it (the fd is gone either way). */
     (void)sm_os_close(fd);
