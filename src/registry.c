@@ -170,20 +170,28 @@ static void unlock_slot(smi_slot *s)
         smi_panic(smi_corrupt_msg);
 }
 
-sm_status smi_registry_acquire(uint64_t id, smi_kind kind, smi_slot **out)
+/*
+ * The slot that id names, if id is still its live object: checked without the lock, so
+ * that stale ids are refused without touching it. NULL for anything else.
+ */
+static smi_slot *live_slot(uint64_t id, smi_kind kind)
 {
     uint32_t index = smi_handle_index(id);
     smi_slot *s;
 
     if (smi_handle_kind(id) != (unsigned)kind ||
         index >= atomic_load_explicit(&used, memory_order_acquire))
-        return SM_E_STATE;
+        return NULL;
     s = slot_at(index);
-    /* Reject stale ids without touching the lock, then confirm under it. */
     if (atomic_load_explicit(&s->id, memory_order_acquire) != id)
-        return SM_E_STATE;
+        return NULL;
     SMI_VG_RECEIVE(&s->id);
-    pthread_mutex_lock(&s->lock);
+    return s;
+}
+
+/* With the lock now held: confirm id, or unlock (finishing a pending purge) and refuse. */
+static sm_status confirm(smi_slot *s, uint64_t id, smi_slot **out)
+{
     if (atomic_load_explicit(&s->id, memory_order_relaxed) != id) {
         unlock_slot(s);
         return SM_E_STATE;
@@ -192,26 +200,26 @@ sm_status smi_registry_acquire(uint64_t id, smi_kind kind, smi_slot **out)
     return SM_OK;
 }
 
+sm_status smi_registry_acquire(uint64_t id, smi_kind kind, smi_slot **out)
+{
+    smi_slot *s = live_slot(id, kind);
+
+    if (s == NULL)
+        return SM_E_STATE;
+    pthread_mutex_lock(&s->lock);
+    return confirm(s, id, out);
+}
+
 sm_status smi_registry_try_acquire(uint64_t id, smi_kind kind, smi_slot **out)
 {
-    uint32_t index = smi_handle_index(id);
-    smi_slot *s;
+    smi_slot *s = live_slot(id, kind);
 
-    if (smi_handle_kind(id) != (unsigned)kind ||
-        index >= atomic_load_explicit(&used, memory_order_acquire))
-        return SM_E_STATE;
-    s = slot_at(index);
-    if (atomic_load_explicit(&s->id, memory_order_acquire) != id)
+    if (s == NULL)
         return SM_E_STATE;
     /* Held by another thread: this caller would have had to wait. */
     if (pthread_mutex_trylock(&s->lock) != 0)
         return SM_E_BUSY;
-    if (atomic_load_explicit(&s->id, memory_order_relaxed) != id) {
-        pthread_mutex_unlock(&s->lock);
-        return SM_E_STATE;
-    }
-    *out = s;
-    return SM_OK;
+    return confirm(s, id, out);
 }
 
 void smi_registry_release(smi_slot *s)
