@@ -47,7 +47,7 @@ static sm_status map_for(size_t size, smi_enclave *e)
     len = smi_round_up(HEAD + size, sm_os_page_size());
     if (len == 0)
         return SM_E_INVAL;
-    st = sm_os_mmap(len, SM_PROT_READWRITE, &p);
+    st = sm_os_mmap_filled(len, &p);
     if (st != SM_OK)
         return st;
     e->map = p;

@@ -60,7 +60,7 @@ static void make_aad(size_t len, uint8_t aad[16])
 static sm_status chunk_map(chunk **out)
 {
     void *p;
-    sm_status st = sm_os_mmap(map_len(), SM_PROT_READWRITE, &p);
+    sm_status st = sm_os_mmap_filled(map_len(), &p);
 
     if (st == SM_OK)
         *out = p;

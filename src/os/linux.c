@@ -147,14 +147,30 @@ uint64_t sm_os_monotonic_ns(void)
 #endif
 }
 
-sm_status sm_os_mmap(size_t len, sm_prot prot, void **out)
+static sm_status map_private(size_t len, int prot, int flags, void **out)
 {
     void *p = MAP_FAILED;
 
     SM_OS_CALL(SM_OS_MMAP, == MAP_FAILED,
-               p = mmap(NULL, len, prot_bits(prot), MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+               p = mmap(NULL, len, prot, MAP_PRIVATE | MAP_ANONYMOUS | flags, -1, 0));
     *out = p;
     return SM_OK;
+}
+
+sm_status sm_os_mmap(size_t len, sm_prot prot, void **out)
+{
+    return map_private(len, prot_bits(prot), 0, out);
+}
+
+/*
+ * MAP_POPULATE faults every page in within the one mmap call. The caller fills the
+ * mapping whole at once, so this does the work of a page fault per page without the
+ * faults. A page the kernel cannot populate is faulted in later as usual: MAP_POPULATE
+ * never makes mmap fail, so the errors are mmap's.
+ */
+sm_status sm_os_mmap_filled(size_t len, void **out)
+{
+    return map_private(len, PROT_READ | PROT_WRITE, MAP_POPULATE, out);
 }
 
 sm_status sm_os_mmap_fd(void *addr, size_t len, int fd)

@@ -51,6 +51,12 @@ uint64_t sm_os_monotonic_ns(void);
 
 /* Map len bytes of private anonymous memory with protection prot. */
 sm_status sm_os_mmap(size_t len, sm_prot prot, void **out);
+/*
+ * The same, READWRITE, with every page already present: for a mapping that the caller
+ * writes whole at once (enclave ciphertext, stream chunks). One system call instead of
+ * a page fault per page. The fault shim counts it as SM_OS_MMAP: it is mmap.
+ */
+sm_status sm_os_mmap_filled(size_t len, void **out);
 /* Map len bytes of fd READWRITE and shared, replacing the reserved range at addr. */
 sm_status sm_os_mmap_fd(void *addr, size_t len, int fd);
 sm_status sm_os_munmap(void *p, size_t len);

@@ -146,3 +146,35 @@ Test(os, refused_munmaps_are_remembered_and_reclaimed)
     cr_assert_eq(errno, ENOMEM);
     cr_assert_eq(sm_os_fault_reclaim(), 0);
 }
+
+/*
+ * sm_os_mmap_filled: every page is present when mmap returns (mincore), readable and
+ * writable, and zeroed; plain sm_os_mmap leaves them to be faulted in. A failure is
+ * mmap's, counted as mmap by the fault shim.
+ */
+Test(os, mmap_filled_pages_are_present_at_once)
+{
+    size_t len = 16 * 4096;
+    unsigned char vec[16];
+    uint8_t *p;
+    void *q;
+
+    cr_assert_eq(sm_os_mmap_filled(len, &q), SM_OK);
+    p = q;
+    cr_assert_eq(mincore(p, len, vec), 0);
+    for (size_t i = 0; i < 16; i++) {
+        cr_assert(vec[i] & 1, "page %zu is not present", i);
+        cr_assert_eq(p[i * 4096], 0);
+    }
+    p[len - 1] = 1;
+    cr_assert_eq(sm_os_munmap(p, len), SM_OK);
+    cr_assert_eq(sm_os_mmap(len, SM_PROT_READWRITE, &q), SM_OK);
+    cr_assert_eq(mincore(q, len, vec), 0);
+    cr_assert_eq(vec[3] & 1, 0, "an ordinary mapping is faulted in page by page");
+    cr_assert_eq(sm_os_munmap(q, len), SM_OK);
+    sm_os_fault_reset();
+    sm_os_fault_arm(SM_OS_MMAP, 1, ENOMEM, false);
+    cr_assert_eq(sm_os_mmap_filled(len, &q), SM_E_NOMEM);
+    cr_assert_eq(sm_last_os_error(), ENOMEM);
+    sm_os_fault_reset();
+}
