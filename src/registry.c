@@ -203,6 +203,7 @@ sm_status smi_registry_try_acquire(uint64_t id, smi_kind kind, smi_slot **out)
     s = slot_at(index);
     if (atomic_load_explicit(&s->id, memory_order_acquire) != id)
         return SM_E_STATE;
+    SMI_VG_RECEIVE(&s->id);
     /* Held by another thread: this caller would have had to wait. */
     if (pthread_mutex_trylock(&s->lock) != 0)
         return SM_E_BUSY;
