@@ -208,7 +208,8 @@ sm_status smi_registry_try_acquire(uint64_t id, smi_kind kind, smi_slot **out)
     if (pthread_mutex_trylock(&s->lock) != 0)
         return SM_E_BUSY;
     if (atomic_load_explicit(&s->id, memory_order_relaxed) != id) {
-        pthread_mutex_unlock(&s->lock);
+        /* A purge may have claimed it while this thread held the lock: finish it. */
+        unlock_slot(s);
         return SM_E_STATE;
     }
     *out = s;
