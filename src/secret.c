@@ -8,7 +8,10 @@
  * destroying: system calls, or a decryption for some factories) run outside it, with
  * `changing` set, so that queries never wait on them and a try can see them (SM_E_BUSY).
  * Everyone who needs the window waits on the slot's condition variable until `changing`
- * is clear; each change ends with a broadcast. The protocol's decisions are the core's
+ * is clear; each change ends with a broadcast. Every unlock is smi_registry_release,
+ * never a bare pthread_mutex_unlock: a purge that found the lock held leaves the secret
+ * to the holder, who finishes it there (registry.c, unlock_slot); a bare unlock left it
+ * counted live, unwiped and mapped for good. The protocol's decisions are the core's
  * smi_sec_decide (spec/secret-states.tsv); this file does what it says.
  *
  * Purge. A purge claims the slot and may wipe its body while a thread is changing the
@@ -518,7 +521,7 @@ static void change_begin(smi_slot *s, smi_secret *b, change *c)
     c->f = b->f;
     c->be = backend_of(b->f);
     c->store = b->store;
-    pthread_mutex_unlock(&s->lock);
+    smi_registry_release(s);
 }
 
 /*
@@ -546,7 +549,7 @@ static bool change_end(smi_slot *s, uint64_t id, change *c, bool pages_left)
     smi_wipe(c, sizeof *c);
     pthread_cond_broadcast(&s->cond);
     if (!live)
-        pthread_mutex_unlock(&s->lock);
+        smi_registry_release(s);
     return live;
 }
 
@@ -574,15 +577,15 @@ static sm_status enter(smi_slot *s, uint64_t id, bool try, const uint8_t **bytes
             pthread_cond_wait(&s->cond, &s->lock);
             /* Closed, purged, or even reused for another object meanwhile. */
             if (gone(s, id)) {
-                pthread_mutex_unlock(&s->lock);
+                smi_registry_release(s);
                 return SM_E_STATE;
             }
             continue;
         case SMI_SACT_BUSY:
-            pthread_mutex_unlock(&s->lock);
+            smi_registry_release(s);
             return SM_E_BUSY;
         default:
-            pthread_mutex_unlock(&s->lock);
+            smi_registry_release(s);
             return SM_E_STATE;
         }
     }
@@ -595,7 +598,7 @@ open:
         return SM_E_STATE;
     if (st != SM_OK) {
         b->readers = 0;
-        pthread_mutex_unlock(&s->lock);
+        smi_registry_release(s);
         return st;
     }
     b->window = w;
@@ -603,7 +606,7 @@ open:
 in:
     *bytes = b->window;
     *size = b->size;
-    pthread_mutex_unlock(&s->lock);
+    smi_registry_release(s);
     held_push(id);
     return SM_OK;
 }
@@ -620,13 +623,13 @@ static sm_status leave(smi_slot *s, uint64_t id)
     if (gone(s, id)) {
         /* Purged during the access: wiped in place and left mapped (file comment). */
         pthread_cond_broadcast(&s->cond);
-        pthread_mutex_unlock(&s->lock);
+        smi_registry_release(s);
         return SM_OK;
     }
     switch (decide(b, SMI_SOP_LEAVE)) {
     case SMI_SACT_DEPART:
         b->readers--;
-        pthread_mutex_unlock(&s->lock);
+        smi_registry_release(s);
         return SM_OK;
     case SMI_SACT_SHUT:
         break;
@@ -643,7 +646,7 @@ static sm_status leave(smi_slot *s, uint64_t id)
         b->readable = false;
         b->window = NULL;
     }
-    pthread_mutex_unlock(&s->lock);
+    smi_registry_release(s);
     return st;
 }
 
@@ -843,7 +846,7 @@ sm_status sm_secret_close(sm_secret sec)
         pthread_cond_wait(&s->cond, &s->lock);
         if (gone(s, sec.id)) {
             /* Purged meanwhile: the purge wiped the bytes. */
-            pthread_mutex_unlock(&s->lock);
+            smi_registry_release(s);
             return SM_OK;
         }
     }
@@ -854,7 +857,7 @@ sm_status sm_secret_close(sm_secret sec)
     if (st != SM_OK) {
         /* Open again, as after a failed sm_buffer_destroy: the close can be retried. */
         b->closing = false;
-        pthread_mutex_unlock(&s->lock);
+        smi_registry_release(s);
         return st;
     }
     smi_registry_remove(s);

@@ -105,7 +105,13 @@ typedef struct sm_factory {
  * access in flight and wiped and unmapped by the last. Each window is a guarded region
  * made (sm_stats.allocations_total). It follows the lock policy and backing while a
  * window is open. A failed unmap at the last exit keeps the window open, with its bytes,
- * until the next last exit.
+ * until the next last exit. So the first access in flight can be refused where the other
+ * factories' are not: SM_E_LOCK when the window cannot be locked (REQUIRED), SM_E_NOMEM
+ * when no address space or mapping is left; fn is then not called and nothing changes.
+ * Its sm_secret_new draws the enclave key if there is none yet (SM_E_RANDOM). A secret
+ * made while a purge runs (from a signal handler that interrupted sm_secret_new) may be
+ * sealed under the key that purge took: it is published, every access gives SM_E_AUTH,
+ * and close works, as for an enclave made then.
  */
 SM_API const sm_factory *sm_factory_protected(void);
 SM_API const sm_factory *sm_factory_guarded(void);

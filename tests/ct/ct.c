@@ -240,6 +240,68 @@ static void t_enclave_seal_and_open(void)
 }
 
 /*
+ * Secrets of the library's factories through the public API, with the source secret:
+ * the copy in, the encrypted factory's seal and its open into a window at each access
+ * (with the enclave key's shares secret too), a reader's copy out, and the wipe at
+ * close. The callback compares the window with sm_equal and declares only the verdict
+ * public, as a caller would.
+ */
+typedef struct ct_want {
+    const uint8_t *want;
+    size_t         n;
+    bool           eq;
+} ct_want;
+
+static sm_status ct_equal_fn(const uint8_t *b, size_t n, void *ctx)
+{
+    ct_want *w = ctx;
+
+    w->eq = n == w->n && sm_equal(b, w->want, n);
+    PUBLIC(&w->eq, sizeof w->eq);
+    return SM_OK;
+}
+
+static void t_secret_factories(void)
+{
+    static uint8_t src[2000], want[2000], out[2000];
+    const sm_factory *const fs[] = { sm_factory_protected(), sm_factory_guarded(),
+                                     sm_factory_encrypted() };
+    sm_enclave warm;
+    uint8_t one = 1;
+    smi_coffer_probe pr;
+
+    need_valgrind();
+    HX_EXPECT(sm_init(NULL), SM_OK);
+    /* The enclave key exists from here on: mark its shares secret, as above. */
+    HX_EXPECT(sm_enclave_new(&one, 1, &warm), SM_OK);
+    smi_coffer_test_probe(&pr);
+    SECRET(smi_region_data(pr.left), 32);
+    SECRET(smi_region_data(pr.right), 32);
+    for (size_t k = 0; k < sizeof fs / sizeof fs[0]; k++) {
+        for (size_t n = 1; n <= sizeof src; n = n * 4 + 3) {
+            ct_want w = { want, n, false };
+            sm_secret s;
+            size_t got;
+            bool eq;
+
+            fill(src, n, (uint8_t)(0x21 + k));
+            memcpy(want, src, n);
+            SECRET(src, n);
+            SECRET(want, n);
+            HX_EXPECT(sm_secret_new(fs[k], src, n, &s), SM_OK);
+            HX_EXPECT(sm_secret_with_bytes(s, ct_equal_fn, &w), SM_OK);
+            HX_CHECK(w.eq, "factory %zu, %zu bytes: other bytes in the window", k, n);
+            HX_EXPECT(sm_secret_read_at(s, 0, out, n, &got), SM_OK);
+            eq = got == n && sm_equal(out, want, n);
+            PUBLIC(&eq, sizeof eq);
+            HX_CHECK(eq, "factory %zu, %zu bytes: the reader copied other bytes", k, n);
+            HX_EXPECT(sm_secret_close(s), SM_OK);
+        }
+    }
+    HX_EXPECT(sm_enclave_destroy(warm), SM_OK);
+}
+
+/*
  * The negative control, run on its own (make ct checks that Memcheck reports it): a
  * compare that exits early, on secret bytes. If this is not reported, the method is not
  * working here, and a clean run of the tests above would prove nothing.
@@ -275,6 +337,7 @@ static const hx_test tests[] = {
     { "aead_chacha", t_aead_chacha },
     { "aead_chacha_portable", t_aead_chacha_portable },
     { "enclave_seal_and_open", t_enclave_seal_and_open },
+    { "secret_factories", t_secret_factories },
 };
 
 static const hx_test control[] = { { "control", t_control } };

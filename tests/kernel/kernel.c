@@ -33,6 +33,7 @@
 
 #include "../common/harness.h"
 #include "../unit/helpers.h"
+#include "example_factory.h"
 
 #define PAT 32u
 
@@ -185,6 +186,8 @@ typedef struct held {
     sm_stream  streams[10];
     sm_buffer  nexts[10];
     size_t     nstreams;
+    sm_secret  secs[1000];
+    size_t     nsecs;
 } held;
 
 /* A MUTABLE buffer holding the pattern, copied by the library from src. */
@@ -197,9 +200,77 @@ static sm_buffer copy_of(sm_buffer src)
     return b;
 }
 
+/* ---- secrets holding the pattern ---------------------------------------------------- */
+
+/* Every factory: the library's three and the example custom one (tests/factory). */
+#define NFACT 4u
+enum { PROTECTED, GUARDED, ENCRYPTED, CUSTOM };
+static const char *const fname[NFACT] = { "protected", "guarded", "encrypted", "custom" };
+
+static const sm_factory *factory(unsigned k)
+{
+    switch (k % NFACT) {
+    case PROTECTED:
+        return sm_factory_protected();
+    case GUARDED:
+        return sm_factory_guarded();
+    case ENCRYPTED:
+        return sm_factory_encrypted();
+    default:
+        return example_factory();
+    }
+}
+
+/* A secret of factory k holding the pattern, copied from a guarded buffer it then wipes. */
+static sm_secret secret_of_pattern(unsigned k, sm_buffer src)
+{
+    sm_buffer t = copy_of(src);
+    sm_secret s;
+
+    HX_EXPECT(sm_secret_new(factory(k), sm_buffer_data(t), PAT, &s), SM_OK);
+    HX_EXPECT(sm_buffer_destroy(t), SM_OK);
+    return s;
+}
+
+/*
+ * Readable windows held open on several secrets at once, by nesting sm_secret_with_bytes:
+ * each callback checks its window against src (in constant time, no copy), records where
+ * the window is, and opens the next one; the innermost runs then(w) with all of them
+ * open. at[i] keeps the address after the windows shut, for the checks at rest.
+ */
+typedef struct windows {
+    sm_secret      s[8];
+    const uint8_t *at[8];
+    size_t         n, depth;
+    sm_buffer      src;
+    void         (*then)(struct windows *w);
+    void          *arg;
+} windows;
+
+static sm_status window_fn(const uint8_t *bytes, size_t len, void *ctx)
+{
+    windows *w = ctx;
+    bool eq = false;
+
+    HX_EXPECT(sm_buffer_equal(w->src, bytes, len, &eq), SM_OK);
+    HX_CHECK(len == PAT && eq, "window %zu does not hold the pattern", w->depth);
+    w->at[w->depth++] = bytes;
+    if (w->depth < w->n)
+        return sm_secret_with_bytes(w->s[w->depth], window_fn, w);
+    w->then(w);
+    return SM_OK;
+}
+
+static void with_windows(windows *w)
+{
+    w->depth = 0;
+    HX_EXPECT(sm_secret_with_bytes(w->s[0], window_fn, w), SM_OK);
+}
+
 /*
  * 1,000 buffers (half frozen), 100 enclaves sealed from buffers and each opened into a
- * buffer, 10 streams with 20 patterns each and one chunk taken back out of each.
+ * buffer, 10 streams with 20 patterns each and one chunk taken back out of each, and
+ * 1,000 secrets, 250 of each factory.
  */
 static void hold_everything(sm_buffer src, held *h)
 {
@@ -226,9 +297,85 @@ static void hold_everything(sm_buffer src, held *h)
         HX_EXPECT(sm_stream_next(s, &h->nexts[h->nstreams]), SM_OK);
         h->streams[h->nstreams] = s;
     }
+    for (h->nsecs = 0; h->nsecs < 1000; h->nsecs++)
+        h->secs[h->nsecs] = secret_of_pattern((unsigned)h->nsecs, src);
 }
 
 /* ---- smaps ------------------------------------------------------------------------ */
+
+/*
+ * One secret of factory k and len bytes, inside an access and at rest. Inside: the bytes
+ * read-only, locked, out of dumps and children; for the guarded and encrypted factories
+ * a guarded region (guard pages ---p). At rest: the same pages ---p, except the
+ * encrypted factory's, which are unmapped (only ciphertext remains). After close:
+ * unmapped. The protected factory has no guard pages by design (secret.h).
+ */
+typedef struct peek {
+    unsigned       k;
+    size_t         len;
+    bool           secretmem;
+    const uint8_t *at;
+} peek;
+
+/* A plain mapping (protected, custom): no guard pages to check. */
+static void check_plain(const uint8_t *d, size_t len, const char *prot, bool secretmem)
+{
+    char perms[5], flags[512];
+    size_t locked;
+
+    smaps_at(d, perms, flags, sizeof flags, &locked);
+    HX_CHECK(strcmp(perms, prot) == 0, "secret data at %p is %s, expected %s",
+             (const void *)d, perms, prot);
+    HX_CHECK(has_flag(flags, "dd"), "secret data not out of core dumps (no dd): %s", flags);
+    HX_CHECK(has_flag(flags, secretmem ? "dc" : "wf"), "secret data not out of children: %s",
+             flags);
+    if (!secretmem)
+        HX_CHECK(has_flag(flags, "lo"), "secret data not mlocked (no lo): %s", flags);
+    HX_CHECK(locked * 1024 >= ((len + page() - 1) & ~(page() - 1)),
+             "Locked: %zu kB for %zu secret bytes", locked, len);
+}
+
+static sm_status peek_fn(const uint8_t *bytes, size_t len, void *ctx)
+{
+    peek *p = ctx;
+    const char *ro = p->secretmem ? "r--s" : "r--p";
+
+    HX_CHECK(len == p->len, "window of %zu bytes for %zu", len, p->len);
+    p->at = bytes;
+    if (p->k == GUARDED || p->k == ENCRYPTED)
+        check_region(bytes, len, ro, p->secretmem);
+    else
+        check_plain(bytes, len, p->k == CUSTOM ? "r--p" : ro, p->k != CUSTOM && p->secretmem);
+    return SM_OK;
+}
+
+static void secret_pages(unsigned k, size_t len, bool secretmem)
+{
+    peek p = { k, len, secretmem, NULL };
+    char perms[5], flags[512];
+    size_t locked;
+    sm_secret s;
+
+    HX_EXPECT(sm_secret_random(factory(k), len, &s), SM_OK);
+    HX_EXPECT(sm_secret_with_bytes(s, peek_fn, &p), SM_OK);
+    switch (k) {
+    case GUARDED:
+        check_region(p.at, len, secretmem ? "---s" : "---p", secretmem);
+        break;
+    case ENCRYPTED:
+        HX_CHECK(smaps_of(p.at, perms, flags, sizeof flags, &locked) != 0,
+                 "an encrypted secret's plaintext page %p is mapped at rest (%s)",
+                 (const void *)p.at, perms);
+        break;
+    default:
+        check_plain(p.at, len, k != CUSTOM && secretmem ? "---s" : "---p",
+                    k != CUSTOM && secretmem);
+    }
+    HX_EXPECT(sm_secret_close(s), SM_OK);
+    HX_CHECK(smaps_of(p.at, perms, flags, sizeof flags, &locked) != 0,
+             "%s secret of %zu bytes: %p still mapped after close", fname[k], len,
+             (const void *)p.at);
+}
 
 static void t_smaps_flags_and_guards(void)
 {
@@ -262,6 +409,10 @@ static void t_smaps_flags_and_guards(void)
     HX_EXPECT(sm_stream_next(s, &o), SM_OK);
     check_region(sm_buffer_data(o), sizeof tmp, "r--p", false);
     HX_EXPECT(sm_stream_destroy(s), SM_OK);
+    /* Secrets of every factory, of sizes up to and across a page boundary. */
+    for (unsigned k = 0; k < NFACT; k++)
+        for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+            secret_pages(k, sizes[i], false);
 }
 
 static void t_smaps_secretmem(void)
@@ -292,6 +443,11 @@ static void t_smaps_secretmem(void)
     }
     fclose(f);
     HX_CHECK(seen, "the data's mapping is not /secretmem in /proc/self/maps");
+    /* The library's factories follow the backing; a custom one has its own pages. */
+    for (unsigned k = 0; k < CUSTOM; k++) {
+        secret_pages(k, 100, true);
+        secret_pages(k, 5000, true);
+    }
 }
 
 /* ---- core dumps ------------------------------------------------------------------- */
@@ -335,25 +491,44 @@ static size_t pattern_in_file(const char *path, const masked *mk, size_t *size)
     return hits;
 }
 
+static int core_up = -1, core_down = -1;
+
+/* Hand the pattern to the parent and stay, every window open, until it has the core. */
+static void dumped_inside(windows *w)
+{
+    char go;
+
+    write_all(core_up, sm_buffer_data(w->src), PAT);
+    read_all(core_down, &go, 1);
+}
+
 /*
  * The child to be dumped. With the library: the pattern in 1,000 buffers, 100 opened
- * enclaves and 10 streams, and sent to the parent with write(2) from guarded pages.
- * Without (the control): 1,000 copies in malloc memory, sent likewise.
+ * enclaves, 10 streams and 1,000 secrets (every factory), 8 of them (two of each
+ * factory) inside an access while the dump is taken, and sent to the parent with
+ * write(2) from guarded pages. Without (the control): 1,000 copies in malloc memory,
+ * sent likewise.
  */
 static void core_child(int to_parent, int from_parent, bool library)
 {
     static held h;
+    static windows w;
     char go;
 
+    core_up = to_parent;
+    core_down = from_parent;
     if (library) {
-        sm_buffer src;
         masked mk;
 
         HX_EXPECT(sm_init(NULL), SM_OK);
-        src = new_pattern(&mk);
+        w.src = new_pattern(&mk);
         memset(&mk, 0, sizeof mk);
-        hold_everything(src, &h);
-        write_all(to_parent, sm_buffer_data(src), PAT);
+        hold_everything(w.src, &h);
+        w.n = 8;
+        memcpy(w.s, h.secs, sizeof w.s); /* made round-robin: factories 0..3, twice */
+        w.then = dumped_inside;
+        with_windows(&w);
+        exit(0);
     } else {
         uint8_t *copies = malloc(1000 * PAT);
 
@@ -460,9 +635,9 @@ static void spots_of(const held *h, spots *s)
  * library's child handler has also unmapped every pre-fork object. The child exits 0
  * for zeroes and 1 for anything else; a fault kills it.
  */
-static void fork_reads(const spots *s, const masked *mk, bool raw, bool want_fault)
+static void fork_reads(const spots *s, const masked *mk, bool raw, bool want_fault, size_t step)
 {
-    for (size_t i = 0; i < s->n; i += 37) {
+    for (size_t i = 0; i < s->n; i += step) {
         int status;
         pid_t pid = raw ? (pid_t)syscall(SYS_fork) : fork();
 
@@ -487,8 +662,39 @@ static void fork_reads(const spots *s, const masked *mk, bool raw, bool want_fau
     }
 }
 
+/* What the windows' innermost callback needs to fork. */
+typedef struct fork_ctx {
+    const masked *mk;
+    bool          secretmem;
+} fork_ctx;
+
+/*
+ * Fork while the windows are open (readable in the parent). The library's factories:
+ * the kernel gives the child zeroes (WIPEONFORK) or nothing (DONTFORK, secretmem), and
+ * after fork(3) the pages are gone. The custom factory's pages are its own (secret.h:
+ * left to the factory in a child): sm_mem_alloc's WIPEONFORK gives zeroes both ways.
+ */
+static void fork_inside(windows *w)
+{
+    const fork_ctx *c = w->arg;
+    static spots lib, custom;
+
+    lib.n = custom.n = 0;
+    for (size_t i = 0; i < w->n; i++) {
+        if (i % NFACT == CUSTOM)
+            custom.p[custom.n++] = w->at[i];
+        else
+            lib.p[lib.n++] = w->at[i];
+    }
+    fork_reads(&lib, c->mk, true, c->secretmem, 1);
+    fork_reads(&lib, c->mk, false, true, 1);
+    fork_reads(&custom, c->mk, true, false, 1);
+    fork_reads(&custom, c->mk, false, false, 1);
+}
+
 static void fork_check(bool secretmem)
 {
+    static windows w;
     static held h;
     static spots s;
     sm_config cfg = { .backing = secretmem ? SM_BACKING_SECRETMEM_REQUIRED : SM_BACKING_ANON };
@@ -502,9 +708,16 @@ static void fork_check(bool secretmem)
     for (size_t i = 0; i < s.n; i++)
         HX_CHECK(is_pattern(s.p[i], &mk), "object %zu does not hold the pattern", i);
     /* The kernel alone: WIPEONFORK pages read as zeroes, DONTFORK pages are not there. */
-    fork_reads(&s, &mk, true, secretmem);
+    fork_reads(&s, &mk, true, secretmem, 37);
     /* Through fork(3): the library's handler has unmapped every pre-fork object too. */
-    fork_reads(&s, &mk, false, true);
+    fork_reads(&s, &mk, false, true, 37);
+    /* Secrets are unreadable at rest in the parent too: fork inside their windows. */
+    w.n = 8;
+    memcpy(w.s, h.secs, sizeof w.s);
+    w.src = src;
+    w.arg = &(fork_ctx){ &mk, secretmem };
+    w.then = fork_inside;
+    with_windows(&w);
 }
 
 static void t_fork_child_reads_zeroes(void)
@@ -653,13 +866,40 @@ static size_t scan_self(const masked *mk, size_t *regions)
     return hits;
 }
 
+/* Where a secret's window is: its bytes while accessed (pages ---p or gone at rest). */
+static sm_status where_fn(const uint8_t *bytes, size_t len, void *ctx)
+{
+    (void)len;
+    *(const uint8_t **)ctx = bytes;
+    return SM_OK;
+}
+
+/* What the windows' innermost callback needs to scan: the copies found at rest. */
+typedef struct scan_ctx {
+    const masked *mk;
+    size_t        at_rest;
+} scan_ctx;
+
+/* The control for secrets: with the windows open, the scan finds each of them too. */
+static void scan_inside(windows *w)
+{
+    const scan_ctx *c = w->arg;
+    size_t regions, hits = scan_self(c->mk, &regions);
+
+    hx_say("  %zu windows open: %zu copies", w->n, hits);
+    HX_CHECK(hits == c->at_rest + w->n, "with %zu secrets readable the scan found %zu, "
+             "expected %zu", w->n, hits, c->at_rest + w->n);
+}
+
 static void t_after_purge_and_destroy_nothing_remains(void)
 {
     static held h;
     static spots s;
+    static const uint8_t *sec_at[1000];
+    static windows w;
     sm_buffer src;
     masked mk;
-    size_t hits, regions, unmapped = 0;
+    size_t hits, regions, unmapped = 0, copies;
     char perms[5], flags[256];
     size_t locked;
     sm_stats st;
@@ -668,10 +908,25 @@ static void t_after_purge_and_destroy_nothing_remains(void)
     src = new_pattern(&mk);
     hold_everything(src, &h);
     spots_of(&h, &s);
-    /* The control: the scan finds every live copy (and nothing else holds one). */
+    for (size_t i = 0; i < h.nsecs; i++)
+        HX_EXPECT(sm_secret_with_bytes(h.secs[i], where_fn, &sec_at[i]), SM_OK);
+    /*
+     * The control: the scan finds every live copy (and nothing else holds one): each
+     * buffer's, the source's, and none of the 1,000 secrets', which are unreadable or
+     * encrypted at rest. With windows open on 8 secrets it finds those 8 as well.
+     */
+    copies = 1 + h.nbufs + h.nencs;
+    for (size_t i = 0; i < h.nstreams; i++)
+        copies += sm_buffer_size(h.nexts[i]) / PAT; /* a chunk holds several writes */
     hits = scan_self(&mk, &regions);
     hx_say("  before: %zu copies in %zu readable mappings", hits, regions);
-    HX_CHECK(hits >= s.n / 2, "the scan found only %zu of %zu live copies", hits, s.n);
+    HX_CHECK(hits == copies, "the scan found %zu copies; the buffers hold %zu", hits, copies);
+    w.n = 8;
+    memcpy(w.s, h.secs, sizeof w.s);
+    w.src = src;
+    w.arg = &(scan_ctx){ &mk, hits };
+    w.then = scan_inside;
+    with_windows(&w);
     /* Destroy about half by hand, including the source; purge the rest. */
     for (size_t i = 0; i < h.nbufs; i += 2)
         HX_EXPECT(sm_buffer_destroy(h.bufs[i]), SM_OK);
@@ -681,18 +936,26 @@ static void t_after_purge_and_destroy_nothing_remains(void)
     }
     for (size_t i = 0; i < h.nstreams; i += 2)
         HX_EXPECT(sm_stream_destroy(h.streams[i]), SM_OK);
+    /* Factories were dealt round-robin: every other round is closed, the rest purged. */
+    for (size_t i = 0; i < h.nsecs; i++)
+        if (i / NFACT % 2 == 0)
+            HX_EXPECT(sm_secret_close(h.secs[i]), SM_OK);
     HX_EXPECT(sm_buffer_destroy(src), SM_OK);
     sm_purge();
     for (size_t i = 0; i < s.n; i++)
         unmapped += smaps_of(s.p[i], perms, flags, sizeof flags, &locked) != 0;
     HX_CHECK(unmapped == s.n, "%zu of %zu objects' pages are still mapped", s.n - unmapped,
              s.n);
+    for (size_t i = 0; i < h.nsecs; i++)
+        HX_CHECK(smaps_of(sec_at[i], perms, flags, sizeof flags, &locked) != 0,
+                 "%s secret %zu (%s): its pages are still mapped (%s)", fname[i % NFACT], i,
+                 i / NFACT % 2 ? "purged" : "closed", perms);
     hits = scan_self(&mk, &regions);
     hx_say("  after: %zu copies in %zu readable mappings", hits, regions);
     HX_CHECK(hits == 0, "the pattern remains %zu times in readable memory", hits);
     HX_EXPECT(sm_stats_get(&st), SM_OK);
-    HX_CHECK(st.buffers_live == 0 && st.enclaves_live == 0 && st.streams_live == 0,
-             "objects left live");
+    HX_CHECK(st.buffers_live == 0 && st.enclaves_live == 0 && st.streams_live == 0 &&
+             st.secrets_live == 0, "objects left live");
     HX_CHECK(st.bytes_locked == page(), "%llu bytes locked after purge",
              (unsigned long long)st.bytes_locked);
 }
