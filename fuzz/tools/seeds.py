@@ -397,6 +397,45 @@ def fd_seeds():
     return s
 
 
+# ---- secret_access (fuzz/secret_access.c) ----
+
+def access_seeds():
+    NEW, ENTER, TRY, LEAVE, READ, READ_AT, CLOSE, QUERY, HOOKS = range(9)
+
+    def new(slot, n, random=False, seed=1):
+        v = pick(0, lambda v: 1 + v % 64, n, 14) if n <= 64 else \
+            pick(3, lambda v: 1 + v % (3 * PAGE), n, 14)
+        return bytes([NEW, slot, 1 if random else 0]) + v + (b"" if random else data(n, seed))
+
+    def read_at(slot, off, n):
+        return bytes([READ_AT, slot]) + u16(off) + u16(n)
+
+    def after_close(slot):
+        return bytes([ENTER, slot, TRY, slot, CLOSE, slot, QUERY, slot]) + read_at(slot, 0, 1)
+
+    s = {}
+    four = new(0, 32) + new(1, PAGE + 8, random=True) + new(2, 100, seed=3) + new(3, 9000)
+    s["nested-all"] = four + bytes([ENTER, 0, ENTER, 1, ENTER, 2, ENTER, 3, READ]) + \
+        b"".join(read_at(i, 1, 20) + bytes([CLOSE, i, QUERY, i]) for i in range(4)) + \
+        bytes([LEAVE, 0, LEAVE, 0, LEAVE, 3, LEAVE, 0]) + \
+        b"".join(read_at(i, 0, 9000) + bytes([CLOSE, i]) + after_close(i) for i in range(4))
+    s["interleaved"] = four + bytes([ENTER, 0, ENTER, 1, ENTER, 0, TRY, 1, READ, LEAVE, 0,
+                                     CLOSE, 2, LEAVE, 0, READ, ENTER, 2, READ, LEAVE, 0,
+                                     LEAVE, 0, CLOSE, 0, LEAVE, 0, CLOSE, 1, CLOSE, 0]) + \
+        new(0, 7, random=True) + bytes([TRY, 0, READ, CLOSE, 3, LEAVE, 0]) + after_close(3)
+    s["hooks"] = bytes([HOOKS, 7]) + new(3, 48) + bytes([CLOSE, 3]) + new(3, 48) + \
+        bytes([ENTER, 3, ENTER, 3, LEAVE, 0, LEAVE, 0]) + read_at(3, 4, 4) + new(0, 16) + \
+        bytes([ENTER, 0, TRY, 3, READ, LEAVE, 0, CLOSE, 3, LEAVE, 0]) + after_close(3) + \
+        new(3, 5000, random=True) + bytes([HOOKS, 4, ENTER, 3, LEAVE, 3, CLOSE, 3])
+    s["deep"] = new(1, 10) + new(2, 10) + bytes([ENTER, 1, ENTER, 2] * 7) + bytes([READ, CLOSE, 1, CLOSE, 2])
+    for k in range(4):
+        s["factory-%d" % k] = new(k, 64 if k % 2 else PAGE) + \
+            bytes([ENTER, k, ENTER, k, READ, CLOSE, k, LEAVE, 0, LEAVE, 0]) + read_at(k, 10, 10) + \
+            read_at(k, 64, 1) + read_at(k, 66, 1) + bytes([CLOSE, k]) + after_close(k) + \
+            new(k, 200, random=True) + bytes([TRY, k, LEAVE, 3, CLOSE, k])
+    return s
+
+
 def write(harness, seeds):
     d = os.path.join(ROOT, harness)
     os.makedirs(d, exist_ok=True)
@@ -410,3 +449,4 @@ write("ops", ops_seeds())
 write("stream", stream_seeds())
 write("enclave_tamper", tamper_seeds())
 write("fd_readers", fd_seeds())
+write("secret_access", access_seeds())
