@@ -1918,7 +1918,8 @@ static void op_null_args(fz_in *in)
 extern int __llvm_profile_write_file(void) __attribute__((weak));
 extern void __llvm_profile_set_filename(const char *name) __attribute__((weak));
 
-/* A child's own objects, one of each kind, which its purge must make stale. */
+/* A child's own objects, one of each kind, which its purge must make stale (a protected
+   secret: guarded regions are purged as buffers already). */
 static sm_buffer child_probe;
 static sm_enclave child_enclave;
 static sm_stream child_stream;
@@ -1932,7 +1933,7 @@ static int child_objects(void)
     if (sm_buffer_new(8, &child_probe) != SM_OK ||
         sm_enclave_new(bytes, sizeof bytes, &child_enclave) != SM_OK ||
         sm_stream_new(&child_stream) != SM_OK ||
-        sm_secret_new(sm_factory_guarded(), bytes, sizeof bytes, &child_secret) != SM_OK)
+        sm_secret_new(sm_factory_protected(), bytes, sizeof bytes, &child_secret) != SM_OK)
         return 1;
     memset(bytes, 0x5c, sizeof bytes);
     return sm_stream_write(child_stream, bytes, sizeof bytes) == SM_OK ? 0 : 1;
