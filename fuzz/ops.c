@@ -1503,7 +1503,8 @@ static void op_secret_close(fz_in *in)
     calls_add(own, c0, c1);
     fz_trace("close secret %u: %s", SEC_ID(s), fz_st(st));
     if (outcome(st, want, SM_OK, "close")) {
-        if (!s->readable) {
+        /* The row is a close at rest; open pages need no mprotect to be wiped. */
+        if (!s->readable && !s->opened) {
             snprintf(row, sizeof row, "secret.close.%s", fac_names[s->fac]);
             check_calls("close", own, row);
         }
