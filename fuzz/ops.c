@@ -52,7 +52,8 @@
  *    that fault to, sets sm_last_os_error to its errno, and changes nothing
  *    (SM-REQ-030), but for the documented exceptions: a failed final munmap of a free
  *    leaves the memory wiped and read-write (a secret's close too, but for an encrypted
- *    secret's, which has no plaintext at rest), sm_random wipes its output, and a
+ *    secret's, which has no plaintext at rest), sm_random and a scramble whose
+ *    generator cannot be keyed wipe their output, and a
  *    failed shut at the end of an access leaves the secret's window open. When two
  *    faults hit one failing call the rollback itself may have failed, which is best
  *    effort by design (spec/fault-injection.md): the input stops there.
@@ -624,8 +625,13 @@ static void op_fill(fz_in *in, int r)
     st = r == R_SCRAMBLE ? sm_buffer_scramble(b->h) : sm_buffer_wipe(b->h);
     fz_faults_after(&F);
     fz_trace("%s buffer %u: %s", row_names[r], BUF_ID(b), fz_st(st));
-    if (!outcome(st, want, SM_OK, row_names[r]))
+    if (!outcome(st, want, SM_OK, row_names[r])) {
+        /* A scramble whose generator could not be keyed wipes what it wrote: the whole
+           buffer (spec/fault-injection.md, SM-REQ-030's exceptions). */
+        if (r == R_SCRAMBLE && st == SM_E_RANDOM)
+            memset(b->want, 0, b->size);
         return;
+    }
     if (r == R_WIPE) {
         memset(b->want, 0, b->size);
         return;
