@@ -463,9 +463,9 @@ void smi_buffer_wipe(void *body)
     smi_region_wipe_in_place(&((smi_buffer *)body)->r);
 }
 
-void smi_buffer_audit(void *body)
+sm_status smi_buffer_audit(void *body)
 {
-    smi_region_audit(&((smi_buffer *)body)->r);
+    return smi_region_audit(&((smi_buffer *)body)->r);
 }
 
 void smi_buffer_forget(void *body)

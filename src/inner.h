@@ -111,8 +111,9 @@ void smi_region_wipe_in_place(smi_region *r);
 #define SMI_ENDING_WAIT_NS (20u * 1000000ull)
 /* Unmap without touching the pages (a forked child's pre-fork region). */
 void smi_region_forget(smi_region *r);
-/* smi_region_check for a region in any protection: opened to READ for the check. */
-void smi_region_audit(smi_region *r);
+/* smi_region_check for a region in any protection: opened to READ for the check, then
+   shut again; the status of that shut (the region stays readable if it failed). */
+sm_status smi_region_audit(smi_region *r);
 /*
  * smi_region_free for a region that was never handed out, in the rollback of a failed
  * call: allocations_total is taken back too, so that the call changes no counter.
@@ -208,14 +209,15 @@ uint64_t smi_registry_live(smi_kind kind);
  *    (async-signal-safe); false if a canary was found damaged on the way.
  *  - wipe: the fallback when another thread holds the object's lock: wipe the secret
  *    bytes in place and unmap nothing, since that thread may still be using them.
- *  - audit: panic if a canary is damaged; the slot's lock is held.
+ *  - audit: panic if a canary is damaged; the slot's lock is held. The status of shutting
+ *    again pages that were opened for the check (SM_OK when none was).
  *  - forget: in a forked child, give back the address space of a pre-fork object whose
  *    pages the fork already wiped (WIPEONFORK) or left out (DONTFORK).
  */
 typedef struct smi_kind_ops {
     bool (*purge)(void *body);
     void (*wipe)(void *body);
-    void (*audit)(void *body);
+    sm_status (*audit)(void *body);
     void (*forget)(void *body);
 } smi_kind_ops;
 
@@ -240,7 +242,7 @@ sm_status smi_buffer_acquire(sm_buffer b, smi_buf_op op, smi_slot **s, smi_buffe
 /* The stream module's entries in smi_kind_ops (stream.c). */
 bool smi_stream_purge(void *body);
 void smi_stream_wipe(void *body);
-void smi_stream_audit(void *body);
+sm_status smi_stream_audit(void *body);
 void smi_stream_forget(void *body);
 
 /*
@@ -277,13 +279,13 @@ sm_status smi_enclave_test_resize(sm_enclave e, size_t size);
 /* The enclave module's entries in smi_kind_ops (enclave.c). */
 bool smi_enclave_purge(void *body);
 void smi_enclave_wipe(void *body);
-void smi_enclave_audit(void *body);
+sm_status smi_enclave_audit(void *body);
 void smi_enclave_forget(void *body);
 
 /* The buffer module's entries in smi_kind_ops (buffer.c). */
 bool smi_buffer_purge(void *body);
 void smi_buffer_wipe(void *body);
-void smi_buffer_audit(void *body);
+sm_status smi_buffer_audit(void *body);
 void smi_buffer_forget(void *body);
 
 /* The secret module's entries (secret.c). */
@@ -291,7 +293,7 @@ void smi_buffer_forget(void *body);
 smi_sec_state smi_secret_state(uint64_t id);
 bool smi_secret_purge(void *body);
 void smi_secret_wipe(void *body);
-void smi_secret_audit(void *body);
+sm_status smi_secret_audit(void *body);
 void smi_secret_forget(void *body);
 
 /*
@@ -303,7 +305,7 @@ void smi_secret_forget(void *body);
  */
 bool smi_registry_purge(bool in_place);
 /* Audit every live object under its own lock. */
-void smi_registry_audit(void);
+sm_status smi_registry_audit(void);
 /* pthread_atfork's child handler: every pre-fork handle becomes stale. */
 void smi_registry_after_fork(void);
 /* pthread_atfork's prepare and parent handlers. */

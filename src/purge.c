@@ -60,7 +60,9 @@ _Noreturn void smi_panic(const char *msg)
 
 sm_status sm_audit(void)
 {
-    smi_registry_audit();
+    sm_status st = smi_registry_audit();
     /* The key's shares are canaried regions too; opening them to look can fail. */
-    return smi_coffer_audit();
+    sm_status k = smi_coffer_audit();
+
+    return st != SM_OK ? st : k;
 }

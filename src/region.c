@@ -230,14 +230,17 @@ void smi_region_forget(smi_region *r)
     count_live(r, -1);
 }
 
-void smi_region_audit(smi_region *r)
+sm_status smi_region_audit(smi_region *r)
 {
     sm_prot was = r->prot;
 
     /* A region at rest in PROT_NONE is opened just for the check; failing that, skipped. */
     if (was == SM_PROT_NONE && smi_region_protect(r, SM_PROT_READ) != SM_OK)
-        return;
+        return SM_OK;
     smi_region_check(r);
-    if (was == SM_PROT_NONE)
-        (void)smi_region_protect(r, SM_PROT_NONE);
+    /*
+     * If the OS refuses to shut it again, the region stays readable (r->prot says so,
+     * and its owner's next shut closes it): reported, not hidden behind SM_OK.
+     */
+    return was == SM_PROT_NONE ? smi_region_protect(r, SM_PROT_NONE) : SM_OK;
 }

@@ -340,9 +340,10 @@ bool smi_registry_purge(bool in_place)
     return intact;
 }
 
-void smi_registry_audit(void)
+sm_status smi_registry_audit(void)
 {
     uint32_t n = atomic_load_explicit(&used, memory_order_acquire);
+    sm_status st = SM_OK, r;
 
     for (uint32_t i = 0; i < n; i++) {
         smi_slot *s = slot_at(i);
@@ -350,9 +351,12 @@ void smi_registry_audit(void)
 
         if (id == 0 || smi_registry_acquire(id, (smi_kind)smi_handle_kind(id), &s) != SM_OK)
             continue;
-        smi_kind_ops_table[s->kind].audit(s->body);
+        r = smi_kind_ops_table[s->kind].audit(s->body);
         smi_registry_release(s);
+        if (st == SM_OK)
+            st = r; /* the first refusal; the walk goes on to check every canary */
     }
+    return st;
 }
 
 void smi_registry_before_fork(void)

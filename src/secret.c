@@ -60,7 +60,7 @@ typedef struct backend {
     /* smi_kind_ops' purge and wipe: in_use keeps the pages mapped and readable. False
        when a damaged canary was found. */
     bool (*purge)(const sm_factory *f, smi_store *st, bool in_use);
-    void (*audit)(const sm_factory *f, smi_store *st);
+    sm_status (*audit)(const sm_factory *f, smi_store *st);
     void (*forget)(const sm_factory *f, smi_store *st);
 } backend;
 
@@ -113,10 +113,10 @@ static bool region_purge(const sm_factory *f, smi_store *st, bool in_use)
     return true;
 }
 
-static void region_audit(const sm_factory *f, smi_store *st)
+static sm_status region_audit(const sm_factory *f, smi_store *st)
 {
     (void)f;
-    smi_region_audit(&st->region);
+    return smi_region_audit(&st->region);
 }
 
 static void region_forget(const sm_factory *f, smi_store *st)
@@ -180,10 +180,11 @@ static bool plain_purge(const sm_factory *f, smi_store *st, bool in_use)
 }
 
 /* No canary: nothing to audit. */
-static void plain_audit(const sm_factory *f, smi_store *st)
+static sm_status plain_audit(const sm_factory *f, smi_store *st)
 {
     (void)f;
     (void)st;
+    return SM_OK;
 }
 
 static void plain_forget(const sm_factory *f, smi_store *st)
@@ -323,11 +324,10 @@ static bool enc_purge(const sm_factory *f, smi_store *st, bool in_use)
     return intact;
 }
 
-static void enc_audit(const sm_factory *f, smi_store *st)
+static sm_status enc_audit(const sm_factory *f, smi_store *st)
 {
     (void)f;
-    if (st->enc.open)
-        smi_region_audit(&st->enc.open_region);
+    return st->enc.open ? smi_region_audit(&st->enc.open_region) : SM_OK;
 }
 
 static void enc_forget(const sm_factory *f, smi_store *st)
@@ -385,7 +385,14 @@ static bool custom_purge(const sm_factory *f, smi_store *st, bool in_use)
 }
 
 /* The library knows nothing of a custom factory's storage: no canary, no mapping. */
-static void custom_nothing(const sm_factory *f, smi_store *st)
+static sm_status custom_audit(const sm_factory *f, smi_store *st)
+{
+    (void)f;
+    (void)st;
+    return SM_OK;
+}
+
+static void custom_forget(const sm_factory *f, smi_store *st)
 {
     (void)f;
     (void)st;
@@ -393,7 +400,7 @@ static void custom_nothing(const sm_factory *f, smi_store *st)
 
 static const backend custom_backend = {
     custom_create, custom_seal, custom_open, custom_shut, custom_destroy,
-    custom_unmake, custom_purge, custom_nothing, custom_nothing,
+    custom_unmake, custom_purge, custom_audit, custom_forget,
 };
 
 /* ---- the library's factories ---- */
@@ -889,12 +896,11 @@ void smi_secret_wipe(void *body)
         (void)backend_of(b->f)->purge(b->f, &b->store, true);
 }
 
-void smi_secret_audit(void *body)
+sm_status smi_secret_audit(void *body)
 {
     smi_secret *b = body;
 
-    if (!b->changing)
-        backend_of(b->f)->audit(b->f, &b->store);
+    return b->changing ? SM_OK : backend_of(b->f)->audit(b->f, &b->store);
 }
 
 void smi_secret_forget(void *body)

@@ -426,9 +426,9 @@ void smi_stream_wipe(void *body)
     smi_region_wipe_in_place(&((smi_stream *)body)->scratch);
 }
 
-void smi_stream_audit(void *body)
+sm_status smi_stream_audit(void *body)
 {
-    smi_region_audit(&((smi_stream *)body)->scratch);
+    return smi_region_audit(&((smi_stream *)body)->scratch);
 }
 
 void smi_stream_forget(void *body)

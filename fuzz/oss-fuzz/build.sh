@@ -12,7 +12,8 @@ proj="$SRC/securemem"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-flags="-std=c11 -D_GNU_SOURCE -I$proj/include -I$proj/src -I$proj/fuzz/support -I$work"
+flags="-std=c11 -D_GNU_SOURCE -I$proj/include -I$proj/src -I$proj/fuzz/support"
+flags="$flags -I$proj/tests/factory -I$work"
 flags="$flags -DSM_FAULT_INJECTION -DSM_FUZZ_DETERMINISTIC"
 sh "$proj/fuzz/gen-tables.sh" "$proj/spec" > "$work/fuzz_tables.h"
 
@@ -31,9 +32,11 @@ else
     bearssl="-l:libbearssl.a"
 fi
 
+# The harnesses also run secrets over the example custom factory (tests/factory).
 objs=""
 for f in "$proj"/src/*.c "$proj"/src/core/*.c "$proj"/src/os/linux.c "$proj"/src/os/fault.c \
-         "$proj"/src/os/fuzz_random.c "$proj"/fuzz/support/harness.c; do
+         "$proj"/src/os/fuzz_random.c "$proj"/fuzz/support/harness.c \
+         "$proj"/tests/factory/example_factory.c; do
     o="$work/$(echo "${f#"$proj/"}" | tr / _).o"
     $CC $CFLAGS $flags -c "$f" -o "$o"
     objs="$objs $o"

@@ -147,7 +147,7 @@ void fz_begin(void)
     sm_os_fault_reset();
     fz_counts_get(&c);
     FZ_CHECK(c.live[SMI_KIND_BUFFER] == 0 && c.live[SMI_KIND_ENCLAVE] == 0 &&
-                 c.live[SMI_KIND_STREAM] == 0,
+                 c.live[SMI_KIND_STREAM] == 0 && c.live[SMI_KIND_SECRET] == 0,
              "objects of the previous input are still alive");
     /* What the previous input's injected munmap failures left behind, the library forgot. */
     (void)sm_os_fault_reclaim();

@@ -1,26 +1,31 @@
 #!/bin/sh
 # SPDX-License-Identifier: ISC
-# Show that the ops harness catches deliberate bugs in buffer transitions: for each
-# mutant below, copy the tree, apply one sed edit to the library, build the fuzzers with
-# fuzz/oss-fuzz/build.sh (libFuzzer, ASan), and run ops from its committed corpus for
-# up to SECONDS. Every mutant must be caught (a divergence abort or a sanitizer report).
+# Show that the harnesses catch deliberate bugs in buffer and secret transitions: for
+# each mutant below, copy the tree, apply one sed edit to the library, build the fuzzers
+# with fuzz/oss-fuzz/build.sh (libFuzzer, ASan), and run the mutant's harness from its
+# committed corpus for up to SECONDS. Every mutant must be caught (a divergence abort or
+# a sanitizer report).
 #
 #   fuzz/tools/mutants.sh CC WORKDIR SECONDS
 set -eu
 cc=$1 root=$2 secs=$3
 cflags="-O1 -fno-omit-frame-pointer -gline-tables-only -fsanitize=address -fsanitize=fuzzer-no-link"
 
-# file|sed edit|what the bug is
-mutants='src/core/state.c|s/        \*next = SMI_BUF_MUTABLE;/        *next = s;/|melt of a FROZEN buffer leaves it FROZEN
-src/core/state.c|s/return s == SMI_BUF_MUTABLE ? SM_OK : SM_E_STATE;/return SM_OK;/|writes are allowed on a FROZEN buffer
-src/buffer.c|s/return set_protection(b, SMI_BOP_FREEZE, SM_PROT_READ);/return set_protection(b, SMI_BOP_FREEZE, SM_PROT_READWRITE);/|freeze leaves the pages writable
-src/buffer.c|s/    \*equal = (smi_equal(smi_region_data(\&buf->r), data, common) \& (n == buf->r.size)) != 0;/    *equal = smi_equal(smi_region_data(\&buf->r), data, common) != 0;/|equal ignores a length difference
-src/core/state.c|s/    case SMI_BOP_SEAL:/    case SMI_BOP_SEAL: if (s == SMI_BUF_FROZEN) return SM_E_STATE;/|seal refuses a FROZEN buffer'
+# file|sed edit|harness|what the bug is
+mutants='src/core/state.c|s/        \*next = SMI_BUF_MUTABLE;/        *next = s;/|ops|melt of a FROZEN buffer leaves it FROZEN
+src/core/state.c|s/return s == SMI_BUF_MUTABLE ? SM_OK : SM_E_STATE;/return SM_OK;/|ops|writes are allowed on a FROZEN buffer
+src/buffer.c|s/return set_protection(b, SMI_BOP_FREEZE, SM_PROT_READ);/return set_protection(b, SMI_BOP_FREEZE, SM_PROT_READWRITE);/|ops|freeze leaves the pages writable
+src/buffer.c|s/    \*equal = (smi_equal(smi_region_data(\&buf->r), data, common) \& (n == buf->r.size)) != 0;/    *equal = smi_equal(smi_region_data(\&buf->r), data, common) != 0;/|ops|equal ignores a length difference
+src/core/state.c|s/    case SMI_BOP_SEAL:/    case SMI_BOP_SEAL: if (s == SMI_BUF_FROZEN) return SM_E_STATE;/|ops|seal refuses a FROZEN buffer
+src/secret.c|s/    st = c.be->shut(c.f, \&c.store);/    st = SM_OK;/|secret_access|the last exit leaves the window readable
+src/core/secret_state.c|s/        return v->readers > 1 ? SMI_SACT_DEPART : SMI_SACT_SHUT;/        return SMI_SACT_SHUT;/|secret_access|a nested exit shuts the window under the outer access
+src/core/secret_state.c|s/        return v->closing ? SMI_SACT_REFUSE : SMI_SACT_ANSWER;/        return SMI_SACT_ANSWER;/|secret_access|size and is_closed answer once close has begun
+src/secret.c|s/    if (k == 0) {/    if (k == 0 \&\& n == 0) {/|ops|read_at at the end of the secret opens the window'
 
 rm -rf "$root"
 mkdir -p "$root"
 caught=0 total=0
-echo "$mutants" | while IFS='|' read -r file edit what; do
+echo "$mutants" | while IFS='|' read -r file edit harness what; do
     total=$((total + 1))
     dir=$root/m$total
     mkdir -p "$dir/src" "$dir/out"
@@ -35,13 +40,13 @@ echo "$mutants" | while IFS='|' read -r file edit what; do
         { tail "$dir/build.log"; echo "mutants: #$total: build failed"; exit 1; }
     mkdir -p "$dir/corpus"
     start=$(date +%s)
-    if "$dir/out/ops" -max_total_time="$secs" -seed=1 -artifact_prefix="$dir/" \
-            "$dir/corpus" fuzz/corpus/ops >"$dir/run.log" 2>&1; then
-        echo "mutants: #$total NOT caught in $secs s: $what"
+    if "$dir/out/$harness" -max_total_time="$secs" -seed=1 -artifact_prefix="$dir/" \
+            "$dir/corpus" "fuzz/corpus/$harness" >"$dir/run.log" 2>&1; then
+        echo "mutants: #$total NOT caught by $harness in $secs s: $what"
         exit 1
     fi
     took=$(( $(date +%s) - start ))
     why=$(grep -m1 -E 'diverged from the model|ERROR: AddressSanitizer|deadly signal' "$dir/run.log" | cut -c1-110)
-    echo "mutants: #$total caught after ${took} s: $what -- $why"
+    echo "mutants: #$total caught by $harness after ${took} s: $what -- $why"
 done
 echo "mutants: every mutant was caught"

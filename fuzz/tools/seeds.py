@@ -85,6 +85,8 @@ S_NEW, S_WRITE, S_READ, S_NEXT, S_FLUSH, S_DESTROY = 0x18, 0x19, 0x1A, 0x1B, 0x1
 F_ARM, F_CLEAR, PURGE, AUDIT, INIT, STATUS, COFFER, STALE, NULLS, FORK = (
     0x20, 0x22, 0x23, 0x24, 0x25, 0x26, 0x27, 0x28, 0x29, 0x2A)
 M_ALLOC, M_FREE, M_PROTECT, M_LOCK, M_BYTES = 0x38, 0x39, 0x3A, 0x3B, 0x3C
+X_NEW, X_RANDOM, X_WITH, X_TRY, X_READ_AT, X_QUERY, X_CLOSE, X_BAD = range(0x30, 0x38)
+PROTECTED, GUARDED, ENCRYPTED, CUSTOM = range(4)
 FN = {"mmap": 0, "munmap": 1, "mprotect": 2, "mlock": 3, "madvise": 4, "getrandom": 5}
 
 
@@ -92,8 +94,87 @@ def arm(fn, nth=1, row=0, sticky=False):
     return op(F_ARM, u8(FN[fn]), u8((row << 3) | (4 if sticky else 0) | (nth - 1)))
 
 
+def secret_size(n):         # pick_secret_size modes 0..2 (1 + v % 64), 4 and 5 (1 + v % 3 pages)
+    if n <= 64:
+        return pick(0, lambda v: 1 + v % 64, n)
+    try:
+        return pick(4, lambda v: 1 + v % (3 * PAGE), n)
+    except ValueError:
+        return pick(5, lambda v: 1 + v % (3 * PAGE), n)
+
+
+def x_new(slot, fac, n, seed=1):
+    return op(X_NEW, u8(slot), u8(fac), secret_size(n), data(n, seed))
+
+
+def x_access(idx, inner=(), status=0, code=X_WITH):
+    """An access whose callback returns fn status (0: SM_OK, 6, 7: errors) and runs inner."""
+    return op(code, u8(idx), u8((len(inner) << 3) | status)) + b"".join(inner)
+
+
+def secret_seeds(s):
+    four = b"".join([
+        x_new(0, PROTECTED, 32), op(X_RANDOM, u8(1), u8(GUARDED), secret_size(PAGE + 16)),
+        x_new(2, ENCRYPTED, 100, 3), op(X_RANDOM, u8(3), u8(CUSTOM), secret_size(9000)),
+    ])
+    s["secrets"] = b"\x00" + four + b"".join(
+        [op(X_QUERY, u8(i)) + x_access(i) + op(X_READ_AT, u8(i), u16(3), u16(10)) +
+         op(X_READ_AT, u8(i), u16(2 * PAGE), u16(PAGE)) for i in range(4)] +
+        [x_access(1, status=6), x_access(2, status=7, code=X_TRY),
+         op(X_READ_AT, u8(0), u16(32), u16(5)), op(X_READ_AT, u8(0), u16(33), u16(5)),
+         op(X_READ_AT, u8(0), u16(0x80ff), u16(1)), op(X_READ_AT, u8(0), u16(0), u16(0x8000))] +
+        [op(X_BAD, u8(how), u8(kind), u8(k)) for how, kind, k in
+         ((0, 0, 0), (0x21, 0, 3), (0x42, 1, 0), (0x63, 2, 0), (0x84, 3, 1), (0xa5, 0, 5))] +
+        [op(X_CLOSE, u8(i)) + op(X_CLOSE, u8(i)) + x_access(i) + op(X_QUERY, u8(i)) +
+         op(X_READ_AT, u8(i), u16(0), u16(1)) for i in range(4)] +
+        [op(X_BAD, u8(0), u8(0), u8(0)),
+         op(X_NEW, u8(0), u8(0), u16((6 << 13) | 1), data(1)),
+         op(X_NEW, u8(0), u8(1), u16(6 << 13), data(1)),
+         op(X_RANDOM, u8(0), u8(2), u16(7 << 13)),
+         op(X_NEW, u8(0), u8(3), u16((7 << 13) | 5), data(1))])
+    # Nested accesses: the same secret again, another one, a close from inside (refused
+    # for a secret held, done for one that is not), other kinds inside.
+    s["secret-nested"] = b"\x01" + four + x_access(0, [
+        x_access(0, [op(X_CLOSE, u8(0)), op(X_QUERY, u8(0))]),
+        x_access(1, [x_access(2, [op(X_READ_AT, u8(0), u16(1), u16(8)), op(X_CLOSE, u8(1)),
+                                  op(X_CLOSE, u8(3))]),
+                     op(X_TRY, u8(1), u8(0))]),
+        op(B_NEW, u8(0), size_small(8)), op(E_NEW, u8(0), size_small(8), data(8)),
+        op(PURGE), op(FORK),
+        op(X_READ_AT, u8(2), u16(0), u16(100)),
+    ]) + op(X_CLOSE, u8(0)) + op(X_CLOSE, u8(1)) + x_access(3)
+    s["secret-deep"] = b"\x00" + x_new(0, GUARDED, 8) + \
+        x_access(0, [x_access(0, [x_access(0, [x_access(0, [x_access(0, [x_access(0, [
+            x_access(0), op(X_CLOSE, u8(0))])])])])])])
+    body = b"".join([x_new(i, i, 24 + i) + x_access(i) + op(X_READ_AT, u8(i), u16(1), u16(9))
+                     for i in range(4)] +
+                    [op(X_RANDOM, u8(i), u8(i), secret_size(40)) for i in range(4)] +
+                    [x_access(i, [x_access(i)]) + op(X_CLOSE, u8(i)) for i in range(4)])
+    for fn in FN:
+        for nth in (1, 2, 3):
+            s["secret-fault-%s-%d" % (fn, nth)] = b"\x00" + arm(fn, nth=nth, row=nth - 1) + body
+        s["secret-fault-%s-sticky" % fn] = b"\x00" + arm(fn, sticky=True) + body
+    # A shut that fails keeps the window open; the next last exit shuts it.
+    for fac in range(4):
+        # The shut's call: the second mprotect, or the encrypted window's munmap.
+        shut = arm("munmap") if fac == ENCRYPTED else arm("mprotect", nth=2)
+        s["secret-shut-%d" % fac] = b"\x00" + x_new(0, fac, 50) + shut + \
+            x_access(0) + op(F_CLEAR) + x_access(0) + shut + \
+            op(X_READ_AT, u8(0), u16(0), u16(50)) + op(F_CLEAR) + \
+            op(X_READ_AT, u8(0), u16(0), u16(50)) + op(X_CLOSE, u8(0))
+        s["secret-close-munmap-%d" % fac] = b"\x00" + x_new(0, fac, 50) + arm("munmap") + \
+            op(X_CLOSE, u8(0)) + op(F_CLEAR) + x_access(0) + op(X_CLOSE, u8(0))
+    s["secret-exhausted"] = b"\x00" + op(E_NEW, u8(0), size_small(8), data(8)) + \
+        x_new(0, ENCRYPTED, 8) + op(COFFER, u8(0)) + x_new(1, ENCRYPTED, 8) + \
+        op(X_RANDOM, u8(1), u8(ENCRYPTED), secret_size(8)) + x_access(0) + op(COFFER, u8(1)) + \
+        x_access(0) + op(PURGE) + x_new(1, ENCRYPTED, 8) + x_access(1)
+    for k in (0, 6):
+        s["secret-fork-%d" % k] = b"\x00" + four + op(FORK, u8(k), u8(0), u8(0), u8(0))
+
+
 def ops_seeds():
     s = {}
+    secret_seeds(s)
     s["buffers"] = b"\x00" + b"".join([
         op(B_NEW, u8(0), size_small(32)),
         op(COPY, u8(0), u16(16), data(16)),
@@ -316,6 +397,45 @@ def fd_seeds():
     return s
 
 
+# ---- secret_access (fuzz/secret_access.c) ----
+
+def access_seeds():
+    NEW, ENTER, TRY, LEAVE, READ, READ_AT, CLOSE, QUERY, HOOKS = range(9)
+
+    def new(slot, n, random=False, seed=1):
+        v = pick(0, lambda v: 1 + v % 64, n, 14) if n <= 64 else \
+            pick(3, lambda v: 1 + v % (3 * PAGE), n, 14)
+        return bytes([NEW, slot, 1 if random else 0]) + v + (b"" if random else data(n, seed))
+
+    def read_at(slot, off, n):
+        return bytes([READ_AT, slot]) + u16(off) + u16(n)
+
+    def after_close(slot):
+        return bytes([ENTER, slot, TRY, slot, CLOSE, slot, QUERY, slot]) + read_at(slot, 0, 1)
+
+    s = {}
+    four = new(0, 32) + new(1, PAGE + 8, random=True) + new(2, 100, seed=3) + new(3, 9000)
+    s["nested-all"] = four + bytes([ENTER, 0, ENTER, 1, ENTER, 2, ENTER, 3, READ]) + \
+        b"".join(read_at(i, 1, 20) + bytes([CLOSE, i, QUERY, i]) for i in range(4)) + \
+        bytes([LEAVE, 0, LEAVE, 0, LEAVE, 3, LEAVE, 0]) + \
+        b"".join(read_at(i, 0, 9000) + bytes([CLOSE, i]) + after_close(i) for i in range(4))
+    s["interleaved"] = four + bytes([ENTER, 0, ENTER, 1, ENTER, 0, TRY, 1, READ, LEAVE, 0,
+                                     CLOSE, 2, LEAVE, 0, READ, ENTER, 2, READ, LEAVE, 0,
+                                     LEAVE, 0, CLOSE, 0, LEAVE, 0, CLOSE, 1, CLOSE, 0]) + \
+        new(0, 7, random=True) + bytes([TRY, 0, READ, CLOSE, 3, LEAVE, 0]) + after_close(3)
+    s["hooks"] = bytes([HOOKS, 7]) + new(3, 48) + bytes([CLOSE, 3]) + new(3, 48) + \
+        bytes([ENTER, 3, ENTER, 3, LEAVE, 0, LEAVE, 0]) + read_at(3, 4, 4) + new(0, 16) + \
+        bytes([ENTER, 0, TRY, 3, READ, LEAVE, 0, CLOSE, 3, LEAVE, 0]) + after_close(3) + \
+        new(3, 5000, random=True) + bytes([HOOKS, 4, ENTER, 3, LEAVE, 3, CLOSE, 3])
+    s["deep"] = new(1, 10) + new(2, 10) + bytes([ENTER, 1, ENTER, 2] * 7) + bytes([READ, CLOSE, 1, CLOSE, 2])
+    for k in range(4):
+        s["factory-%d" % k] = new(k, 64 if k % 2 else PAGE) + \
+            bytes([ENTER, k, ENTER, k, READ, CLOSE, k, LEAVE, 0, LEAVE, 0]) + read_at(k, 10, 10) + \
+            read_at(k, 64, 1) + read_at(k, 66, 1) + bytes([CLOSE, k]) + after_close(k) + \
+            new(k, 200, random=True) + bytes([TRY, k, LEAVE, 3, CLOSE, k])
+    return s
+
+
 def write(harness, seeds):
     d = os.path.join(ROOT, harness)
     os.makedirs(d, exist_ok=True)
@@ -329,3 +449,4 @@ write("ops", ops_seeds())
 write("stream", stream_seeds())
 write("enclave_tamper", tamper_seeds())
 write("fd_readers", fd_seeds())
+write("secret_access", access_seeds())

@@ -1190,6 +1190,35 @@ Test(secret, audit_passes_intact_secrets_at_rest_and_in_use, .timeout = 60)
     }
 }
 
+/*
+ * sm_audit opens a guarded secret at rest READ to check its canary, then shuts it
+ * again. When the OS refuses that second mprotect, the pages stay readable at rest:
+ * sm_audit must say so (it returned SM_OK before), and the next access's last exit
+ * shuts them.
+ */
+Test(secret, audit_reports_a_region_it_could_not_shut_again, .timeout = 60)
+{
+    sm_secret s = make_secret(sm_factory_guarded(), LEN, 6);
+    expect e;
+    perms_seen p;
+    char perms[5], flags[256];
+    size_t locked;
+
+    expect_of(&e, LEN, 6);
+    cr_assert_eq(sm_secret_with_bytes(s, perms_fn, &p), SM_OK);
+    sm_os_fault_arm(SM_OS_MPROTECT, 2, EACCES, false);
+    cr_assert_eq(sm_audit(), SM_E_PROT);
+    cr_assert_eq(sm_last_os_error(), EACCES);
+    sm_os_fault_reset();
+    cr_assert_eq(smaps_of(p.at, perms, flags, sizeof flags, &locked), 0);
+    cr_assert_str_eq(perms, "r--p", "left readable, and reported");
+    cr_assert_eq(sm_secret_with_bytes(s, check_fn, &e), SM_OK);
+    cr_assert_eq(smaps_of(p.at, perms, flags, sizeof flags, &locked), 0);
+    cr_assert_str_eq(perms, "---p", "the access's last exit shut it");
+    cr_assert_eq(sm_audit(), SM_OK);
+    cr_assert_eq(sm_secret_close(s), SM_OK);
+}
+
 static sm_status damage_fn(const uint8_t *b, size_t n, void *ctx)
 {
     size_t page = sm_page_size();
