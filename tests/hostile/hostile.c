@@ -27,7 +27,7 @@
 
 #include "../common/harness.h"
 #include "../unit/helpers.h"
-#include "example_factory.h"
+#include "factories.h"
 
 static size_t page(void)
 {
@@ -74,24 +74,6 @@ static void check_patterned(sm_buffer b, size_t n)
 }
 
 /* ---- secrets whose bytes are known ------------------------------------------------ */
-
-/* Every factory: the library's three and the example custom one (tests/factory). */
-#define NFACT 4u
-enum { PROTECTED, GUARDED, ENCRYPTED, CUSTOM };
-
-static const sm_factory *factory(unsigned k)
-{
-    switch (k % NFACT) {
-    case PROTECTED:
-        return sm_factory_protected();
-    case GUARDED:
-        return sm_factory_guarded();
-    case ENCRYPTED:
-        return sm_factory_encrypted();
-    default:
-        return example_factory();
-    }
-}
 
 static void secret_pattern(uint8_t *p, size_t n, unsigned seed)
 {
@@ -404,10 +386,10 @@ static void t_memlock_64k_secrets_required(void)
     become_nobody_with_memlock(LIMIT);
     HX_EXPECT(sm_init(NULL), SM_OK);
     /* Locks nothing at rest: made first, it is accessed at the limit below. */
-    enc = patterned_secret(ENCRYPTED, SMALL, 1000, &st);
+    enc = patterned_secret(FACT_ENCRYPTED, SMALL, 1000, &st);
     HX_EXPECT(st, SM_OK);
     while (n < 64) {
-        s[n] = patterned_secret(n % 2 ? GUARDED : PROTECTED, SMALL, (unsigned)n, &st);
+        s[n] = patterned_secret(n % 2 ? FACT_GUARDED : FACT_PROTECTED, SMALL, (unsigned)n, &st);
         if (st != SM_OK)
             break;
         n++;
@@ -462,7 +444,7 @@ static void t_memlock_64k_secrets_best_effort(void)
     become_nobody_with_memlock(LIMIT);
     HX_EXPECT(sm_init(&cfg), SM_OK);
     for (n = 0; n < 40; n++) {
-        s[n] = patterned_secret(n % 2 ? GUARDED : PROTECTED, SMALL, (unsigned)n, &st);
+        s[n] = patterned_secret(n % 2 ? FACT_GUARDED : FACT_PROTECTED, SMALL, (unsigned)n, &st);
         HX_EXPECT(st, SM_OK);
         HX_EXPECT(access_secret(s[n], SMALL, (unsigned)n, &v), SM_OK);
         if (first_unlocked == 0 && !v.locked)
@@ -481,11 +463,11 @@ static void t_memlock_64k_secrets_best_effort(void)
         HX_EXPECT(access_secret(s[n], SMALL, (unsigned)n, &v), SM_OK);
         HX_CHECK(v.right && v.locked == (n < first_unlocked), "secret %zu: lock state moved", n);
     }
-    (void)patterned_secret(CUSTOM, SMALL, 3000, &st);
+    (void)patterned_secret(FACT_CUSTOM, SMALL, 3000, &st);
     HX_CHECK(st == SM_E_LOCK, "the custom factory: %s, expected its SM_E_LOCK", sm_status_str(st));
     HX_CHECK(sm_secret_random(example_factory(), SMALL, &x) == SM_E_LOCK, "custom random");
     /* An encrypted secret's window is unlocked and counted while it is open. */
-    e = patterned_secret(ENCRYPTED, SMALL, 4000, &st);
+    e = patterned_secret(FACT_ENCRYPTED, SMALL, 4000, &st);
     HX_EXPECT(st, SM_OK);
     HX_EXPECT(sm_stats_get(&ss), SM_OK);
     HX_EXPECT(access_secret(e, SMALL, 4000, &v), SM_OK);
@@ -534,7 +516,7 @@ static void secrets_at_the_edge(keep *k, const char *what)
             readable++;
             continue;
         }
-        HX_CHECK(i % NFACT == ENCRYPTED && st == SM_E_NOMEM && !v.called,
+        HX_CHECK(i % NFACT == FACT_ENCRYPTED && st == SM_E_NOMEM && !v.called,
                  "%s: secret %zu (factory %zu): %s", what, i, i % NFACT, sm_status_str(st));
         refused++;
     }
@@ -792,14 +774,14 @@ static void t_getrandom_fails(void)
 
         HX_CHECK(sm_secret_random(factory(k), 64, &x) == SM_E_RANDOM, "random secret %u", k);
     }
-    (void)patterned_secret(ENCRYPTED, 64, 5, &st);
+    (void)patterned_secret(FACT_ENCRYPTED, 64, 5, &st);
     HX_CHECK(st == SM_E_RANDOM, "encrypted secret: %s", sm_status_str(st));
     same_as(&before, "a failed secret");
     /* A copy needs no random bytes: the other factories still work, as buffers do. */
     for (unsigned k = 0; k < NFACT; k++) {
         sm_secret x;
 
-        if (k == ENCRYPTED)
+        if (k == FACT_ENCRYPTED)
             continue;
         x = patterned_secret(k, 64, 6, &st);
         HX_EXPECT(st, SM_OK);
@@ -945,7 +927,7 @@ static void one_round(unsigned i, bool purging)
         OK_OR_PURGED(sm_secret_with_bytes(sec, round_fn, &rb));
         /* Or, as for an enclave, an encrypted secret sealed under the key that a purge
            took meanwhile: it cannot be opened (SM_E_AUTH) and is still closed below. */
-        HX_CHECK(st != SM_E_AUTH || sm_secret_is_closed(sec) || i % NFACT == ENCRYPTED,
+        HX_CHECK(st != SM_E_AUTH || sm_secret_is_closed(sec) || i % NFACT == FACT_ENCRYPTED,
                  "secret bytes (round %u)", i);
         OK_OR_PURGED(sm_secret_read_at(sec, 0, back, sizeof back, &got));
         HX_CHECK(st != SM_OK || (got == n && memcmp(back, rec, n) == 0) ||

@@ -33,7 +33,7 @@
 
 #include "../common/harness.h"
 #include "../unit/helpers.h"
-#include "example_factory.h"
+#include "factories.h"
 
 #define PAT 32u
 
@@ -202,25 +202,6 @@ static sm_buffer copy_of(sm_buffer src)
 
 /* ---- secrets holding the pattern ---------------------------------------------------- */
 
-/* Every factory: the library's three and the example custom one (tests/factory). */
-#define NFACT 4u
-enum { PROTECTED, GUARDED, ENCRYPTED, CUSTOM };
-static const char *const fname[NFACT] = { "protected", "guarded", "encrypted", "custom" };
-
-static const sm_factory *factory(unsigned k)
-{
-    switch (k % NFACT) {
-    case PROTECTED:
-        return sm_factory_protected();
-    case GUARDED:
-        return sm_factory_guarded();
-    case ENCRYPTED:
-        return sm_factory_encrypted();
-    default:
-        return example_factory();
-    }
-}
-
 /* A secret of factory k holding the pattern, copied from a guarded buffer it then wipes. */
 static sm_secret secret_of_pattern(unsigned k, sm_buffer src)
 {
@@ -342,10 +323,11 @@ static sm_status peek_fn(const uint8_t *bytes, size_t len, void *ctx)
 
     HX_CHECK(len == p->len, "window of %zu bytes for %zu", len, p->len);
     p->at = bytes;
-    if (p->k == GUARDED || p->k == ENCRYPTED)
+    if (p->k == FACT_GUARDED || p->k == FACT_ENCRYPTED)
         check_region(bytes, len, ro, p->secretmem);
     else
-        check_plain(bytes, len, p->k == CUSTOM ? "r--p" : ro, p->k != CUSTOM && p->secretmem);
+        check_plain(bytes, len, p->k == FACT_CUSTOM ? "r--p" : ro,
+                    p->k != FACT_CUSTOM && p->secretmem);
     return SM_OK;
 }
 
@@ -359,21 +341,21 @@ static void secret_pages(unsigned k, size_t len, bool secretmem)
     HX_EXPECT(sm_secret_random(factory(k), len, &s), SM_OK);
     HX_EXPECT(sm_secret_with_bytes(s, peek_fn, &p), SM_OK);
     switch (k) {
-    case GUARDED:
+    case FACT_GUARDED:
         check_region(p.at, len, secretmem ? "---s" : "---p", secretmem);
         break;
-    case ENCRYPTED:
+    case FACT_ENCRYPTED:
         HX_CHECK(smaps_of(p.at, perms, flags, sizeof flags, &locked) != 0,
                  "an encrypted secret's plaintext page %p is mapped at rest (%s)",
                  (const void *)p.at, perms);
         break;
     default:
-        check_plain(p.at, len, k != CUSTOM && secretmem ? "---s" : "---p",
-                    k != CUSTOM && secretmem);
+        check_plain(p.at, len, k != FACT_CUSTOM && secretmem ? "---s" : "---p",
+                    k != FACT_CUSTOM && secretmem);
     }
     HX_EXPECT(sm_secret_close(s), SM_OK);
     HX_CHECK(smaps_of(p.at, perms, flags, sizeof flags, &locked) != 0,
-             "%s secret of %zu bytes: %p still mapped after close", fname[k], len,
+             "%s secret of %zu bytes: %p still mapped after close", factory_name(k), len,
              (const void *)p.at);
 }
 
@@ -444,7 +426,7 @@ static void t_smaps_secretmem(void)
     fclose(f);
     HX_CHECK(seen, "the data's mapping is not /secretmem in /proc/self/maps");
     /* The library's factories follow the backing; a custom one has its own pages. */
-    for (unsigned k = 0; k < CUSTOM; k++) {
+    for (unsigned k = 0; k < FACT_CUSTOM; k++) {
         secret_pages(k, 100, true);
         secret_pages(k, 5000, true);
     }
@@ -681,7 +663,7 @@ static void fork_inside(windows *w)
 
     lib.n = custom.n = 0;
     for (size_t i = 0; i < w->n; i++) {
-        if (i % NFACT == CUSTOM)
+        if (i % NFACT == FACT_CUSTOM)
             custom.p[custom.n++] = w->at[i];
         else
             lib.p[lib.n++] = w->at[i];
@@ -948,7 +930,7 @@ static void t_after_purge_and_destroy_nothing_remains(void)
              s.n);
     for (size_t i = 0; i < h.nsecs; i++)
         HX_CHECK(smaps_of(sec_at[i], perms, flags, sizeof flags, &locked) != 0,
-                 "%s secret %zu (%s): its pages are still mapped (%s)", fname[i % NFACT], i,
+                 "%s secret %zu (%s): its pages are still mapped (%s)", factory_name(i % NFACT), i,
                  i / NFACT % 2 ? "purged" : "closed", perms);
     hits = scan_self(&mk, &regions);
     hx_say("  after: %zu copies in %zu readable mappings", hits, regions);

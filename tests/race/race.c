@@ -31,7 +31,7 @@
 
 #include <securemem.h>
 #include "../common/harness.h"
-#include "example_factory.h"
+#include "factories.h"
 
 static unsigned nthreads = 4;
 static unsigned long nops = 2000;
@@ -476,20 +476,6 @@ static void churn_op(worker *w)
  */
 static _Atomic uint64_t sec_pool[POOL];
 
-static const sm_factory *sec_factory(unsigned slot)
-{
-    switch (slot % 4) {
-    case 0:
-        return sm_factory_protected();
-    case 1:
-        return sm_factory_guarded();
-    case 2:
-        return sm_factory_encrypted();
-    default:
-        return example_factory();
-    }
-}
-
 static size_t sec_len(unsigned slot)
 {
     return REC_MIN + 29u * slot;
@@ -555,7 +541,7 @@ static sm_secret make_secret(worker *w, unsigned slot)
     sm_secret s = { 0 };
 
     record_fill(rec, len, hx_rand(&w->rng));
-    if (!allowed(sm_secret_new(sec_factory(slot), rec, len, &s), CREATE, "sm_secret_new")) {
+    if (!allowed(sm_secret_new(factory(slot), rec, len, &s), CREATE, "sm_secret_new")) {
         HX_CHECK(record_ok(rec, len), "a refused sm_secret_new changed its source");
         return (sm_secret){ 0 };
     }
@@ -634,7 +620,7 @@ static void secret_op(worker *w)
         break;
     case 9:
         /* Private churn: a random secret, read whole, closed. */
-        if (!allowed(sm_secret_random(sec_factory(slot), len, &s), CREATE, "sm_secret_random"))
+        if (!allowed(sm_secret_random(factory(slot), len, &s), CREATE, "sm_secret_random"))
             break;
         if (begin_read()) {
             st = sm_secret_read_at(s, 0, buf, sizeof buf, &got);

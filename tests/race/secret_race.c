@@ -28,7 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "example_factory.h"
+#include "factories.h"
 
 /*
  * The table publishes records through C11 atomics, whose ordering Helgrind does not
@@ -60,20 +60,6 @@ static atomic_size_t record_used;
 static _Atomic size_t table[SLOTS]; /* record index + 1, or 0 */
 
 static atomic_ulong progress, failures, n_ok, n_state, n_busy, n_created, n_closed, n_full;
-
-static const sm_factory *factory(unsigned i)
-{
-    switch (i % 4) {
-    case 0:
-        return sm_factory_protected();
-    case 1:
-        return sm_factory_guarded();
-    case 2:
-        return sm_factory_encrypted();
-    default:
-        return example_factory();
-    }
-}
 
 static void fail(const char *what, sm_status st)
 {
