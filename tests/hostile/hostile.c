@@ -190,24 +190,6 @@ static void become_nobody_with_memlock(rlim_t limit)
     }
 }
 
-/* Sum of Locked: over every mapping, in bytes: the kernel's count. */
-static size_t locked_by_kernel(void)
-{
-    static char buf[1 << 20];
-    size_t len = 0, total = 0;
-    ssize_t r;
-    int fd = open("/proc/self/smaps", O_RDONLY);
-
-    HX_CHECK(fd >= 0, "/proc/self/smaps: %s", strerror(errno));
-    while ((r = read(fd, buf + len, sizeof buf - 1 - len)) > 0)
-        len += (size_t)r;
-    close(fd);
-    buf[len] = 0;
-    for (char *p = strstr(buf, "\nLocked:"); p != NULL; p = strstr(p + 1, "\nLocked:"))
-        total += strtoul(p + 8, NULL, 10) * 1024;
-    return total;
-}
-
 static bool data_locked(sm_buffer b)
 {
     char perms[5], flags[512];
@@ -257,8 +239,8 @@ static void t_memlock_64k_required(void)
              (unsigned long long)s.bytes_unlocked);
     HX_CHECK(s.bytes_locked <= LIMIT, "bytes_locked %llu over the limit",
              (unsigned long long)s.bytes_locked);
-    HX_CHECK(locked_by_kernel() == s.bytes_locked, "kernel Locked: %zu, library %llu",
-             locked_by_kernel(), (unsigned long long)s.bytes_locked);
+    HX_CHECK(locked_bytes_total() == s.bytes_locked, "kernel Locked: %zu, library %llu",
+             locked_bytes_total(), (unsigned long long)s.bytes_locked);
     /* Everything made before still works. */
     for (size_t i = 0; i < n; i++) {
         HX_CHECK(data_locked(b[i]), "buffer %zu is not locked", i);
@@ -302,8 +284,8 @@ static void t_memlock_64k_best_effort(void)
              (unsigned long long)s.bytes_unlocked, 40 - first_unlocked);
     HX_CHECK(s.bytes_locked + s.bytes_unlocked == 41 * page(), "locked %llu + unlocked %llu",
              (unsigned long long)s.bytes_locked, (unsigned long long)s.bytes_unlocked);
-    HX_CHECK(locked_by_kernel() == s.bytes_locked, "kernel Locked: %zu, library %llu",
-             locked_by_kernel(), (unsigned long long)s.bytes_locked);
+    HX_CHECK(locked_bytes_total() == s.bytes_locked, "kernel Locked: %zu, library %llu",
+             locked_bytes_total(), (unsigned long long)s.bytes_locked);
     hx_say("  %zu buffers locked, %zu counted unlocked", first_unlocked, 40 - first_unlocked);
     for (n = 0; n < 40; n++) {
         HX_CHECK(data_locked(b[n]) == (n < first_unlocked), "buffer %zu: lock state moved", n);
@@ -409,8 +391,8 @@ static void t_memlock_64k_secrets_required(void)
     HX_EXPECT(sm_stats_get(&ss), SM_OK);
     HX_CHECK(ss.bytes_unlocked == 0, "%llu bytes silently unlocked",
              (unsigned long long)ss.bytes_unlocked);
-    HX_CHECK(locked_by_kernel() == ss.bytes_locked, "kernel Locked: %zu, library %llu",
-             locked_by_kernel(), (unsigned long long)ss.bytes_locked);
+    HX_CHECK(locked_bytes_total() == ss.bytes_locked, "kernel Locked: %zu, library %llu",
+             locked_bytes_total(), (unsigned long long)ss.bytes_locked);
     /* Everything made before is still readable, from locked pages. */
     for (size_t i = 0; i < n; i++) {
         HX_EXPECT(access_secret(s[i], SMALL, (unsigned)i, &v), SM_OK);
@@ -456,8 +438,8 @@ static void t_memlock_64k_secrets_best_effort(void)
     HX_CHECK(ss.bytes_unlocked == (40 - first_unlocked) * page(),
              "bytes_unlocked %llu for %zu unlocked one-page secrets",
              (unsigned long long)ss.bytes_unlocked, 40 - first_unlocked);
-    HX_CHECK(locked_by_kernel() == ss.bytes_locked, "kernel Locked: %zu, library %llu",
-             locked_by_kernel(), (unsigned long long)ss.bytes_locked);
+    HX_CHECK(locked_bytes_total() == ss.bytes_locked, "kernel Locked: %zu, library %llu",
+             locked_bytes_total(), (unsigned long long)ss.bytes_locked);
     hx_say("  %zu secrets locked, %zu counted unlocked", first_unlocked, 40 - first_unlocked);
     for (n = 0; n < 40; n++) {
         HX_EXPECT(access_secret(s[n], SMALL, (unsigned)n, &v), SM_OK);

@@ -800,17 +800,10 @@ static uint8_t scan_buf[1 << 16];
  */
 static size_t scan_self(const masked *mk, size_t *regions)
 {
-    static char maps[1 << 20];
-    size_t hits = 0, len = 0;
-    int fd = open("/proc/self/maps", O_RDONLY), mem;
-    ssize_t r;
+    char *maps = proc_text("/proc/self/maps");
+    size_t hits = 0;
+    int mem = open("/proc/self/mem", O_RDONLY);
 
-    HX_CHECK(fd >= 0, "/proc/self/maps");
-    while ((r = read(fd, maps + len, sizeof maps - 1 - len)) > 0)
-        len += (size_t)r;
-    close(fd);
-    maps[len] = 0;
-    mem = open("/proc/self/mem", O_RDONLY);
     HX_CHECK(mem >= 0, "/proc/self/mem");
     *regions = 0;
     for (char *line = maps; *line != 0;) {

@@ -89,7 +89,7 @@ int os_fn_from_name(const char *name)
 /* A static buffer: reading maps must not itself create mappings through malloc. */
 static char maps_buf[1 << 20];
 
-static size_t read_file(const char *path)
+char *proc_text(const char *path)
 {
     int fd = open(path, O_RDONLY);
     size_t len = 0;
@@ -101,15 +101,14 @@ static size_t read_file(const char *path)
         len += (size_t)r;
     close(fd);
     maps_buf[len] = 0;
-    return len;
+    return maps_buf;
 }
 
 size_t mapped_bytes(void)
 {
     size_t total = 0;
-    char *p = maps_buf;
+    char *p = proc_text("/proc/self/maps");
 
-    read_file("/proc/self/maps");
     while (*p) {
         unsigned long lo, hi;
 
@@ -126,10 +125,9 @@ size_t mapped_bytes(void)
 int smaps_of(const void *addr, char perms[5], char *vmflags, size_t cap, size_t *locked_kb)
 {
     uintptr_t a = (uintptr_t)addr;
-    char *p = maps_buf;
+    char *p = proc_text("/proc/self/smaps");
     bool in = false;
 
-    read_file("/proc/self/smaps");
     while (*p) {
         char *eol = strchr(p, '\n');
         unsigned long lo, hi;
@@ -152,6 +150,16 @@ int smaps_of(const void *addr, char perms[5], char *vmflags, size_t cap, size_t 
         p = eol + 1;
     }
     return -1;
+}
+
+size_t locked_bytes_total(void)
+{
+    const char *text = proc_text("/proc/self/smaps");
+    size_t total = 0;
+
+    for (const char *p = strstr(text, "\nLocked:"); p != NULL; p = strstr(p + 1, "\nLocked:"))
+        total += strtoul(p + 8, NULL, 10) * 1024;
+    return total;
 }
 
 void counters_get(counters *c)

@@ -46,6 +46,13 @@ int errno_from_name(const char *name);    /* "ENOMEM" -> ENOMEM; -1 if unknown *
 sm_status status_from_name(const char *name);   /* -1 cast if unknown */
 int os_fn_from_name(const char *name);    /* sm_os_fn, -1 if unknown */
 
+/*
+ * The text of a /proc file (path), NUL-terminated, in a static buffer that the next call
+ * (and mapped_bytes, smaps_of, locked_bytes_total) reuses: reading it maps nothing.
+ * Aborts if the file cannot be opened.
+ */
+char *proc_text(const char *path);
+
 /* The sum of the sizes of this process's mappings (no malloc while reading). */
 size_t mapped_bytes(void);
 
@@ -54,6 +61,9 @@ size_t mapped_bytes(void);
  * VmFlags line and Locked: kB. 0 if found.
  */
 int smaps_of(const void *addr, char perms[5], char *vmflags, size_t cap, size_t *locked_kb);
+
+/* The sum of Locked: over every mapping of this process, in bytes: the kernel's count. */
+size_t locked_bytes_total(void);
 
 /* The library's counters, read without initialising the runtime. */
 typedef struct counters {

@@ -415,17 +415,9 @@ Test(coffer, failed_first_seal_leaves_no_trace, .init = init)
  */
 static bool found_outside(const uint8_t *needle, const smi_region *const *skip, size_t nskip)
 {
-    static char maps[1 << 20];
-    int fd = open("/proc/self/maps", O_RDONLY);
-    size_t len = 0;
-    ssize_t r;
+    char *maps = proc_text("/proc/self/maps");
     bool found = false;
 
-    cr_assert_geq(fd, 0);
-    while ((r = read(fd, maps + len, sizeof maps - 1 - len)) > 0)
-        len += (size_t)r;
-    close(fd);
-    maps[len] = 0;
     for (char *line = maps; *line != 0 && !found;) {
         char *eol = strchr(line, '\n');
         unsigned long lo, hi;

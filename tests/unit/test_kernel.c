@@ -74,24 +74,6 @@ Test(kernel, free_unmaps_everything)
                   "nothing is mapped there any more");
 }
 
-/* The sum of Locked: over every mapping of this process, in bytes. */
-static size_t locked_bytes_total(void)
-{
-    static char buf[1 << 20];
-    size_t len = 0, total = 0;
-    ssize_t r;
-    int fd = open("/proc/self/smaps", O_RDONLY);
-
-    cr_assert_geq(fd, 0);
-    while ((r = read(fd, buf + len, sizeof buf - 1 - len)) > 0)
-        len += (size_t)r;
-    close(fd);
-    buf[len] = 0;
-    for (char *p = strstr(buf, "\nLocked:"); p != NULL; p = strstr(p + 1, "\nLocked:"))
-        total += strtoul(p + 8, NULL, 10) * 1024;
-    return total;
-}
-
 /*
  * mlock is not inherited: in a child, the canary key page must be locked again before
  * a new key goes into it, or bytes_locked would count a page that can be swapped out.
