@@ -70,9 +70,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "example_factory.h"
+#include "calls.h"
+#include "factories.h"
 #include "fuzz_tables.h"
 #include "harness.h"
+#include "secrets.h"
 
 #define NB 6        /* buffers */
 #define NE 4        /* enclaves */
@@ -106,8 +108,6 @@ typedef struct mstr {
     size_t    len;
 } mstr;
 
-enum { FAC_PROTECTED, FAC_GUARDED, FAC_ENCRYPTED, FAC_CUSTOM, NFAC };
-
 typedef struct msec {
     sm_secret      h;
     bool           open;     /* not closed */
@@ -140,7 +140,7 @@ static struct {
     uint64_t alloc_base; /* allocations_total where the current operation's count starts */
     bool     coffer_base; /* and whether the enclave key existed there */
     bool     aged;      /* the key was aged (test hook): a window may re-split it */
-    bool     rng_keyed; /* the canary generator has its key (check_calls) */
+    bool     rng_keyed; /* the canary generator has its key (calls.h) */
     bool     exhausted; /* the key's nonces are used up (test hook) until a purge */
     bool     tainted;   /* a rollback may have failed: stop this input */
     unsigned forks;
@@ -165,6 +165,7 @@ static const char *const row_names[R_COUNT] = {
     "data", "size", "is_alive", "is_mutable", "seal", "destroy",
 };
 static const fz_buf_row *rows[R_COUNT];
+static const fz_sec_row *sec_rows[FZ_SOP_COUNT];
 
 static void find_rows(void)
 {
@@ -173,23 +174,6 @@ static void find_rows(void)
             if (strcmp(fz_buf_table[i].op, row_names[r]) == 0)
                 rows[r] = &fz_buf_table[i];
         FZ_CHECK(rows[r] != NULL, "spec/buffer-states.tsv has no row %s", row_names[r]);
-    }
-}
-
-/* The secret table's rows, and the states of its columns that this model reaches. */
-enum { S_WITH, S_TRY, S_READ_AT, S_CLOSE, S_SIZE, S_IS_CLOSED, S_COUNT };
-static const char *const sec_row_names[S_COUNT] = {
-    "with_bytes", "try_with_bytes", "read_at", "close", "size", "is_closed",
-};
-static const fz_sec_row *sec_rows[S_COUNT];
-
-static void find_sec_rows(void)
-{
-    for (unsigned r = 0; r < S_COUNT; r++) {
-        for (size_t i = 0; i < sizeof fz_sec_table / sizeof fz_sec_table[0]; i++)
-            if (strcmp(fz_sec_table[i].op, sec_row_names[r]) == 0)
-                sec_rows[r] = &fz_sec_table[i];
-        FZ_CHECK(sec_rows[r] != NULL, "spec/secret-states.tsv has no row %s", sec_row_names[r]);
     }
 }
 
@@ -217,7 +201,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     for (unsigned i = 0; i < NSEC; i++)
         FZ_CHECK((M.sec[i].want = malloc(maxb)) != NULL && (M.sec[i].have = malloc(maxb)) != NULL,
                  "out of memory");
-    find_sec_rows();
+    fz_sec_rows_find(sec_rows);
     return 0;
 }
 
@@ -322,125 +306,18 @@ static mstr *free_str(fz_in *in)
 #define ENC_ID(e) ((unsigned)((e) - M.e))
 #define STR_ID(s) ((unsigned)((s) - M.s))
 
-/* ---- secrets: factories, states, the OS calls of spec/syscalls.tsv ---- */
-
-static const char *const fac_names[NFAC] = { "protected", "guarded", "encrypted", "custom" };
-
-static const sm_factory *factory_of(unsigned fac)
-{
-    switch (fac) {
-    case FAC_PROTECTED:
-        return sm_factory_protected();
-    case FAC_GUARDED:
-        return sm_factory_guarded();
-    case FAC_ENCRYPTED:
-        return sm_factory_encrypted();
-    default:
-        return example_factory();
-    }
-}
+/* ---- secrets: factories (factories.h), states (secrets.h), OS calls (calls.h) ---- */
 
 #define SEC_ID(s) ((unsigned)((s) - M.sec))
 #define SECRET_MAX (SIZE_MAX >> 2) /* larger lengths are SM_E_INVAL (secret.h) */
 
-/*
- * The column of spec/secret-states.tsv that s is in. Every access in flight is this
- * thread's (a callback of this input), so a secret with one is OPEN-ACCESSED; CLOSING
- * and WINDOW-CHANGING need another thread or a factory hook (fuzz/secret_access.c).
- */
-static int sec_state(const msec *s)
-{
-    if (!s->open)
-        return FZ_SEC_CLOSED;
-    return s->depth > 0 ? FZ_SEC_OPEN_ACCESSED : FZ_SEC_OPEN_IDLE;
-}
-
-typedef unsigned long fz_calls[SM_OS_FN_COUNT];
-
-static void calls_now(fz_calls c)
-{
-    for (int fn = 0; fn < SM_OS_FN_COUNT; fn++)
-        c[fn] = sm_os_fault_calls((sm_os_fn)fn);
-}
-
-/* acc += to - from, per OS function. */
-static void calls_add(fz_calls acc, const fz_calls from, const fz_calls to)
-{
-    for (int fn = 0; fn < SM_OS_FN_COUNT; fn++)
-        acc[fn] += to[fn] - from[fn];
-}
-
-/* The calls of each OS function that spec/syscalls.tsv gives op; false if op has no row. */
-static bool sys_calls(const char *op, fz_calls want)
-{
-    bool any = false;
-
-    memset(want, 0, sizeof(fz_calls));
-    for (size_t i = 0; i < sizeof fz_sys_table / sizeof fz_sys_table[0]; i++) {
-        if (strcmp(fz_sys_table[i].op, op) != 0)
-            continue;
-        for (int fn = 0; fn < SM_OS_FN_COUNT; fn++)
-            if (strcmp(fz_sys_table[i].fn, sm_os_fn_name((sm_os_fn)fn)) == 0)
-                want[fn] = fz_sys_table[i].calls;
-        any = true;
-    }
-    return any;
-}
-
-/*
- * An operation made exactly the OS calls own: those of the rows of op in syscalls.tsv
- * (which lists every function an operation calls), or none at all when op is NULL.
- * An operation with no row there is not checked.
- */
+/* The calls of op's rows (calls.h), unless an interrupted call is planned. */
 static void check_calls(const char *what, const fz_calls own, const char *op)
 {
-    fz_calls want;
-
-    if (op != NULL && !sys_calls(op, want))
-        return;
     for (int fn = 0; fn < SM_OS_FN_COUNT; fn++)
         if (F.plan[fn].armed && F.plan[fn].err == EINTR)
             return; /* an interrupted call is retried: one call more, never a failure */
-    if (op == NULL)
-        memset(want, 0, sizeof want);
-    /*
-     * The canary and random-byte generator draws its key from the OS at its first use
-     * after a purge (src/rng.c): one getrandom call of its own, which the rows, measured
-     * with a keyed generator, do not count.
-     */
-    if (!M.rng_keyed && own[SM_OS_GETRANDOM] == want[SM_OS_GETRANDOM] + 1) {
-        want[SM_OS_GETRANDOM]++;
-        M.rng_keyed = true;
-    }
-    for (int fn = 0; fn < SM_OS_FN_COUNT; fn++)
-        FZ_CHECK(own[fn] == want[fn], "%s: %lu calls of %s, want %lu (%s)", what, own[fn],
-                 sm_os_fn_name((sm_os_fn)fn), want[fn], op != NULL ? op : "no OS call");
-}
-
-/* The row of one access alone: the table's "2" window changes for this factory. */
-static const char *access_row(const msec *s)
-{
-    static char row[48];
-
-    snprintf(row, sizeof row, "secret.with_bytes.%s", fac_names[s->fac]);
-    return row;
-}
-
-/* The bytes of a secret in sm_stats (secret.h, spec/secrets.md: factories). */
-static uint64_t secret_bytes(const msec *s)
-{
-    if (!s->open)
-        return 0;
-    switch (s->fac) {
-    case FAC_PROTECTED:
-        return (s->size + page - 1) & ~(uint64_t)(page - 1);
-    case FAC_GUARDED:
-        return fz_region_bytes(s->size);
-    case FAC_ENCRYPTED:
-        return s->readable ? fz_region_bytes(s->size) : 0;
-    default:
-        return 0; /* a custom factory's storage is its own */
-    }
+    fz_calls_check(what, own, op, &M.rng_keyed);
 }
 
 /* The protection of a secret's pages: shut, a window, or opened by a failed close. */
@@ -453,9 +330,9 @@ static fz_prot secret_prot(const msec *s)
 static uint64_t check_secret(const msec *s)
 {
     unsigned i = SEC_ID(s);
-    int state = sec_state(s);
-    bool answers = sec_rows[S_SIZE]->cell[state].st == SM_OK;
-    bool closed = sec_rows[S_IS_CLOSED]->cell[state].st != SM_OK;
+    int state = fz_sec_state(s->open, s->depth);
+    bool answers = sec_rows[FZ_SOP_SIZE]->cell[state].st == SM_OK;
+    bool closed = sec_rows[FZ_SOP_IS_CLOSED]->cell[state].st != SM_OK;
     /* smi_sec_state lists the table's first four columns in its order. */
     int lib = (int)smi_secret_state(s->h.id);
 
@@ -464,7 +341,7 @@ static uint64_t check_secret(const msec *s)
     FZ_CHECK(sm_secret_is_closed(s->h) == closed, "secret %u: is_closed %d", i, !closed);
     FZ_CHECK(lib == state, "secret %u: in state %d, model %d", i, lib, state);
     /* An encrypted secret's window is a new mapping each time: nothing to probe at rest. */
-    if (s->open && s->addr != NULL && s->fac != FAC_ENCRYPTED) {
+    if (s->open && s->addr != NULL && s->fac != FACT_ENCRYPTED) {
         fz_prot a = fz_probe(s->addr), b = fz_probe(s->addr + s->size - 1), want = secret_prot(s);
 
         if (s->audited && want == FZ_PROT_NONE && a == FZ_PROT_READ)
@@ -472,7 +349,7 @@ static uint64_t check_secret(const msec *s)
         FZ_CHECK(a == want && b == want, "secret %u: pages are %s and %s, want %s", i,
                  fz_prot_name(a), fz_prot_name(b), fz_prot_name(want));
     }
-    return secret_bytes(s);
+    return fz_sec_bytes(s->fac, s->open, s->size, s->readable);
 }
 
 /* ---- the checks after every operation ---- */
@@ -1207,12 +1084,11 @@ static void op_secret_new(fz_in *in, bool random)
 {
     const char *what = random ? "secret_random" : "secret_new";
     msec *s = free_sec(in);
-    unsigned fac = fz_u8(in) % NFAC;
+    unsigned fac = fz_u8(in) % NFACT;
     size_t size = pick_secret_size(in), k = size <= maxb ? size : 0;
     sm_secret out = { 0x0badull };
     bool coffer = fz_coffer_exists();
     fz_calls c0, c1, own = { 0 };
-    char row[48];
     sm_status want, st;
 
     if (s == NULL)
@@ -1221,20 +1097,20 @@ static void op_secret_new(fz_in *in, bool random)
         want = SM_E_INVAL;
     else if (size > maxb)
         want = SM_E_NOMEM;
-    else if (fac == FAC_ENCRYPTED && M.exhausted)
+    else if (fac == FACT_ENCRYPTED && M.exhausted)
         want = SM_E_STATE; /* the seal needs a nonce */
     else
         want = SM_OK;
     if (!random)
         fz_fill(in, src, k > 0 ? k : 1);
     memcpy(src2, src, k);
-    calls_now(c0);
+    fz_calls_now(c0);
     fz_faults_before(&F);
-    st = random ? sm_secret_random(factory_of(fac), size, &out)
-                : sm_secret_new(factory_of(fac), src, size, &out);
+    st = random ? sm_secret_random(factory(fac), size, &out)
+                : sm_secret_new(factory(fac), src, size, &out);
     fz_faults_after(&F);
-    calls_now(c1);
-    fz_trace("%s %s %zu into %u: %s", what, fac_names[fac], size, SEC_ID(s), fz_st(st));
+    fz_calls_now(c1);
+    fz_trace("%s %s %zu into %u: %s", what, factory_name(fac), size, SEC_ID(s), fz_st(st));
     if (!outcome(st, want, SM_OK, what)) {
         FZ_CHECK(out.id == 0x0badull, "failed %s wrote its out-parameter", what);
         FZ_CHECK(memcmp(src, src2, k) == 0, "failed %s changed src", what);
@@ -1242,10 +1118,9 @@ static void op_secret_new(fz_in *in, bool random)
     }
     /* The first seal of the encrypted factory makes the enclave key, and one after the
        key was aged re-splits it: calls of their own. */
-    if (F.fired == 0 && (fac != FAC_ENCRYPTED || (coffer && !M.aged))) {
-        calls_add(own, c0, c1);
-        snprintf(row, sizeof row, "secret.%s.%s", random ? "random" : "new", fac_names[fac]);
-        check_calls(what, own, row);
+    if (F.fired == 0 && (fac != FACT_ENCRYPTED || (coffer && !M.aged))) {
+        fz_calls_add(own, c0, c1);
+        check_calls(what, own, fz_sec_calls_row(random ? "random" : "new", fac));
     }
     if (!random)
         for (size_t i = 0; i < size; i++)
@@ -1259,7 +1134,7 @@ static void op_secret_new(fz_in *in, bool random)
     s->addr = NULL;
     memcpy(s->want, src2, random ? 0 : size);
     memset(s->have, !random, size);
-    if (fac != FAC_CUSTOM)
+    if (fac != FACT_CUSTOM)
         M.made++; /* an encrypted secret's fill region is made, then freed by its seal */
 }
 
@@ -1271,10 +1146,10 @@ static void check_window(msec *s, const uint8_t *bytes)
     fz_prot want = s->opened ? FZ_PROT_RW : FZ_PROT_READ, a, b;
 
     snprintf(what, sizeof what, "secret %u", SEC_ID(s));
-    if (s->fac == FAC_GUARDED || s->fac == FAC_ENCRYPTED) {
+    if (s->fac == FACT_GUARDED || s->fac == FACT_ENCRYPTED) {
         fz_check_layout(bytes, s->size, s->opened, what);
     } else {
-        if (s->fac == FAC_PROTECTED)
+        if (s->fac == FACT_PROTECTED)
             FZ_CHECK((uintptr_t)bytes % page == 0, "%s: not at the start of a page", what);
         a = fz_probe(bytes);
         b = fz_probe(bytes + s->size - 1);
@@ -1323,7 +1198,7 @@ static sm_status access_fn(const uint8_t *bytes, size_t len, void *ctx)
     msec *s = fr->s;
     unsigned inner = fr->how >> 3 & 7;
 
-    calls_now(fr->entered);
+    fz_calls_now(fr->entered);
     fr->open_fired = fz_faults_after(&F);
     FZ_CHECK(!fr->called, "secret %u: fn called twice", SEC_ID(s));
     fr->called = true;
@@ -1331,7 +1206,7 @@ static sm_status access_fn(const uint8_t *bytes, size_t len, void *ctx)
     if (!s->readable) {
         s->readable = true;
         s->opened = false;
-        if (s->fac == FAC_ENCRYPTED)
+        if (s->fac == FACT_ENCRYPTED)
             M.made++; /* each window is a guarded region made */
     }
     s->depth++;
@@ -1349,7 +1224,7 @@ static sm_status access_fn(const uint8_t *bytes, size_t len, void *ctx)
     s->depth--;
     M.depth--;
     rebase();
-    calls_now(fr->leaving);
+    fz_calls_now(fr->leaving);
     return fn_status(fr->how);
 }
 
@@ -1361,12 +1236,13 @@ static sm_status access_fn(const uint8_t *bytes, size_t len, void *ctx)
 static bool shut_failed(const msec *s)
 {
     fz_calls want;
+    const char *row = fz_sec_calls_row("with_bytes", s->fac);
     const fz_plan *p = &F.plan[F.last_fn];
     unsigned long first = F.before[F.last_fn] + 1 > p->nth ? F.before[F.last_fn] + 1 : p->nth;
 
     if (F.last_fn == SM_OS_MUNMAP)
         return true;
-    FZ_CHECK(sys_calls(access_row(s), want), "syscalls.tsv has no row %s", access_row(s));
+    FZ_CHECK(fz_calls_of(row, want), "syscalls.tsv has no row %s", row);
     return F.last_fn == SM_OS_MPROTECT && first - F.before[F.last_fn] == want[SM_OS_MPROTECT];
 }
 
@@ -1376,8 +1252,8 @@ static void op_access(fz_in *in, bool try)
     const char *what = try ? "try_with_bytes" : "with_bytes";
     msec *s = &M.sec[fz_u8(in) % NSEC];
     frame fr = { .s = s, .in = in, .how = fz_u8(in) };
-    int state = sec_state(s);
-    const fz_sec_cell *cell = &sec_rows[try ? S_TRY : S_WITH]->cell[state];
+    int state = fz_sec_state(s->open, s->depth);
+    const fz_sec_cell *cell = &sec_rows[try ? FZ_SOP_TRY : FZ_SOP_WITH]->cell[state];
     /* A failed shut kept the window open, or a failed audit may have left it readable. */
     bool stuck = (s->readable || s->audited) && s->depth == 0;
     sm_status fn_st = fn_status(fr.how), st;
@@ -1386,33 +1262,33 @@ static void op_access(fz_in *in, bool try)
     if (M.depth >= MAX_DEPTH)
         return;
     FZ_CHECK(!cell->waits, "%s: a cell that waits, with no other thread", what);
-    calls_now(fr.start);
+    fz_calls_now(fr.start);
     fz_faults_before(&F);
     st = try ? sm_secret_try_with_bytes(s->h, access_fn, &fr)
              : sm_secret_with_bytes(s->h, access_fn, &fr);
     fz_faults_after(&F);
-    calls_now(end);
+    fz_calls_now(end);
     fz_trace("%s secret %u: %s", what, SEC_ID(s), fz_st(st));
     if (M.tainted)
         return;
     if (!fr.called) {
         /* Refused as the cell says, or its window could not be opened (a fault). */
         FZ_CHECK(!outcome(st, cell->st, SM_OK, what), "%s: SM_OK without calling fn", what);
-        calls_add(own, fr.start, end);
+        fz_calls_add(own, fr.start, end);
         if (cell->st != SM_OK)
             check_calls(what, own, NULL);
         return;
     }
     FZ_CHECK(cell->st == SM_OK, "%s: fn called, the table says %s", what, fz_st(cell->st));
-    calls_add(own, fr.start, fr.entered);
-    calls_add(own, fr.leaving, end);
+    fz_calls_add(own, fr.start, fr.entered);
+    fz_calls_add(own, fr.leaving, end);
     if (s->depth > 0 || (F.fired == 0 && !stuck)) {
         /* Joined (window 0), or opened and shut it (window 2). */
         FZ_CHECK(st == fn_st, "%s: %s, fn returned %s", what, fz_st(st), fz_st(fn_st));
         if (cell->window == 0)
             check_calls(what, own, NULL);
-        else if (cell->window == 2 && fr.open_fired == 0 && !(M.aged && s->fac == FAC_ENCRYPTED))
-            check_calls(what, own, access_row(s));
+        else if (cell->window == 2 && fr.open_fired == 0 && !(M.aged && s->fac == FACT_ENCRYPTED))
+            check_calls(what, own, fz_sec_calls_row("with_bytes", s->fac));
     } else if (F.fired == 0) {
         FZ_CHECK(st == fn_st, "%s: %s, fn returned %s", what, fz_st(st), fz_st(fn_st));
     } else if (fn_st != SM_OK) {
@@ -1435,8 +1311,8 @@ static void op_read_at(fz_in *in)
     uint16_t a = fz_u16(in), b = fz_u16(in);
     size_t off = (a & 0x8000) ? SIZE_MAX - (a & 0xff) : a % (s->size + 2);
     size_t n = (b & 0x8000) ? SIZE_MAX - (b & 0xff) : b % (s->size + 2), k = 0, got = 0x0bad;
-    int state = sec_state(s);
-    const fz_sec_cell *cell = &sec_rows[S_READ_AT]->cell[state];
+    int state = fz_sec_state(s->open, s->depth);
+    const fz_sec_cell *cell = &sec_rows[FZ_SOP_READ_AT]->cell[state];
     bool stuck = (s->readable || s->audited) && s->depth == 0;
     sm_status want = cell->st, st;
     fz_calls c0, c1, own = { 0 };
@@ -1446,12 +1322,12 @@ static void op_read_at(fz_in *in)
     if (want == SM_OK)
         k = n < s->size - off ? n : s->size - off;
     memset(src, 0xa5, maxb + 1);
-    calls_now(c0);
+    fz_calls_now(c0);
     fz_faults_before(&F);
     st = sm_secret_read_at(s->h, off, src, n, &got);
     fz_faults_after(&F);
-    calls_now(c1);
-    calls_add(own, c0, c1);
+    fz_calls_now(c1);
+    fz_calls_add(own, c0, c1);
     fz_trace("read_at secret %u off %zu n %zu: %s got %zu", SEC_ID(s), off, n, fz_st(st), got);
     if (!outcome(st, want, SM_OK, "read_at")) {
         FZ_CHECK(got == 0x0bad, "failed read_at wrote *got");
@@ -1462,7 +1338,7 @@ static void op_read_at(fz_in *in)
         } else if (F.fired > 0 && s->depth == 0 && s->audited) {
             M.tainted = true; /* which mprotect was the shut's is not known */
         } else if (F.fired > 0 && s->depth == 0 && shut_failed(s)) {
-            if (s->fac == FAC_ENCRYPTED && !stuck)
+            if (s->fac == FACT_ENCRYPTED && !stuck)
                 M.made++; /* the window it made stays */
             s->readable = true;
         }
@@ -1480,10 +1356,10 @@ static void op_read_at(fz_in *in)
     /* Nothing to copy does not open the window (secret.h); a join changes nothing. */
     if (k == 0 || cell->window == 0)
         check_calls("read_at", own, NULL);
-    else if (cell->window == 2 && !stuck && !(M.aged && s->fac == FAC_ENCRYPTED))
-        check_calls("read_at", own, access_row(s));
+    else if (cell->window == 2 && !stuck && !(M.aged && s->fac == FACT_ENCRYPTED))
+        check_calls("read_at", own, fz_sec_calls_row("with_bytes", s->fac));
     if (k > 0 && s->depth == 0) {
-        if (s->fac == FAC_ENCRYPTED && !stuck)
+        if (s->fac == FACT_ENCRYPTED && !stuck)
             M.made++; /* each window is a guarded region made */
         s->readable = s->opened = s->audited = false;
     }
@@ -1492,37 +1368,22 @@ static void op_read_at(fz_in *in)
 static void op_secret_close(fz_in *in)
 {
     msec *s = &M.sec[fz_u8(in) % NSEC];
-    int state = sec_state(s);
-    const fz_sec_cell *cell = &sec_rows[S_CLOSE]->cell[state];
-    sm_status want = cell->st, st;
-    int next = cell->next;
+    sm_status want, st;
+    int next;
     fz_calls c0, c1, own = { 0 };
-    char row[48];
 
-    /*
-     * The table's OPEN-ACCESSED cell is a close from another thread, which waits for
-     * the accesses. This thread's accesses are the ones in flight: its close would wait
-     * for itself, and is refused instead (secret.h), changing nothing.
-     */
-    if (state == FZ_SEC_OPEN_ACCESSED) {
-        want = SM_E_STATE;
-        next = state;
-    } else {
-        FZ_CHECK(!cell->waits, "close: a cell that waits, with no other thread");
-    }
-    calls_now(c0);
+    fz_sec_own_close(sec_rows[FZ_SOP_CLOSE], fz_sec_state(s->open, s->depth), &want, &next);
+    fz_calls_now(c0);
     fz_faults_before(&F);
     st = sm_secret_close(s->h);
     fz_faults_after(&F);
-    calls_now(c1);
-    calls_add(own, c0, c1);
+    fz_calls_now(c1);
+    fz_calls_add(own, c0, c1);
     fz_trace("close secret %u: %s", SEC_ID(s), fz_st(st));
     if (outcome(st, want, SM_OK, "close")) {
         /* The row is a close at rest; open pages need no mprotect to be wiped. */
-        if (!s->readable && !s->opened) {
-            snprintf(row, sizeof row, "secret.close.%s", fac_names[s->fac]);
-            check_calls("close", own, row);
-        }
+        if (!s->readable && !s->opened)
+            check_calls("close", own, fz_sec_calls_row("close", s->fac));
         s->open = next != FZ_SEC_CLOSED;
         s->readable = s->opened = s->audited = false;
         return;
@@ -1536,7 +1397,7 @@ static void op_secret_close(fz_in *in)
      * be opened for the wipe, wiped and read-write if only the final munmap failed. An
      * encrypted secret has no plaintext at rest, and its window is decrypted again.
      */
-    if (failed_last_munmap() && s->fac != FAC_ENCRYPTED) {
+    if (failed_last_munmap() && s->fac != FACT_ENCRYPTED) {
         memset(s->want, 0, s->size);
         memset(s->have, 1, s->size);
         s->opened = true;
@@ -1547,18 +1408,18 @@ static void op_secret_close(fz_in *in)
 static void op_secret_query(fz_in *in)
 {
     msec *s = &M.sec[fz_u8(in) % NSEC];
-    int state = sec_state(s);
-    const fz_sec_cell *size_cell = &sec_rows[S_SIZE]->cell[state];
-    const fz_sec_cell *closed_cell = &sec_rows[S_IS_CLOSED]->cell[state];
+    int state = fz_sec_state(s->open, s->depth);
+    const fz_sec_cell *size_cell = &sec_rows[FZ_SOP_SIZE]->cell[state];
+    const fz_sec_cell *closed_cell = &sec_rows[FZ_SOP_IS_CLOSED]->cell[state];
     fz_calls c0, c1, own = { 0 };
     size_t n;
     bool closed;
 
-    calls_now(c0);
+    fz_calls_now(c0);
     n = sm_secret_size(s->h);
     closed = sm_secret_is_closed(s->h);
-    calls_now(c1);
-    calls_add(own, c0, c1);
+    fz_calls_now(c1);
+    fz_calls_add(own, c0, c1);
     fz_trace("size/is_closed secret %u: %zu %d", SEC_ID(s), n, closed);
     FZ_CHECK(n == (size_cell->st == SM_OK ? s->size : 0), "size %zu, model %zu", n, s->size);
     FZ_CHECK(closed == (closed_cell->st != SM_OK), "is_closed %d in state %d", closed, state);
@@ -1591,7 +1452,7 @@ static void op_secret_bad(fz_in *in)
     uint8_t how = fz_u8(in);
     msec *s = &M.sec[how % NSEC];
     sm_factory bad = *example_factory();
-    const sm_factory *f = factory_of((how >> 2) % NFAC);
+    const sm_factory *f = factory((how >> 2) % NFACT);
     sm_secret out = { 0x0badull }, x;
     sm_buffer bo;
     fz_calls c0, c1, own = { 0 };
@@ -1635,7 +1496,7 @@ static void op_secret_bad(fz_in *in)
     }
     x.id = s->open ? id : s->h.id; /* a closed secret's own id, or an id of no secret */
     memset(src, 0x77, 16);
-    calls_now(c0);
+    fz_calls_now(c0);
 #define SEC_INVAL(call)                                                                   \
     do {                                                                                  \
         st = (call);                                                                      \
@@ -1673,8 +1534,8 @@ static void op_secret_bad(fz_in *in)
                  sm_enclave_size((sm_enclave){ s->h.id }) == 0 &&
                  sm_stream_size((sm_stream){ s->h.id }) == 0,
              "a secret's id works as another kind");
-    calls_now(c1);
-    calls_add(own, c0, c1);
+    fz_calls_now(c1);
+    fz_calls_add(own, c0, c1);
     check_calls("bad secret arguments", own, NULL);
     FZ_CHECK(out.id == 0x0badull && got == 0x0bad, "a refused call wrote its out-parameter");
     for (unsigned i = 0; i < 16; i++)
@@ -1735,7 +1596,7 @@ static void op_audit(void)
      */
     if (!outcome(st, SM_OK, SM_OK, "audit"))
         for (unsigned i = 0; i < NSEC; i++)
-            if (M.sec[i].open && M.sec[i].fac == FAC_GUARDED && !M.sec[i].readable)
+            if (M.sec[i].open && M.sec[i].fac == FACT_GUARDED && !M.sec[i].readable)
                 M.sec[i].audited = true;
 }
 

@@ -46,15 +46,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "example_factory.h"
+#include "calls.h"
+#include "factories.h"
 #include "fuzz_tables.h"
 #include "harness.h"
+#include "secrets.h"
 
-enum { FAC_PROTECTED, FAC_GUARDED, FAC_ENCRYPTED, FAC_CUSTOM, NFAC };
 #define MAX_OPS 256
 #define MAX_DEPTH 12
-
-typedef unsigned long fz_calls[SM_OS_FN_COUNT];
 
 typedef struct xsec {
     sm_secret      h;
@@ -72,85 +71,29 @@ typedef struct frame {
 } frame;
 
 static struct {
-    xsec     sec[NFAC];
+    xsec     sec[NFACT];
     frame    stack[MAX_DEPTH];
     unsigned depth, ops;
     unsigned hooks;      /* HOOK_* of the custom factory armed by the input */
-    bool     rng_keyed;  /* the canary generator has its key (see check_calls) */
+    bool     rng_keyed;  /* the canary generator has its key (calls.h) */
     uint64_t base_bytes, alloc_base, made;
     bool     coffer_base;
 } M;
 
 enum { HOOK_OPEN = 1, HOOK_SHUT = 2, HOOK_DESTROY = 4 };
 
-static const char *const fac_names[NFAC] = { "protected", "guarded", "encrypted", "custom" };
 static size_t page, maxs;
 static uint8_t *buf;
 
 /* ---- the table ---- */
 
-enum { S_WITH, S_TRY, S_READ_AT, S_CLOSE, S_SIZE, S_IS_CLOSED, S_COUNT };
-static const char *const row_names[S_COUNT] = {
-    "with_bytes", "try_with_bytes", "read_at", "close", "size", "is_closed",
-};
-static const fz_sec_row *rows[S_COUNT];
+static const fz_sec_row *rows[FZ_SOP_COUNT];
 
-static int state_of(const xsec *s)
-{
-    if (!s->open)
-        return FZ_SEC_CLOSED;
-    return s->depth > 0 ? FZ_SEC_OPEN_ACCESSED : FZ_SEC_OPEN_IDLE;
-}
+/* ---- OS calls (calls.h) ---- */
 
-/* ---- OS calls (spec/syscalls.tsv) ---- */
-
-static void calls_now(fz_calls c)
-{
-    for (int fn = 0; fn < SM_OS_FN_COUNT; fn++)
-        c[fn] = sm_os_fault_calls((sm_os_fn)fn);
-}
-
-static void calls_add(fz_calls acc, const fz_calls from, const fz_calls to)
-{
-    for (int fn = 0; fn < SM_OS_FN_COUNT; fn++)
-        acc[fn] += to[fn] - from[fn];
-}
-
-/*
- * own must be the calls of syscalls.tsv's rows for op (every function it calls is
- * listed), or none when op is NULL. The canary generator draws its key at its first use
- * after the per-input purge (src/rng.c): one getrandom call the rows do not count.
- */
 static void check_calls(const char *what, const fz_calls own, const char *op)
 {
-    fz_calls want = { 0 };
-    bool any = op == NULL;
-
-    for (size_t i = 0; op != NULL && i < sizeof fz_sys_table / sizeof fz_sys_table[0]; i++) {
-        if (strcmp(fz_sys_table[i].op, op) != 0)
-            continue;
-        any = true;
-        for (int fn = 0; fn < SM_OS_FN_COUNT; fn++)
-            if (strcmp(fz_sys_table[i].fn, sm_os_fn_name((sm_os_fn)fn)) == 0)
-                want[fn] = fz_sys_table[i].calls;
-    }
-    if (!any)
-        return;
-    if (!M.rng_keyed && own[SM_OS_GETRANDOM] == want[SM_OS_GETRANDOM] + 1) {
-        want[SM_OS_GETRANDOM]++;
-        M.rng_keyed = true;
-    }
-    for (int fn = 0; fn < SM_OS_FN_COUNT; fn++)
-        FZ_CHECK(own[fn] == want[fn], "%s: %lu calls of %s, want %lu (%s)", what, own[fn],
-                 sm_os_fn_name((sm_os_fn)fn), want[fn], op != NULL ? op : "no OS call");
-}
-
-static const char *row_of(const char *op, unsigned fac)
-{
-    static char row[48];
-
-    snprintf(row, sizeof row, "secret.%s.%s", op, fac_names[fac]);
-    return row;
+    fz_calls_check(what, own, op, &M.rng_keyed);
 }
 
 /* ---- the custom factory: the example's hooks, which run the input's probes ---- */
@@ -174,7 +117,7 @@ static sm_status hook_open(void *ctx, void *state, const uint8_t **bytes)
 {
     (void)ctx;
     if (M.hooks & HOOK_OPEN)
-        probe_cells(FAC_CUSTOM, FZ_SEC_WINDOW_CHANGING, "make_readable");
+        probe_cells(FACT_CUSTOM, FZ_SEC_WINDOW_CHANGING, "make_readable");
     return example_factory()->make_readable(NULL, state, bytes);
 }
 
@@ -183,7 +126,7 @@ static sm_status hook_shut(void *ctx, void *state)
 {
     (void)ctx;
     if (M.hooks & HOOK_SHUT)
-        probe_cells(FAC_CUSTOM, FZ_SEC_WINDOW_CHANGING, "make_unreadable");
+        probe_cells(FACT_CUSTOM, FZ_SEC_WINDOW_CHANGING, "make_unreadable");
     return example_factory()->make_unreadable(NULL, state);
 }
 
@@ -192,7 +135,7 @@ static sm_status hook_destroy(void *ctx, void *state)
 {
     (void)ctx;
     if (M.hooks & HOOK_DESTROY)
-        probe_cells(FAC_CUSTOM, FZ_SEC_CLOSING, "destroy");
+        probe_cells(FACT_CUSTOM, FZ_SEC_CLOSING, "destroy");
     return example_factory()->destroy(NULL, state);
 }
 
@@ -214,16 +157,7 @@ static const sm_factory probing_factory = {
 
 static const sm_factory *factory_of(unsigned fac)
 {
-    switch (fac) {
-    case FAC_PROTECTED:
-        return sm_factory_protected();
-    case FAC_GUARDED:
-        return sm_factory_guarded();
-    case FAC_ENCRYPTED:
-        return sm_factory_encrypted();
-    default:
-        return &probing_factory;
-    }
+    return fac == FACT_CUSTOM ? &probing_factory : factory(fac);
 }
 
 static sm_status never_called(const uint8_t *bytes, size_t len, void *ctx)
@@ -245,25 +179,25 @@ static void probe_cells(unsigned fac, int col, const char *where)
     size_t got = 0x0bad;
     sm_status st;
 
-    for (unsigned r = 0; r < S_COUNT; r++) {
+    for (unsigned r = 0; r < FZ_SOP_COUNT; r++) {
         const fz_sec_cell *c = &rows[r]->cell[col];
 
         if (c->waits)
             continue;
         switch (r) {
-        case S_WITH:
+        case FZ_SOP_WITH:
             st = sm_secret_with_bytes(s->h, never_called, NULL);
             break;
-        case S_TRY:
+        case FZ_SOP_TRY:
             st = sm_secret_try_with_bytes(s->h, never_called, NULL);
             break;
-        case S_READ_AT:
+        case FZ_SOP_READ_AT:
             st = sm_secret_read_at(s->h, 0, buf, 1, &got);
             break;
-        case S_CLOSE:
+        case FZ_SOP_CLOSE:
             st = sm_secret_close(s->h);
             break;
-        case S_SIZE:
+        case FZ_SOP_SIZE:
             st = sm_secret_size(s->h) == s->size ? SM_OK
                  : sm_secret_size(s->h) == 0     ? SM_E_STATE
                                                  : SM_E_SYS;
@@ -273,33 +207,17 @@ static void probe_cells(unsigned fac, int col, const char *where)
             break;
         }
         FZ_CHECK(st == c->st, "in %s of the %s secret: %s gave %s, the table says %s", where,
-                 fac_names[fac], row_names[r], fz_st(st), fz_st(c->st));
+                 factory_name(fac), fz_sop_names[r], fz_st(st), fz_st(c->st));
     }
     /* The table's CLOSING column is a state the library reports; WINDOW-CHANGING is not. */
     if (col == FZ_SEC_CLOSING)
         FZ_CHECK((int)smi_secret_state(s->h.id) == FZ_SEC_CLOSING, "in %s: state %d", where,
                  (int)smi_secret_state(s->h.id));
     FZ_CHECK(got == 0x0bad, "a refused read_at wrote *got");
-    fz_trace("  probes in %s of the %s secret", where, fac_names[fac]);
+    fz_trace("  probes in %s of the %s secret", where, factory_name(fac));
 }
 
 /* ---- checks ---- */
-
-static uint64_t bytes_of(const xsec *s, unsigned fac)
-{
-    if (!s->open)
-        return 0;
-    switch (fac) {
-    case FAC_PROTECTED:
-        return (s->size + page - 1) & ~(uint64_t)(page - 1);
-    case FAC_GUARDED:
-        return fz_region_bytes(s->size);
-    case FAC_ENCRYPTED:
-        return s->depth > 0 ? fz_region_bytes(s->size) : 0; /* its window */
-    default:
-        return 0;
-    }
-}
 
 /* One window of the stack: the model's bytes, read-only, in its factory's layout. */
 static void check_window(const frame *w)
@@ -308,12 +226,12 @@ static void check_window(const frame *w)
     unsigned fac = (unsigned)(s - M.sec);
     fz_prot a, b;
 
-    if (fac == FAC_GUARDED || fac == FAC_ENCRYPTED) {
-        fz_check_layout(w->bytes, s->size, false, fac_names[fac]);
+    if (fac == FACT_GUARDED || fac == FACT_ENCRYPTED) {
+        fz_check_layout(w->bytes, s->size, false, factory_name(fac));
     } else {
         a = fz_probe(w->bytes);
         b = fz_probe(w->bytes + s->size - 1);
-        FZ_CHECK(a == FZ_PROT_READ && b == FZ_PROT_READ, "%s window: %s and %s", fac_names[fac],
+        FZ_CHECK(a == FZ_PROT_READ && b == FZ_PROT_READ, "%s window: %s and %s", factory_name(fac),
                  fz_prot_name(a), fz_prot_name(b));
     }
     if (!s->known) {
@@ -321,7 +239,7 @@ static void check_window(const frame *w)
         s->known = true;
     }
     FZ_CHECK(memcmp(w->bytes, s->want, s->size) == 0, "%s window: bytes differ",
-             fac_names[fac]);
+             factory_name(fac));
 }
 
 static void check_all(void)
@@ -330,24 +248,24 @@ static void check_all(void)
     bool coffer = fz_coffer_exists();
     fz_counts c;
 
-    for (unsigned i = 0; i < NFAC; i++) {
+    for (unsigned i = 0; i < NFACT; i++) {
         xsec *s = &M.sec[i];
-        int state = state_of(s);
+        int state = fz_sec_state(s->open, s->depth);
 
-        FZ_CHECK(sm_secret_size(s->h) == (rows[S_SIZE]->cell[state].st == SM_OK ? s->size : 0),
-                 "%s: size %zu", fac_names[i], sm_secret_size(s->h));
-        FZ_CHECK(sm_secret_is_closed(s->h) == (rows[S_IS_CLOSED]->cell[state].st != SM_OK),
-                 "%s: is_closed", fac_names[i]);
-        FZ_CHECK((int)smi_secret_state(s->h.id) == state, "%s: state %d, model %d", fac_names[i],
+        FZ_CHECK(sm_secret_size(s->h) == (rows[FZ_SOP_SIZE]->cell[state].st == SM_OK ? s->size : 0),
+                 "%s: size %zu", factory_name(i), sm_secret_size(s->h));
+        FZ_CHECK(sm_secret_is_closed(s->h) == (rows[FZ_SOP_IS_CLOSED]->cell[state].st != SM_OK),
+                 "%s: is_closed", factory_name(i));
+        FZ_CHECK((int)smi_secret_state(s->h.id) == state, "%s: state %d, model %d", factory_name(i),
                  (int)smi_secret_state(s->h.id), state);
-        if (s->open && s->addr != NULL && i != FAC_ENCRYPTED) {
+        if (s->open && s->addr != NULL && i != FACT_ENCRYPTED) {
             fz_prot want = s->depth > 0 ? FZ_PROT_READ : FZ_PROT_NONE, got = fz_probe(s->addr);
 
-            FZ_CHECK(got == want, "%s: pages are %s, want %s", fac_names[i], fz_prot_name(got),
+            FZ_CHECK(got == want, "%s: pages are %s, want %s", factory_name(i), fz_prot_name(got),
                      fz_prot_name(want));
         }
         live += s->open;
-        bytes += bytes_of(s, i);
+        bytes += fz_sec_bytes(i, s->open, s->size, s->depth > 0);
     }
     if (coffer) {
         bytes += fz_coffer_bytes;
@@ -395,7 +313,7 @@ static size_t pick_size(fz_in *in)
 
 static void op_new(fz_in *in)
 {
-    unsigned fac = fz_u8(in) % NFAC;
+    unsigned fac = fz_u8(in) % NFACT;
     xsec *s = &M.sec[fac];
     bool random = fz_u8(in) & 1, coffer = fz_coffer_exists();
     size_t size = pick_size(in);
@@ -408,17 +326,17 @@ static void op_new(fz_in *in)
     if (s->open)
         return;
     memcpy(s->want, buf, random ? 0 : size);
-    calls_now(c0);
+    fz_calls_now(c0);
     st = random ? sm_secret_random(factory_of(fac), size, &out)
                 : sm_secret_new(factory_of(fac), buf, size, &out);
-    calls_now(c1);
-    fz_trace("%s %s %zu: %s", random ? "random" : "new", fac_names[fac], size, fz_st(st));
-    FZ_CHECK(st == SM_OK, "%s secret of %zu: %s", fac_names[fac], size, fz_st(st));
+    fz_calls_now(c1);
+    fz_trace("%s %s %zu: %s", random ? "random" : "new", factory_name(fac), size, fz_st(st));
+    FZ_CHECK(st == SM_OK, "%s secret of %zu: %s", factory_name(fac), size, fz_st(st));
     for (size_t i = 0; !random && i < size; i++)
         FZ_CHECK(buf[i] == 0, "new did not wipe its source");
-    if (fac != FAC_ENCRYPTED || coffer) { /* a first seal also makes the enclave key */
-        calls_add(own, c0, c1);
-        check_calls("new", own, row_of(random ? "random" : "new", fac));
+    if (fac != FACT_ENCRYPTED || coffer) { /* a first seal also makes the enclave key */
+        fz_calls_add(own, c0, c1);
+        check_calls("new", own, fz_sec_calls_row(random ? "random" : "new", fac));
     }
     s->h = out;
     s->open = true;
@@ -426,7 +344,7 @@ static void op_new(fz_in *in)
     s->known = !random;
     s->depth = 0;
     s->addr = NULL;
-    if (fac != FAC_CUSTOM)
+    if (fac != FACT_CUSTOM)
         M.made++;
 }
 
@@ -448,11 +366,11 @@ static sm_status access_fn(const uint8_t *bytes, size_t len, void *ctx)
     unsigned fac = (unsigned)(s - M.sec);
     sm_status ret = SM_OK;
 
-    calls_now(a->entered);
+    fz_calls_now(a->entered);
     FZ_CHECK(!a->called && len == s->size, "%s: fn called twice, or with %zu bytes",
-             fac_names[fac], len);
+             factory_name(fac), len);
     a->called = true;
-    if (s->depth == 0 && fac == FAC_ENCRYPTED)
+    if (s->depth == 0 && fac == FACT_ENCRYPTED)
         M.made++; /* each window is a guarded region made */
     s->depth++;
     s->addr = bytes;
@@ -461,7 +379,7 @@ static sm_status access_fn(const uint8_t *bytes, size_t len, void *ctx)
     M.depth++;
     check_window(&M.stack[M.depth - 1]);
     check_all();
-    fz_trace("  inside %s (depth %u)", fac_names[fac], M.depth);
+    fz_trace("  inside %s (depth %u)", factory_name(fac), M.depth);
     while (fz_more(a->in) && M.ops++ < MAX_OPS) {
         uint8_t code = fz_u8(a->in) & 15;
 
@@ -477,52 +395,52 @@ static sm_status access_fn(const uint8_t *bytes, size_t len, void *ctx)
     M.depth--;
     s->depth--;
     rebase();
-    calls_now(a->leaving);
-    fz_trace("  leaving %s: %s", fac_names[fac], fz_st(ret));
+    fz_calls_now(a->leaving);
+    fz_trace("  leaving %s: %s", factory_name(fac), fz_st(ret));
     return ret;
 }
 
 static void op_enter(fz_in *in, bool try)
 {
     const char *what = try ? "try_with_bytes" : "with_bytes";
-    unsigned fac = fz_u8(in) % NFAC;
+    unsigned fac = fz_u8(in) % NFACT;
     xsec *s = &M.sec[fac];
     access a = { .s = s, .in = in };
-    int state = state_of(s);
-    const fz_sec_cell *c = &rows[try ? S_TRY : S_WITH]->cell[state];
+    int state = fz_sec_state(s->open, s->depth);
+    const fz_sec_cell *c = &rows[try ? FZ_SOP_TRY : FZ_SOP_WITH]->cell[state];
     fz_calls end, own = { 0 };
     sm_status st;
 
     if (M.depth >= MAX_DEPTH)
         return;
     FZ_CHECK(!c->waits, "%s: a cell that waits, with no other thread", what);
-    calls_now(a.start);
+    fz_calls_now(a.start);
     st = try ? sm_secret_try_with_bytes(s->h, access_fn, &a)
              : sm_secret_with_bytes(s->h, access_fn, &a);
-    calls_now(end);
-    fz_trace("%s %s: %s", what, fac_names[fac], fz_st(st));
+    fz_calls_now(end);
+    fz_trace("%s %s: %s", what, factory_name(fac), fz_st(st));
     if (!a.called) {
         FZ_CHECK(c->st != SM_OK && st == c->st, "%s %s: %s without fn, the table says %s", what,
-                 fac_names[fac], fz_st(st), fz_st(c->st));
-        calls_add(own, a.start, end);
+                 factory_name(fac), fz_st(st), fz_st(c->st));
+        fz_calls_add(own, a.start, end);
         check_calls(what, own, NULL);
         return;
     }
-    FZ_CHECK(c->st == SM_OK, "%s %s: fn called, the table says %s", what, fac_names[fac],
+    FZ_CHECK(c->st == SM_OK, "%s %s: fn called, the table says %s", what, factory_name(fac),
              fz_st(c->st));
     /* fn's status (a leave chooses it; the input's end is SM_OK) comes back as is. */
-    FZ_CHECK(st == SM_OK || st == SM_E_AUTH, "%s %s: %s", what, fac_names[fac], fz_st(st));
-    calls_add(own, a.start, a.entered);
-    calls_add(own, a.leaving, end);
+    FZ_CHECK(st == SM_OK || st == SM_E_AUTH, "%s %s: %s", what, factory_name(fac), fz_st(st));
+    fz_calls_add(own, a.start, a.entered);
+    fz_calls_add(own, a.leaving, end);
     if (c->window == 0)
         check_calls(what, own, NULL);
     else if (c->window == 2)
-        check_calls(what, own, row_of("with_bytes", fac));
+        check_calls(what, own, fz_sec_calls_row("with_bytes", fac));
     /*
      * A shut encrypted window is unmapped (nothing has mapped anything since); its
      * address may be another mapping's from the next operation on.
      */
-    if (fac == FAC_ENCRYPTED && s->depth == 0) {
+    if (fac == FACT_ENCRYPTED && s->depth == 0) {
         FZ_CHECK(fz_probe(s->addr) == FZ_PROT_NONE, "encrypted: window still mapped");
         s->addr = NULL;
     }
@@ -538,11 +456,11 @@ static void op_read_windows(void)
 
 static void op_read_at(fz_in *in)
 {
-    unsigned fac = fz_u8(in) % NFAC;
+    unsigned fac = fz_u8(in) % NFACT;
     xsec *s = &M.sec[fac];
     size_t off = fz_u16(in) % (s->size + 2), n = fz_u16(in) % (s->size + 2), got = 0x0bad, k = 0;
-    int state = state_of(s);
-    const fz_sec_cell *c = &rows[S_READ_AT]->cell[state];
+    int state = fz_sec_state(s->open, s->depth);
+    const fz_sec_cell *c = &rows[FZ_SOP_READ_AT]->cell[state];
     sm_status want = c->st, st;
     fz_calls c0, c1, own = { 0 };
 
@@ -552,12 +470,12 @@ static void op_read_at(fz_in *in)
         k = n < s->size - off ? n : s->size - off;
     FZ_CHECK(!c->waits, "read_at: a cell that waits, with no other thread");
     memset(buf, 0xa5, maxs + 1);
-    calls_now(c0);
+    fz_calls_now(c0);
     st = sm_secret_read_at(s->h, off, buf, n, &got);
-    calls_now(c1);
-    calls_add(own, c0, c1);
-    fz_trace("read_at %s off %zu n %zu: %s got %zu", fac_names[fac], off, n, fz_st(st), got);
-    FZ_CHECK(st == want, "read_at %s: %s, want %s", fac_names[fac], fz_st(st), fz_st(want));
+    fz_calls_now(c1);
+    fz_calls_add(own, c0, c1);
+    fz_trace("read_at %s off %zu n %zu: %s got %zu", factory_name(fac), off, n, fz_st(st), got);
+    FZ_CHECK(st == want, "read_at %s: %s, want %s", factory_name(fac), fz_st(st), fz_st(want));
     if (st != SM_OK) {
         FZ_CHECK(got == 0x0bad, "a refused read_at wrote *got");
         check_calls("read_at", own, NULL);
@@ -574,61 +492,54 @@ static void op_read_at(fz_in *in)
     if (k == 0 || c->window == 0) {
         check_calls("read_at", own, NULL);
     } else if (c->window == 2) {
-        check_calls("read_at", own, row_of("with_bytes", fac));
-        if (fac == FAC_ENCRYPTED)
+        check_calls("read_at", own, fz_sec_calls_row("with_bytes", fac));
+        if (fac == FACT_ENCRYPTED)
             M.made++; /* the window it opened and shut */
     }
 }
 
 static void op_close(fz_in *in)
 {
-    unsigned fac = fz_u8(in) % NFAC;
+    unsigned fac = fz_u8(in) % NFACT;
     xsec *s = &M.sec[fac];
-    int state = state_of(s);
-    const fz_sec_cell *c = &rows[S_CLOSE]->cell[state];
-    sm_status want = c->st, st;
-    int next = c->next;
+    sm_status want, st;
+    int next;
     fz_calls c0, c1, own = { 0 };
 
-    /* The cell is another thread's close; this thread's own accesses are in flight. */
-    if (state == FZ_SEC_OPEN_ACCESSED) {
-        want = SM_E_STATE;
-        next = state;
-    } else {
-        FZ_CHECK(!c->waits, "close: a cell that waits, with no other thread");
-    }
-    calls_now(c0);
+    fz_sec_own_close(rows[FZ_SOP_CLOSE], fz_sec_state(s->open, s->depth), &want, &next);
+    fz_calls_now(c0);
     st = sm_secret_close(s->h);
-    calls_now(c1);
-    calls_add(own, c0, c1);
-    fz_trace("close %s: %s", fac_names[fac], fz_st(st));
-    FZ_CHECK(st == want, "close %s: %s, want %s", fac_names[fac], fz_st(st), fz_st(want));
-    check_calls("close", own, st == SM_OK ? row_of("close", fac) : NULL);
+    fz_calls_now(c1);
+    fz_calls_add(own, c0, c1);
+    fz_trace("close %s: %s", factory_name(fac), fz_st(st));
+    FZ_CHECK(st == want, "close %s: %s, want %s", factory_name(fac), fz_st(st), fz_st(want));
+    check_calls("close", own, st == SM_OK ? fz_sec_calls_row("close", fac) : NULL);
     s->open = next != FZ_SEC_CLOSED;
     /* Its pages are gone (nothing has mapped anything since). */
     if (st == SM_OK && s->addr != NULL)
         FZ_CHECK(fz_probe(s->addr) == FZ_PROT_NONE, "%s: pages still mapped after close",
-                 fac_names[fac]);
+                 factory_name(fac));
 }
 
 static void op_query(fz_in *in)
 {
-    unsigned fac = fz_u8(in) % NFAC;
+    unsigned fac = fz_u8(in) % NFACT;
     xsec *s = &M.sec[fac];
-    int state = state_of(s);
+    int state = fz_sec_state(s->open, s->depth);
     fz_calls c0, c1, own = { 0 };
     size_t n;
     bool closed;
 
-    calls_now(c0);
+    fz_calls_now(c0);
     n = sm_secret_size(s->h);
     closed = sm_secret_is_closed(s->h);
-    calls_now(c1);
-    calls_add(own, c0, c1);
-    fz_trace("size %s: %zu, closed %d", fac_names[fac], n, closed);
-    FZ_CHECK(n == (rows[S_SIZE]->cell[state].st == SM_OK ? s->size : 0), "size %zu", n);
-    FZ_CHECK(closed == (rows[S_IS_CLOSED]->cell[state].st != SM_OK), "is_closed %d", closed);
-    FZ_CHECK((int)smi_secret_state(s->h.id) == rows[S_SIZE]->cell[state].next, "state after size");
+    fz_calls_now(c1);
+    fz_calls_add(own, c0, c1);
+    fz_trace("size %s: %zu, closed %d", factory_name(fac), n, closed);
+    FZ_CHECK(n == (rows[FZ_SOP_SIZE]->cell[state].st == SM_OK ? s->size : 0), "size %zu", n);
+    FZ_CHECK(closed == (rows[FZ_SOP_IS_CLOSED]->cell[state].st != SM_OK), "is_closed %d", closed);
+    FZ_CHECK((int)smi_secret_state(s->h.id) == rows[FZ_SOP_SIZE]->cell[state].next,
+             "state after size");
     check_calls("size", own, NULL);
 }
 
@@ -673,14 +584,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     page = sm_page_size();
     maxs = 3 * page;
     FZ_CHECK((buf = malloc(maxs + 1)) != NULL, "out of memory");
-    for (unsigned i = 0; i < NFAC; i++)
+    for (unsigned i = 0; i < NFACT; i++)
         FZ_CHECK((M.sec[i].want = malloc(maxs)) != NULL, "out of memory");
-    for (unsigned r = 0; r < S_COUNT; r++) {
-        for (size_t i = 0; i < sizeof fz_sec_table / sizeof fz_sec_table[0]; i++)
-            if (strcmp(fz_sec_table[i].op, row_names[r]) == 0)
-                rows[r] = &fz_sec_table[i];
-        FZ_CHECK(rows[r] != NULL, "spec/secret-states.tsv has no row %s", row_names[r]);
-    }
+    fz_sec_rows_find(rows);
     return 0;
 }
 
@@ -690,7 +596,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fz_counts c;
 
     fz_begin();
-    for (unsigned i = 0; i < NFAC; i++) {
+    for (unsigned i = 0; i < NFACT; i++) {
         M.sec[i].h.id = 0;
         M.sec[i].open = false;
         M.sec[i].size = 0;
@@ -708,9 +614,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     /* Close what is left; the counters come back to where the input started. */
     M.hooks = 0;
-    for (unsigned i = 0; i < NFAC; i++)
+    for (unsigned i = 0; i < NFACT; i++)
         if (M.sec[i].open)
-            FZ_CHECK(sm_secret_close(M.sec[i].h) == SM_OK, "closing the %s secret", fac_names[i]);
+            FZ_CHECK(sm_secret_close(M.sec[i].h) == SM_OK, "closing the %s secret",
+                     factory_name(i));
     fz_counts_get(&c);
     FZ_CHECK(c.live[SMI_KIND_SECRET] == 0, "secrets remain alive");
     FZ_CHECK(c.bytes == M.base_bytes + (fz_coffer_exists() ? fz_coffer_bytes : 0),

@@ -35,7 +35,7 @@ fi
 # The harnesses also run secrets over the example custom factory (tests/factory).
 objs=""
 for f in "$proj"/src/*.c "$proj"/src/core/*.c "$proj"/src/os/linux.c "$proj"/src/os/fault.c \
-         "$proj"/src/os/fuzz_random.c "$proj"/fuzz/support/harness.c \
+         "$proj"/src/os/fuzz_random.c "$proj"/fuzz/support/*.c \
          "$proj"/tests/factory/example_factory.c; do
     o="$work/$(echo "${f#"$proj/"}" | tr / _).o"
     $CC $CFLAGS $flags -c "$f" -o "$o"
