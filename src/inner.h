@@ -48,6 +48,8 @@ sm_status smi_rng_init(void);
 void smi_rng_fini(void);
 /* Wipe the key (purge): the next use draws a new one. Async-signal-safe. */
 void smi_rng_forget_key(void);
+/* In a forked child (atfork): forget the key changes of threads the child lacks. */
+void smi_rng_after_fork(void);
 /* A fresh canary pattern: SMI_CANARY_SEED bytes, with no system call. */
 void smi_rng_canary(uint8_t out[SMI_CANARY_SEED]);
 /*
@@ -458,6 +460,8 @@ sm_status smi_coffer_test_peek(uint8_t key[32], uint8_t left[32], uint8_t right[
 sm_status smi_coffer_test_set_counter(uint64_t next);
 /* Pretend that the last split happened ns nanoseconds earlier. */
 void smi_coffer_test_age(uint64_t ns);
+/* Begin (true) or end (false) a change of the canary key, as another thread would. */
+void smi_rng_test_hold_writer(bool held);
 /* Call fn between an operation's cipher and its purge check (NULL: none). */
 void smi_coffer_test_after_cipher(void (*fn)(void));
 #endif

@@ -152,6 +152,28 @@ void smi_rng_forget_key(void)
 }
 
 /*
+ * The forked child has one thread: a key change that another thread of the parent was
+ * making at the fork never ends here, and reseed_lock may have been copied locked. Left
+ * so, the child's first canary would wait on key_writers (or the lock) for ever. The key
+ * page itself is WIPEONFORK, so the child reseeds from SEED_NONE anyway.
+ */
+void smi_rng_after_fork(void)
+{
+    atomic_store(&key_writers, 0);
+    pthread_mutex_init(&reseed_lock, NULL);
+}
+
+#if defined(SM_FAULT_INJECTION)
+void smi_rng_test_hold_writer(bool held)
+{
+    if (held)
+        key_change_begin();
+    else
+        key_change_end();
+}
+#endif
+
+/*
  * mlock does not survive fork either: lock the page again before a key goes into it.
  * This path cannot fail (smi_rng_canary has no error), so a refusal is taken as best
  * effort, and the page moves to the unlocked count so that sm_stats tells the truth.

@@ -45,6 +45,13 @@ static sm_status probe_secretmem(bool *works)
 }
 
 /* Every step that can fail comes before the ones that cannot be undone. */
+/* The forked child's handler: the registry's slots, then the canary generator's key. */
+static void after_fork(void)
+{
+    smi_registry_after_fork();
+    smi_rng_after_fork();
+}
+
 static sm_status init_locked(const sm_config *cfg)
 {
     bool works = false;
@@ -59,8 +66,7 @@ static sm_status init_locked(const sm_config *cfg)
     }
     /* Once per process, and first: it is the one step that cannot be undone. */
     if (!atfork_done) {
-        st = sm_os_atfork(smi_registry_before_fork, smi_registry_fork_parent,
-                          smi_registry_after_fork);
+        st = sm_os_atfork(smi_registry_before_fork, smi_registry_fork_parent, after_fork);
         if (st != SM_OK)
             return st;
         atfork_done = true;

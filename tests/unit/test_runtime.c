@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 
 #include "helpers.h"
 
@@ -133,6 +134,33 @@ Test(runtime, forked_child_gets_a_fresh_canary_key)
     cr_assert_not(sm_equal(child_seed, b.seed, SMI_CANARY_SEED));
     cr_assert_eq(smi_region_free(&a), SM_OK);
     cr_assert_eq(smi_region_free(&b), SM_OK);
+}
+
+/*
+ * A fork while another thread is changing the canary key (its first seeding, or a
+ * purge): the child has no such thread, so the change must not stay pending there, or
+ * the child's first canary waits for it for ever. Found by a 10 s hang of
+ * coffer/fork_during_operations_does_not_deadlock at its first fork.
+ */
+Test(runtime, forked_child_is_not_held_by_a_parent_key_change)
+{
+    smi_region a, b;
+    int status;
+    pid_t pid;
+
+    cr_assert_eq(sm_init(NULL), SM_OK);
+    cr_assert_eq(smi_region_alloc(10, NULL, &a), SM_OK);
+    smi_rng_test_hold_writer(true);
+    pid = fork();
+    if (pid == 0) {
+        alarm(5); /* a wait for ever ends as SIGALRM */
+        _exit(smi_region_alloc(10, NULL, &b) == SM_OK ? 0 : 1);
+    }
+    smi_rng_test_hold_writer(false);
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+              "the child did not get a canary (status %#x)", status);
+    cr_assert_eq(smi_region_free(&a), SM_OK);
 }
 
 /*
