@@ -59,3 +59,24 @@ uint64_t fz_sec_bytes(unsigned fac, bool open, size_t size, bool window)
         return 0;
     }
 }
+
+void fz_sec_query(const fz_sec_row *const rows[FZ_SOP_COUNT], sm_secret h, int state,
+                  size_t size, fz_calls own)
+{
+    const fz_sec_cell *size_cell = &rows[FZ_SOP_SIZE]->cell[state];
+    const fz_sec_cell *closed_cell = &rows[FZ_SOP_IS_CLOSED]->cell[state];
+    fz_calls c0, c1;
+    size_t n;
+    bool closed;
+
+    memset(own, 0, sizeof(fz_calls));
+    fz_calls_now(c0);
+    n = sm_secret_size(h);
+    closed = sm_secret_is_closed(h);
+    fz_calls_now(c1);
+    fz_calls_add(own, c0, c1);
+    fz_trace("size/is_closed: %zu %d", n, closed);
+    FZ_CHECK(n == (size_cell->st == SM_OK ? size : 0), "size %zu, model %zu", n, size);
+    FZ_CHECK(closed == (closed_cell->st != SM_OK), "is_closed %d in state %d", closed, state);
+    FZ_CHECK((int)smi_secret_state(h.id) == size_cell->next, "state after size");
+}

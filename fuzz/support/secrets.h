@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "calls.h"
 #include "factories.h"
 #include "fuzz_tables.h"
 #include "harness.h"
@@ -44,6 +45,14 @@ static inline int fz_sec_state(bool open, unsigned depth)
  * secret.h), changing nothing. Fails on any other cell that waits: no thread to wait for.
  */
 void fz_sec_own_close(const fz_sec_row *close, int state, sm_status *want, int *next);
+
+/*
+ * sm_secret_size and sm_secret_is_closed on h, a secret of size bytes in column state:
+ * their answers and the state after must be the cells' of rows; own gets the OS calls
+ * the two made, for the caller to check against the cells' window counts.
+ */
+void fz_sec_query(const fz_sec_row *const rows[FZ_SOP_COUNT], sm_secret h, int state,
+                  size_t size, fz_calls own);
 
 /*
  * The row of spec/syscalls.tsv for op ("new", "with_bytes", "close", ...) of factory
