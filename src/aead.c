@@ -109,19 +109,6 @@ const char *smi_aead_name(void)
     return current().name;
 }
 
-/*
- * The frame of this function covers the frames that the primitive just used, since
- * both are called from the same frame. noinline keeps it a frame of its own. 4 KiB is
- * several times the deepest BearSSL frame chain used here (SHA-256's message
- * schedule, ChaCha20's state, GCM's tag buffer).
- */
-__attribute__((noinline)) void smi_burn_stack(void)
-{
-    unsigned char pad[4096];
-
-    smi_wipe(pad, sizeof pad);
-}
-
 /* GCM up to the data: key schedule, H, nonce and aad, all inside ws. */
 static void gcm_start(smi_aead_ws *ws, const impl *im, const uint8_t *key,
                       const uint8_t *nonce, const void *aad, size_t aad_len)

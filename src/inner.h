@@ -41,6 +41,15 @@ extern const char smi_corrupt_msg[];
  */
 bool smi_purge_all(bool ending);
 
+/* ---- burning the stack after a cipher (burn.c) ---- */
+
+/*
+ * Overwrite 4 KiB of the stack below the caller's frame, where BearSSL leaves round
+ * keys, keystream and hash state, and clear the vector registers it used (SM-REQ-126).
+ * Call it from the frame that called the primitive, right after the call.
+ */
+void smi_burn_stack(void);
+
 /* ---- canary randomness (rng.c) ---- */
 
 sm_status smi_rng_init(void);
@@ -353,11 +362,6 @@ bool smi_aead_open(smi_aead_ws *ws, const uint8_t key[SMI_AEAD_KEY],
     __attribute__((warn_unused_result));
 /* "AES-256-GCM" or "ChaCha20-Poly1305": what this process uses (chosen at first use). */
 const char *smi_aead_name(void);
-/*
- * Overwrite the stack below the caller's frame, where BearSSL leaves round keys,
- * keystream and hash state: call it from the frame that called the primitive.
- */
-void smi_burn_stack(void);
 
 /*
  * The split of the enclave key is redrawn on the first view after N views or T
@@ -462,6 +466,11 @@ sm_status smi_coffer_test_set_counter(uint64_t next);
 void smi_coffer_test_age(uint64_t ns);
 /* Begin (true) or end (false) a change of the canary key, as another thread would. */
 void smi_rng_test_hold_writer(bool held);
+/*
+ * The canary key and the nonce counter that the next keystream will use (the tests
+ * predict the generator with them: SM-REQ-126). SM_E_STATE when no key is seeded.
+ */
+sm_status smi_rng_test_peek(uint8_t key[32], uint64_t *next);
 /* Call fn between an operation's cipher and its purge check (NULL: none). */
 void smi_coffer_test_after_cipher(void (*fn)(void));
 #endif

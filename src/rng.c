@@ -171,6 +171,14 @@ void smi_rng_test_hold_writer(bool held)
     else
         key_change_end();
 }
+
+sm_status smi_rng_test_peek(uint8_t key[32], uint64_t *next)
+{
+    if (kp == NULL || !key_load(kp, key))
+        return SM_E_STATE;
+    *next = atomic_load(&counter);
+    return SM_OK;
+}
 #endif
 
 /*
@@ -242,6 +250,12 @@ static bool keystream(uint8_t *out, size_t n)
     memset(out, 0, n);
     br_chacha20_ct_run(key, nonce, 0, out, n);
     smi_wipe(key, sizeof key);
+    /*
+     * chacha20_ct leaves the key words and the last block, which is the whole output
+     * of a call of 64 bytes or less, in its dead frame: burn it from this frame, which
+     * called it (SM-REQ-126).
+     */
+    smi_burn_stack();
     return keyed;
 }
 
