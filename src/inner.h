@@ -64,7 +64,9 @@ void smi_rng_canary(uint8_t out[SMI_CANARY_SEED]);
 /*
  * n bytes of ChaCha20 keystream under the OS-seeded key, with no system call (the
  * arc4random design). SM_E_RANDOM, with out wiped, only when a forked child could not
- * draw its own key: key material is never made under the zero key.
+ * draw its own key: key material is never made under the zero key. SM_E_LOCK, with out
+ * untouched, only in a forked child under SM_LOCK_REQUIRED whose key page could not be
+ * locked again (SM-REQ-127); each call tries the mlock again.
  */
 sm_status smi_rng_fill(void *out, size_t n);
 

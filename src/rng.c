@@ -38,12 +38,19 @@ static pthread_mutex_t reseed_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic uint64_t key_epoch;
 /* Changes of the key in progress (a purge and a reseed may overlap). */
 static _Atomic uint32_t key_writers;
+/*
+ * In a forked child: the key page was locked in the parent and is not locked here yet
+ * (mlock does not survive fork). Set by the child's handler, cleared by relock once the
+ * page is locked again (or, under SM_LOCK_BEST_EFFORT, once that was refused).
+ */
+static atomic_bool relock_due;
 
 SMI_VG_AT_START(vg_rng)
 {
     SMI_VG_ATOMIC(&counter, sizeof counter);
     SMI_VG_ATOMIC(&key_epoch, sizeof key_epoch);
     SMI_VG_ATOMIC(&key_writers, sizeof key_writers);
+    SMI_VG_ATOMIC(&relock_due, sizeof relock_due);
 }
 
 /*
@@ -156,11 +163,20 @@ void smi_rng_forget_key(void)
  * making at the fork never ends here, and reseed_lock may have been copied locked. Left
  * so, the child's first canary would wait on key_writers (or the lock) for ever. The key
  * page itself is WIPEONFORK, so the child reseeds from SEED_NONE anyway.
+ *
+ * mlock does not survive fork either: from here until relock the key page is unlocked,
+ * and sm_stats must say so rather than count it as locked.
  */
 void smi_rng_after_fork(void)
 {
     atomic_store(&key_writers, 0);
     pthread_mutex_init(&reseed_lock, NULL);
+    if (kp != NULL && key_region.locked) {
+        key_region.locked = false;
+        atomic_fetch_sub(&smi_stat_locked, key_region.lay.inner_len);
+        atomic_fetch_add(&smi_stat_unlocked, key_region.lay.inner_len);
+        atomic_store(&relock_due, true);
+    }
 }
 
 #if defined(SM_FAULT_INJECTION)
@@ -182,18 +198,34 @@ sm_status smi_rng_test_peek(uint8_t key[32], uint64_t *next)
 #endif
 
 /*
- * mlock does not survive fork either: lock the page again before a key goes into it.
- * This path cannot fail (smi_rng_canary has no error), so a refusal is taken as best
- * effort, and the page moves to the unlocked count so that sm_stats tells the truth.
+ * Lock the key page again in a forked child, with reseed_lock held; a no-op unless due.
+ * A refusal under SM_LOCK_BEST_EFFORT is final: the page goes on unlocked, counted so
+ * (smi_rng_after_fork moved it). Under SM_LOCK_REQUIRED it stays due and is SM_E_LOCK:
+ * canaries are still made from the unlocked key, since region allocation cannot fail on
+ * that account and a canary pattern guards integrity, not a secret; but smi_rng_fill
+ * makes no random secret until a later attempt locks the page (SM-REQ-127). A key drawn
+ * while the page was unlocked may have reached swap meanwhile: once locked, the page
+ * gets a new one (the key is forgotten, and the next use redraws it).
  */
-static void relock_after_fork(void)
+static sm_status relock(void)
 {
-    if (key_region.locked &&
-        sm_os_mlock(key_region.base + sm_os_page_size(), key_region.lay.inner_len) != SM_OK) {
-        key_region.locked = false;
-        atomic_fetch_sub(&smi_stat_locked, key_region.lay.inner_len);
-        atomic_fetch_add(&smi_stat_unlocked, key_region.lay.inner_len);
+    size_t len = key_region.lay.inner_len;
+
+    if (!atomic_load(&relock_due))
+        return SM_OK;
+    if (sm_os_mlock(key_region.base + sm_os_page_size(), len) != SM_OK) {
+        if (smi_runtime_config()->lock_policy == SM_LOCK_REQUIRED)
+            return SM_E_LOCK;
+        atomic_store(&relock_due, false);
+        return SM_OK;
     }
+    key_region.locked = true;
+    atomic_fetch_sub(&smi_stat_unlocked, len);
+    atomic_fetch_add(&smi_stat_locked, len);
+    if (atomic_load_explicit(&kp->seeded, memory_order_acquire) == SEED_KEYED)
+        smi_rng_forget_key();
+    atomic_store(&relock_due, false);
+    return SM_OK;
 }
 
 /*
@@ -209,9 +241,9 @@ static bool reseed(void)
     bool ok = true;
 
     pthread_mutex_lock(&reseed_lock);
+    /* Before a key goes into the page; a refusal still lets canaries be made (relock). */
+    (void)relock();
     was = atomic_load_explicit(&kp->seeded, memory_order_acquire);
-    if (was == SEED_NONE)
-        relock_after_fork();
     if (was != SEED_KEYED) {
         ok = seed_key(kp) == SM_OK;
         if (ok && was == SEED_NONE)
@@ -269,6 +301,17 @@ sm_status smi_rng_fill(void *out, size_t n)
     /* ChaCha20's 32-bit block counter bounds one nonce to 256 GiB; split beyond that. */
     const size_t max = (size_t)1 << 37;
     uint8_t *p = out;
+
+    /* A forked child under SM_LOCK_REQUIRED: no secret from an unlocked key page. */
+    if (atomic_load(&relock_due)) {
+        sm_status st;
+
+        pthread_mutex_lock(&reseed_lock);
+        st = relock();
+        pthread_mutex_unlock(&reseed_lock);
+        if (st != SM_OK)
+            return st;
+    }
 
     while (n > 0) {
         size_t k = n < max ? n : max;
