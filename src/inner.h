@@ -45,7 +45,7 @@ bool smi_purge_all(bool ending);
 
 /*
  * Overwrite 4 KiB of the stack below the caller's frame, where BearSSL leaves round
- * keys, keystream and hash state, and clear the vector registers it used (SM-REQ-126).
+ * keys, keystream and hash state, and clear the vector registers it used (SM-REQ-066).
  * Call it from the frame that called the primitive, right after the call.
  */
 void smi_burn_stack(void);
@@ -66,7 +66,7 @@ void smi_rng_canary(uint8_t out[SMI_CANARY_SEED]);
  * arc4random design). SM_E_RANDOM, with out wiped, only when a forked child could not
  * draw its own key: key material is never made under the zero key. SM_E_LOCK, with out
  * untouched, only in a forked child under SM_LOCK_REQUIRED whose key page could not be
- * locked again (SM-REQ-127); each call tries the mlock again.
+ * locked again (SM-REQ-029); each call tries the mlock again.
  */
 sm_status smi_rng_fill(void *out, size_t n);
 
@@ -470,7 +470,7 @@ void smi_coffer_test_age(uint64_t ns);
 void smi_rng_test_hold_writer(bool held);
 /*
  * The canary key and the nonce counter that the next keystream will use (the tests
- * predict the generator with them: SM-REQ-126). SM_E_STATE when no key is seeded.
+ * predict the generator with them: SM-REQ-066). SM_E_STATE when no key is seeded.
  */
 sm_status smi_rng_test_peek(uint8_t key[32], uint64_t *next);
 /* Call fn between an operation's cipher and its purge check (NULL: none). */

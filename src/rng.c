@@ -203,7 +203,7 @@ sm_status smi_rng_test_peek(uint8_t key[32], uint64_t *next)
  * (smi_rng_after_fork moved it). Under SM_LOCK_REQUIRED it stays due and is SM_E_LOCK:
  * canaries are still made from the unlocked key, since region allocation cannot fail on
  * that account and a canary pattern guards integrity, not a secret; but smi_rng_fill
- * makes no random secret until a later attempt locks the page (SM-REQ-127). A key drawn
+ * makes no random secret until a later attempt locks the page (SM-REQ-029). A key drawn
  * while the page was unlocked may have reached swap meanwhile: once locked, the page
  * gets a new one (the key is forgotten, and the next use redraws it).
  */
@@ -285,7 +285,7 @@ static bool keystream(uint8_t *out, size_t n)
     /*
      * chacha20_ct leaves the key words and the last block, which is the whole output
      * of a call of 64 bytes or less, in its dead frame: burn it from this frame, which
-     * called it (SM-REQ-126).
+     * called it (SM-REQ-066).
      */
     smi_burn_stack();
     return keyed;

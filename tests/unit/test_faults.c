@@ -157,7 +157,7 @@ static void coffer_setup_forked(ctx *c)
     }
     /*
      * The child counts the canary key page as unlocked until its first use of the
-     * generator locks it again (SM-REQ-127): make that use here, so that the counters
+     * generator locks it again (SM-REQ-029): make that use here, so that the counters
      * are the parent's again, as the run's baseline took them.
      */
     smi_rng_canary(canary);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: ISC */
 /*
- * Stack residue (SM-REQ-126). After every public call that touches secret bytes, the
+ * Stack residue (SM-REQ-066). After every public call that touches secret bytes, the
  * dead stack below the caller's frame (SPAN bytes of it) holds no window of WIN bytes of
  * the plaintext, of the enclave key or of the canary generator's key, and no 32-byte
  * window that, used as a ChaCha20 key, predicts the generator's next block. One row per

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: ISC */
 /*
- * The canary and secret generator's key page in a forked child (SM-REQ-127): mlock does
+ * The canary and secret generator's key page in a forked child (SM-REQ-029): mlock does
  * not survive fork, so the child counts the page as unlocked until it locks it again,
  * and under SM_LOCK_REQUIRED makes no random secret while it cannot.
  */
