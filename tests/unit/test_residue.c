@@ -275,13 +275,15 @@ typedef struct row {
     void (*collect)(void);       /* after the scan: the secret to look for */
 } row;
 
-#define SECRET_ROWS(f)                                                                    \
-    { "secret_new." #f, f, make_src, call_secret_new, want_plain64 },                    \
-    { "secret_random." #f, f, NULL, call_secret_random, want_sec },                      \
-    { "secret_with_bytes." #f, f, make_sec, call_secret_with_bytes, want_plain64 },      \
-    { "secret_try_with_bytes." #f, f, make_sec, call_secret_try_with_bytes, want_plain64 }, \
-    { "secret_read_at." #f, f, make_sec, call_secret_read_at, want_plain64 },            \
-    { "secret_close." #f, f, make_sec, call_secret_close, want_plain64 }
+/* The secret calls over factory f (FACT_*), named as factory_name names it. */
+#define SECRET_ROWS(f, name)                                                              \
+    { "secret_new." name, f, make_src, call_secret_new, want_plain64 },                  \
+    { "secret_random." name, f, NULL, call_secret_random, want_sec },                    \
+    { "secret_with_bytes." name, f, make_sec, call_secret_with_bytes, want_plain64 },    \
+    { "secret_try_with_bytes." name, f, make_sec, call_secret_try_with_bytes,            \
+      want_plain64 },                                                                   \
+    { "secret_read_at." name, f, make_sec, call_secret_read_at, want_plain64 },          \
+    { "secret_close." name, f, make_sec, call_secret_close, want_plain64 }
 
 static const row rows[] = {
     { "buffer_new", -1, NULL, call_buffer_new, want_none },
@@ -305,10 +307,10 @@ static const row rows[] = {
     { "stream_next", -1, make_s_written, call_stream_next, want_plain64 },
     { "stream_flush", -1, make_s_written, call_stream_flush, want_plain64 },
     { "mem_random", -1, NULL, call_mem_random, want_out },
-    SECRET_ROWS(FACT_PROTECTED),
-    SECRET_ROWS(FACT_GUARDED),
-    SECRET_ROWS(FACT_ENCRYPTED),
-    SECRET_ROWS(FACT_CUSTOM),
+    SECRET_ROWS(FACT_PROTECTED, "protected"),
+    SECRET_ROWS(FACT_GUARDED, "guarded"),
+    SECRET_ROWS(FACT_ENCRYPTED, "encrypted"),
+    SECRET_ROWS(FACT_CUSTOM, "custom"),
 };
 #define NROWS (sizeof rows / sizeof rows[0])
 
