@@ -126,6 +126,7 @@ static struct {
     size_t     got;
     bool       eq;
     int        fd;
+    uint8_t    delim;
     volatile uint8_t sink;
 } c;
 static uint8_t plain[PMAX];    /* the known plaintext (random bytes) */
@@ -220,6 +221,21 @@ static void make_pipe(void)
     c.fd = p[0];
 }
 
+/* The plaintext, then a delimiter that does not occur in it. */
+static void make_pipe_delim(void)
+{
+    int p[2];
+
+    c.delim = 0;
+    while (memchr(plain, c.delim, 64) != NULL)
+        c.delim++;
+    cr_assert_eq(pipe(p), 0);
+    cr_assert_eq(write(p[1], plain, 64), 64);
+    cr_assert_eq(write(p[1], &c.delim, 1), 1);
+    close(p[1]);
+    c.fd = p[0];
+}
+
 static void make_sec(void)
 {
     with_plain(64);
@@ -241,7 +257,15 @@ static sm_status call_buffer_random_64(void) { return sm_buffer_random(64, &c.b)
 static sm_status call_buffer_random_200(void) { return sm_buffer_random(200, &c.b); }
 static sm_status call_buffer_scramble(void) { return sm_buffer_scramble(c.b2); }
 static sm_status call_buffer_from_fd(void) { return sm_buffer_from_fd(c.fd, 64, &c.b); }
+static sm_status call_buffer_from_fd_until(void)
+{
+    return sm_buffer_from_fd_until(c.fd, c.delim, &c.b);
+}
+static sm_status call_buffer_from_fd_all(void) { return sm_buffer_from_fd_all(c.fd, &c.b); }
 static sm_status call_buffer_copy(void) { return sm_buffer_copy(c.b2, c.src, 64); }
+static sm_status call_buffer_copy_at(void) { return sm_buffer_copy_at(c.b2, 0, c.src, 64); }
+static sm_status call_buffer_move_at(void) { return sm_buffer_move_at(c.b2, 0, c.src, 64); }
+static sm_status call_buffer_destroy(void) { return sm_buffer_destroy(c.b); }
 static sm_status call_buffer_move(void) { return sm_buffer_move(c.b2, c.src, 64); }
 static sm_status call_buffer_equal(void) { return sm_buffer_equal(c.b, plain, 64, &c.eq); }
 static sm_status call_buffer_seal(void) { return sm_buffer_seal(c.b, &c.e); }
@@ -254,6 +278,8 @@ static sm_status call_stream_write(void) { return sm_stream_write(c.s, c.src, 64
 static sm_status call_stream_read(void) { return sm_stream_read(c.s, c.out, 64, &c.got); }
 static sm_status call_stream_next(void) { return sm_stream_next(c.s, &c.b); }
 static sm_status call_stream_flush(void) { return sm_stream_flush(c.s, &c.b); }
+static sm_status call_stream_destroy(void) { return sm_stream_destroy(c.s); }
+static sm_status call_enclave_destroy(void) { return sm_enclave_destroy(c.e); }
 static sm_status call_mem_random(void) { return sm_random(c.out, 64); }
 static sm_status call_secret_new(void) { return sm_secret_new(c.f, c.src, 64, &c.sec); }
 static sm_status call_secret_random(void) { return sm_secret_random(c.f, 64, &c.sec); }
@@ -293,7 +319,12 @@ static const row rows[] = {
     { "buffer_random.200", -1, NULL, call_buffer_random_200, want_b },
     { "buffer_scramble", -1, make_b_b2, call_buffer_scramble, want_b2 },
     { "buffer_from_fd", -1, make_pipe, call_buffer_from_fd, want_plain64 },
+    { "buffer_from_fd_until", -1, make_pipe_delim, call_buffer_from_fd_until, want_plain64 },
+    { "buffer_from_fd_all", -1, make_pipe, call_buffer_from_fd_all, want_plain64 },
     { "buffer_copy", -1, make_b_b2, call_buffer_copy, want_plain64 },
+    { "buffer_copy_at", -1, make_b_b2, call_buffer_copy_at, want_plain64 },
+    { "buffer_move_at", -1, make_b_b2, call_buffer_move_at, want_plain64 },
+    { "buffer_destroy", -1, make_b, call_buffer_destroy, want_plain64 },
     { "buffer_move", -1, make_b_b2, call_buffer_move, want_plain64 },
     { "buffer_equal", -1, make_b, call_buffer_equal, want_plain64 },
     { "buffer_seal", -1, make_b, call_buffer_seal, want_plain64 },
@@ -306,6 +337,8 @@ static const row rows[] = {
     { "stream_read", -1, make_s_written, call_stream_read, want_plain64 },
     { "stream_next", -1, make_s_written, call_stream_next, want_plain64 },
     { "stream_flush", -1, make_s_written, call_stream_flush, want_plain64 },
+    { "stream_destroy", -1, make_s_written, call_stream_destroy, want_plain64 },
+    { "enclave_destroy", -1, make_e, call_enclave_destroy, want_plain64 },
     { "mem_random", -1, NULL, call_mem_random, want_out },
     SECRET_ROWS(FACT_PROTECTED, "protected"),
     SECRET_ROWS(FACT_GUARDED, "guarded"),
