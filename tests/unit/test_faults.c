@@ -141,10 +141,9 @@ static void coffer_setup_due(ctx *c)
  */
 static void coffer_setup_forked(ctx *c)
 {
+    uint8_t canary[SMI_CANARY_SEED];
     pid_t pid;
     int status;
-
-    uint8_t canary[SMI_CANARY_SEED];
 
     coffer_setup(c);
     pid = fork();

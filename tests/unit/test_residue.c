@@ -448,11 +448,11 @@ static void setup_row(const row *r)
  */
 ParameterizedTestParameters(residue, every_public_call)
 {
-    static size_t index[NROWS];
+    static size_t row_index[NROWS];
 
     for (size_t i = 0; i < NROWS; i++)
-        index[i] = i;
-    return cr_make_param_array(size_t, index, NROWS);
+        row_index[i] = i;
+    return cr_make_param_array(size_t, row_index, NROWS);
 }
 
 ParameterizedTest(size_t *i, residue, every_public_call, .timeout = 60)
