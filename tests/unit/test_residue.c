@@ -293,6 +293,21 @@ static sm_status call_secret_close(void) { return sm_secret_close(c.sec); }
 
 static void want_out(void) { want(c.out, 64); }
 
+static sm_status call_init(void) { return sm_init(NULL); }
+static sm_status call_purge(void)
+{
+    sm_purge();
+    return SM_OK;
+}
+
+static void make_b_e(void)
+{
+    make_e();
+    make_b();
+}
+
+static void purged(void) { sm_purge(); }
+
 typedef struct row {
     const char *name;
     int fact;                    /* the factory (FACT_*), -1 for no secret row */
@@ -340,6 +355,9 @@ static const row rows[] = {
     { "stream_destroy", -1, make_s_written, call_stream_destroy, want_plain64 },
     { "enclave_destroy", -1, make_e, call_enclave_destroy, want_plain64 },
     { "mem_random", -1, NULL, call_mem_random, want_out },
+    { "init", -1, NULL, call_init, want_none },
+    { "purge", -1, make_b_e, call_purge, want_plain64 },
+    { "buffer_random.after_purge", -1, purged, call_buffer_random_32, want_b },
     SECRET_ROWS(FACT_PROTECTED, "protected"),
     SECRET_ROWS(FACT_GUARDED, "guarded"),
     SECRET_ROWS(FACT_ENCRYPTED, "encrypted"),
@@ -397,39 +415,57 @@ static long find_predictor(const uint8_t key[32], uint64_t ctr)
     return -1;
 }
 
+/* The keys as they were before the call, which may replace them (purge, reseed). */
+static struct {
+    bool    rng, enclave;
+    uint8_t rkey[32], ekey[32];
+} pre;
+
+static void peek_before(void)
+{
+    uint64_t ctr;
+
+    pre.rng = smi_rng_test_peek(pre.rkey, &ctr) == SM_OK;
+    pre.enclave = smi_coffer_test_peek(pre.ekey, NULL, NULL) == SM_OK;
+}
+
+/* One finding at offset at (if at >= 0), described in msg; counted in *n. */
+static void note(char *msg, size_t cap, int *n, long at, const char *what)
+{
+    if (at < 0)
+        return;
+    (*n)++;
+    snprintf(msg + strlen(msg), cap - strlen(msg), " %s at -%ld;", what, (long)SPAN - at);
+}
+
 /*
- * Everything a row checks, described in msg; the number of findings. ctr is the
- * generator's next counter: the next outputs use it and its successors.
+ * Everything a row checks, described in msg; the number of findings. The keys are
+ * looked for as they were before the call and as they are after it; ctr is the
+ * generator's next counter, which the next output uses.
  */
 static int scan(char *msg, size_t cap)
 {
     uint8_t rkey[32], ekey[32];
     uint64_t ctr;
-    long at;
     int n = 0;
 
     msg[0] = '\0';
-    if (secret_len >= WIN && (at = find_window(secret, secret_len)) >= 0) {
-        n++;
-        snprintf(msg + strlen(msg), cap - strlen(msg), " plaintext at -%ld;", (long)SPAN - at);
+    if (secret_len >= WIN)
+        note(msg, cap, &n, find_window(secret, secret_len), "plaintext");
+    /* After a purge there is no key until the next use draws one. */
+    if (smi_rng_test_peek(rkey, &ctr) == SM_OK) {
+        note(msg, cap, &n, find_window(rkey, 32), "generator key");
+        note(msg, cap, &n, find_predictor(rkey, ctr), "a window predicting the next block");
+        pre.rng = pre.rng && memcmp(rkey, pre.rkey, 32) != 0;
     }
-    cr_assert_eq(smi_rng_test_peek(rkey, &ctr), SM_OK);
-    if ((at = find_window(rkey, 32)) >= 0) {
-        n++;
-        snprintf(msg + strlen(msg), cap - strlen(msg), " generator key at -%ld;",
-                 (long)SPAN - at);
+    if (pre.rng)
+        note(msg, cap, &n, find_window(pre.rkey, 32), "generator key of before the call");
+    if (smi_coffer_test_peek(ekey, NULL, NULL) == SM_OK) {
+        note(msg, cap, &n, find_window(ekey, 32), "enclave key");
+        pre.enclave = pre.enclave && memcmp(ekey, pre.ekey, 32) != 0;
     }
-    if ((at = find_predictor(rkey, ctr)) >= 0) {
-        n++;
-        snprintf(msg + strlen(msg), cap - strlen(msg),
-                 " a window at -%ld predicts the next random block;", (long)SPAN - at);
-    }
-    if (smi_coffer_test_peek(ekey, NULL, NULL) == SM_OK &&
-        (at = find_window(ekey, 32)) >= 0) {
-        n++;
-        snprintf(msg + strlen(msg), cap - strlen(msg), " enclave key at -%ld;",
-                 (long)SPAN - at);
-    }
+    if (pre.enclave)
+        note(msg, cap, &n, find_window(pre.ekey, 32), "enclave key of before the call");
     return n;
 }
 
@@ -437,9 +473,11 @@ static void setup_row(const row *r)
 {
     cr_assert_eq(sm_os_random(plain, sizeof plain), SM_OK);
     c.f = r->fact >= 0 ? factory((unsigned)r->fact) : NULL;
-    cr_assert_eq(sm_init(NULL), SM_OK);
+    if (r->call != call_init) /* the init row makes the first sm_init itself */
+        cr_assert_eq(sm_init(NULL), SM_OK);
     if (r->setup != NULL)
         r->setup();
+    peek_before();
 }
 
 /*
@@ -507,7 +545,7 @@ Test(residue, scanner_finds_a_planted_secret)
     cr_assert_eq(run_call(leave_generator_key), SM_OK);
     want_none();
     cr_assert_eq(scan(msg, sizeof msg), 2, "found:%s", msg);
-    cr_assert(strstr(msg, "predicts") != NULL);
+    cr_assert(strstr(msg, "predicting") != NULL);
 }
 
 /* The prediction is right: the next random buffer is the block of the next counters. */
