@@ -58,6 +58,7 @@ static void child_refused_then_allowed(void *arg)
     uint8_t before[32], after[32];
     uint64_t ctr;
     sm_buffer b;
+    sm_enclave e;
     sm_secret sec;
     sm_stats s;
 
@@ -83,6 +84,22 @@ static void child_refused_then_allowed(void *arg)
     if (sm_secret_random(sm_factory_protected(), 32, &sec) != SM_E_LOCK ||
         sm_os_fault_calls(SM_OS_MLOCK) != 2)
         _exit(13);
+    /* The same for sm_enclave_random (its plaintext region's mlock, then the key page's). */
+    sm_os_fault_reset();
+    sm_os_fault_arm(SM_OS_MLOCK, 2, ENOMEM, true);
+    if (sm_enclave_random(32, &e) != SM_E_LOCK || sm_os_fault_calls(SM_OS_MLOCK) != 2)
+        _exit(24);
+    /* And sm_buffer_scramble, which writes nothing then. */
+    sm_os_fault_reset();
+    sm_os_fault_arm(SM_OS_MLOCK, 2, ENOMEM, true);
+    if (sm_buffer_new(32, &b) != SM_OK || sm_buffer_scramble(b) != SM_E_LOCK ||
+        sm_os_fault_calls(SM_OS_MLOCK) != 2)
+        _exit(25);
+    for (unsigned i = 0; i < 32; i++)
+        if (sm_buffer_data(b)[i] != 0)
+            _exit(26);
+    if (sm_buffer_destroy(b) != SM_OK)
+        _exit(27);
     sm_os_fault_reset();
     if (smi_rng_test_peek(before, &ctr) != SM_OK)
         _exit(14); /* the canaries' key, drawn while the page was unlocked */
