@@ -657,3 +657,85 @@ Test(residue, forked_child_cannot_predict_the_parent)
     block_of(key, ctr + 1, blk);
     cr_assert_eq(memcmp(blk, sm_buffer_data(b), 32), 0);
 }
+
+/* ---- registers ---- */
+
+#if defined(__x86_64__)
+static uint8_t xmm[16][16];
+
+/* xmm0-15 as the last call left them; noinline, and nothing before the stores. */
+__attribute__((noinline)) static void save_xmm(void)
+{
+    __asm__ __volatile__("movdqu %%xmm0, 0(%0)\n\tmovdqu %%xmm1, 16(%0)\n\t"
+                         "movdqu %%xmm2, 32(%0)\n\tmovdqu %%xmm3, 48(%0)\n\t"
+                         "movdqu %%xmm4, 64(%0)\n\tmovdqu %%xmm5, 80(%0)\n\t"
+                         "movdqu %%xmm6, 96(%0)\n\tmovdqu %%xmm7, 112(%0)\n\t"
+                         "movdqu %%xmm8, 128(%0)\n\tmovdqu %%xmm9, 144(%0)\n\t"
+                         "movdqu %%xmm10, 160(%0)\n\tmovdqu %%xmm11, 176(%0)\n\t"
+                         "movdqu %%xmm12, 192(%0)\n\tmovdqu %%xmm13, 208(%0)\n\t"
+                         "movdqu %%xmm14, 224(%0)\n\tmovdqu %%xmm15, 240(%0)"
+                         :
+                         : "r"(xmm)
+                         : "memory");
+}
+
+static uint8_t akey[32], anonce[12], adata[64], atag[16];
+static smi_region aws;
+
+/* The AEAD, with nothing between its return and the register read. */
+__attribute__((noinline)) static void seal_then_save(void)
+{
+    smi_aead_seal((smi_aead_ws *)(void *)smi_region_data(&aws), akey, anonce, NULL, 0, adata,
+                  sizeof adata, atag);
+    save_xmm();
+}
+
+__attribute__((noinline)) static bool open_then_save(void)
+{
+    bool ok = smi_aead_open((smi_aead_ws *)(void *)smi_region_data(&aws), akey, anonce, NULL,
+                            0, adata, sizeof adata, atag);
+
+    save_xmm();
+    return ok;
+}
+
+/* Whether an 8-byte window of p[0 .. n) is in the saved registers. */
+static bool in_xmm(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i + 8 <= n; i++)
+        if (memmem(xmm, sizeof xmm, p + i, 8) != NULL)
+            return true;
+    return false;
+}
+#endif
+
+/*
+ * The AES-NI and SSE2 code leaves round keys (AES-256's first two are the key itself),
+ * keystream and plaintext in xmm0-15; a signal frame taken after the call would write
+ * them to the stack. smi_burn_stack zeroes them (src/burn.c).
+ */
+Test(residue, aead_leaves_no_key_or_plaintext_in_vector_registers)
+{
+#if defined(__x86_64__)
+    static const smi_aead_choice choices[] = { SMI_AEAD_AUTO, SMI_AEAD_CHACHA,
+                                               SMI_AEAD_CHACHA_PORTABLE };
+
+    cr_assert_eq(sm_init(NULL), SM_OK);
+    cr_assert_eq(smi_region_alloc(smi_aead_ws_size(), NULL, &aws), SM_OK);
+    for (size_t k = 0; k < sizeof choices / sizeof choices[0]; k++) {
+        smi_aead_test_force(choices[k]);
+        cr_assert_eq(sm_os_random(akey, sizeof akey), SM_OK);
+        cr_assert_eq(sm_os_random(plain, 64), SM_OK);
+        memcpy(adata, plain, sizeof adata);
+        seal_then_save();
+        cr_assert_not(in_xmm(akey, sizeof akey), "%s seal: key bytes in xmm", smi_aead_name());
+        cr_assert(open_then_save());
+        cr_assert_eq(memcmp(adata, plain, 64), 0);
+        cr_assert_not(in_xmm(akey, sizeof akey), "%s open: key bytes in xmm", smi_aead_name());
+        cr_assert_not(in_xmm(plain, 64), "%s open: plaintext in xmm", smi_aead_name());
+    }
+    cr_assert_eq(smi_region_free(&aws), SM_OK);
+#else
+    cr_skip_test("the vector registers are read on x86-64 only");
+#endif
+}
