@@ -6,6 +6,8 @@
 #include <securemem/handles.h>
 #include <securemem/status.h>
 
+SM_BEGIN_DECLS
+
 /*
  * Buffers (memguard's LockedBuffer): size bytes in a guarded region of their own
  * (spec/layout.md), locked, out of core dumps and children, ending exactly at a guard
@@ -79,5 +81,7 @@ SM_API bool sm_buffer_is_mutable(sm_buffer b);
 
 /* Check the canary (a damaged one panics), wipe, unlock and unmap. */
 SM_API SM_MUST_CHECK sm_status sm_buffer_destroy(sm_buffer b);
+
+SM_END_DECLS
 
 #endif

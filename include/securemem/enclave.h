@@ -6,6 +6,8 @@
 #include <securemem/handles.h>
 #include <securemem/status.h>
 
+SM_BEGIN_DECLS
+
 /*
  * Enclaves (memguard's Enclave): data encrypted at rest with an AEAD from BearSSL,
  * constant time: AES-256-GCM where the CPU has AES-NI and PCLMUL, ChaCha20-Poly1305
@@ -41,5 +43,7 @@ SM_API SM_MUST_CHECK sm_status sm_enclave_destroy(sm_enclave e);
  * on success, unchanged on error. The canary is checked as by sm_buffer_destroy.
  */
 SM_API SM_MUST_CHECK sm_status sm_buffer_seal(sm_buffer b, sm_enclave *out);
+
+SM_END_DECLS
 
 #endif

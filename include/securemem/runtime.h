@@ -5,6 +5,8 @@
 #include <securemem/common.h>
 #include <securemem/status.h>
 
+SM_BEGIN_DECLS
+
 typedef enum {
     SM_LOCK_REQUIRED = 0, /* a page that cannot be locked fails the call with SM_E_LOCK */
     SM_LOCK_BEST_EFFORT   /* go on unlocked, and count the bytes in sm_stats.bytes_unlocked */
@@ -54,13 +56,13 @@ SM_API SM_MUST_CHECK sm_status sm_init(const sm_config *cfg);
 SM_API void sm_purge(void);
 
 /* sm_purge, then exit(code), with atexit handlers and stdio flushing. */
-SM_API _Noreturn void sm_safe_exit(int code);
+SM_API SM_NORETURN void sm_safe_exit(int code);
 
 /*
  * sm_purge, then write "securemem: panic: <msg>" and a newline to stderr, then abort.
  * The one path for detected corruption (a damaged canary).
  */
-SM_API _Noreturn void sm_panic(const char *msg);
+SM_API SM_NORETURN void sm_panic(const char *msg);
 
 /*
  * On any of the n signals: purge, call hook(sig) if hook is not NULL, then end the
@@ -103,5 +105,7 @@ typedef struct sm_stats {
  * Errors: SM_E_INVAL when out is NULL; the errors of sm_init.
  */
 SM_API SM_MUST_CHECK sm_status sm_stats_get(sm_stats *out);
+
+SM_END_DECLS
 
 #endif

@@ -6,6 +6,8 @@
 #include <securemem/handles.h>
 #include <securemem/status.h>
 
+SM_BEGIN_DECLS
+
 /*
  * Secrets (Asherah's Secret and SecretFactory): len bytes that cannot be read at rest
  * and can be read, read-only, only inside a callback. A factory decides where the bytes
@@ -172,5 +174,7 @@ SM_API bool sm_secret_is_closed(sm_secret s);
  * wiped (all zero) when only the final unmap failed; a later close retries.
  */
 SM_API SM_MUST_CHECK sm_status sm_secret_close(sm_secret s);
+
+SM_END_DECLS
 
 #endif

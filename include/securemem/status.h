@@ -4,6 +4,8 @@
 
 #include <securemem/common.h>
 
+SM_BEGIN_DECLS
+
 /*
  * The one result type of the library. The values are fixed by the API contract and
  * never renumbered; spec/status.tsv lists them with the OS errors that map to each.
@@ -35,5 +37,7 @@ SM_API const char *sm_status_str(sm_status s);
  * on the calling thread, or 0 if none has failed yet. Successful calls do not reset it.
  */
 SM_API int sm_last_os_error(void);
+
+SM_END_DECLS
 
 #endif

@@ -6,6 +6,8 @@
 #include <securemem/handles.h>
 #include <securemem/status.h>
 
+SM_BEGIN_DECLS
+
 /*
  * Streams (memguard's Stream): a FIFO of bytes kept as a chain of sealed chunks, each
  * one mapping of 4 pages holding up to 4 pages less a 64-byte head of ciphertext. The
@@ -31,5 +33,7 @@ SM_API SM_MUST_CHECK sm_status sm_stream_flush(sm_stream s, sm_buffer *out);
 /* The bytes held, without decrypting anything; 0 if stale. */
 SM_API size_t sm_stream_size(sm_stream s);
 SM_API SM_MUST_CHECK sm_status sm_stream_destroy(sm_stream s);
+
+SM_END_DECLS
 
 #endif
