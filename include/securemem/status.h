@@ -23,7 +23,21 @@ typedef enum sm_status {
     SM_E_IO,          /* reading a file descriptor failed, or it ended early */
     SM_E_EOF,         /* a stream has no more data */
     SM_E_UNSUPPORTED, /* not available on this OS or kernel */
-    SM_E_SYS          /* any other OS failure */
+    SM_E_SYS,         /* any other OS failure */
+    /*
+     * Added after API.md, from 32 on: a program written against API.md alone takes
+     * SM_E_SYS + 1 for an unknown value, and it still is one.
+     */
+    SM_E_READONLY = 32, /* memory the call must wipe is read-only (a FROZEN buffer's data) */
+    SM_E_CALLBACK,      /* a callback of the caller failed: its generic way to say so */
+    /*
+     * SM_E_USER to SM_E_USER_MAX: the caller's own statuses. The library never returns
+     * one of its own accord; a callback (sm_bytes_fn, sm_fill_fn, a custom factory's
+     * hook) that returns one has it passed through unchanged, as every status of a
+     * callback is, and sm_status_str names the range.
+     */
+    SM_E_USER = 256,
+    SM_E_USER_MAX = 511
 } sm_status;
 
 /*
