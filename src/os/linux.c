@@ -17,6 +17,7 @@
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -396,6 +397,105 @@ sm_status sm_os_atfork(void (*prepare)(void), void (*parent)(void), void (*child
 int sm_os_last_error(void)
 {
     return last_error;
+}
+
+void sm_os_set_last_error(int err)
+{
+    last_error = err;
+}
+
+static unsigned hex_digit(char c)
+{
+    return c >= 'a' ? (unsigned)(c - 'a' + 10) : (unsigned)(c - '0');
+}
+
+/*
+ * Whether /proc/self/maps shows [a, b) mapped writable throughout: 1 yes, 0 no, -1
+ * unreadable. Its lines come sorted by address, as "start-end perms ...", and are parsed
+ * a character at a time, so that no line length and no malloc is needed.
+ */
+static int maps_writable(uintptr_t a, uintptr_t b)
+{
+    char buf[4096];
+    uintptr_t lo = 0, hi = 0, cur = a;
+    unsigned field = 0, perm = 0;
+    bool w = false;
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC), result = -1;
+
+    if (fd < 0)
+        return -1;
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof buf);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            result = n == 0 ? 0 : -1; /* the end, and [cur, b) is not mapped */
+            break;
+        }
+        for (ssize_t i = 0; i < n && result < 0; i++) {
+            char c = buf[i];
+
+            if (c == '\n') {
+                if (hi > cur) {
+                    if (lo > cur || !w)
+                        result = 0; /* a hole, or a page that is not writable */
+                    else if ((cur = hi) >= b)
+                        result = 1;
+                }
+                lo = hi = 0;
+                field = perm = 0;
+                w = false;
+            } else if (field == 0) {
+                if (c == '-')
+                    field = 1;
+                else
+                    lo = lo * 16 + hex_digit(c);
+            } else if (field == 1) {
+                if (c == ' ')
+                    field = 2;
+                else
+                    hi = hi * 16 + hex_digit(c);
+            } else if (field == 2) {
+                if (c == ' ')
+                    field = 3;
+                else if (perm++ == 1)
+                    w = c == 'w';
+            }
+        }
+        if (result >= 0)
+            break;
+    }
+    (void)close(fd);
+    return result;
+}
+
+/*
+ * process_vm_writev of the range onto itself: the kernel writes each byte back as it
+ * is, or says EFAULT where it cannot write, and nothing faults. It is one call and
+ * costs a copy. It also refuses memory that can be written but not reached through the
+ * kernel's page pinning (memfd_secret, device memory), so a refusal is checked against
+ * /proc/self/maps, which is slower but says what the mapping allows.
+ */
+sm_status sm_os_writable(void *p, size_t n)
+{
+    struct iovec v = { p, n };
+    int err = 0, m;
+    ssize_t r;
+
+    if (n == 0)
+        return SM_OK;
+    do {
+        r = process_vm_writev(getpid(), &v, 1, &v, 1, 0);
+    } while (r < 0 && errno == EINTR);
+    if (r == (ssize_t)n)
+        return SM_OK;
+    err = r < 0 ? errno : EFAULT; /* a short copy stopped at a page it could not write */
+    m = maps_writable((uintptr_t)p, (uintptr_t)p + n);
+    if (m == 1 || (m < 0 && err != EFAULT))
+        return SM_OK;
+    last_error = EFAULT;
+    return SM_E_READONLY;
 }
 
 _Noreturn void sm_os_die(const char *msg)

@@ -248,6 +248,41 @@ static void custom_secret(ctx *c) { use_custom(c); secret_setup(c); }
 static void use_encrypted(ctx *c) { secret_factory = fac_encrypted; (void)c; }
 static void encrypted_secret(ctx *c) { use_encrypted(c); secret_setup(c); }
 
+/*
+ * The constructors that fill a secret in place (securemem/secret.h), over every factory.
+ * from_buffer consumes a FROZEN buffer; on error the buffer is still there (after a
+ * refused unmap, wiped, as after a failed sm_buffer_destroy) and the undo destroys it.
+ */
+static sm_status secret_from_buffer(ctx *c)
+{
+    return sm_secret_from_buffer(secret_factory(), c->b, &c->sec);
+}
+static sm_status secret_from_fd(ctx *c) { return sm_secret_from_fd(secret_factory(), c->fd, 64, &c->sec); }
+static sm_status fill_5a(uint8_t *b, size_t n, void *arg)
+{
+    (void)arg;
+    memset(b, 0x5a, n);
+    return SM_OK;
+}
+static sm_status secret_from_callback(ctx *c)
+{
+    return sm_secret_from_callback(secret_factory(), 64, fill_5a, NULL, &c->sec);
+}
+static void secret_or_buffer_release(ctx *c)
+{
+    if (c->done)
+        secret_release(c);
+    else
+        buffer_release(c);
+}
+#define FILL_SETUPS(k)                                                   \
+    static void k##_frozen(ctx *c) { use_##k(c); buffer_setup_frozen(c); } \
+    static void k##_fd(ctx *c) { use_##k(c); fd_setup(c); }
+FILL_SETUPS(protected)
+FILL_SETUPS(guarded)
+FILL_SETUPS(encrypted)
+FILL_SETUPS(custom)
+
 #define ANON { SM_LOCK_REQUIRED, SM_BACKING_ANON, false }
 static const op ops[] = {
     { "mem.alloc", ANON, false, false, nothing, mem_alloc, mem_release_if_done, false, false },
@@ -338,6 +373,17 @@ static const op ops[] = {
       secret_release_unless_done, false, false },
     { "secret.new.encrypted", ANON, true, false, use_encrypted, secret_new,
       secret_release_if_done, true, false },
+#define FILL_OPS(k, key)                                                                      \
+    { "secret.from_buffer." #k, ANON, true, false, k##_frozen, secret_from_buffer,             \
+      secret_or_buffer_release, key, false },                                                  \
+    { "secret.from_fd." #k, ANON, true, false, k##_fd, secret_from_fd, secret_release_if_done, \
+      key, false },                                                                            \
+    { "secret.from_callback." #k, ANON, true, false, use_##k, secret_from_callback,            \
+      secret_release_if_done, key, false }
+    FILL_OPS(protected, false),
+    FILL_OPS(guarded, false),
+    FILL_OPS(encrypted, true),
+    FILL_OPS(custom, false),
     { "secret.with_bytes.encrypted", ANON, true, false, encrypted_secret, secret_with_bytes,
       secret_release, true, true },
     { "secret.close.encrypted", ANON, true, false, encrypted_secret, secret_close,
