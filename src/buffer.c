@@ -115,8 +115,10 @@ sm_status sm_buffer_from_fd(int fd, size_t size, sm_buffer *out)
         size_t got = 0;
 
         st = sm_os_read(fd, smi_region_data(&r) + len, size - len, &got);
-        if (st == SM_OK && got == 0)
-            st = SM_E_IO; /* ended early */
+        if (st == SM_OK && got == 0) {
+            st = SM_E_IO; /* ended early: API.md's SM_E_IO, with no OS error behind it */
+            sm_os_set_last_error(0);
+        }
         len += got;
     }
     if (st != SM_OK) {
@@ -134,6 +136,7 @@ sm_status sm_buffer_from_fd(int fd, size_t size, sm_buffer *out)
 typedef struct scratch {
     smi_region r;
     size_t     len;
+    bool       eof; /* the input ended (rather than at a delimiter) */
 } scratch;
 
 static sm_status scratch_grow(scratch *sc)
@@ -159,7 +162,12 @@ static sm_status scratch_finish(scratch *sc, sm_buffer *out)
     sm_status st;
 
     if (sc->len == 0) {
-        st = SM_E_IO; /* a buffer cannot be empty */
+        /*
+         * A buffer cannot be empty: no input at all is the end of it (SM_E_EOF), an
+         * empty line is SM_E_IO; neither comes from a failed OS call.
+         */
+        st = sc->eof ? SM_E_EOF : SM_E_IO;
+        sm_os_set_last_error(0);
     } else if (sc->len == sc->r.size) {
         return freeze_and_publish(&sc->r, out);
     } else {
@@ -182,11 +190,15 @@ static sm_status scratch_fill(scratch *sc, int fd, bool until, uint8_t delim)
 
     if (until) {
         uint64_t pos;
+        int was = sm_os_last_error();
 
         st = sm_os_seek_cur(fd, 0, &pos);
         bytewise = st == SM_E_UNSUPPORTED;
-        if (bytewise)
+        if (bytewise) {
+            /* The probe's ESPIPE is an answer, not a failure the caller should see. */
+            sm_os_set_last_error(was);
             st = SM_OK;
+        }
     }
     while (st == SM_OK) {
         size_t got = 0, want;
@@ -197,6 +209,7 @@ static sm_status scratch_fill(scratch *sc, int fd, bool until, uint8_t delim)
         at = smi_region_data(&sc->r) + sc->len;
         want = bytewise ? 1 : sc->r.size - sc->len;
         st = sm_os_read(fd, at, want, &got);
+        sc->eof = st == SM_OK && got == 0;
         if (st != SM_OK || got == 0)
             break;
         if (until) {

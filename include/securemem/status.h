@@ -47,8 +47,16 @@ typedef enum sm_status {
 SM_API const char *sm_status_str(sm_status s);
 
 /*
- * The OS error code (errno on POSIX) of the last OS call of this library that failed
- * on the calling thread, or 0 if none has failed yet. Successful calls do not reset it.
+ * The OS error code (errno on POSIX) behind the last status from the OS that a call of
+ * this library returned on the calling thread, or 0 if there was none yet. It is set
+ * only where an OS call's failure becomes the call's status: SM_E_NOMEM, SM_E_LOCK,
+ * SM_E_PROT, SM_E_RANDOM, SM_E_UNSUPPORTED, SM_E_SYS, SM_E_IO when the read failed,
+ * and SM_E_READONLY (EFAULT). An OS call that the library expects to fail and gets over
+ * (probing whether an fd can seek, for one) leaves it alone. A status that does not come
+ * from the OS (SM_E_INVAL, SM_E_STATE, SM_E_AUTH, SM_E_BUSY, SM_E_EOF, SM_E_CALLBACK, a
+ * callback's own), and a successful call, leave it as it was, so it may name an earlier
+ * failure: read it only right after a status from the OS. The fd readers set it to 0
+ * when their SM_E_IO or SM_E_EOF means that the input ended, not that a read failed.
  */
 SM_API int sm_last_os_error(void);
 
