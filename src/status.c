@@ -5,7 +5,8 @@
 static const char *const names[] = {
     [SM_OK] = "SM_OK: success",
     [SM_E_INVAL] = "SM_E_INVAL: bad argument",
-    [SM_E_STATE] = "SM_E_STATE: not allowed in this state, or a stale handle",
+    [SM_E_STATE] = "SM_E_STATE: not allowed in this state (a stale or closed handle, or "
+                   "sm_init after the library was initialised otherwise)",
     [SM_E_NOMEM] = "SM_E_NOMEM: the OS refused address space or a mapping",
     [SM_E_LOCK] = "SM_E_LOCK: the OS refused to lock pages",
     [SM_E_PROT] = "SM_E_PROT: the OS refused a protection change",

@@ -32,8 +32,15 @@ typedef struct sm_config {
  * Initialising probes the secretmem backing when cfg asks for it, applies
  * disable_core_dumps, and creates the library's internal key page (one guarded region).
  *
+ * Call it first, before any other call of the library, to run with a configuration
+ * other than the default: buffers, enclaves, streams, secrets and sm_stats_get
+ * initialise the library with the defaults if it is not yet, and a later sm_init with
+ * another configuration then fails (the memory layer of mem.h and the status calls do
+ * not initialise it).
+ *
  * Errors: SM_E_INVAL for an out-of-range enum value; SM_E_STATE when the library is
- * already initialised with a different configuration (the same one again is SM_OK);
+ * already initialised with a different configuration (the same one again is SM_OK),
+ * explicitly or implicitly by an earlier call (sm_status_str says so);
  * SM_E_UNSUPPORTED when SECRETMEM_REQUIRED and the kernel refuses memfd_secret, or a
  * kernel lacks an madvise advice; otherwise the status of the failed OS call
  * (SM_E_NOMEM, SM_E_LOCK, SM_E_PROT, SM_E_RANDOM, SM_E_SYS). A failed sm_init leaves

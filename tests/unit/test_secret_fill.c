@@ -423,3 +423,18 @@ Test(secret_fill, last_os_error_after_reading_a_pipe_is_not_the_seek_probe)
     cr_assert_eq(sm_buffer_destroy(b), SM_OK);
     close(fd);
 }
+
+/* ---- sm_init after an implicit initialisation ---- */
+
+Test(secret_fill, init_after_implicit_initialisation_says_so)
+{
+    sm_config best = { SM_LOCK_BEST_EFFORT, SM_BACKING_ANON, false };
+    sm_buffer b;
+
+    cr_assert_eq(sm_buffer_new(8, &b), SM_OK, "initialises with the defaults");
+    cr_assert_eq(sm_init(&best), SM_E_STATE);
+    cr_assert(strstr(sm_status_str(SM_E_STATE), "sm_init") != NULL,
+              "the text names this case, not only stale handles: %s", sm_status_str(SM_E_STATE));
+    cr_assert_eq(sm_init(NULL), SM_OK, "the configuration in force again");
+    cr_assert_eq(sm_buffer_destroy(b), SM_OK);
+}
