@@ -33,9 +33,11 @@ SM_API SM_MUST_CHECK sm_status sm_buffer_random(size_t size, sm_buffer *out);
 /*
  * FROZEN buffers read from a file descriptor, straight into the guarded pages in large
  * reads (no intermediate copy, except the wiped scratch regions of from_fd_all).
- * SM_E_IO: the read failed (sm_last_os_error tells why) or, for from_fd, ended before
- * size bytes; from_fd_until and from_fd_all also give SM_E_IO for empty input, since a
- * buffer cannot be empty. The bytes consumed from fd on error are wiped and lost.
+ * SM_E_IO: the read failed (sm_last_os_error tells why) or, for from_fd, the input
+ * ended before size bytes, none at all included (sm_last_os_error 0). from_fd_until and
+ * from_fd_all give SM_E_EOF for input that ends before any byte, and from_fd_until
+ * SM_E_IO for an empty line (a delim first), since a buffer cannot be empty (both with
+ * sm_last_os_error 0). The bytes consumed from fd on error are wiped and lost.
  *
  * from_fd_until stops at the first delim byte, which is consumed but not stored; end of
  * file before any delim ends the data too. On a seekable fd it reads in large chunks and
