@@ -75,6 +75,14 @@ SM_API SM_MUST_CHECK sm_status sm_buffer_equal(sm_buffer b, const void *data, si
  * The protected bytes themselves (read-only pages when FROZEN: a write faults), or
  * NULL if stale. The pointer is valid until the buffer is destroyed; using it after
  * that, or racing a destroy, is the caller's bug.
+ *
+ * Alignment: the data ends exactly at a guard page, so it starts at an address that is
+ * -size modulo the page size, and is aligned only as well as size is: a 52-byte buffer
+ * is 4-aligned, a 33-byte one is not aligned at all (spec/layout.md). To get data
+ * aligned to A (a power of two up to the page size), ask for a size that is a multiple
+ * of A (round it up and use the first bytes: the slack after them is then between the
+ * data and the guard page), for instance 64 for a 52-byte structure that needs 16. Secrets' bytes (sm_secret_with_bytes) follow the same rule for
+ * the guarded and encrypted factories; the protected factory's start on a page.
  */
 SM_API uint8_t *sm_buffer_data(sm_buffer b);
 SM_API size_t sm_buffer_size(sm_buffer b);

@@ -438,3 +438,24 @@ Test(secret_fill, init_after_implicit_initialisation_says_so)
     cr_assert_eq(sm_init(NULL), SM_OK, "the configuration in force again");
     cr_assert_eq(sm_buffer_destroy(b), SM_OK);
 }
+
+/* ---- sm_buffer_data's alignment, as buffer.h states it ---- */
+
+Test(secret_fill, buffer_data_is_aligned_as_its_size)
+{
+    static const struct { size_t size, align; } cases[] = {
+        { 52, 4 }, { 64, 64 }, { 33, 1 }, { 48, 16 }, { 4096, 4096 },
+    };
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sm_buffer b;
+        uintptr_t p;
+
+        cr_assert_eq(sm_buffer_new(cases[i].size, &b), SM_OK);
+        p = (uintptr_t)sm_buffer_data(b);
+        cr_assert_eq(p % cases[i].align, 0, "size %zu", cases[i].size);
+        if (cases[i].align < sm_page_size()) /* pages may happen to be better aligned */
+            cr_assert_neq(p % (cases[i].align * 2), 0, "size %zu: no better", cases[i].size);
+        cr_assert_eq(sm_buffer_destroy(b), SM_OK);
+    }
+}
