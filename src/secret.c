@@ -799,10 +799,11 @@ static sm_status make(const sm_factory *f, const void *src, size_t len, sm_secre
     st = be->create(f, len, &b.store, &fill);
     if (st != SM_OK)
         return st;
-    if (src != NULL)
-        memcpy(fill, src, len);
-    else
+    if (src == NULL)
         st = smi_rng_fill(fill, len);
+    /* Ask before copying: the wipe of a read-only src (a FROZEN buffer's data) would fault. */
+    else if ((st = sm_os_writable((void *)(uintptr_t)src, len)) == SM_OK)
+        memcpy(fill, src, len);
     if (st == SM_OK)
         st = be->seal(f, &b.store);
     if (st == SM_OK) {
@@ -824,9 +825,6 @@ sm_status sm_secret_new(const sm_factory *f, void *src, size_t len, sm_secret *o
 
     if (src == NULL)
         return SM_E_INVAL;
-    /* Ask before copying: wiping a read-only src (a FROZEN buffer's data) would fault. */
-    if (len > 0 && len <= SECRET_MAX && (st = sm_os_writable(src, len)) != SM_OK)
-        return st;
     st = make(f, src, len, out);
     if (st == SM_OK)
         smi_wipe(src, len);

@@ -131,7 +131,7 @@ typedef sm_status (*sm_bytes_fn)(const uint8_t *bytes, size_t len, void *ctx);
  * A secret holding a copy of the len bytes at src; src is wiped on success. src MUST be
  * writable memory: read-only memory, such as the data of a FROZEN buffer (which is
  * what sm_buffer_from_fd* and sm_enclave_open give), is refused with SM_E_READONLY
- * before anything is made, rather than faulting at the wipe. For a buffer's bytes use
+ * (nothing made, src untouched) rather than faulting at the wipe. For a buffer's bytes use
  * sm_secret_from_buffer, which consumes the buffer.
  */
 SM_API SM_MUST_CHECK sm_status sm_secret_new(const sm_factory *f, void *src, size_t len, sm_secret *out);
