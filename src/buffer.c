@@ -116,7 +116,7 @@ sm_status sm_buffer_from_fd(int fd, size_t size, sm_buffer *out)
 
         st = sm_os_read(fd, smi_region_data(&r) + len, size - len, &got);
         if (st == SM_OK && got == 0) {
-            st = SM_E_IO; /* ended early: API.md's SM_E_IO, with no OS error behind it */
+            st = SM_E_IO; /* ended early: spec/api.md's SM_E_IO, with no OS error behind it */
             sm_os_set_last_error(0);
         }
         len += got;

@@ -25,7 +25,7 @@ typedef enum sm_status {
     SM_E_UNSUPPORTED, /* not available on this OS or kernel */
     SM_E_SYS,         /* any other OS failure */
     /*
-     * Added after API.md, from 32 on: a program written against API.md alone takes
+     * Added after spec/api.md, from 32 on: a program written against it alone takes
      * SM_E_SYS + 1 for an unknown value, and it still is one.
      */
     SM_E_READONLY = 32, /* memory the call must wipe is read-only (a FROZEN buffer's data) */

@@ -390,7 +390,7 @@ Test(buffer_fd, empty_input_is_eof_and_an_empty_line_is_io)
     cr_assert_eq(sm_buffer_from_fd_all(fd, &b), SM_E_EOF);
     cr_assert_eq(sm_last_os_error(), 0);
     cr_assert_eq(sm_buffer_from_fd_until(fd, '\n', &b), SM_E_EOF);
-    cr_assert_eq(sm_buffer_from_fd(fd, 4, &b), SM_E_IO, "from_fd: ended early (API.md)");
+    cr_assert_eq(sm_buffer_from_fd(fd, 4, &b), SM_E_IO, "from_fd: ended early (spec/api.md)");
     cr_assert_eq(sm_last_os_error(), 0);
     close(fd);
     fd = pipe_with("\n", 1);

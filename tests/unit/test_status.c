@@ -27,7 +27,7 @@ Test(status, unknown_values_still_give_a_string)
     cr_assert_str_eq(sm_status_str((sm_status)(SM_E_SYS + 1)), "unknown sm_status");
     cr_assert_str_eq(sm_status_str((sm_status)-1), "unknown sm_status");
     cr_assert_str_eq(sm_status_str((sm_status)1000000), "unknown sm_status");
-    /* The gap left after API.md's values, and either side of the user range. */
+    /* The gap left after spec/api.md's values, and either side of the user range. */
     cr_assert_str_eq(sm_status_str((sm_status)31), "unknown sm_status");
     cr_assert_str_eq(sm_status_str((sm_status)(SM_E_CALLBACK + 1)), "unknown sm_status");
     cr_assert_str_eq(sm_status_str((sm_status)(SM_E_USER - 1)), "unknown sm_status");
