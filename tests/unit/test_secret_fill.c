@@ -11,6 +11,7 @@
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <valgrind/valgrind.h>
 
 #include "factories.h"
 #include "helpers.h"
@@ -72,6 +73,12 @@ static int pipe_with(size_t n, uint8_t seed)
     cr_assert_eq(write(fds[1], bytes, n), (ssize_t)n);
     close(fds[1]);
     return fds[0];
+}
+
+/* Under Valgrind the tool's own mappings move the total (helpers.c, counters_equal). */
+static bool same_mappings(size_t before)
+{
+    return RUNNING_ON_VALGRIND || mapped_bytes() == before;
 }
 
 /*
@@ -286,7 +293,7 @@ Test(secret_fill, from_fd_short_empty_and_bad_input)
         close(fd);
     }
     cr_assert_eq(secrets_live(), live, "nothing made");
-    cr_assert_eq(mapped_bytes(), before, "nothing left mapped");
+    cr_assert(same_mappings(before), "nothing left mapped");
 }
 
 /* ---- sm_secret_from_callback ---- */
@@ -378,7 +385,7 @@ Test(secret_fill, from_callback_errors_make_nothing)
         cr_assert_eq(sm_secret_from_callback(factory(k), LEN, fill_fn, NULL, NULL), SM_E_INVAL);
     }
     cr_assert_eq(secrets_live(), live, "nothing made");
-    cr_assert_eq(mapped_bytes(), before, "what the fills wrote is unmapped with its storage");
+    cr_assert(same_mappings(before), "what the fills wrote is unmapped with its storage");
 }
 
 /* ---- callback statuses (sm_bytes_fn) ---- */
