@@ -156,8 +156,30 @@ Test(secret_fill, new_from_read_only_memory_is_readonly)
 }
 
 /*
+ * A source that runs into unmapped memory: the hole is one page, too small for the
+ * guarded secret's own mapping (three pages at least) to land in it meanwhile.
+ */
+Test(secret_fill, new_from_partly_unmapped_memory_is_readonly)
+{
+    size_t page = sm_page_size();
+    uint8_t *p;
+
+    warm_up();
+    cr_assert_eq(sm_mem_alloc(3 * page, (void **)&p), SM_OK);
+    memset(p, 0x66, page);
+    cr_assert_eq(sm_mem_free(p + page, page), SM_OK);
+    cr_assert_eq(sm_secret_new(sm_factory_guarded(), p + page - 8, 16, &(sm_secret){ 0 }),
+                 SM_E_READONLY);
+    cr_assert_eq(sm_last_os_error(), EFAULT);
+    for (size_t i = 0; i < page; i++)
+        cr_assert_eq(p[i], 0x66);
+    cr_assert_eq(sm_mem_free(p, page), SM_OK);
+    cr_assert_eq(sm_mem_free(p + 2 * page, page), SM_OK);
+}
+
+/*
  * A MUTABLE buffer on memfd_secret pages is writable, but the kernel's first answer
- * (process_vm_writev) refuses such pages: /proc/self/maps must have the last word.
+ * (MADV_POPULATE_WRITE) refuses such pages: /proc/self/maps must have the last word.
  */
 Test(secret_fill, new_from_writable_secretmem_is_accepted)
 {
