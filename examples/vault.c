@@ -29,6 +29,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <string.h>
 #include <termios.h>
 #include <unistd.h>
@@ -42,8 +43,10 @@
 #define SALT_LEN 16u
 #define LAST 0x80000000u
 
+/* Every secret and buffer is wiped and unmapped before the process ends on an error. */
 static int failed(const char *what, sm_status st)
 {
+    sm_purge();
     fprintf(stderr, "vault: %s: %s\n", what, sm_status_str(st));
     return 1;
 }
@@ -135,6 +138,7 @@ static sm_status crypt_chunk(const uint8_t *key, size_t len, void *ctx)
     return SM_OK;
 }
 
+/* Up to n bytes, fewer only at the end of the input; SIZE_MAX if a read failed. */
 static size_t read_full(int fd, uint8_t *p, size_t n)
 {
     size_t have = 0;
@@ -144,7 +148,9 @@ static size_t read_full(int fd, uint8_t *p, size_t n)
 
         if (r < 0 && errno == EINTR)
             continue;
-        if (r <= 0)
+        if (r < 0)
+            return SIZE_MAX;
+        if (r == 0)
             break;
         have += (size_t)r;
     }
@@ -168,7 +174,7 @@ static bool write_full(int fd, const void *p, size_t n)
     return true;
 }
 
-/* Seal in to out, or open it, through buf (MUTABLE, CHUNK bytes). */
+/* Seal in to out, or open it, through buf (MUTABLE, CHUNK bytes), wiped at the end. */
 static sm_status run(bool seal, int in, int out, sm_secret key, sm_buffer buf)
 {
     uint8_t *data = sm_buffer_data(buf), head[4];
@@ -179,19 +185,27 @@ static sm_status run(bool seal, int in, int out, sm_secret key, sm_buffer buf)
         if (seal) {
             /* A short chunk is the last: an empty one for a multiple of CHUNK bytes. */
             c.len = read_full(in, data, CHUNK);
+            if (c.len == SIZE_MAX) {
+                st = SM_E_IO;
+                break;
+            }
             c.last = c.len < CHUNK;
         } else {
             uint32_t h;
 
-            if (read_full(in, head, 4) != 4)
-                return SM_E_IO;
+            if (read_full(in, head, 4) != 4) {
+                st = SM_E_IO;
+                break;
+            }
             h = (uint32_t)head[0] | (uint32_t)head[1] << 8 | (uint32_t)head[2] << 16 |
                 (uint32_t)head[3] << 24;
             c.last = (h & LAST) != 0;
             c.len = h & ~LAST;
             if (c.len > CHUNK || read_full(in, c.tag, 16) != 16 ||
-                read_full(in, data, c.len) != c.len)
-                return SM_E_IO;
+                read_full(in, data, c.len) != c.len) {
+                st = SM_E_IO;
+                break;
+            }
         }
         st = sm_secret_with_bytes(key, crypt_chunk, &c);
         if (st != SM_OK)
