@@ -73,6 +73,12 @@ sm_status sm_buffer_from_bytes(void *src, size_t size, sm_buffer *out)
     st = make_region(size, &r);
     if (st != SM_OK)
         return st;
+    /* The wipe of a read-only src (a FROZEN buffer's data) would fault (secret.c, make). */
+    st = sm_os_writable(src, size);
+    if (st != SM_OK) {
+        smi_region_unmake(&r);
+        return st;
+    }
     memcpy(smi_region_data(&r), src, size);
     st = freeze_and_publish(&r, out);
     if (st == SM_OK)
@@ -321,6 +327,8 @@ static sm_status write_at(sm_buffer b, size_t off, void *src, size_t n, bool mov
         return st;
     if (off > buf->r.size || n > buf->r.size - off) {
         st = SM_E_INVAL;
+    } else if (move && (st = sm_os_writable(src, n)) != SM_OK) {
+        /* Refused before the copy: the wipe of a read-only src would fault. */
     } else {
         /* n == 0 may come with a NULL src, which memcpy must not see. */
         if (n > 0)

@@ -18,7 +18,9 @@ SM_BEGIN_DECLS
  * Common errors: SM_E_INVAL for a NULL out-pointer, a size of 0, a size whose layout
  * overflows, or an offset or length out of range (nothing is written); SM_E_STATE as in
  * the table; SM_E_NOMEM, SM_E_LOCK (lock policy REQUIRED), SM_E_PROT from the OS.
- * A source that is wiped on success is left untouched on failure.
+ * A source that is wiped on success is left untouched on failure, and one that is
+ * read-only (a FROZEN buffer's data, say) is refused with SM_E_READONLY rather than
+ * faulting at the wipe (sm_buffer_from_bytes, sm_buffer_move, sm_buffer_move_at).
  * Every function is thread-safe; operations on one buffer are serialised by that
  * buffer's own lock, and operations on different buffers do not contend.
  */

@@ -488,3 +488,31 @@ Test(secret_fill, buffer_data_is_aligned_as_its_size)
         cr_assert_eq(sm_buffer_destroy(b), SM_OK);
     }
 }
+
+/* ---- the buffer calls that wipe their source ---- */
+
+Test(secret_fill, buffer_from_bytes_and_move_refuse_a_frozen_source)
+{
+    uint8_t bytes[LEN];
+    sm_buffer frozen, dst, b = { 0 };
+    bool same;
+    sm_stats a, z;
+
+    pattern(bytes, LEN, 21);
+    cr_assert_eq(sm_buffer_from_bytes(bytes, LEN, &frozen), SM_OK);
+    cr_assert_eq(sm_buffer_new(LEN, &dst), SM_OK);
+    cr_assert_eq(sm_stats_get(&a), SM_OK);
+    cr_assert_eq(sm_buffer_from_bytes(sm_buffer_data(frozen), LEN, &b), SM_E_READONLY);
+    cr_assert_eq(b.id, 0);
+    cr_assert_eq(sm_buffer_move(dst, sm_buffer_data(frozen), LEN), SM_E_READONLY);
+    cr_assert_eq(sm_buffer_move_at(dst, 10, sm_buffer_data(frozen), 20), SM_E_READONLY);
+    cr_assert_eq(sm_buffer_copy(dst, sm_buffer_data(frozen), LEN), SM_OK, "copy wipes nothing");
+    cr_assert_eq(sm_stats_get(&z), SM_OK);
+    cr_assert_eq(z.buffers_live, a.buffers_live);
+    cr_assert_eq(z.allocations_total, a.allocations_total, "the refused region is taken back");
+    pattern(bytes, LEN, 21);
+    cr_assert_eq(sm_buffer_equal(frozen, bytes, LEN, &same), SM_OK);
+    cr_assert(same);
+    cr_assert_eq(sm_buffer_destroy(dst), SM_OK);
+    cr_assert_eq(sm_buffer_destroy(frozen), SM_OK);
+}
