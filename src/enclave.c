@@ -390,4 +390,37 @@ sm_status smi_enclave_test_resize(sm_enclave e, size_t size)
     smi_registry_release(s);
     return st;
 }
+
+sm_status smi_sealed_test_swap(smi_sealed *a, smi_sealed *b)
+{
+    if (a->map_len != b->map_len)
+        return SM_E_INVAL;
+    for (size_t i = 0; i < a->map_len; i++) {
+        uint8_t t = a->map[i];
+
+        a->map[i] = b->map[i];
+        b->map[i] = t;
+    }
+    return SM_OK;
+}
+
+sm_status smi_enclave_test_swap(sm_enclave a, sm_enclave b)
+{
+    smi_slot *sa, *sb;
+    smi_enclave *ea, *eb;
+    sm_status st;
+
+    if (a.id == b.id)
+        return SM_E_INVAL;
+    st = acquire(a, &sa, &ea);
+    if (st != SM_OK)
+        return st;
+    st = acquire(b, &sb, &eb);
+    if (st == SM_OK) {
+        st = smi_sealed_test_swap(ea, eb);
+        smi_registry_release(sb);
+    }
+    smi_registry_release(sa);
+    return st;
+}
 #endif

@@ -276,6 +276,16 @@ sm_status smi_enclave_test_flip(sm_enclave e, int where, size_t bit);
  * the mapping's end; SM_E_INVAL beyond, or for 0). Opening it must then give SM_E_AUTH.
  */
 sm_status smi_enclave_test_resize(sm_enclave e, size_t size);
+/*
+ * Test hooks: exchange the whole contents of two ciphertext mappings (nonce, tag and
+ * ciphertext), as a stray copy between them would; the descriptors stay where they
+ * are. SM_E_INVAL unless both mappings have one length (and a and b differ).
+ */
+sm_status smi_sealed_test_swap(smi_sealed *a, smi_sealed *b);
+sm_status smi_enclave_test_swap(sm_enclave a, sm_enclave b);
+/* The same for two secrets of the encrypted factory with their windows shut. */
+sm_status smi_secret_test_swap_sealed(sm_secret a, sm_secret b);
+
 #endif
 
 /* The enclave module's entries in smi_kind_ops (enclave.c). */
@@ -464,6 +474,27 @@ void smi_coffer_test_age(uint64_t ns);
 void smi_rng_test_hold_writer(bool held);
 /* Call fn between an operation's cipher and its purge check (NULL: none). */
 void smi_coffer_test_after_cipher(void (*fn)(void));
+
+/*
+ * Test hooks on a stream's chunks, counted from the front (k = 0), for the attack tests:
+ *  - chunk: the address and length of the k-th chunk's mapping, the memory that an
+ *    overflow from a neighbouring mapping can reach;
+ *  - save, restore: the k-th chunk's sealed contents (ciphertext, nonce, tag, length),
+ *    not its place in the stream: restored elsewhere they are a swap, a transplant or
+ *    a replay. bytes is the caller's, of the chunk's mapping length;
+ *  - cut: keep the first keep chunks and drop the rest from the stream, as a cut link
+ *    would, unmapping them (so that the test leaks nothing) but leaving the size alone.
+ * SM_E_INVAL for a chunk that is not there.
+ */
+typedef struct smi_stream_saved {
+    uint8_t *bytes;
+    size_t   len;
+    uint8_t  nonce[SMI_AEAD_NONCE], tag[SMI_AEAD_TAG];
+} smi_stream_saved;
+sm_status smi_stream_test_chunk(sm_stream s, size_t k, uint8_t **map, size_t *len);
+sm_status smi_stream_test_save(sm_stream s, size_t k, smi_stream_saved *out);
+sm_status smi_stream_test_restore(sm_stream s, size_t k, const smi_stream_saved *in);
+sm_status smi_stream_test_cut(sm_stream s, size_t keep);
 #endif
 
 #endif

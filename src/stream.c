@@ -438,3 +438,78 @@ void smi_stream_forget(void *body)
     chain_unmap(s->head);
     smi_region_forget(&s->scratch);
 }
+
+#if defined(SM_FAULT_INJECTION)
+static chunk *nth(smi_stream *s, size_t k)
+{
+    chunk *c = s->head;
+
+    while (c != NULL && k-- > 0)
+        c = c->next;
+    return c;
+}
+
+sm_status smi_stream_test_chunk(sm_stream h, size_t k, uint8_t **map, size_t *len)
+{
+    smi_slot *slot;
+    smi_stream *s;
+    chunk *c;
+    sm_status st = acquire(h, &slot, &s);
+
+    if (st != SM_OK)
+        return st;
+    c = nth(s, k);
+    if (c == NULL) {
+        st = SM_E_INVAL;
+    } else {
+        *map = (uint8_t *)c;
+        *len = map_len();
+    }
+    smi_registry_release(slot);
+    return st;
+}
+
+sm_status smi_stream_test_save(sm_stream h, size_t k, smi_stream_saved *out)
+{
+    uint8_t *map;
+    size_t len;
+    sm_status st = smi_stream_test_chunk(h, k, &map, &len);
+
+    if (st == SM_OK)
+        memcpy(out->bytes, map, len);
+    return st;
+}
+
+sm_status smi_stream_test_restore(sm_stream h, size_t k, const smi_stream_saved *in)
+{
+    uint8_t *map;
+    size_t len;
+    sm_status st = smi_stream_test_chunk(h, k, &map, &len);
+
+    /* Everything but the link. */
+    if (st == SM_OK)
+        memcpy(map + sizeof(chunk *), in->bytes + sizeof(chunk *), len - sizeof(chunk *));
+    return st;
+}
+
+sm_status smi_stream_test_cut(sm_stream h, size_t keep)
+{
+    smi_slot *slot;
+    smi_stream *s;
+    chunk *c;
+    sm_status st = acquire(h, &slot, &s);
+
+    if (st != SM_OK)
+        return st;
+    c = keep > 0 ? nth(s, keep - 1) : NULL;
+    if (c == NULL) {
+        st = SM_E_INVAL;
+    } else {
+        chain_unmap(c->next);
+        c->next = NULL;
+        s->tail = c;
+    }
+    smi_registry_release(slot);
+    return st;
+}
+#endif
