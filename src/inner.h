@@ -249,15 +249,24 @@ void smi_stream_forget(void *body);
 
 /*
  * A sealed blob (enclave.c): the ciphertext of size bytes in an ordinary mapping of its
- * own, | nonce | tag | pad | ciphertext |, under the coffer's key. It is what an enclave
- * is, and what the encrypted secret factory keeps at rest.
+ * own, | nonce | tag | pad | ciphertext |, under the coffer's key, bound to size and to
+ * id, 16 random bytes of its own drawn at the seal (SM-REQ-079). id lives here, in the
+ * descriptor, not in the mapping: a ciphertext copied into another blob's mapping does
+ * not carry it along. It is what an enclave is, and what the encrypted secret factory
+ * keeps at rest.
  */
+#define SMI_SEALED_ID 16u
 typedef struct smi_sealed {
     uint8_t *map;
     size_t   map_len;
     size_t   size;
+    uint8_t  id[SMI_SEALED_ID];
 } smi_sealed;
-/* Seal the size bytes at data in place and copy them out; data is untouched on error. */
+/*
+ * Seal the size bytes at data in place and copy them out; data is untouched on error
+ * (a purge during the seal included: smi_coffer_seal). SM_E_RANDOM if no id can be
+ * drawn (a forked child whose generator cannot be keyed).
+ */
 sm_status smi_sealed_seal(uint8_t *data, size_t size, smi_sealed *out);
 /* Decrypt e into r's data (r->size == e->size); SM_E_AUTH wipes it. */
 sm_status smi_sealed_open(const smi_sealed *e, smi_region *r);
@@ -388,8 +397,9 @@ void smi_burn_stack(void);
  * over SMI_AEAD_MAX_LEN. SM_E_STATE: the 2^64 - 1 nonces of the key are used up. The
  * OS errors of making the coffer or opening its shares (spec/syscalls.tsv), and
  * SM_E_NOMEM if the fork handlers cannot be registered. On any
- * error data, nonce_out and tag_out are untouched, with one exception: a purge during
- * the call gives SM_E_STATE with data wiped.
+ * error data, nonce_out and tag_out are untouched. A purge during the call gives
+ * SM_E_STATE with data decrypted back as it was, or wiped if that cannot be checked
+ * (only when an ending purge wiped the key under the cipher: the process ends).
  */
 sm_status smi_coffer_seal(const void *aad, size_t aad_len, uint8_t *data, size_t len,
                           uint8_t nonce_out[SMI_AEAD_NONCE], uint8_t tag_out[SMI_AEAD_TAG])

@@ -155,6 +155,15 @@ Test(binding, stream_chunk_transplanted_between_streams)
     take_exact(p, 2 * c, 1);
     cr_assert_eq(smi_stream_test_restore(q, 0, &q0), SM_OK);
     take_exact(q, 2 * c, 2);
+    /* A full chunk pasted over a short one: more bytes than the stream holds. */
+    put(p, 0, c, 1);
+    put(q, 0, 100, 2);
+    cr_assert_eq(smi_stream_test_save(p, 0, &fromp), SM_OK);
+    cr_assert_eq(smi_stream_test_save(q, 0, &q0), SM_OK);
+    cr_assert_eq(smi_stream_test_restore(q, 0, &fromp), SM_OK);
+    assert_refused(q, 100);
+    cr_assert_eq(smi_stream_test_restore(q, 0, &q0), SM_OK);
+    take_exact(q, 100, 2);
     cr_assert_eq(sm_stream_destroy(p), SM_OK);
     cr_assert_eq(sm_stream_destroy(q), SM_OK);
     assert_nothing_left(&before);
@@ -444,4 +453,28 @@ Test(binding, enclave_new_keeps_src_when_a_purge_overtakes_it)
     cr_assert(memcmp(src, want, sizeof src) == 0, "src untouched on error");
     cr_assert_eq(sm_enclave_new(src, sizeof src, &e), SM_OK, "a new key after it");
     cr_assert_eq(sm_enclave_destroy(e), SM_OK);
+}
+
+/* The ids come from the library's generator: with no randomness, nothing is made. */
+Test(binding, no_id_without_randomness)
+{
+    uint8_t x[8] = { 1, 2, 3, 4, 5, 6, 7, 8 };
+    sm_enclave e = { 0 };
+    sm_stream s = { 0 };
+    sm_secret sec = { 0 };
+    counters before, after;
+
+    warm_up();
+    sm_purge(); /* the generator's key is forgotten: the next use must draw one */
+    counters_get(&before);
+    sm_os_fault_arm(SM_OS_GETRANDOM, 1, EIO, true);
+    cr_assert_eq(sm_enclave_new(x, sizeof x, &e), SM_E_RANDOM);
+    cr_assert_eq(x[7], 8, "src untouched");
+    cr_assert_eq(sm_stream_new(&s), SM_E_RANDOM);
+    cr_assert_eq(sm_secret_new(sm_factory_encrypted(), x, sizeof x, &sec), SM_E_RANDOM);
+    cr_assert_eq(x[7], 8, "src untouched");
+    sm_os_fault_reset();
+    cr_assert(e.id == 0 && s.id == 0 && sec.id == 0);
+    counters_get(&after);
+    cr_assert(counters_equal(&before, &after, CMP_MAPPED), "nothing made");
 }

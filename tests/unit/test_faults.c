@@ -8,6 +8,7 @@
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -177,6 +178,24 @@ static sm_status enclave_new(ctx *c) { return sm_enclave_new(c->buf, 64, &c->e);
 static sm_status enclave_open(ctx *c) { return sm_enclave_open(c->e, &c->b); }
 static sm_status enclave_destroy(ctx *c) { return sm_enclave_destroy(c->e); }
 static sm_status buffer_seal(ctx *c) { return sm_buffer_seal(c->b, &c->e); }
+/*
+ * A stream whose index (one page of 56-byte records) is full of full chunks: the next
+ * chunk makes it grow (spec/enclaves-streams.md). The last chunk is written on its own,
+ * since a write needs a free record for each chunk it seals before it gives back the
+ * tail it replaces.
+ */
+static void stream_setup_full_index(ctx *c)
+{
+    size_t chunk = 4 * sm_page_size() - 64, recs = sm_page_size() / 56;
+    uint8_t *p = calloc(recs, chunk);
+
+    if (p == NULL)
+        _exit(3);
+    stream_setup(c);
+    must(sm_stream_write(c->s, p, (recs - 1) * chunk - 64), "stream fill");
+    must(sm_stream_write(c->s, p, chunk), "stream fill, last record");
+    free(p);
+}
 static sm_status stream_new(ctx *c) { return sm_stream_new(&c->s); }
 static sm_status stream_write(ctx *c) { return sm_stream_write(c->s, c->buf, 10); }
 static sm_status stream_read(ctx *c) { size_t got; return sm_stream_read(c->s, c->buf, 10, &got); }
@@ -293,6 +312,8 @@ static const op ops[] = {
     { "buffer.seal", ANON, true, false, buffer_setup, buffer_seal, seal_release, true, false },
     { "stream.new", ANON, true, false, nothing, stream_new, stream_release_if_done, true, false },
     { "stream.write", ANON, true, false, stream_setup, stream_write, stream_release, true, false },
+    { "stream.write.grow", ANON, true, false, stream_setup_full_index, stream_write, stream_release,
+      true, false },
     { "stream.read", ANON, true, false, stream_setup, stream_read, stream_release, true, false },
     { "stream.next", ANON, true, false, stream_setup, stream_next, stream_and_buffer_release, true, false },
     { "coffer.seal.first", ANON, true, false, nothing, coffer_seal, coffer_purge, false, false },
