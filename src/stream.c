@@ -429,6 +429,35 @@ sm_status sm_stream_write(sm_stream h, void *src, size_t n)
     return st;
 }
 
+/*
+ * After a call that took chunks out: a ring four times larger than the chunks it holds
+ * gives way to one that holds them twice over (at least one page), so that the index
+ * follows the data as the chunks do (spec/api.md: the memory is bounded by the data held
+ * plus a constant). Amortised O(1): between two shrinks at least a quarter of the
+ * records were taken out, and a shrink copies fewer than that. Best effort, after the
+ * commit: if the smaller ring cannot be mapped the stream keeps the larger one and the
+ * next call that takes data out tries again; an old ring that cannot be unmapped stays
+ * mapped (metadata, no secret: SM_OK_LEAKS).
+ */
+static void shrink(smi_stream *s)
+{
+    size_t pages = s->ring_pages, old_pages = s->ring_pages;
+    rec *ring, *old = s->ring;
+
+    if (pages == 1 || s->count * 4 > ring_cap(pages))
+        return;
+    while (pages > 1 && s->count * 2 <= ring_cap(pages / 2))
+        pages /= 2;
+    if (ring_map(pages, &ring) != SM_OK)
+        return;
+    for (size_t i = 0; i < s->count; i++)
+        ring[i] = *rec_at(s, i);
+    s->ring = ring;
+    s->ring_pages = pages;
+    s->first = 0;
+    (void)ring_unmap(old, old_pages);
+}
+
 /* Give back the chunks before the i-th, which the call consumed. */
 static void drop_front(smi_stream *s, size_t i)
 {
@@ -486,6 +515,7 @@ sm_status sm_stream_read(sm_stream h, void *dst, size_t cap, size_t *got)
     drop_front(s, i);
     s->skip = skip;
     s->taken += done;
+    shrink(s);
     *got = done;
     smi_registry_release(slot);
     return SM_OK;
@@ -545,6 +575,7 @@ static sm_status take_into_buffer(sm_stream h, bool all, sm_buffer *out)
         drop_front(s, n);
         s->skip = 0;
         s->taken += len;
+        shrink(s);
     }
     smi_registry_release(slot);
     return st;
