@@ -496,6 +496,8 @@ void smi_coffer_test_after_cipher(void (*fn)(void));
  *    would, unmapping them (so that the test leaks nothing) but leaving the size alone.
  * SM_E_INVAL for a chunk that is not there.
  */
+/* The size of one record of a stream's index (stream.c checks it), for the tests' sizes. */
+#define SMI_STREAM_REC_SIZE 56u
 typedef struct smi_stream_saved {
     uint8_t *bytes;
     size_t   len;

@@ -42,6 +42,10 @@ typedef struct rec {
     uint8_t  tag[SMI_AEAD_TAG];
 } rec;
 
+#if defined(SM_FAULT_INJECTION)
+_Static_assert(sizeof(rec) == SMI_STREAM_REC_SIZE, "the tests size indexes by this");
+#endif
+
 typedef struct smi_stream {
     smi_region scratch;
     rec       *ring;        /* the index's records; its mapping has a guard page each side */

@@ -179,14 +179,14 @@ static sm_status enclave_open(ctx *c) { return sm_enclave_open(c->e, &c->b); }
 static sm_status enclave_destroy(ctx *c) { return sm_enclave_destroy(c->e); }
 static sm_status buffer_seal(ctx *c) { return sm_buffer_seal(c->b, &c->e); }
 /*
- * A stream whose index (one page of 56-byte records) is full of full chunks: the next
+ * A stream whose index (one page of records) is full of full chunks: the next
  * chunk makes it grow (spec/enclaves-streams.md). The last chunk is written on its own,
  * since a write needs a free record for each chunk it seals before it gives back the
  * tail it replaces.
  */
 static void stream_setup_full_index(ctx *c)
 {
-    size_t chunk = 4 * sm_page_size() - 64, recs = sm_page_size() / 56;
+    size_t chunk = 4 * sm_page_size() - 64, recs = sm_page_size() / SMI_STREAM_REC_SIZE;
     uint8_t *p = calloc(recs, chunk);
 
     if (p == NULL)
