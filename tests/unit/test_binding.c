@@ -188,6 +188,14 @@ Test(binding, stream_chunk_replayed)
     cr_assert_eq(smi_stream_test_save(s, 0, &v2), SM_OK);
     cr_assert_eq(smi_stream_test_restore(s, 0, &v1), SM_OK);
     assert_refused(s, 200);
+    {
+        /* A write that tops up the replayed tail opens it first: refused too, src kept. */
+        uint8_t more[10] = { 9, 9, 9, 9, 9, 9, 9, 9, 9, 9 };
+
+        cr_assert_eq(sm_stream_write(s, more, sizeof more), SM_E_AUTH);
+        cr_assert_eq(more[9], 9, "src untouched");
+        cr_assert_eq(sm_stream_size(s), 200);
+    }
     cr_assert_eq(smi_stream_test_restore(s, 0, &v2), SM_OK);
     take_exact(s, 200, 3);
 
