@@ -1053,3 +1053,31 @@ sm_status sm_secret_from_callback(const sm_factory *f, size_t len, sm_fill_fn fn
         return SM_E_INVAL;
     return make_filled(f, len, call_fill, &c, NULL, out);
 }
+
+#if defined(SM_FAULT_INJECTION)
+sm_status smi_secret_test_swap_sealed(sm_secret a, sm_secret b)
+{
+    smi_slot *sa, *sb;
+    smi_secret *x, *y;
+    sm_status st;
+
+    if (a.id == b.id)
+        return SM_E_INVAL;
+    st = smi_registry_acquire(a.id, SMI_KIND_SECRET, &sa);
+    if (st != SM_OK)
+        return st;
+    st = smi_registry_acquire(b.id, SMI_KIND_SECRET, &sb);
+    if (st == SM_OK) {
+        x = secret_of(sa);
+        y = secret_of(sb);
+        if (x->f != &encrypted_factory || y->f != &encrypted_factory || x->store.enc.open ||
+            y->store.enc.open)
+            st = SM_E_INVAL;
+        else
+            st = smi_sealed_test_swap(&x->store.enc.sealed, &y->store.enc.sealed);
+        smi_registry_release(sb);
+    }
+    smi_registry_release(sa);
+    return st;
+}
+#endif
