@@ -282,6 +282,21 @@ static sm_status call_stream_destroy(void) { return sm_stream_destroy(c.s); }
 static sm_status call_enclave_destroy(void) { return sm_enclave_destroy(c.e); }
 static sm_status call_mem_random(void) { return sm_random(c.out, 64); }
 static sm_status call_secret_new(void) { return sm_secret_new(c.f, c.src, 64, &c.sec); }
+static sm_status call_secret_from_buffer(void) { return sm_secret_from_buffer(c.f, c.b, &c.sec); }
+static sm_status call_secret_from_fd(void) { return sm_secret_from_fd(c.f, c.fd, 64, &c.sec); }
+
+/* A filler that copies the plaintext from static memory, keeping nothing itself. */
+static sm_status fill_plain(uint8_t *b, size_t n, void *ctx)
+{
+    (void)ctx;
+    memcpy(b, plain, n);
+    return SM_OK;
+}
+
+static sm_status call_secret_from_callback(void)
+{
+    return sm_secret_from_callback(c.f, 64, fill_plain, NULL, &c.sec);
+}
 static sm_status call_secret_random(void) { return sm_secret_random(c.f, 64, &c.sec); }
 static sm_status call_secret_with_bytes(void) { return sm_secret_with_bytes(c.sec, touch, NULL); }
 static sm_status call_secret_try_with_bytes(void)
@@ -344,6 +359,9 @@ typedef struct row {
 /* The secret calls over factory f (FACT_*), named as factory_name names it. */
 #define SECRET_ROWS(f, name)                                                              \
     { "secret_new." name, f, make_src, call_secret_new, want_plain64 },                  \
+    { "secret_from_buffer." name, f, make_b, call_secret_from_buffer, want_plain64 },    \
+    { "secret_from_fd." name, f, make_pipe, call_secret_from_fd, want_plain64 },         \
+    { "secret_from_callback." name, f, NULL, call_secret_from_callback, want_plain64 },  \
     { "secret_random." name, f, NULL, call_secret_random, want_sec },                    \
     { "secret_with_bytes." name, f, make_sec, call_secret_with_bytes, want_plain64 },    \
     { "secret_try_with_bytes." name, f, make_sec, call_secret_try_with_bytes,            \
