@@ -111,7 +111,11 @@ void smi_region_wipe_in_place(smi_region *r);
  * again).
  */
 #define SMI_ENDING_WAIT_NS (20u * 1000000ull)
-/* Unmap without touching the pages (a forked child's pre-fork region). */
+/*
+ * A forked child's pre-fork region: unmap it without touching the pages if it is
+ * anonymous (WIPEONFORK); a secretmem region (DONTFORK) is not in the child, and its
+ * range may hold someone else's mapping by now: only its counters are taken back.
+ */
 void smi_region_forget(smi_region *r);
 /* smi_region_check for a region in any protection: opened to READ for the check, then
    shut again; the status of that shut (the region stays readable if it failed). */

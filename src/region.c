@@ -224,9 +224,16 @@ void smi_region_wipe_in_place(smi_region *r)
     }
 }
 
+/*
+ * A secretmem region is DONTFORK, guard pages included: the child has nothing at its
+ * address, and whatever is there now is someone else's (a child handler that ran
+ * before this one may have mapped it). It is forgotten by its counters only (issue 18
+ * §3, SM-REQ-106). An anonymous region is WIPEONFORK, still the child's: unmapped.
+ */
 void smi_region_forget(smi_region *r)
 {
-    (void)sm_os_munmap(r->base, r->lay.map_len);
+    if (!r->secretmem)
+        (void)sm_os_munmap(r->base, r->lay.map_len);
     count_live(r, -1);
 }
 
