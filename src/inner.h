@@ -179,6 +179,12 @@ typedef struct smi_slot {
      * whoever next holds the lock finishes that purge (registry.md). 0: none.
      */
     _Atomic uint64_t doomed;
+    /*
+     * The id of a purged object whose pages accesses are still reading (a secret's):
+     * the body stays theirs, and the last one out frees the pages and gives the slot
+     * back (smi_registry_drop). 0: none. Guarded by the slot's lock.
+     */
+    uint64_t         lingering;
     _Alignas(16) unsigned char body[SMI_SLOT_BODY];
 } smi_slot;
 
@@ -205,6 +211,12 @@ sm_status smi_registry_try_acquire(uint64_t id, smi_kind kind, smi_slot **out);
 void smi_registry_release(smi_slot *s);
 /* Make every copy of the slot's id stale, and unlock the slot. The lock must be held. */
 void smi_registry_remove(smi_slot *s);
+/*
+ * The last access out of a purged object that was kept for its accesses (s->lingering
+ * is its id, the lock is held) has freed its pages: wipe the body, unlock, and give the
+ * slot back to use.
+ */
+void smi_registry_drop(smi_slot *s);
 /* Live objects of kind. */
 uint64_t smi_registry_live(smi_kind kind);
 
@@ -219,12 +231,16 @@ uint64_t smi_registry_live(smi_kind kind);
  *    again pages that were opened for the check (SM_OK when none was).
  *  - forget: in a forked child, give back the address space of a pre-fork object whose
  *    pages the fork already wiped (WIPEONFORK) or left out (DONTFORK).
+ *  - in_use: asked after purge, slot lock held; true when accesses are still reading
+ *    pages that purge therefore wiped in place and left mapped. The slot then stays the
+ *    object's (smi_slot.lingering) until the last of them frees the pages. NULL: never.
  */
 typedef struct smi_kind_ops {
     bool (*purge)(void *body);
     void (*wipe)(void *body);
     sm_status (*audit)(void *body);
     void (*forget)(void *body);
+    bool (*in_use)(const void *body);
 } smi_kind_ops;
 
 extern const smi_kind_ops smi_kind_ops_table[SMI_KIND_COUNT];
@@ -301,13 +317,15 @@ bool smi_secret_purge(void *body);
 void smi_secret_wipe(void *body);
 sm_status smi_secret_audit(void *body);
 void smi_secret_forget(void *body);
+bool smi_secret_in_use(const void *body);
 
 /*
  * Make every live handle stale and destroy its object if its lock is free. An object
  * whose lock another thread holds is left to that thread, which purges it as it lets
  * go of the lock; with in_place (a purge that ends the process: panic, signal, safe
- * exit) its bytes are also wiped in place at once. Purged slots are retired, so no lock
- * is needed for the free list. Async-signal-safe. False if a damaged canary was found.
+ * exit) its bytes are also wiped in place at once. Purged slots go back to use through
+ * a lock-free list, so no lock is needed. Async-signal-safe. False if a damaged canary
+ * was found.
  */
 bool smi_registry_purge(bool in_place);
 /* Audit every live object under its own lock. */
@@ -464,6 +482,13 @@ sm_status smi_coffer_test_peek(uint8_t key[32], uint8_t left[32], uint8_t right[
 sm_status smi_coffer_test_set_counter(uint64_t next);
 /* Pretend that the last split happened ns nanoseconds earlier. */
 void smi_coffer_test_age(uint64_t ns);
+/*
+ * Cap the registry at n slots (0: its full size), as if that were its size: the same
+ * code paths, with exhaustion in reach of a test. Set before the first insert.
+ */
+void smi_registry_test_limit(uint32_t n);
+/* The slots that the last purge or audit walk looked at. */
+uint64_t smi_registry_test_walked(void);
 /* Begin (true) or end (false) a change of the canary key, as another thread would. */
 void smi_rng_test_hold_writer(bool held);
 /* Call fn between an operation's cipher and its purge check (NULL: none). */

@@ -186,5 +186,6 @@ const smi_kind_ops smi_kind_ops_table[SMI_KIND_COUNT] = {
     [SMI_KIND_ENCLAVE] = { smi_enclave_purge, smi_enclave_wipe, smi_enclave_audit,
                            smi_enclave_forget },
     [SMI_KIND_STREAM] = { smi_stream_purge, smi_stream_wipe, smi_stream_audit, smi_stream_forget },
-    [SMI_KIND_SECRET] = { smi_secret_purge, smi_secret_wipe, smi_secret_audit, smi_secret_forget },
+    [SMI_KIND_SECRET] = { smi_secret_purge, smi_secret_wipe, smi_secret_audit, smi_secret_forget,
+                          smi_secret_in_use },
 };

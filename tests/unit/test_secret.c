@@ -1503,3 +1503,34 @@ Test(secret, purge_while_a_holder_has_the_lock_is_finished, .timeout = 120)
     for (unsigned i = 0; i < 3; i++)
         pthread_join(t[i], NULL);
 }
+
+/*
+ * Issue 11 §4.5: a purge inside an access wiped the window in place and left it mapped
+ * and locked for good, 4 KiB a round (bytes_locked grew by 4096 every round), and its
+ * slot was lost. The last access out now frees it, and the slot goes back to use: the
+ * registry is capped at 4 slots here, for 8 rounds of each factory.
+ */
+Test(secret, purge_inside_an_access_leaks_nothing, .timeout = 60)
+{
+    counters base, now;
+
+    smi_registry_test_limit(4);
+    for (size_t k = 0; k < NFAC; k++) /* the registry chunk, the key pages, the coffer */
+        cr_assert_eq(sm_secret_close(make_secret(factories[k].get(), LEN, 3)), SM_OK);
+    sm_purge();
+    counters_get(&base);
+    for (int round = 0; round < 8; round++) {
+        for (size_t k = 0; k < NFAC; k++) {
+            sm_secret s = make_secret(factories[k].get(), LEN, 7);
+
+            cr_assert_eq(sm_secret_with_bytes(s, purge_inside_fn, NULL), SM_OK, "%s",
+                         factories[k].name);
+            cr_assert(sm_secret_is_closed(s));
+            counters_get(&now);
+            cr_assert(counters_equal(&base, &now, CMP_MAPPED),
+                      "%s, round %d: %zu -> %zu bytes mapped, %lu -> %lu locked",
+                      factories[k].name, round, base.mapped, now.mapped,
+                      (unsigned long)base.locked, (unsigned long)now.locked);
+        }
+    }
+}
