@@ -182,10 +182,13 @@ sm_status sm_stats_get(sm_stats *out)
 
 /* Each kind's part in the registry's walks; the other kinds arrive with their modules. */
 const smi_kind_ops smi_kind_ops_table[SMI_KIND_COUNT] = {
-    [SMI_KIND_BUFFER] = { smi_buffer_purge, smi_buffer_wipe, smi_buffer_audit, smi_buffer_forget },
+    [SMI_KIND_BUFFER] = { smi_buffer_purge, smi_buffer_wipe, smi_buffer_audit, smi_buffer_forget,
+                          NULL },
     [SMI_KIND_ENCLAVE] = { smi_enclave_purge, smi_enclave_wipe, smi_enclave_audit,
-                           smi_enclave_forget },
-    [SMI_KIND_STREAM] = { smi_stream_purge, smi_stream_wipe, smi_stream_audit, smi_stream_forget },
+                           smi_enclave_forget, NULL },
+    [SMI_KIND_STREAM] = { smi_stream_purge, smi_stream_wipe, smi_stream_audit, smi_stream_forget,
+                          NULL },
+    /* Only a secret's pages are read outside its lock (by accesses): in_use. */
     [SMI_KIND_SECRET] = { smi_secret_purge, smi_secret_wipe, smi_secret_audit, smi_secret_forget,
                           smi_secret_in_use },
 };
