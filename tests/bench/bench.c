@@ -339,13 +339,10 @@ int main(int argc, char **argv)
     measure(walks[1], 2, n_walk);
     churn_purged(100000);
     measure(walks[2], 2, n_walk);
-    printf("
-%-44s %13s %13s %13s   %s
-", "with nothing live", "fresh", "10000 closed",
+    printf("\n%-44s %13s %13s %13s   %s\n", "with nothing live", "fresh", "10000 closed",
            "+100000 purged", "last / fresh");
     for (int k = 0; k < 2; k++)
-        printf("%-44s %10.0f ns %10.0f ns %10.0f ns   %7.2fx
-",
+        printf("%-44s %10.0f ns %10.0f ns %10.0f ns   %7.2fx\n",
                k == 0 ? "sm_purge" : "sm_audit", walks[0][k].result, walks[1][k].result,
                walks[2][k].result, walks[2][k].result / walks[0][k].result);
     return 0;
