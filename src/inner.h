@@ -69,6 +69,7 @@ typedef struct smi_region {
     sm_prot    prot;       /* of the inner pages (canary and data) */
     bool       locked;     /* the inner pages are locked (counted in bytes_locked) */
     bool       secretmem;  /* the inner pages are a memfd_secret mapping */
+    bool       relock;     /* locked before a fork, not since: to lock again in the child */
 } smi_region;
 
 static inline uint8_t *smi_region_data(const smi_region *r)
@@ -120,6 +121,15 @@ void smi_region_forget(smi_region *r);
 /* smi_region_check for a region in any protection: opened to READ for the check, then
    shut again; the status of that shut (the region stays readable if it failed). */
 sm_status smi_region_audit(smi_region *r);
+/*
+ * For the regions a forked child keeps (WIPEONFORK: the canary key page, the enclave
+ * key's regions). mlock does not survive fork, so in the child's fork handler a locked
+ * region is counted unlocked, which is the truth, and marked relock;
+ * smi_region_relocked, once the owner has locked the pages again, counts them locked.
+ * So sm_stats never counts as locked what the kernel does not hold locked.
+ */
+void smi_region_fork_unlocked(smi_region *r);
+void smi_region_relocked(smi_region *r);
 /*
  * smi_region_free for a region that was never handed out, in the rollback of a failed
  * call: allocations_total is taken back too, so that the call changes no counter.
