@@ -38,7 +38,12 @@ static _Atomic uint64_t in_use[MAX_SLOTS / 64];
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic uint64_t live[SMI_KIND_COUNT];
 static uint32_t max_slots = MAX_SLOTS; /* below MAX_SLOTS only in tests */
-static _Atomic uint64_t walked;        /* slots the last walk looked at (a test probe) */
+#if defined(SM_FAULT_INJECTION)
+static _Atomic uint64_t walked; /* slots the last walk looked at: a probe for the tests */
+#define WALKED(op) op
+#else
+#define WALKED(op) ((void)0) /* no shared counter on the purge path of the release build */
+#endif
 
 SMI_VG_AT_START(vg_registry)
 {
@@ -47,7 +52,7 @@ SMI_VG_AT_START(vg_registry)
     SMI_VG_ATOMIC(&purged_head, sizeof purged_head);
     SMI_VG_ATOMIC(in_use, sizeof in_use);
     SMI_VG_ATOMIC(live, sizeof live);
-    SMI_VG_ATOMIC(&walked, sizeof walked);
+    WALKED(SMI_VG_ATOMIC(&walked, sizeof walked));
 }
 
 static smi_slot *slot_at(uint32_t index)
@@ -381,7 +386,7 @@ static void walk_start(walk *w)
     w->n = atomic_load_explicit(&used, memory_order_acquire);
     w->word = 0;
     w->bits = 0;
-    atomic_store(&walked, 0);
+    WALKED(atomic_store(&walked, 0));
 }
 
 static smi_slot *walk_next(walk *w)
@@ -399,7 +404,7 @@ static smi_slot *walk_next(walk *w)
         w->bits = 0;
         return walk_next(w);
     }
-    atomic_fetch_add_explicit(&walked, 1, memory_order_relaxed);
+    WALKED(atomic_fetch_add_explicit(&walked, 1, memory_order_relaxed));
     return slot_at(i);
 }
 
