@@ -1534,3 +1534,96 @@ Test(secret, purge_inside_an_access_leaks_nothing, .timeout = 60)
         }
     }
 }
+
+/*
+ * The window of a purged secret is freed by the last access out, not the first: an
+ * access nested in another purges, leaves, and the outer one still reads its (wiped)
+ * window without a fault; only when it leaves is everything given back.
+ */
+static sm_status purge_nested_fn(const uint8_t *b, size_t n, void *ctx)
+{
+    sm_secret *s = ctx;
+    counters *base = (counters *)(s + 1);
+    counters now;
+    sm_status st = sm_secret_with_bytes(*s, purge_inside_fn, NULL);
+
+    if (st != SM_OK)
+        return st;
+    counters_get(&now);
+    if (counters_equal(base, &now, CMP_MAPPED))
+        return SM_E_SYS; /* freed while this access still reads it */
+    for (size_t i = 0; i < n; i++)
+        if (b[i] != 0)
+            return SM_E_AUTH;
+    return SM_OK;
+}
+
+Test(secret, purge_in_a_nested_access_is_freed_by_the_outer_one, .timeout = 60)
+{
+    struct {
+        sm_secret s;
+        counters  base;
+    } x;
+
+    for (size_t k = 0; k < NFAC; k++)
+        cr_assert_eq(sm_secret_close(make_secret(factories[k].get(), LEN, 3)), SM_OK);
+    sm_purge();
+    counters_get(&x.base);
+    for (size_t k = 0; k < NFAC; k++) {
+        counters now;
+
+        x.s = make_secret(factories[k].get(), LEN, 7);
+        cr_assert_eq(sm_secret_with_bytes(x.s, purge_nested_fn, &x.s), SM_OK, "%s",
+                     factories[k].name);
+        counters_get(&now);
+        cr_assert(counters_equal(&x.base, &now, CMP_MAPPED), "%s: %zu -> %zu bytes mapped",
+                  factories[k].name, x.base.mapped, now.mapped);
+    }
+}
+
+/*
+ * A fork inside an access that a purge came into: the child forgets the window that
+ * the purge kept for the access (it is the child's copy, or not there at all) and gets
+ * the slot back, in a registry of one slot here.
+ */
+static sm_status purge_then_fork_fn(const uint8_t *b, size_t n, void *ctx)
+{
+    int *status = ctx;
+    pid_t pid;
+
+    (void)b;
+    (void)n;
+    sm_purge();
+    pid = fork();
+    if (pid == 0) {
+        sm_stats st;
+        sm_secret again;
+        uint8_t key[16] = { 1 };
+
+        if (sm_stats_get(&st) != SM_OK || st.secrets_live != 0 ||
+            st.bytes_locked + st.bytes_unlocked != sm_page_size())
+            _exit(1); /* only the canary key page is left to count */
+        if (sm_secret_new(sm_factory_protected(), key, sizeof key, &again) != SM_OK)
+            _exit(2); /* the one slot came back */
+        if (sm_secret_close(again) != SM_OK)
+            _exit(3);
+        _exit(0);
+    }
+    if (pid < 0 || waitpid(pid, status, 0) != pid)
+        return SM_E_SYS;
+    return SM_OK;
+}
+
+Test(secret, fork_inside_a_purged_access_gives_the_slot_back, .timeout = 60)
+{
+    sm_secret s;
+    int status = -1;
+
+    smi_registry_test_limit(1);
+    s = make_secret(sm_factory_protected(), LEN, 7);
+    cr_assert_eq(sm_secret_with_bytes(s, purge_then_fork_fn, &status), SM_OK);
+    cr_assert(WIFEXITED(status), "the child died of signal %d", WTERMSIG(status));
+    cr_assert_eq(WEXITSTATUS(status), 0, "step %d", WEXITSTATUS(status));
+    s = make_secret(sm_factory_protected(), LEN, 8); /* and in the parent too */
+    cr_assert_eq(sm_secret_close(s), SM_OK);
+}
