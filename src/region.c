@@ -224,12 +224,7 @@ void smi_region_wipe_in_place(smi_region *r)
     }
 }
 
-/*
- * A secretmem region is DONTFORK, guard pages included: the child has nothing at its
- * address, and whatever is there now is someone else's (a child handler that ran
- * before this one may have mapped it). It is forgotten by its counters only (issue 18
- * §3, SM-REQ-106). An anonymous region is WIPEONFORK, still the child's: unmapped.
- */
+/* See inner.h; the counts move with the flag, so every later free uncounts correctly. */
 void smi_region_fork_unlocked(smi_region *r)
 {
     if (!r->locked)
@@ -250,6 +245,12 @@ void smi_region_relocked(smi_region *r)
     count_live(r, +1);
 }
 
+/*
+ * A secretmem region is DONTFORK, guard pages included: the child has nothing at its
+ * address, and whatever is there now is someone else's (a child handler that ran
+ * before this one may have mapped it). It is forgotten by its counters only (issue 18
+ * §3, SM-REQ-106). An anonymous region is WIPEONFORK, still the child's: unmapped.
+ */
 void smi_region_forget(smi_region *r)
 {
     if (!r->secretmem)
