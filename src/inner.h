@@ -227,6 +227,14 @@ void smi_registry_remove(smi_slot *s);
  * slot back to use.
  */
 void smi_registry_drop(smi_slot *s);
+/*
+ * With the slot's lock held, for a thread that finds id gone: true when a purge claimed
+ * id and left it to the lock's holder, and has not finished it yet (it will, as this
+ * thread lets go of the lock, or on its own second try). The body is still id's object
+ * then, and the thread must update it as it leaves (a reader counts itself out), so that
+ * the finish sees who is still inside.
+ */
+bool smi_registry_claimed(const smi_slot *s, uint64_t id);
 /* Live objects of kind. */
 uint64_t smi_registry_live(smi_kind kind);
 

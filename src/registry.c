@@ -366,6 +366,12 @@ void smi_registry_drop(smi_slot *s)
     pthread_mutex_unlock(&reg_lock);
 }
 
+/* Whoever finishes the object moves the generation on, under this lock (finish_purge). */
+bool smi_registry_claimed(const smi_slot *s, uint64_t id)
+{
+    return s->gen == smi_handle_gen(id);
+}
+
 uint64_t smi_registry_live(smi_kind kind)
 {
     return atomic_load(&live[kind]);

@@ -654,6 +654,13 @@ static sm_status leave(smi_slot *s, uint64_t id)
     if (gone(s, id)) {
         if (s->lingering == id)
             return leave_purged(s, b);
+        /*
+         * Claimed by a purge that this lock's holder is to finish, perhaps this thread
+         * as it lets go: count this reader out first, or the finish keeps the window
+         * for a reader that has left, and nobody ever frees it.
+         */
+        if (smi_registry_claimed(s, id))
+            b->readers--;
         pthread_cond_broadcast(&s->cond);
         smi_registry_release(s);
         return SM_OK;
