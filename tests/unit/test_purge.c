@@ -350,24 +350,24 @@ Test(fork, pre_fork_handles_are_stale_in_the_child)
  */
 #define HOLES 8
 static uintptr_t holes[HOLES];
-static size_t nholes;
+static size_t nholes, hole_len;
 
 static void map_into_holes(void)
 {
     for (size_t i = 0; i < nholes; i++) {
-        void *p = mmap((void *)holes[i], 4096, PROT_READ | PROT_WRITE,
+        void *p = mmap((void *)holes[i], hole_len, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
 
         if (p != (void *)holes[i])
             _exit(10); /* the range was not free in the child: not DONTFORK after all */
-        memset(p, 0x5a, 4096);
+        memset(p, 0x5a, hole_len);
     }
 }
 
 static bool holes_intact(void)
 {
     for (size_t i = 0; i < nholes; i++)
-        for (size_t k = 0; k < 4096; k++)
+        for (size_t k = 0; k < hole_len; k++)
             if (((volatile uint8_t *)holes[i])[k] != 0x5a)
                 return false;
     return true;
@@ -402,6 +402,7 @@ Test(fork, child_keeps_what_it_mapped_where_a_secretmem_region_was)
         line = end != NULL ? end + 1 : NULL;
     }
     cr_assert_eq(nholes, 2, "a buffer and a protected secret in secretmem");
+    hole_len = sm_page_size();
     pid = fork();
     if (pid == 0) {
         sm_buffer fresh;
