@@ -95,9 +95,9 @@ static void push_purged(smi_slot *s)
     uint32_t head = atomic_load_explicit(&purged_head, memory_order_relaxed);
 
     mark_free(s->index);
-    SMI_VG_PUBLISH(&purged_head);
     do {
         s->next = head;
+        SMI_VG_PUBLISH(&purged_head); /* after the link: the consumer reads it */
     } while (!atomic_compare_exchange_weak_explicit(&purged_head, &head, s->index + 1,
                                                     memory_order_release,
                                                     memory_order_relaxed));
