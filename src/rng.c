@@ -171,12 +171,13 @@ void smi_rng_after_fork(void)
 {
     atomic_store(&key_writers, 0);
     pthread_mutex_init(&reseed_lock, NULL);
-    if (kp != NULL && key_region.locked) {
-        key_region.locked = false;
-        atomic_fetch_sub(&smi_stat_locked, key_region.lay.inner_len);
-        atomic_fetch_add(&smi_stat_unlocked, key_region.lay.inner_len);
-        atomic_store(&relock_due, true);
-    }
+    /*
+     * Not locked here until relock: counted unlocked meanwhile (issue 18), and due to be
+     * locked again (SM-REQ-029). relock_due mirrors key_region.relock for smi_rng_fill's
+     * lock-free check.
+     */
+    smi_region_fork_unlocked(&key_region);
+    atomic_store(&relock_due, key_region.relock);
 }
 
 #if defined(SM_FAULT_INJECTION)
@@ -199,29 +200,27 @@ sm_status smi_rng_test_peek(uint8_t key[32], uint64_t *next)
 
 /*
  * Lock the key page again in a forked child, with reseed_lock held; a no-op unless due.
- * A refusal under SM_LOCK_BEST_EFFORT is final: the page goes on unlocked, counted so
- * (smi_rng_after_fork moved it). Under SM_LOCK_REQUIRED it stays due and is SM_E_LOCK:
- * canaries are still made from the unlocked key, since region allocation cannot fail on
- * that account and a canary pattern guards integrity, not a secret; but smi_rng_fill
- * makes no random secret until a later attempt locks the page (SM-REQ-029). A key drawn
- * while the page was unlocked may have reached swap meanwhile: once locked, the page
- * gets a new one (the key is forgotten, and the next use redraws it).
+ * A refusal under SM_LOCK_BEST_EFFORT is final: the page goes on unlocked, in the
+ * unlocked count where the fork handler put it. Under SM_LOCK_REQUIRED it stays due and
+ * is SM_E_LOCK: canaries are still made from the unlocked key, since region allocation
+ * cannot fail on that account and a canary pattern guards integrity, not a secret; but
+ * smi_rng_fill makes no random secret until a later attempt locks the page
+ * (SM-REQ-029). A key drawn while the page was unlocked may have reached swap
+ * meanwhile: once locked, the page gets a new one (the key is forgotten, and the next
+ * use redraws it).
  */
 static sm_status relock(void)
 {
-    size_t len = key_region.lay.inner_len;
-
     if (!atomic_load(&relock_due))
         return SM_OK;
-    if (sm_os_mlock(key_region.base + sm_os_page_size(), len) != SM_OK) {
+    if (sm_os_mlock(key_region.base + sm_os_page_size(), key_region.lay.inner_len) != SM_OK) {
         if (smi_runtime_config()->lock_policy == SM_LOCK_REQUIRED)
             return SM_E_LOCK;
+        key_region.relock = false;
         atomic_store(&relock_due, false);
         return SM_OK;
     }
-    key_region.locked = true;
-    atomic_fetch_sub(&smi_stat_unlocked, len);
-    atomic_fetch_add(&smi_stat_locked, len);
+    smi_region_relocked(&key_region);
     if (atomic_load_explicit(&kp->seeded, memory_order_acquire) == SEED_KEYED)
         smi_rng_forget_key();
     atomic_store(&relock_due, false);
