@@ -252,6 +252,8 @@ Test(edges_mem, lengths_past_the_end_of_the_address_space_are_refused)
     cr_assert_eq(sm_mem_protect(p, SIZE_MAX - page + 2, SM_PROT_NONE), SM_E_INVAL);
     /* p + n one byte past the top: the kernel's rounding would wrap too. */
     cr_assert_eq(sm_mem_lock(p, UINTPTR_MAX - (uintptr_t)p + 1), SM_E_INVAL);
+    /* free rounds first: a length that rounds without wrapping but ends past the top. */
+    cr_assert_eq(sm_mem_free(p, UINTPTR_MAX - (uintptr_t)p), SM_E_INVAL);
     cr_assert_eq(sm_os_fault_calls(SM_OS_MLOCK), 0, "refused before any system call");
     cr_assert_eq(sm_os_fault_calls(SM_OS_MUNLOCK), 0);
     cr_assert_eq(sm_os_fault_calls(SM_OS_MPROTECT), 0);
