@@ -114,7 +114,8 @@ void smi_region_wipe_in_place(smi_region *r);
 /* Unmap without touching the pages (a forked child's pre-fork region). */
 void smi_region_forget(smi_region *r);
 /* smi_region_check for a region in any protection: opened to READ for the check, then
-   shut again; the status of that shut (the region stays readable if it failed). */
+   shut again; the status of that shut (the region stays readable if it failed), or of
+   the open if the OS refused it (the canary was not checked). */
 sm_status smi_region_audit(smi_region *r);
 /*
  * smi_region_free for a region that was never handed out, in the rollback of a failed

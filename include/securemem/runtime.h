@@ -100,9 +100,11 @@ SM_API SM_MUST_CHECK sm_status sm_catch_interrupt(void);
  * Check the canary of every live object and of the enclave key's shares now; a damaged
  * one panics (never an error). Objects at rest in PROT_NONE pages are opened read-only
  * for the check. Errors: SM_E_PROT when the key's shares could not be opened to look;
- * the refusal's status (spec/os-errors.tsv, mprotect) when pages opened for the check
- * could not be shut again: every canary is still checked, and such pages stay readable
- * until their owner shuts them (for a secret at rest, the last exit of its next access).
+ * the refusal's status (spec/os-errors.tsv, mprotect: SM_E_PROT, or SM_E_INVAL) when an
+ * object's pages could not be opened for the check, whose canary then went unchecked, or
+ * could not be shut again afterwards, in which case they stay readable until their owner
+ * shuts them (for a secret at rest, the last exit of its next access). Either way every
+ * other canary is still checked (and a damaged one panics); the first refusal is returned.
  */
 SM_API SM_MUST_CHECK sm_status sm_audit(void);
 
