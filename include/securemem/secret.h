@@ -44,6 +44,16 @@
  * while holding a lock that another operation on that secret could need. Each hook gets
  * ctx back as its first argument. A hook that fails MUST leave its state as it was, so
  * that the library can undo or retry; its sm_status is returned to the caller as is.
+ * A hook that returns SM_OK without its result (create leaving *fill NULL, make_readable
+ * leaving *bytes NULL) has failed too: the library undoes it (destroy after create,
+ * make_unreadable after make_readable, their own errors ignored) and the call returns
+ * SM_E_INVAL; nothing of the secret is left, or it stays at rest.
+ * A hook MAY use other secrets, but not its own: sm_secret_with_bytes,
+ * sm_secret_try_with_bytes, sm_secret_read_at and sm_secret_close on the secret whose
+ * make_readable, make_unreadable or destroy is running on this thread return SM_E_STATE
+ * at once, since they would wait for the window change that this very call is making
+ * (tracked 16 hooks deep per thread, as accesses are). sm_secret_size and
+ * sm_secret_is_closed answer as usual.
  *
  *  - create: storage for exactly len bytes (len > 0 and below 2^62; the library has
  *    checked). *state is the factory's own handle for it; *fill points at len writable
@@ -139,9 +149,20 @@ SM_API SM_MUST_CHECK sm_status sm_secret_random(const sm_factory *f, size_t len,
 SM_API SM_MUST_CHECK sm_status sm_secret_with_bytes(sm_secret s, sm_bytes_fn fn, void *ctx);
 
 /*
- * sm_secret_with_bytes that never waits for another thread: SM_E_BUSY where it would
- * have waited, that is while another thread opens or shuts the window or holds the
- * secret's lock for its bookkeeping. fn is then not called.
+ * sm_secret_with_bytes that does not wait for another thread's window change or
+ * bookkeeping to get in: SM_E_BUSY where it would have waited, that is while another
+ * thread opens or shuts the window or holds the secret's lock. fn is then not called.
+ * Once in, it does its own work like sm_secret_with_bytes, and waits exactly here:
+ *  - the first access in flight opens the window itself. For the protected and guarded
+ *    factories that is one mprotect. For the encrypted factory it is a decryption under
+ *    the enclave key, which waits for the key's lock (held by another thread for one
+ *    view of the key: four mprotect calls and two SHA-256 blocks), for a workspace slot
+ *    when 8 operations are running their cipher, and for the canary key's reseed lock
+ *    while another thread draws a new canary key. For a custom factory it is
+ *    make_readable, which waits for whatever the factory waits for.
+ *  - leaving takes the secret's lock with a blocking call: the access has already run
+ *    and must be counted out. Other threads hold that lock only for bookkeeping, never
+ *    across a window change or a hook. The last access out shuts the window itself.
  */
 SM_API SM_MUST_CHECK sm_status sm_secret_try_with_bytes(sm_secret s, sm_bytes_fn fn, void *ctx);
 
