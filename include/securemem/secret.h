@@ -48,12 +48,14 @@
  * leaving *bytes NULL) has failed too: the library undoes it (destroy after create,
  * make_unreadable after make_readable, their own errors ignored) and the call returns
  * SM_E_INVAL; nothing of the secret is left, or it stays at rest.
- * A hook MAY use other secrets, but not its own: sm_secret_with_bytes,
+ * A hook MUST NOT wait for its own secret: sm_secret_with_bytes,
  * sm_secret_try_with_bytes, sm_secret_read_at and sm_secret_close on the secret whose
  * make_readable, make_unreadable or destroy is running on this thread return SM_E_STATE
  * at once, since they would wait for the window change that this very call is making
  * (tracked 16 hooks deep per thread, as accesses are). sm_secret_size and
- * sm_secret_is_closed answer as usual.
+ * sm_secret_is_closed answer as usual. A hook that uses another secret can wait for that
+ * secret's window change like any caller; two hooks on two threads that each wait for the
+ * other's secret wait for ever, as two locks taken in opposite orders would.
  *
  *  - create: storage for exactly len bytes (len > 0 and below 2^62; the library has
  *    checked). *state is the factory's own handle for it; *fill points at len writable
@@ -161,8 +163,10 @@ SM_API SM_MUST_CHECK sm_status sm_secret_with_bytes(sm_secret s, sm_bytes_fn fn,
  *    while another thread draws a new canary key. For a custom factory it is
  *    make_readable, which waits for whatever the factory waits for.
  *  - leaving takes the secret's lock with a blocking call: the access has already run
- *    and must be counted out. Other threads hold that lock only for bookkeeping, never
- *    across a window change or a hook. The last access out shuts the window itself.
+ *    and must be counted out. Other threads hold that lock for bookkeeping, never across
+ *    a window change or make_readable, make_unreadable or destroy; only sm_audit (its
+ *    check of this secret: at most two mprotect calls) and a purge finishing this
+ *    secret hold it longer. The last access out shuts the window itself.
  */
 SM_API SM_MUST_CHECK sm_status sm_secret_try_with_bytes(sm_secret s, sm_bytes_fn fn, void *ctx);
 
