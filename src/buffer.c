@@ -134,11 +134,12 @@ sm_status sm_buffer_from_fd(int fd, size_t size, sm_buffer *out)
  * The input is limited to FD_MAX bytes (buffer.h, SM-REQ-051): without a limit, /dev/zero
  * or a peer that never sends the delimiter doubled locked memory until the OS refused.
  * The scratch grows to FD_MAX + 1 bytes at most, so that one byte past the limit shows a
- * longer input: SM_E_NOMEM, with those FD_MAX + 1 bytes consumed and wiped. 1 MiB holds
- * any key, password or certificate chain, and the peak it locks (scratch and exact copy,
- * 2 MiB) fits the default unprivileged RLIMIT_MEMLOCK of 8 MiB.
+ * longer input: SM_E_NOMEM, with those FD_MAX + 1 bytes consumed and wiped. 16 MiB holds
+ * any key, password, keytab or certificate bundle with room to spare (the suites read
+ * 5 MiB), and bounds what one call locks to about three times that, at the last growth
+ * and at the exact-size copy.
  */
-#define FD_MAX ((size_t)1 << 20)
+#define FD_MAX ((size_t)1 << 24)
 
 typedef struct scratch {
     smi_region r;

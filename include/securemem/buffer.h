@@ -35,11 +35,11 @@ SM_API SM_MUST_CHECK sm_status sm_buffer_random(size_t size, sm_buffer *out);
  * size bytes; from_fd_until and from_fd_all also give SM_E_IO for empty input, since a
  * buffer cannot be empty. The bytes consumed from fd on error are wiped and lost.
  *
- * from_fd_until and from_fd_all hold at most 2^20 bytes (1 MiB). A longer input (or one
+ * from_fd_until and from_fd_all hold at most 2^24 bytes (16 MiB). A longer input (or one
  * that never ends, such as /dev/zero, or a peer that never sends delim) gives SM_E_NOMEM
- * as soon as 2^20 + 1 bytes have been read: exactly those bytes are consumed from fd (a
+ * as soon as 2^24 + 1 bytes have been read: exactly those bytes are consumed from fd (a
  * seekable fd is not moved back), and they are wiped and lost; no handle is made and
- * nothing stays allocated. Input of exactly 2^20 bytes fits.
+ * nothing stays allocated. Input of exactly 2^24 bytes fits.
  *
  * from_fd_until stops at the first delim byte, which is consumed but not stored; end of
  * file before any delim ends the data too. On a seekable fd it reads in large chunks and
