@@ -13,7 +13,7 @@
  * data ends first, SM_E_INVAL for size 0; from_fd_until(delim) gives the bytes before
  * the first delim (all of them if there is none), consuming the delimiter and nothing
  * after it; from_fd_all gives everything to end of file; an empty result is SM_E_IO. A
- * result is a FROZEN buffer with the layout of API.md; what is left in the descriptor is
+ * result is a FROZEN buffer with the layout of spec/api.md; what is left in the descriptor is
  * exactly what follows. A bad descriptor is SM_E_IO with sm_last_os_error EBADF. An
  * injected fault gives its status (spec/os-errors.tsv) or, where the library recovers
  * (EINTR, a refused memfd_secret, a seek refused before reading), the model's result.

@@ -7,7 +7,7 @@
 #                             window changes, waits)
 #   spec/syscalls.tsv      -> fz_sys_table (its secret.* rows: the OS calls of each secret
 #                             operation per factory, and the status when one fails)
-# so that the models read the spec itself, not a copy of it (STYLE.md: the state
+# so that the models read the spec itself, not a copy of it (the house rule: the state
 # machine is written once).
 #
 #   fuzz/gen-tables.sh SPEC_DIR > fuzz_tables.h
@@ -27,7 +27,7 @@ cat <<'HEAD'
 enum { FZ_MUTABLE, FZ_FROZEN, FZ_DESTROYED, FZ_NSTATES };
 
 typedef struct fz_buf_row {
-    const char *op;            /* the operation, as API.md names it */
+    const char *op;            /* the operation, as spec/api.md names it */
     const char *cls;           /* its class in the core (smi_buf_op) */
     sm_status   st[FZ_NSTATES];   /* the status in each state */
     int         next[FZ_NSTATES]; /* the state after it */

@@ -42,7 +42,7 @@
  *    fuzz/secret_access.c's;
  *  - a handle of a destroyed or purged object, a handle of another kind and a forged
  *    id are stale: SM_E_STATE, or NULL, 0, false;
- *  - API.md's argument rules: SM_E_INVAL for NULL out-pointers, size 0, sizes that
+ *  - spec/api.md's argument rules: SM_E_INVAL for NULL out-pointers, size 0, sizes that
  *    overflow, offsets and lengths out of range;
  *  - sm_stats: the live counts equal the model's, and the locked bytes are the model's
  *    regions (a protected secret's whole pages, a guarded secret's region, an encrypted
@@ -209,7 +209,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 /* ---- outcomes ---- */
 
 /*
- * After a call whose expected status is want (or alt, when two rules of API.md apply
+ * After a call whose expected status is want (or alt, when two rules of spec/api.md apply
  * and it does not say which wins; SM_OK for none): true when it succeeded as the model
  * wants, so its effect is to be applied; false when it failed as wanted, or because of
  * an injected fault, and then nothing changed.
@@ -930,7 +930,7 @@ static void op_mem_alloc(fz_in *in)
 {
     mmem *m = &M.m[fz_u8(in) % NM];
     uint16_t v = fz_u16(in);
-    /* 0, or a size that overflows when rounded to pages (API.md: SM_E_INVAL). */
+    /* 0, or a size that overflows when rounded to pages (spec/api.md: SM_E_INVAL). */
     size_t n = v >> 15 ? (v & 1 ? 0 : SIZE_MAX - (v >> 1) % (page - 1)) : 1 + v % maxb;
     void *p = (void *)0x0bad;
     sm_status st;
@@ -1757,7 +1757,7 @@ static void op_null_args(fz_in *in)
         st = (call);                                                                      \
         FZ_CHECK(st == SM_E_INVAL, "%s: %s, want SM_E_INVAL", #call, fz_st(st));           \
     } while (0)
-    /* With a handle, which may be stale: API.md does not rank the two errors. */
+    /* With a handle, which may be stale: spec/api.md does not rank the two errors. */
 #define INVAL_OR_STATE(call)                                                              \
     do {                                                                                  \
         st = (call);                                                                      \

@@ -8,7 +8,7 @@
  * src/stream.c, the coffer's seal and open (src/coffer.c, src/aead.c), and the region
  * allocator under SM_LOCK_BEST_EFFORT.
  *
- * Model (API.md, securemem/stream.h): a stream is a FIFO of bytes. write appends and
+ * Model (spec/api.md, securemem/stream.h): a stream is a FIFO of bytes. write appends and
  * wipes src; read takes min(cap, held) bytes from the front; next takes a non-empty
  * prefix of at most one chunk (4 pages less 64 bytes); flush takes everything; each
  * returns SM_E_EOF on an empty stream. Every call is all or nothing: a call failed by an

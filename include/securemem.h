@@ -20,7 +20,7 @@
  *  - Define SM_NO_MUST_CHECK before including to drop the warn_unused_result attribute
  *    from the status-returning functions.
  *
- * The normative contract is the project's API.md; spec/ holds the requirements
+ * The normative contract is the project's spec/api.md; spec/ holds the requirements
  * (SM-REQ-nnn) that each declaration below cites.
  */
 

@@ -4,7 +4,7 @@
  * has both AES-NI and PCLMULQDQ, ChaCha20-Poly1305 otherwise, BearSSL's constant-time
  * code either way. Table-based AES (aes_big, aes_small) leaks its key through the
  * cache and is never linked in here. Bitsliced aes_ct64 is constant time but runs at
- * about 40 MB/s against 500 for ChaCha20 (TOOLCHAIN.md section 7), so without AES-NI
+ * about 40 MB/s against 500 for ChaCha20 (spec/toolchain.md 7), so without AES-NI
  * the choice is ChaCha20 rather than a slow AES.
  *
  * The choice is made once per process, at first use, because a key's ciphertexts

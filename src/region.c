@@ -40,7 +40,7 @@ static sm_status map_anon(smi_region *r)
      * Opening the inner pages splits the reservation into three mappings. On a mapping
      * made just now, ENOMEM can only mean that the kernel refused those new mappings
      * (vm.max_map_count) or the memory to commit: the OS refused a mapping, SM_E_NOMEM
-     * as API.md says, not a refused protection change.
+     * as spec/api.md says, not a refused protection change.
      */
     if (st == SM_E_PROT && sm_os_last_error() == ENOMEM)
         st = SM_E_NOMEM;

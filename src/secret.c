@@ -483,7 +483,7 @@ typedef struct smi_secret {
 
 _Static_assert(sizeof(smi_secret) <= SMI_SLOT_BODY, "a secret descriptor fits in its slot");
 
-/* Sizes of 2^62 and more are refused (API.md); SIZE_MAX >> 2 is 2^62 - 1 on 64-bit. */
+/* Sizes of 2^62 and more are refused (spec/api.md); SIZE_MAX >> 2 is 2^62 - 1 on 64-bit. */
 #define SECRET_MAX (SIZE_MAX >> 2)
 
 static smi_secret *secret_of(smi_slot *s)

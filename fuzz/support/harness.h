@@ -156,7 +156,7 @@ fz_prot fz_probe(const void *p);
 const char *fz_prot_name(fz_prot p);
 
 /*
- * The layout of API.md for a live buffer of size bytes at data: the data ends exactly at
+ * The layout of spec/api.md for a live buffer of size bytes at data: the data ends exactly at
  * a guard page, a guard page precedes the canary, and the data pages are readable, and
  * writable iff writable.
  */

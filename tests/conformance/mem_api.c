@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: ISC */
 /*
  * Conformance of the status, runtime and memory-layer calls, written only against
- * API.md and the installed <securemem.h>. `make check-install` builds it from the
+ * spec/api.md and the installed <securemem.h>. `make check-install` builds it from the
  * pkg-config lines alone, shared and -static, so it must not need anything from the
  * source tree. Every deviation prints one FAIL line and exits 1.
  *
