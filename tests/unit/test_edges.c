@@ -257,8 +257,10 @@ Test(edges_mem, lengths_past_the_end_of_the_address_space_are_refused)
     cr_assert_eq(sm_os_fault_calls(SM_OS_MLOCK), 0, "refused before any system call");
     cr_assert_eq(sm_os_fault_calls(SM_OS_MUNLOCK), 0);
     cr_assert_eq(sm_os_fault_calls(SM_OS_MPROTECT), 0);
-    /* The largest length that still ends inside the address space reaches the OS. */
-    cr_assert_eq(sm_mem_lock(p, UINTPTR_MAX - (uintptr_t)p - page + 1), SM_E_LOCK);
+    /* The largest length that still ends inside the address space reaches the OS
+       (which ASan's mlock interceptor never calls: it returns 0). */
+    if (SM_TEST_MLOCK_IS_REAL)
+        cr_assert_eq(sm_mem_lock(p, UINTPTR_MAX - (uintptr_t)p - page + 1), SM_E_LOCK);
     cr_assert_eq(sm_mem_lock(p, page), SM_OK);
     cr_assert_eq(sm_mem_unlock(p, page), SM_OK);
     cr_assert_eq(sm_mem_protect(p, page, SM_PROT_READ), SM_OK);
@@ -593,7 +595,7 @@ static void *pipe_writer(void *arg)
     return NULL;
 }
 
-static void expect_limit(int fd, bool until)
+static void expect_limit(int fd, bool until, unsigned what)
 {
     counters c0, c1;
     sm_buffer b = { 0 };
@@ -607,7 +609,7 @@ static void expect_limit(int fd, bool until)
                  SM_E_NOMEM);
     cr_assert_eq(b.id, 0);
     counters_get(&c1);
-    cr_assert(counters_equal(&c0, &c1, CMP_MAPPED | CMP_ALLOCATIONS), "nothing leaked");
+    cr_assert(counters_equal(&c0, &c1, what), "nothing leaked");
 }
 
 Test(edges_fd, from_fd_all_stops_one_byte_past_the_limit, .timeout = 60)
@@ -616,7 +618,7 @@ Test(edges_fd, from_fd_all_stops_one_byte_past_the_limit, .timeout = 60)
     sm_buffer b;
 
     sm_os_fault_reset();
-    expect_limit(fd, false);
+    expect_limit(fd, false, CMP_MAPPED | CMP_ALLOCATIONS);
     cr_assert_eq(lseek(fd, 0, SEEK_CUR), (off_t)FD_MAX + 1, "read: the limit and one byte");
     close(fd);
     fd = file_of(FD_MAX);
@@ -631,7 +633,7 @@ Test(edges_fd, from_fd_until_stops_one_byte_past_the_limit, .timeout = 120)
     int fd = file_of(FD_MAX + 5000);
     int fds[2];
 
-    expect_limit(fd, true);
+    expect_limit(fd, true, CMP_MAPPED | CMP_ALLOCATIONS);
     cr_assert_eq(lseek(fd, 0, SEEK_CUR), (off_t)FD_MAX + 1);
     close(fd);
     /* A pipe is read byte by byte: the same limit, FD_MAX + 1 bytes consumed. */
@@ -642,7 +644,8 @@ Test(edges_fd, from_fd_until_stops_one_byte_past_the_limit, .timeout = 120)
         size_t done = 0;
 
         cr_assert_eq(pthread_create(&t, NULL, pipe_writer, &fds[1]), 0);
-        expect_limit(fds[0], true);
+        /* Not CMP_MAPPED: the writer thread's own mappings may come and go meanwhile. */
+        expect_limit(fds[0], true, CMP_ALLOCATIONS);
         for (ssize_t r; (r = read(fds[0], chunk, sizeof chunk)) > 0;)
             done += (size_t)r;
         cr_assert_eq(pthread_join(t, NULL), 0);
