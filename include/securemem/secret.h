@@ -145,8 +145,10 @@ SM_API SM_MUST_CHECK sm_status sm_secret_random(const sm_factory *f, size_t len,
  * out of it). If fn returns SM_OK but the window cannot be shut again (an OS refusal),
  * the status of that refusal is returned and the secret stays readable until the next
  * last access leaves.
- * Errors: SM_E_INVAL (fn NULL), SM_E_STATE (stale, closed or closing), the factory's
- * error when the window cannot be opened (fn is then not called).
+ * Errors: SM_E_INVAL (fn NULL; or a custom make_readable that gave SM_OK and no bytes),
+ * SM_E_STATE (stale, closed or closing; or called from a hook of this secret running on
+ * this thread), the factory's error when the window cannot be opened (fn is then not
+ * called).
  */
 SM_API SM_MUST_CHECK sm_status sm_secret_with_bytes(sm_secret s, sm_bytes_fn fn, void *ctx);
 
@@ -190,8 +192,9 @@ SM_API bool sm_secret_is_closed(sm_secret s);
  * finish; then wipe and release the bytes (checking the canary of a guarded secret) and
  * make every copy of the handle stale. Returns once the bytes are wiped.
  * Errors: SM_E_STATE (stale, already closed, or closing: a second close does not wait;
- * also a close from inside an access to this same secret on this same thread, which
- * would wait for itself; up to 16 nested accesses per thread are tracked for this);
+ * also a close from inside an access to this same secret on this same thread, or from
+ * one of its hooks running on this thread, which would wait for itself; up to 16 nested
+ * accesses and hooks per thread are tracked for this);
  * the OS's errors, after which the secret is open again, as after a failed
  * sm_buffer_destroy: unchanged when the pages could not be opened for the wipe, and
  * wiped (all zero) when only the final unmap failed; a later close retries.
