@@ -83,6 +83,29 @@ Test(edges_signals, a_refused_call_keeps_the_hook)
     cr_assert_eq(r[0], 'A', "SIGTERM still runs the first hook, got '%c'", r[0]);
 }
 
+/* The other side: a call that succeeds replaces the hook for every caught signal. */
+static void accepted_call_replaces_hook(void)
+{
+    static const int term[] = { SIGTERM }, usr1[] = { SIGUSR1 };
+
+    if (sm_catch_signals(term, 1, hook_a) != SM_OK)
+        _exit(10);
+    if (sm_catch_signals(usr1, 1, hook_b) != SM_OK)
+        _exit(11);
+    raise(SIGTERM);
+    _exit(12);
+}
+
+Test(edges_signals, an_accepted_call_replaces_the_hook)
+{
+    char r[2];
+    int status;
+
+    cr_assert_eq(child_report(accepted_call_replaces_hook, r, &status), 2);
+    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM, "status %#x", status);
+    cr_assert_eq(r[0], 'B');
+}
+
 /* Issue 18 §4: a signal listed twice, then a refusal: every disposition is put back. */
 Test(edges_signals, a_signal_listed_twice_is_restored_to_its_first_disposition)
 {
@@ -124,6 +147,21 @@ static void nohup_child(void)
         _exit(13);
     raise(SIGHUP);
     _exit(0);
+}
+
+/* sm_catch_signals catches what it is told to, ignored or not: the list is explicit. */
+Test(edges_signals, catch_signals_catches_an_ignored_signal_it_is_given)
+{
+    static const int usr1[] = { SIGUSR1 };
+    struct sigaction ign, now;
+
+    memset(&ign, 0, sizeof ign);
+    ign.sa_handler = SIG_IGN;
+    cr_assert_eq(sigaction(SIGUSR1, &ign, NULL), 0);
+    cr_assert_eq(sm_catch_signals(usr1, 1, NULL), SM_OK);
+    cr_assert_eq(sigaction(SIGUSR1, NULL, &now), 0);
+    cr_assert(now.sa_handler != SIG_IGN && now.sa_handler != SIG_DFL);
+    cr_assert(now.sa_flags & SA_ONSTACK, "on the alternate stack where there is one");
 }
 
 Test(edges_signals, catch_interrupt_leaves_ignored_signals_ignored)
