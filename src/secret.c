@@ -641,7 +641,12 @@ open:
     /* Counted before the window is open, so that a close waits for this access too. */
     b->readers = 1;
     change_begin(s, b, &c);
+    /* A try opening an encrypted window only tries the enclave key's locks (SM-REQ-094). */
+    if (try && c.be == &enc_backend)
+        smi_coffer_try_only(true);
     st = c.be->open(c.f, &c.store, &w);
+    if (try && c.be == &enc_backend)
+        smi_coffer_try_only(false);
     if (!change_end(s, id, &c, true))
         return SM_E_STATE;
     if (st != SM_OK) {

@@ -156,16 +156,19 @@ SM_API SM_MUST_CHECK sm_status sm_secret_with_bytes(sm_secret s, sm_bytes_fn fn,
  * sm_secret_with_bytes that does not wait for another thread's window change or
  * bookkeeping to get in: SM_E_BUSY where it would have waited, that is while another
  * thread opens or shuts the window or holds the secret's lock. fn is then not called.
- * Once in, it does its own work like sm_secret_with_bytes, and waits exactly here:
- *  - the first access in flight opens the window itself. For the protected and guarded
- *    factories that is one mprotect. For the encrypted factory it is a decryption under
- *    the enclave key, which waits for the key's lock (held by another thread for one
- *    view of the key: four mprotect calls and two SHA-256 blocks), for a workspace slot
- *    when 8 operations are running their cipher, and for the canary key's reseed lock
- *    while another thread draws a new canary key. For a custom factory it is
- *    make_readable, which waits for whatever the factory waits for.
- *  - leaving takes the secret's lock with a blocking call: the access has already run
- *    and must be counted out. Other threads hold that lock for bookkeeping, never across
+ * The first access in flight opens the window itself. For the encrypted factory that is
+ * a decryption under the enclave key, and a try gives SM_E_BUSY there too, with the
+ * secret left at rest, when the key's lock or every workspace slot is held by other
+ * threads' operations. Once in, it does its own work like sm_secret_with_bytes, and
+ * waits exactly here:
+ *  - the encrypted factory's new window needs a canary: while another thread draws a new
+ *    canary key (the first region after a purge or in a forked child: one getrandom
+ *    call), it waits for that draw;
+ *  - for a custom factory, make_readable and make_unreadable wait for whatever the
+ *    factory waits for;
+ *  - taking the secret's lock back after opening the window, and again when leaving,
+ *    are blocking calls: the window is open, or the access has already run, and must be
+ *    counted. Other threads hold that lock for bookkeeping, never across
  *    a window change or make_readable, make_unreadable or destroy; only sm_audit (its
  *    check of this secret: at most two mprotect calls) and a purge finishing this
  *    secret hold it longer. The last access out shuts the window itself.

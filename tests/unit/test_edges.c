@@ -594,6 +594,44 @@ Test(edges_factory, with_bytes_from_destroy_is_refused, .timeout = 20)
     cr_assert_eq(atomic_load(&tf.live), 0);
 }
 
+/* ---- try_with_bytes and the enclave key's locks (SM-REQ-094) ---- */
+
+static sm_status first_byte_is_9(const uint8_t *b, size_t n, void *ctx)
+{
+    (void)ctx;
+    return n == 32 && b[0] == 9 ? SM_OK : SM_E_AUTH;
+}
+
+/*
+ * Issue 11 §4.6: a try that must decrypt an encrypted secret's window does not wait for
+ * the enclave key's lock or a workspace slot that other operations hold: SM_E_BUSY, the
+ * secret at rest, nothing left behind. The test holds the locks on its own thread, where
+ * a blocking lock would wait for ever (the suite's timeout).
+ */
+Test(edges_try, try_does_not_wait_for_the_enclave_keys_locks, .timeout = 20)
+{
+    sm_secret s;
+    uint8_t src[32] = { 9 };
+    counters c0, c1;
+
+    cr_assert_eq(sm_secret_new(sm_factory_encrypted(), src, sizeof src, &s), SM_OK);
+    cr_assert_eq(sm_secret_with_bytes(s, first_byte_is_9, NULL), SM_OK);
+    counters_get(&c0);
+    for (int slots = 0; slots < 2; slots++) {
+        smi_coffer_test_hold(slots, true);
+        cr_assert_eq(sm_secret_try_with_bytes(s, first_byte_is_9, NULL), SM_E_BUSY,
+                     "%s", slots ? "every workspace slot held" : "the coffer lock held");
+        smi_coffer_test_hold(slots, false);
+        cr_assert_eq(smi_secret_state(s.id), SMI_SEC_OPEN_IDLE);
+    }
+    counters_get(&c1);
+    cr_assert(counters_equal(&c0, &c1, CMP_MAPPED | CMP_ALLOCATIONS), "the window was unmade");
+    cr_assert_eq(sm_secret_try_with_bytes(s, first_byte_is_9, NULL), SM_OK);
+    /* The flag is the try's alone: a plain access and an enclave work as before. */
+    cr_assert_eq(sm_secret_with_bytes(s, first_byte_is_9, NULL), SM_OK);
+    cr_assert_eq(sm_secret_close(s), SM_OK);
+}
+
 /* ---- the fd readers' limit (SM-REQ-051) ---- */
 
 /* buffer.h documents it: 16 MiB, 2^24 bytes. */
