@@ -349,7 +349,7 @@ static const backend enc_backend = {
 /*
  * A hook that returns SM_OK with no pointer (create's fill, make_readable's bytes) has
  * not done its job: it is taken as the factory's failure, SM_E_INVAL, and undone here,
- * where a NULL would otherwise be written through or handed to the caller (SM-REQ-105).
+ * where a NULL would otherwise be written through or handed to the caller (SM-REQ-099).
  */
 static sm_status custom_create(const sm_factory *f, size_t len, smi_store *st, uint8_t **fill)
 {
@@ -534,7 +534,7 @@ static bool held_by_this_thread(uint64_t id)
  * The secrets whose window this thread is changing, that is whose hook (make_readable,
  * make_unreadable, destroy) runs on this thread right now, innermost last. A hook that
  * calls back into its own secret would wait for the change that this very thread is
- * making, for ever: it gets SM_E_STATE instead (SM-REQ-106). Tracked as deep as held_ids.
+ * making, for ever: it gets SM_E_STATE instead (SM-REQ-099). Tracked as deep as held_ids.
  */
 static _Thread_local uint64_t changing_ids[TRACKED];
 static _Thread_local unsigned changing_depth;

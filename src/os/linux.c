@@ -337,7 +337,7 @@ sm_status sm_os_signal_catch(int sig, void (*handler)(int), sm_os_sigsave *old)
     /*
      * SA_ONSTACK: on the thread's alternate signal stack when it has one, so that a
      * stack overflow (SIGSEGV on a full stack) can still purge; without one the flag
-     * changes nothing (spec/runtime.md, SM-REQ-104).
+     * changes nothing (spec/runtime.md, SM-REQ-109).
      */
     sa.sa_flags = SA_ONSTACK;
     sigfillset(&sa.sa_mask);

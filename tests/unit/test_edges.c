@@ -18,7 +18,7 @@
 
 #include "helpers.h"
 
-/* ---- signals (SM-REQ-101, SM-REQ-104) ---- */
+/* ---- signals (SM-REQ-101, SM-REQ-109) ---- */
 
 static int report_fd = -1;
 
@@ -358,7 +358,7 @@ Test(edges_audit, the_walk_goes_on_after_a_refusal)
     cr_assert_eq(in_child(refused_then_damaged, NULL), 128 + SIGABRT);
 }
 
-/* ---- custom factories (SM-REQ-093, SM-REQ-105, SM-REQ-106) ---- */
+/* ---- custom factories (SM-REQ-093, SM-REQ-099) ---- */
 
 typedef enum { BAD_NONE, BAD_NULL_FILL, BAD_NULL_BYTES } badness;
 
