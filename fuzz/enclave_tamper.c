@@ -1,23 +1,28 @@
 /* SPDX-License-Identifier: ISC */
 /*
  * enclave_tamper: seal input data, then flip input-chosen bits of the ciphertext, tag
- * and nonce and cut the ciphertext short (or read it past its end) through the test
- * hooks, and open it: the result must be SM_E_AUTH with nothing created or changed, or,
- * when every change has been undone, exactly the plaintext. Never anything else.
+ * and nonce, cut the ciphertext short (or read it past its end), and swap the whole
+ * ciphertext mapping with a twin enclave's of the same size, through the test hooks, and
+ * open it: the result must be SM_E_AUTH with nothing created or changed, or, when every
+ * change has been undone, exactly the plaintext. Never anything else.
  *
  * Target functions: sm_enclave_new, sm_enclave_random, sm_buffer_seal, sm_enclave_open,
  * sm_enclave_open_into, sm_enclave_size, sm_enclave_destroy; through them
  * smi_coffer_seal and smi_coffer_open (src/coffer.c) and both AEADs of src/aead.c
  * (AES-256-GCM, ChaCha20-Poly1305 with the fast and the portable BearSSL code, chosen by
  * the input through smi_aead_test_force). Hooks: smi_enclave_test_flip,
- * smi_enclave_test_resize.
+ * smi_enclave_test_resize, smi_enclave_test_swap.
  *
- * Model: the enclave is untampered iff the XOR of all flips over the ciphertext bytes
- * it covers, the tag and the nonce is zero and its recorded size is the sealed one.
- * Opening an untampered enclave gives the plaintext; a tampered one gives SM_E_AUTH, no
- * buffer (sm_stats unchanged), and open_into leaves dst as it was. A second enclave of
- * the same plaintext, never touched, opens correctly at the end. OS faults from the
- * input may fail an open with their status instead, changing nothing.
+ * Model: the enclave is untampered iff its mapping holds its own ciphertext (not the
+ * twin's: every enclave is bound to an id of its own, SM-REQ-079), the XOR of all flips
+ * over the ciphertext bytes it covers, the tag and the nonce is zero and its recorded
+ * size is the sealed one. Flips land on whichever ciphertext the enclave's mapping holds
+ * at the time, so each of the two ciphertexts keeps its own flips. Opening an
+ * untampered enclave gives the plaintext; a tampered one gives SM_E_AUTH, no buffer
+ * (sm_stats unchanged), and open_into leaves dst as it was. The twin, of the same
+ * plaintext and size, must open at the end exactly when it holds its own ciphertext,
+ * untouched. OS faults from the input may fail an open with their status instead,
+ * changing nothing.
  *
  * Input: AEAD choice, how to seal, size, then actions; the plaintext comes last.
  */
@@ -30,7 +35,7 @@
 #define MAX_ACTIONS 48
 
 static fz_faults F;
-static uint8_t *plain, *copy, *mask, *scratch;
+static uint8_t *plain, *copy, *mask, *twin_mask, *scratch;
 static size_t page;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -42,8 +47,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     plain = malloc(MAX_SIZE + page);
     copy = malloc(MAX_SIZE + page);
     mask = malloc(MAX_SIZE + page);
+    twin_mask = malloc(MAX_SIZE + page);
     scratch = malloc(MAX_SIZE + page);
-    FZ_CHECK(plain && copy && mask && scratch, "out of memory");
+    FZ_CHECK(plain && copy && mask && twin_mask && scratch, "out of memory");
     return 0;
 }
 
@@ -55,22 +61,32 @@ typedef struct target {
     size_t     size;     /* as sealed */
     size_t     cur;      /* as recorded now (resize) */
     size_t     room;     /* the largest size the mapping holds */
-    uint8_t    tag[16], nonce[12];
+    bool       swapped;  /* the target's and the twin's mappings hold each other's */
+    /* The flips of the target's own ciphertext (tag, nonce; bytes in mask) and the twin's. */
+    uint8_t    tag[16], nonce[12], twin_tag[16], twin_nonce[12];
 } target;
 
-static bool tampered(const target *t)
+static bool flipped(const uint8_t *m, size_t n, const uint8_t *tag, const uint8_t *nonce)
 {
     uint8_t acc = 0;
 
-    if (t->cur != t->size)
-        return true;
-    for (size_t i = 0; i < t->cur; i++)
-        acc |= mask[i];
-    for (size_t i = 0; i < sizeof t->tag; i++)
-        acc |= t->tag[i];
-    for (size_t i = 0; i < sizeof t->nonce; i++)
-        acc |= t->nonce[i];
+    for (size_t i = 0; i < n; i++)
+        acc |= m[i];
+    for (size_t i = 0; i < 16; i++)
+        acc |= tag[i];
+    for (size_t i = 0; i < 12; i++)
+        acc |= nonce[i];
     return acc != 0;
+}
+
+static bool tampered(const target *t)
+{
+    return t->swapped || t->cur != t->size || flipped(mask, t->cur, t->tag, t->nonce);
+}
+
+static bool twin_tampered(const target *t)
+{
+    return t->swapped || flipped(twin_mask, t->size, t->twin_tag, t->twin_nonce);
 }
 
 /* A failure that is not the model's: it must be an injected fault's. */
@@ -214,6 +230,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
     t.size = t.cur = size;
     t.room = ((32 + size + page - 1) & ~(page - 1)) - 32;
     memset(mask, 0, t.room);
+    memset(twin_mask, 0, t.room);
     (void)seal(how, size, &t.e);
     memcpy(copy, plain, size);
     FZ_CHECK(sm_enclave_new(copy, size, &twin) == SM_OK, "the twin enclave");
@@ -228,7 +245,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
             size_t bits = where == 0 ? t.cur * 8 : where == 1 ? 128 : 96;
             size_t bit = fz_u16(&in) % bits;
             sm_status st = smi_enclave_test_flip(t.e, where, bit);
-            uint8_t *m = where == 0 ? mask : where == 1 ? t.tag : t.nonce;
+            /* The flip lands on the ciphertext the target's mapping holds now. */
+            uint8_t *m = where == 0 ? (t.swapped ? twin_mask : mask)
+                         : where == 1 ? (t.swapped ? t.twin_tag : t.tag)
+                                      : (t.swapped ? t.twin_nonce : t.nonce);
 
             FZ_CHECK(st == SM_OK, "flip: %s", fz_st(st));
             m[bit / 8] ^= (uint8_t)(1u << (bit % 8));
@@ -250,7 +270,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
             check_open(&t);
             break;
         case 6:
-            check_open_into(&t, &in);
+            if (a & 0x80) {
+                /* Exchange the ciphertexts: each is bound to its own enclave's id. */
+                sm_status st = smi_enclave_test_swap(t.e, twin);
+
+                FZ_CHECK(st == SM_OK, "swap: %s", fz_st(st));
+                t.swapped = !t.swapped;
+                fz_trace("swap with the twin (now %d)", t.swapped);
+            } else {
+                check_open_into(&t, &in);
+            }
             break;
         default:
             if (a & 0x80)
@@ -262,10 +291,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
     }
     check_open(&t);
     fz_faults_clear(&F);
-    FZ_CHECK(sm_enclave_open(twin, &b) == SM_OK, "the untouched twin does not open");
-    FZ_CHECK(memcmp(sm_buffer_data(b), plain, size) == 0, "the twin's plaintext changed");
-    FZ_CHECK(sm_buffer_destroy(b) == SM_OK && sm_enclave_destroy(twin) == SM_OK &&
-                 sm_enclave_destroy(t.e) == SM_OK, "cleanup");
+    {
+        sm_status st = sm_enclave_open(twin, &b);
+
+        fz_trace("open twin (tampered %d): %s", twin_tampered(&t), fz_st(st));
+        if (twin_tampered(&t)) {
+            FZ_CHECK(st == SM_E_AUTH, "the tampered twin: %s", fz_st(st));
+        } else {
+            FZ_CHECK(st == SM_OK, "the untouched twin does not open: %s", fz_st(st));
+            FZ_CHECK(memcmp(sm_buffer_data(b), plain, size) == 0,
+                     "the twin's plaintext changed");
+            FZ_CHECK(sm_buffer_destroy(b) == SM_OK, "destroy of the twin's buffer");
+        }
+    }
+    FZ_CHECK(smi_enclave_test_swap(t.e, t.e) == SM_E_INVAL, "swap with itself");
+    FZ_CHECK(sm_enclave_destroy(twin) == SM_OK && sm_enclave_destroy(t.e) == SM_OK,
+             "cleanup");
     FZ_CHECK(sm_enclave_destroy(t.e) == SM_E_STATE && sm_enclave_size(t.e) == 0 &&
                  sm_enclave_open(t.e, &b) == SM_E_STATE, "stale enclave");
     /* The hooks refuse a stale handle, a bit out of range and a size out of the mapping. */

@@ -12,9 +12,10 @@
  * Model (securemem/buffer.h): from_fd(size) gives the next size bytes, SM_E_IO if the
  * data ends first, SM_E_INVAL for size 0; from_fd_until(delim) gives the bytes before
  * the first delim (all of them if there is none), consuming the delimiter and nothing
- * after it; from_fd_all gives everything to end of file; an empty result is SM_E_IO. A
- * result is a FROZEN buffer with the layout of spec/api.md; what is left in the descriptor is
- * exactly what follows. A bad descriptor is SM_E_IO with sm_last_os_error EBADF. An
+ * after it; from_fd_all gives everything to end of file; an empty result is SM_E_EOF
+ * when the input ends first and SM_E_IO for an empty line. A result is a FROZEN buffer
+ * with the layout of spec/api.md; what is left in the descriptor is exactly what
+ * follows. A bad descriptor is SM_E_IO with sm_last_os_error EBADF. An
  * injected fault gives its status (spec/os-errors.tsv) or, where the library recovers
  * (EINTR, a refused memfd_secret, a seek refused before reading), the model's result.
  *
@@ -134,7 +135,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
         want_len = at != NULL ? (size_t)(at - want) : n - start;
         left = at != NULL ? at + 1 : buf + n;
         left_len = (size_t)(buf + n - left);
-        want_st = want_len == 0 ? SM_E_IO : SM_OK;
+        /* Nothing before the end: SM_E_EOF; an empty line: SM_E_IO. */
+        want_st = want_len > 0 ? SM_OK : at != NULL ? SM_E_IO : SM_E_EOF;
     }
 
     if (via == VIA_PIPE) {

@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: ISC */
 /*
  * stream: random write, read, next and flush sizes on two streams, checked byte for byte
- * against a FIFO model, with OS faults injected from the input.
+ * against a FIFO model, with OS faults injected from the input, and chunks tampered
+ * with where an overflow reaches them.
  *
  * Target functions: sm_stream_new, sm_stream_write, sm_stream_read, sm_stream_next,
  * sm_stream_flush, sm_stream_size, sm_stream_destroy; through them the chunk chain of
  * src/stream.c, the coffer's seal and open (src/coffer.c, src/aead.c), and the region
- * allocator under SM_LOCK_BEST_EFFORT.
+ * allocator under SM_LOCK_BEST_EFFORT. Hooks: smi_stream_test_chunk, _save, _restore.
  *
  * Model (spec/api.md, securemem/stream.h): a stream is a FIFO of bytes. write appends and
  * wipes src; read takes min(cap, held) bytes from the front; next takes a non-empty
@@ -14,7 +15,11 @@
  * returns SM_E_EOF on an empty stream. Every call is all or nothing: a call failed by an
  * injected OS fault returns a status that fault maps to and changes nothing (a failed
  * write leaves src as it was; a failed read consumes nothing). sm_stream_size is the
- * bytes held; a destroyed stream's handle is stale.
+ * bytes held; a destroyed stream's handle is stale. A chunk whose mapping was changed
+ * (a byte flipped), or that holds another chunk's sealed contents (swapped with one of
+ * its stream, replayed from another place, transplanted from the other stream) makes
+ * flush and a read of everything SM_E_AUTH, consuming nothing and making nothing
+ * (SM-REQ-085); once put back, the stream reads as before.
  *
  * Input: one byte choosing the AEAD, then operations (one byte each, then arguments).
  */
@@ -38,6 +43,7 @@ static model m[NSTREAMS];
 static fz_faults F;
 static uint8_t *scratch, *scratch2;
 static size_t chunk_cap;
+static smi_stream_saved sv[2];
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -51,6 +57,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         m[i].fifo = malloc(MAX_HELD);
     scratch = malloc(MAX_HELD);
     scratch2 = malloc(MAX_HELD);
+    sv[0].bytes = malloc(4 * sm_page_size());
+    sv[1].bytes = malloc(4 * sm_page_size());
+    FZ_CHECK(sv[0].bytes != NULL && sv[1].bytes != NULL, "out of memory");
     FZ_CHECK(scratch != NULL && scratch2 != NULL && m[0].fifo != NULL && m[1].fifo != NULL,
              "out of memory");
     return 0;
@@ -228,6 +237,71 @@ static void op_take(model *s, unsigned i, bool all)
     FZ_CHECK(st == SM_OK, "destroy of the %s buffer: %s", what, fz_st(st));
 }
 
+static size_t chunks_of(const model *s)
+{
+    size_t n = 0;
+    uint8_t *map;
+    size_t len;
+
+    while (smi_stream_test_chunk(s->h, n, &map, &len) == SM_OK)
+        n++;
+    return n;
+}
+
+/* Change what an overflow can reach, check that nothing accepts it, then put it back. */
+static void op_tamper(model *s, unsigned i, fz_in *in)
+{
+    uint8_t how = fz_u8(in);
+    model *o = &m[(i + 1) % NSTREAMS];
+    size_t n, k, j, len;
+    uint8_t *map;
+    sm_buffer b = { 0 };
+    size_t got = 12345;
+    sm_status st;
+
+    if (!s->alive || s->len == 0)
+        return;
+    fz_faults_clear(&F);
+    n = chunks_of(s);
+    k = fz_u8(in) % n;
+    j = fz_u8(in) % n;
+    FZ_CHECK(smi_stream_test_save(s->h, k, &sv[0]) == SM_OK, "save");
+    switch (how % 4) {
+    case 0: /* a byte of the ciphertext, in place */
+        FZ_CHECK(smi_stream_test_chunk(s->h, k, &map, &len) == SM_OK, "chunk");
+        map[fz_u16(in) % sv[0].len] ^= (uint8_t)(1u << (how >> 5));
+        break;
+    case 1: /* swapped with another chunk of the stream, or replayed over it */
+    case 2:
+        if (j == k)
+            return;
+        FZ_CHECK(smi_stream_test_save(s->h, j, &sv[1]) == SM_OK, "save");
+        FZ_CHECK(smi_stream_test_restore(s->h, k, &sv[1]) == SM_OK, "restore");
+        if (how % 4 == 1)
+            FZ_CHECK(smi_stream_test_restore(s->h, j, &sv[0]) == SM_OK, "restore");
+        break;
+    default: /* transplanted from the other stream */
+        if (!o->alive || o->len == 0)
+            return;
+        FZ_CHECK(smi_stream_test_save(o->h, fz_u8(in) % chunks_of(o), &sv[1]) == SM_OK, "save");
+        FZ_CHECK(smi_stream_test_restore(s->h, k, &sv[1]) == SM_OK, "restore");
+        break;
+    }
+    fz_trace("tamper stream %u (%u), chunks %zu and %zu of %zu", i, how % 4, k, j, n);
+    st = sm_stream_flush(s->h, &b);
+    FZ_CHECK(st == SM_E_AUTH && b.id == 0, "flush of a tampered stream: %s", fz_st(st));
+    memset(scratch, 0xa5, s->len);
+    st = sm_stream_read(s->h, scratch, s->len, &got);
+    FZ_CHECK(st == SM_E_AUTH && got == 12345, "read of a tampered stream: %s", fz_st(st));
+    for (size_t q = 0; q < s->len; q++)
+        FZ_CHECK(scratch[q] == 0xa5 || scratch[q] == 0, "a refused read left data in dst");
+    FZ_CHECK(sm_stream_size(s->h) == s->len, "a refused call consumed data");
+    /* Put back (the swap's other half first), and the stream is whole again. */
+    if (how % 4 == 1 && j != k)
+        FZ_CHECK(smi_stream_test_restore(s->h, j, &sv[1]) == SM_OK, "put back");
+    FZ_CHECK(smi_stream_test_restore(s->h, k, &sv[0]) == SM_OK, "put back");
+}
+
 static void op_destroy(model *s, unsigned i)
 {
     sm_status st;
@@ -289,6 +363,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case 13:
             if (!s->alive)
                 op_new(s, i);
+            break;
+        case 14:
+            op_tamper(s, i, &in);
             break;
         default:
             break;

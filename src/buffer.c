@@ -73,6 +73,12 @@ sm_status sm_buffer_from_bytes(void *src, size_t size, sm_buffer *out)
     st = make_region(size, &r);
     if (st != SM_OK)
         return st;
+    /* The wipe of a read-only src (a FROZEN buffer's data) would fault (secret.c, make). */
+    st = sm_os_writable(src, size);
+    if (st != SM_OK) {
+        smi_region_unmake(&r);
+        return st;
+    }
     memcpy(smi_region_data(&r), src, size);
     st = freeze_and_publish(&r, out);
     if (st == SM_OK)
@@ -115,8 +121,10 @@ sm_status sm_buffer_from_fd(int fd, size_t size, sm_buffer *out)
         size_t got = 0;
 
         st = sm_os_read(fd, smi_region_data(&r) + len, size - len, &got);
-        if (st == SM_OK && got == 0)
-            st = SM_E_IO; /* ended early */
+        if (st == SM_OK && got == 0) {
+            st = SM_E_IO; /* ended early: spec/api.md's SM_E_IO, with no OS error behind it */
+            sm_os_set_last_error(0);
+        }
         len += got;
     }
     if (st != SM_OK) {
@@ -144,6 +152,7 @@ sm_status sm_buffer_from_fd(int fd, size_t size, sm_buffer *out)
 typedef struct scratch {
     smi_region r;
     size_t     len;
+    bool       eof; /* the input ended (rather than at a delimiter) */
 } scratch;
 
 static sm_status scratch_grow(scratch *sc)
@@ -167,7 +176,12 @@ static sm_status scratch_finish(scratch *sc, sm_buffer *out)
     sm_status st;
 
     if (sc->len == 0) {
-        st = SM_E_IO; /* a buffer cannot be empty */
+        /*
+         * A buffer cannot be empty: no input at all is the end of it (SM_E_EOF), an
+         * empty line is SM_E_IO; neither comes from a failed OS call.
+         */
+        st = sc->eof ? SM_E_EOF : SM_E_IO;
+        sm_os_set_last_error(0);
     } else if (sc->len == sc->r.size) {
         return freeze_and_publish(&sc->r, out);
     } else {
@@ -190,11 +204,15 @@ static sm_status scratch_fill(scratch *sc, int fd, bool until, uint8_t delim)
 
     if (until) {
         uint64_t pos;
+        int was = sm_os_last_error();
 
         st = sm_os_seek_cur(fd, 0, &pos);
         bytewise = st == SM_E_UNSUPPORTED;
-        if (bytewise)
+        if (bytewise) {
+            /* The probe's ESPIPE is an answer, not a failure the caller should see. */
+            sm_os_set_last_error(was);
             st = SM_OK;
+        }
     }
     while (st == SM_OK) {
         size_t got = 0, want;
@@ -209,6 +227,7 @@ static sm_status scratch_fill(scratch *sc, int fd, bool until, uint8_t delim)
         at = smi_region_data(&sc->r) + sc->len;
         want = bytewise ? 1 : sc->r.size - sc->len;
         st = sm_os_read(fd, at, want, &got);
+        sc->eof = st == SM_OK && got == 0;
         if (st != SM_OK || got == 0)
             break;
         if (until) {
@@ -320,6 +339,8 @@ static sm_status write_at(sm_buffer b, size_t off, void *src, size_t n, bool mov
         return st;
     if (off > buf->r.size || n > buf->r.size - off) {
         st = SM_E_INVAL;
+    } else if (move && (st = sm_os_writable(src, n)) != SM_OK) {
+        /* Refused before the copy: the wipe of a read-only src would fault. */
     } else {
         /* n == 0 may come with a NULL src, which memcpy must not see. */
         if (n > 0)

@@ -620,10 +620,20 @@ sm_status smi_coffer_session_seal(smi_coffer_session *cs, const void *aad, size_
         return SM_E_STATE; /* every nonce of the session is spent */
     smi_aead_seal(slot_ws(sl), sl->key, cs->nonce, aad, aad_len, data, len, tag);
     if (purged_since(cs->epoch)) {
-        /* The key is gone: this ciphertext could never be opened, and might not be the
-           ciphertext of any key at all. The caller's bytes are wiped, not left. */
-        if (len > 0)
+        /*
+         * The key is gone: this ciphertext could never be opened, and is not returned.
+         * The caller's bytes are given back as they were (sm_enclave_new promises src
+         * untouched on error, issue 11 §4.4): a purge that lets the process go on
+         * leaves the slot's key alone while this operation is in flight (the teardown
+         * waits for it), so decrypting under it, checked against the tag just made,
+         * restores them exactly. An ending purge may have wiped the key under the
+         * cipher: the check then fails and the open wipes the bytes, so neither a
+         * ciphertext nor a garbled plaintext is left; the process is ending anyway.
+         */
+        if (!smi_aead_open(slot_ws(sl), sl->key, cs->nonce, aad, aad_len, data, len, tag) &&
+            len > 0)
             smi_wipe(data, len);
+        smi_wipe(tag, sizeof tag);
         cs->active = false;
         op_leave();
         pthread_mutex_unlock(&slot_lock[cs->slot]);

@@ -19,15 +19,22 @@ typedef smi_sealed smi_enclave;
 _Static_assert(sizeof(smi_enclave) <= SMI_SLOT_BODY, "an enclave descriptor fits in its slot");
 _Static_assert(SMI_AEAD_NONCE + SMI_AEAD_TAG <= HEAD, "the head holds nonce and tag");
 
-/* The additional data binds the ciphertext to its size and to this use. */
-static void make_aad(size_t size, uint8_t aad[16])
+#define AAD_LEN (16u + SMI_SEALED_ID)
+
+/*
+ * The additional data binds the ciphertext to this use, to its size and to its blob's
+ * own id (spec/enclaves-streams.md): "enclave\0" || size (8, little-endian) || id (16).
+ * A ciphertext moved into another blob's mapping, even of the same size, then fails.
+ */
+static void make_aad(const smi_enclave *e, uint8_t aad[AAD_LEN])
 {
     static const char tag[8] = "enclave";
 
     for (unsigned i = 0; i < 8; i++) {
         aad[i] = (uint8_t)tag[i];
-        aad[8 + i] = (uint8_t)((uint64_t)size >> (8 * i));
+        aad[8 + i] = (uint8_t)((uint64_t)e->size >> (8 * i));
     }
+    memcpy(aad + 16, e->id, SMI_SEALED_ID);
 }
 
 static uint8_t *ct_of(const smi_enclave *e)
@@ -64,10 +71,10 @@ static void unmap(smi_enclave *e)
 /* Seal the plaintext at data in place, then copy nonce, tag and ciphertext into e. */
 static sm_status seal_into(smi_enclave *e, uint8_t *data)
 {
-    uint8_t aad[16];
+    uint8_t aad[AAD_LEN];
     sm_status st;
 
-    make_aad(e->size, aad);
+    make_aad(e, aad);
     st = smi_coffer_seal(aad, sizeof aad, data, e->size, e->map, e->map + SMI_AEAD_NONCE);
     if (st == SM_OK)
         memcpy(ct_of(e), data, e->size);
@@ -77,10 +84,10 @@ static sm_status seal_into(smi_enclave *e, uint8_t *data)
 /* Copy e's ciphertext into the region's data and decrypt it there (SM_E_AUTH wipes it). */
 static sm_status open_in(const smi_enclave *e, smi_region *r)
 {
-    uint8_t aad[16];
+    uint8_t aad[AAD_LEN];
     uint8_t *d = smi_region_data(r);
 
-    make_aad(e->size, aad);
+    make_aad(e, aad);
     memcpy(d, ct_of(e), e->size);
     return smi_coffer_open(e->map, aad, sizeof aad, d, e->size, e->map + SMI_AEAD_NONCE);
 }
@@ -88,8 +95,11 @@ static sm_status open_in(const smi_enclave *e, smi_region *r)
 sm_status smi_sealed_seal(uint8_t *data, size_t size, smi_sealed *out)
 {
     smi_sealed e;
-    sm_status st = map_for(size, &e);
+    /* The id first: it costs no system call, and a failure there leaves nothing to undo. */
+    sm_status st = smi_rng_fill(e.id, sizeof e.id);
 
+    if (st == SM_OK)
+        st = map_for(size, &e);
     if (st != SM_OK)
         return st;
     st = seal_into(&e, data);
@@ -142,7 +152,11 @@ sm_status sm_enclave_new(void *src, size_t size, sm_enclave *out)
     st = prepare(size, &slot);
     if (st != SM_OK)
         return st;
-    /* src is wiped on success anyway: encrypting in place there saves a copy. */
+    /*
+     * src is wiped on success anyway: encrypting in place there saves a copy. Every
+     * failure leaves it as it was, a purge during the cipher included (the coffer
+     * decrypts it back).
+     */
     st = smi_sealed_seal(src, size, &e);
     if (st != SM_OK) {
         smi_registry_unreserve(slot);
@@ -388,6 +402,39 @@ sm_status smi_enclave_test_resize(sm_enclave e, size_t size)
     else
         enc->size = size;
     smi_registry_release(s);
+    return st;
+}
+
+sm_status smi_sealed_test_swap(smi_sealed *a, smi_sealed *b)
+{
+    if (a->map_len != b->map_len)
+        return SM_E_INVAL;
+    for (size_t i = 0; i < a->map_len; i++) {
+        uint8_t t = a->map[i];
+
+        a->map[i] = b->map[i];
+        b->map[i] = t;
+    }
+    return SM_OK;
+}
+
+sm_status smi_enclave_test_swap(sm_enclave a, sm_enclave b)
+{
+    smi_slot *sa, *sb;
+    smi_enclave *ea, *eb;
+    sm_status st;
+
+    if (a.id == b.id)
+        return SM_E_INVAL;
+    st = acquire(a, &sa, &ea);
+    if (st != SM_OK)
+        return st;
+    st = acquire(b, &sb, &eb);
+    if (st == SM_OK) {
+        st = smi_sealed_test_swap(ea, eb);
+        smi_registry_release(sb);
+    }
+    smi_registry_release(sa);
     return st;
 }
 #endif

@@ -250,15 +250,24 @@ void smi_stream_forget(void *body);
 
 /*
  * A sealed blob (enclave.c): the ciphertext of size bytes in an ordinary mapping of its
- * own, | nonce | tag | pad | ciphertext |, under the coffer's key. It is what an enclave
- * is, and what the encrypted secret factory keeps at rest.
+ * own, | nonce | tag | pad | ciphertext |, under the coffer's key, bound to size and to
+ * id, 16 random bytes of its own drawn at the seal (SM-REQ-079). id lives here, in the
+ * descriptor, not in the mapping: a ciphertext copied into another blob's mapping does
+ * not carry it along. It is what an enclave is, and what the encrypted secret factory
+ * keeps at rest.
  */
+#define SMI_SEALED_ID 16u
 typedef struct smi_sealed {
     uint8_t *map;
     size_t   map_len;
     size_t   size;
+    uint8_t  id[SMI_SEALED_ID];
 } smi_sealed;
-/* Seal the size bytes at data in place and copy them out; data is untouched on error. */
+/*
+ * Seal the size bytes at data in place and copy them out; data is untouched on error
+ * (a purge during the seal included: smi_coffer_seal). SM_E_RANDOM if no id can be
+ * drawn (a forked child whose generator cannot be keyed).
+ */
 sm_status smi_sealed_seal(uint8_t *data, size_t size, smi_sealed *out);
 /* Decrypt e into r's data (r->size == e->size); SM_E_AUTH wipes it. */
 sm_status smi_sealed_open(const smi_sealed *e, smi_region *r);
@@ -277,6 +286,16 @@ sm_status smi_enclave_test_flip(sm_enclave e, int where, size_t bit);
  * the mapping's end; SM_E_INVAL beyond, or for 0). Opening it must then give SM_E_AUTH.
  */
 sm_status smi_enclave_test_resize(sm_enclave e, size_t size);
+/*
+ * Test hooks: exchange the whole contents of two ciphertext mappings (nonce, tag and
+ * ciphertext), as a stray copy between them would; the descriptors stay where they
+ * are. SM_E_INVAL unless both mappings have one length (and a and b differ).
+ */
+sm_status smi_sealed_test_swap(smi_sealed *a, smi_sealed *b);
+sm_status smi_enclave_test_swap(sm_enclave a, sm_enclave b);
+/* The same for two secrets of the encrypted factory with their windows shut. */
+sm_status smi_secret_test_swap_sealed(sm_secret a, sm_secret b);
+
 #endif
 
 /* The enclave module's entries in smi_kind_ops (enclave.c). */
@@ -379,8 +398,9 @@ void smi_burn_stack(void);
  * over SMI_AEAD_MAX_LEN. SM_E_STATE: the 2^64 - 1 nonces of the key are used up. The
  * OS errors of making the coffer or opening its shares (spec/syscalls.tsv), and
  * SM_E_NOMEM if the fork handlers cannot be registered. On any
- * error data, nonce_out and tag_out are untouched, with one exception: a purge during
- * the call gives SM_E_STATE with data wiped.
+ * error data, nonce_out and tag_out are untouched. A purge during the call gives
+ * SM_E_STATE with data decrypted back as it was, or wiped if that cannot be checked
+ * (only when an ending purge wiped the key under the cipher: the process ends).
  */
 sm_status smi_coffer_seal(const void *aad, size_t aad_len, uint8_t *data, size_t len,
                           uint8_t nonce_out[SMI_AEAD_NONCE], uint8_t tag_out[SMI_AEAD_TAG])
@@ -474,6 +494,29 @@ void smi_coffer_test_age(uint64_t ns);
 void smi_rng_test_hold_writer(bool held);
 /* Call fn between an operation's cipher and its purge check (NULL: none). */
 void smi_coffer_test_after_cipher(void (*fn)(void));
+
+/*
+ * Test hooks on a stream's chunks, counted from the front (k = 0), for the attack tests:
+ *  - chunk: the address and length of the k-th chunk's mapping, the memory that an
+ *    overflow from a neighbouring mapping can reach;
+ *  - save, restore: the k-th chunk's sealed contents (ciphertext, nonce, tag, length),
+ *    not its place in the stream: restored elsewhere they are a swap, a transplant or
+ *    a replay. bytes is the caller's, of the chunk's mapping length;
+ *  - cut: keep the first keep chunks and drop the rest from the stream, as a cut link
+ *    would, unmapping them (so that the test leaks nothing) but leaving the size alone.
+ * SM_E_INVAL for a chunk that is not there.
+ */
+/* The size of one record of a stream's index (stream.c checks it), for the tests' sizes. */
+#define SMI_STREAM_REC_SIZE 56u
+typedef struct smi_stream_saved {
+    uint8_t *bytes;
+    size_t   len;
+    uint8_t  nonce[SMI_AEAD_NONCE], tag[SMI_AEAD_TAG];
+} smi_stream_saved;
+sm_status smi_stream_test_chunk(sm_stream s, size_t k, uint8_t **map, size_t *len);
+sm_status smi_stream_test_save(sm_stream s, size_t k, smi_stream_saved *out);
+sm_status smi_stream_test_restore(sm_stream s, size_t k, const smi_stream_saved *in);
+sm_status smi_stream_test_cut(sm_stream s, size_t keep);
 #endif
 
 #endif

@@ -297,12 +297,17 @@ static sm_status enc_destroy(const sm_factory *f, smi_store *st)
     return SM_OK;
 }
 
-/* The rollback of a secret never published: its fill region is taken back too. */
+/*
+ * The rollback of a secret never published: its fill region is taken back too, also
+ * when the seal already freed it (a failure after the seal: sm_secret_from_buffer's).
+ */
 static void enc_unmake(const sm_factory *f, smi_store *st)
 {
     (void)f;
     if (st->enc.open)
         smi_region_unmake(&st->enc.open_region);
+    else
+        atomic_fetch_sub(&smi_stat_allocations, 1);
     if (st->enc.sealed.map != NULL)
         (void)smi_sealed_free(&st->enc.sealed);
 }
@@ -844,10 +849,11 @@ static sm_status make(const sm_factory *f, const void *src, size_t len, sm_secre
     st = be->create(f, len, &b.store, &fill);
     if (st != SM_OK)
         return st;
-    if (src != NULL)
-        memcpy(fill, src, len);
-    else
+    if (src == NULL)
         st = smi_rng_fill(fill, len);
+    /* Ask before copying: the wipe of a read-only src (a FROZEN buffer's data) would fault. */
+    else if ((st = sm_os_writable((void *)(uintptr_t)src, len)) == SM_OK)
+        memcpy(fill, src, len);
     if (st == SM_OK)
         st = be->seal(f, &b.store);
     if (st == SM_OK) {
@@ -959,3 +965,169 @@ void smi_secret_forget(void *body)
 
     backend_of(b->f)->forget(b->f, &b->store);
 }
+
+/* ---- secrets filled in place: from a buffer, from an fd, by a callback ---- */
+
+/*
+ * make() for a fill that comes from a function, in steps that let sm_secret_from_buffer
+ * consume its buffer between the seal and the publication: the slot is reserved first,
+ * since publishing cannot fail, and commit (NULL: none) runs last before it. A failed
+ * step unmakes the storage, which wipes what the fill wrote.
+ */
+typedef sm_status (*make_step)(uint8_t *fill, size_t len, void *ctx);
+
+static sm_status make_filled(const sm_factory *f, size_t len, make_step fill_fn, void *ctx,
+                             sm_status (*commit)(void *ctx), sm_secret *out)
+{
+    smi_secret b = { 0 };
+    uint8_t *fill = NULL;
+    const backend *be;
+    uint32_t index;
+    sm_status st;
+
+    if (f == NULL || out == NULL || len == 0 || len > SECRET_MAX || !factory_ok(f))
+        return SM_E_INVAL;
+    st = smi_runtime_ready();
+    if (st != SM_OK)
+        return st;
+    st = smi_registry_reserve(&index);
+    if (st != SM_OK)
+        return st;
+    be = backend_of(f);
+    st = be->create(f, len, &b.store, &fill);
+    if (st != SM_OK) {
+        smi_registry_unreserve(index);
+        return st;
+    }
+    st = fill_fn(fill, len, ctx);
+    if (st == SM_OK)
+        st = be->seal(f, &b.store);
+    if (st == SM_OK && commit != NULL)
+        st = commit(ctx);
+    if (st != SM_OK) {
+        be->unmake(f, &b.store);
+        smi_registry_unreserve(index);
+    } else {
+        b.f = f;
+        b.size = len;
+        out->id = smi_registry_publish(index, SMI_KIND_SECRET, &b, sizeof b);
+    }
+    smi_wipe(&b, sizeof b);
+    return st;
+}
+
+/* The buffer being consumed, its slot locked for the whole call. */
+typedef struct consume {
+    smi_slot   *slot;
+    smi_buffer *buf;
+} consume;
+
+static sm_status copy_buffer(uint8_t *fill, size_t len, void *ctx)
+{
+    memcpy(fill, smi_region_data(&((consume *)ctx)->buf->r), len);
+    return SM_OK;
+}
+
+/* Wipe and unmap the buffer's pages, as sm_buffer_destroy does (canary checked). */
+static sm_status free_buffer(void *ctx)
+{
+    return smi_region_free(&((consume *)ctx)->buf->r);
+}
+
+sm_status sm_secret_from_buffer(const sm_factory *f, sm_buffer b, sm_secret *out)
+{
+    consume c;
+    smi_buf_state next;
+    sm_status st;
+
+    if (f == NULL || out == NULL || !factory_ok(f))
+        return SM_E_INVAL;
+    st = smi_buffer_acquire(b, SMI_BOP_DESTROY, &c.slot, &c.buf, &next);
+    if (st != SM_OK)
+        return st;
+    st = make_filled(f, c.buf->r.size, copy_buffer, &c, free_buffer, out);
+    if (st != SM_OK) {
+        smi_registry_release(c.slot);
+        return st;
+    }
+    smi_registry_remove(c.slot);
+    return SM_OK;
+}
+
+/* Exactly len bytes from the fd, straight into the secret's storage. */
+static sm_status read_fd(uint8_t *fill, size_t len, void *ctx)
+{
+    int fd = *(const int *)ctx;
+    size_t have = 0;
+
+    while (have < len) {
+        size_t got = 0;
+        sm_status st = sm_os_read(fd, fill + have, len - have, &got);
+
+        if (st != SM_OK)
+            return st;
+        if (got == 0) {
+            /* Ended early: SM_E_IO as for sm_buffer_from_fd, with no OS error behind it. */
+            sm_os_set_last_error(0);
+            return SM_E_IO;
+        }
+        have += got;
+    }
+    return SM_OK;
+}
+
+sm_status sm_secret_from_fd(const sm_factory *f, int fd, size_t len, sm_secret *out)
+{
+    return make_filled(f, len, read_fd, &fd, NULL, out);
+}
+
+/* The caller's function and context, for make_filled's step. */
+typedef struct fill_call {
+    sm_fill_fn fn;
+    void      *ctx;
+} fill_call;
+
+static sm_status call_fill(uint8_t *fill, size_t len, void *ctx)
+{
+    const fill_call *c = ctx;
+
+    return c->fn(fill, len, c->ctx);
+}
+
+sm_status sm_secret_from_callback(const sm_factory *f, size_t len, sm_fill_fn fn, void *ctx,
+                                  sm_secret *out)
+{
+    fill_call c = { fn, ctx };
+
+    if (fn == NULL)
+        return SM_E_INVAL;
+    return make_filled(f, len, call_fill, &c, NULL, out);
+}
+
+#if defined(SM_FAULT_INJECTION)
+sm_status smi_secret_test_swap_sealed(sm_secret a, sm_secret b)
+{
+    smi_slot *sa, *sb;
+    smi_secret *x, *y;
+    sm_status st;
+
+    if (a.id == b.id)
+        return SM_E_INVAL;
+    st = smi_registry_acquire(a.id, SMI_KIND_SECRET, &sa);
+    if (st != SM_OK)
+        return st;
+    st = smi_registry_acquire(b.id, SMI_KIND_SECRET, &sb);
+    if (st == SM_OK) {
+        x = secret_of(sa);
+        y = secret_of(sb);
+        if (x->f != &encrypted_factory || y->f != &encrypted_factory || x->store.enc.open ||
+            y->store.enc.open)
+            st = SM_E_INVAL;
+        else
+            st = smi_sealed_test_swap(&x->store.enc.sealed, &y->store.enc.sealed);
+        smi_registry_release(sb);
+    }
+    smi_registry_release(sa);
+    return st;
+}
+#endif

@@ -1,33 +1,64 @@
 /* SPDX-License-Identifier: ISC */
 /*
- * Streams (securemem/stream.h). A stream is a singly linked chain of chunk mappings,
- * each  | next | len | nonce | tag | pad | ciphertext |  in 4 pages, plus one guarded
- * scratch region of one chunk's capacity for the plaintext in transit.
+ * Streams (securemem/stream.h, spec/enclaves-streams.md). A stream is
+ *  - chunk mappings of 4 pages each that hold ciphertext and nothing else;
+ *  - an index: one record per chunk (where it is mapped, its position, length, nonce
+ *    and tag), a FIFO ring in a mapping of its own between two PROT_NONE guard pages,
+ *    so that an overflow from a neighbouring mapping, which may reach the chunks,
+ *    faults on a guard before it reaches anything the stream acts on (SM-REQ-086);
+ *  - one guarded scratch region of one chunk's capacity for the plaintext in transit;
+ *  - the descriptor in its registry slot: the stream's random id, the ring's bounds,
+ *    byte counters, the next position, and the end record.
+ * Every chunk is sealed under additional data binding it to the stream's id and to its
+ * position, a sequence number that never repeats within the stream; the end record, an
+ * AEAD tag over an empty message, binds the stream's last position and the bytes ever
+ * written, and is checked by every call that reaches the end (SM-REQ-085). So chunks
+ * moved, replayed, swapped, transplanted or cut off give SM_E_AUTH.
  *
- * Every call first builds what it changes on the side (new chunks, a resealed front
- * chunk) and then commits by relinking pointers, which cannot fail: so a failure in the
- * middle leaves the stream exactly as it was.
+ * Every call first builds what it changes on the side (new chunks, a new ring, records
+ * in the ring's free slots) and then commits by storing a few words, which cannot fail:
+ * so a failure in the middle leaves the stream exactly as it was.
  */
+#include <errno.h>
 #include <string.h>
 
 #include "inner.h"
 
 #define CHUNK_PAGES 4u
-#define HEAD 64u
+/*
+ * A chunk holds 4 pages less 64 bytes of ciphertext: the plaintext of one chunk then
+ * fits the scratch region's 4 locked inner pages together with its 64-byte canary.
+ */
+#define SLACK 64u
+#define ID_LEN 16u
+#define AAD_LEN (16u + ID_LEN + 8u)
 
-typedef struct chunk {
-    struct chunk *next;
-    size_t        len;
-    uint8_t       nonce[SMI_AEAD_NONCE];
-    uint8_t       tag[SMI_AEAD_TAG];
-} chunk;
+/* One chunk, as the index knows it: everything the stream acts on, out of the chunk. */
+typedef struct rec {
+    uint8_t *map;   /* the chunk's mapping: ciphertext only */
+    uint64_t seq;   /* its position: never repeats within the stream */
+    size_t   len;   /* ciphertext bytes */
+    uint8_t  nonce[SMI_AEAD_NONCE];
+    uint8_t  tag[SMI_AEAD_TAG];
+} rec;
 
-_Static_assert(sizeof(chunk) <= HEAD, "the chunk head fits before the ciphertext");
+#if defined(SM_FAULT_INJECTION)
+_Static_assert(sizeof(rec) == SMI_STREAM_REC_SIZE, "the tests size indexes by this");
+#endif
 
 typedef struct smi_stream {
     smi_region scratch;
-    chunk     *head, *tail;
-    size_t     size;
+    rec       *ring;        /* the index's records; its mapping has a guard page each side */
+    size_t     ring_pages;  /* the records' pages */
+    size_t     first;       /* the ring slot of the front chunk */
+    size_t     count;       /* chunks held */
+    size_t     skip;        /* bytes of the front chunk already read */
+    uint64_t   written;     /* bytes ever written: size is written - taken */
+    uint64_t   taken;
+    uint64_t   next_seq;    /* the position of the next chunk sealed */
+    uint8_t    id[ID_LEN];
+    uint8_t    end_nonce[SMI_AEAD_NONCE];
+    uint8_t    end_tag[SMI_AEAD_TAG];
 } smi_stream;
 
 _Static_assert(sizeof(smi_stream) <= SMI_SLOT_BODY, "a stream descriptor fits in its slot");
@@ -39,74 +70,150 @@ static size_t map_len(void)
 
 static size_t capacity(void)
 {
-    return map_len() - HEAD;
+    return map_len() - SLACK;
 }
 
-static uint8_t *ct(chunk *c)
+/* ---- the index ---- */
+
+static size_t ring_cap(size_t pages)
 {
-    return (uint8_t *)c + HEAD;
+    return pages * sm_os_page_size() / sizeof(rec);
 }
 
-static void make_aad(size_t len, uint8_t aad[16])
+static rec *at(rec *ring, size_t cap, size_t first, size_t i)
 {
-    static const char tag[8] = "stream";
-
-    for (unsigned i = 0; i < 8; i++) {
-        aad[i] = (uint8_t)tag[i];
-        aad[8 + i] = (uint8_t)((uint64_t)len >> (8 * i));
-    }
+    return &ring[(first + i) % cap];
 }
 
-static sm_status chunk_map(chunk **out)
+static rec *rec_at(const smi_stream *s, size_t i)
 {
-    void *p;
-    sm_status st = sm_os_mmap_filled(map_len(), &p);
-
-    if (st == SM_OK)
-        *out = p;
-    return st;
+    return at(s->ring, ring_cap(s->ring_pages), s->first, i);
 }
 
-/* Unmap a chain; a failure leaves a mapping of ciphertext behind, which holds no secret. */
-static void chain_unmap(chunk *c)
+/*
+ * The records' pages between two guard pages: one PROT_NONE reservation, the middle
+ * opened (2 calls, spec/syscalls.md). Not locked: nothing in it is secret (addresses,
+ * lengths, positions, nonces, tags), and locking it would spend RLIMIT_MEMLOCK in
+ * proportion to the data, which the chunks do not. Not WIPEONFORK either: a forked
+ * child inherits the chunks, and needs the index to give them back (smi_stream_forget).
+ */
+static sm_status ring_map(size_t pages, rec **out)
 {
-    while (c != NULL) {
-        chunk *next = c->next;
+    size_t page = sm_os_page_size();
+    void *base;
+    sm_status st = sm_os_mmap((pages + 2) * page, SM_PROT_NONE, &base);
 
-        (void)sm_os_munmap(c, map_len());
-        c = next;
-    }
-}
-
-/* Seal the len plaintext bytes at p (in place) into c. */
-static sm_status chunk_seal(smi_coffer_session *cs, chunk *c, uint8_t *p, size_t len)
-{
-    uint8_t aad[16];
-    sm_status st;
-
-    make_aad(len, aad);
-    st = smi_coffer_session_seal(cs, aad, sizeof aad, p, len, c->nonce, c->tag);
     if (st != SM_OK)
         return st;
-    memcpy(ct(c), p, len);
-    c->len = len;
-    c->next = NULL;
+    st = sm_os_mprotect((uint8_t *)base + page, pages * page, SM_PROT_READWRITE);
+    /* As for a region: on a fresh reservation ENOMEM is a refused split (map count). */
+    if (st == SM_E_PROT && sm_os_last_error() == ENOMEM)
+        st = SM_E_NOMEM;
+    if (st != SM_OK) {
+        (void)sm_os_munmap(base, (pages + 2) * page);
+        return st;
+    }
+    *out = (rec *)(void *)((uint8_t *)base + page);
     return SM_OK;
 }
 
-/* Decrypt c into the len bytes at p (which must hold c->len bytes). */
-static sm_status chunk_open(smi_coffer_session *cs, chunk *c, uint8_t *p)
+static sm_status ring_unmap(rec *ring, size_t pages)
 {
-    uint8_t aad[16];
+    size_t page = sm_os_page_size();
 
-    make_aad(c->len, aad);
-    memcpy(p, ct(c), c->len);
-    return smi_coffer_session_open(cs, c->nonce, aad, sizeof aad, p, c->len, c->tag);
+    return sm_os_munmap((uint8_t *)ring - page, (pages + 2) * page);
 }
+
+/* Unmap every chunk and the index; a failure leaves ciphertext or metadata behind. */
+static void unmap_all(smi_stream *s)
+{
+    for (size_t i = 0; i < s->count; i++)
+        (void)sm_os_munmap(rec_at(s, i)->map, map_len());
+    (void)ring_unmap(s->ring, s->ring_pages);
+}
+
+/* ---- sealing ---- */
+
+static void put_le64(uint8_t *p, uint64_t v)
+{
+    for (unsigned i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/*
+ * The additional data (spec/enclaves-streams.md): an 8-byte label, the stream's id, a
+ * position and a length: "stream\0c" || id || seq || len for a chunk, "stream\0e" || id
+ * || last seq || bytes ever written for the end record.
+ */
+static void make_aad(const smi_stream *s, char kind, uint64_t seq, uint64_t n,
+                     uint8_t aad[AAD_LEN])
+{
+    static const char label[8] = "stream\0";
+
+    memcpy(aad, label, 8);
+    aad[7] = (uint8_t)kind;
+    memcpy(aad + 8, s->id, ID_LEN);
+    put_le64(aad + 8 + ID_LEN, seq);
+    put_le64(aad + 16 + ID_LEN, n);
+}
+
+/* Seal the len plaintext bytes at p (in place) into the chunk map, described by r. */
+static sm_status chunk_seal(smi_coffer_session *cs, const smi_stream *s, uint64_t seq,
+                            uint8_t *map, uint8_t *p, size_t len, rec *r)
+{
+    uint8_t aad[AAD_LEN];
+    sm_status st;
+
+    make_aad(s, 'c', seq, len, aad);
+    st = smi_coffer_session_seal(cs, aad, sizeof aad, p, len, r->nonce, r->tag);
+    if (st != SM_OK)
+        return st;
+    memcpy(map, p, len);
+    r->map = map;
+    r->seq = seq;
+    r->len = len;
+    return SM_OK;
+}
+
+/* Decrypt the chunk of r into p, which holds r->len bytes (SM_E_AUTH wipes them). */
+static sm_status chunk_open(smi_coffer_session *cs, const smi_stream *s, const rec *r,
+                            uint8_t *p)
+{
+    uint8_t aad[AAD_LEN];
+
+    make_aad(s, 'c', r->seq, r->len, aad);
+    memcpy(p, r->map, r->len);
+    return smi_coffer_session_open(cs, r->nonce, aad, sizeof aad, p, r->len, r->tag);
+}
+
+/*
+ * The end record: a tag over no plaintext, bound to the last chunk's position and to
+ * the bytes ever written. Checked with what the index and the counters say when a call
+ * reaches the last chunk: taken + the bytes from the front to the end.
+ */
+static sm_status end_seal(smi_coffer_session *cs, const smi_stream *s, uint64_t last_seq,
+                          uint64_t written, uint8_t nonce[SMI_AEAD_NONCE],
+                          uint8_t tag[SMI_AEAD_TAG])
+{
+    uint8_t aad[AAD_LEN];
+
+    make_aad(s, 'e', last_seq, written, aad);
+    return smi_coffer_session_seal(cs, aad, sizeof aad, NULL, 0, nonce, tag);
+}
+
+static sm_status end_check(smi_coffer_session *cs, const smi_stream *s, uint64_t total)
+{
+    uint8_t aad[AAD_LEN];
+
+    make_aad(s, 'e', rec_at(s, s->count - 1)->seq, total, aad);
+    return smi_coffer_session_open(cs, s->end_nonce, aad, sizeof aad, NULL, 0, s->end_tag);
+}
+
+/* ---- calls ---- */
 
 sm_status sm_stream_new(sm_stream *out)
 {
-    smi_stream s = { .head = NULL };
+    smi_stream s = { .ring = NULL };
     uint64_t id;
     sm_status st;
 
@@ -114,10 +221,18 @@ sm_status sm_stream_new(sm_stream *out)
         return SM_E_INVAL;
     st = smi_runtime_ready();
     if (st == SM_OK)
+        st = smi_rng_fill(s.id, sizeof s.id);
+    if (st == SM_OK)
         st = smi_region_alloc(capacity(), NULL, &s.scratch);
     if (st != SM_OK)
         return st;
-    st = smi_registry_insert(SMI_KIND_STREAM, &s, sizeof s, &id);
+    s.ring_pages = 1;
+    st = ring_map(s.ring_pages, &s.ring);
+    if (st == SM_OK) {
+        st = smi_registry_insert(SMI_KIND_STREAM, &s, sizeof s, &id);
+        if (st != SM_OK)
+            (void)ring_unmap(s.ring, s.ring_pages);
+    }
     if (st != SM_OK) {
         smi_region_unmake(&s.scratch);
         return st;
@@ -140,99 +255,165 @@ static sm_status acquire_nonempty(sm_stream h, smi_slot **slot, smi_stream **s)
 {
     sm_status st = acquire(h, slot, s);
 
-    if (st == SM_OK && (*s)->size == 0) {
+    if (st == SM_OK && (*s)->written == (*s)->taken) {
         smi_registry_release(*slot);
         st = SM_E_EOF;
     }
     return st;
 }
 
+/* What a write builds on the side, and commit_append installs. */
+typedef struct plan {
+    rec     *ring;        /* s->ring, or a larger copy of it */
+    size_t   pages;
+    size_t   made;        /* records built in the ring's free slots, after s->count */
+    bool     replaces_tail;
+    uint64_t next_seq;
+    uint8_t  end_nonce[SMI_AEAD_NONCE], end_tag[SMI_AEAD_TAG];
+} plan;
+
 /*
- * Build the chain that replaces the tail: the tail's bytes if it has room, then src.
- * Chunks stay full, so the memory follows the data held.
+ * Room in the ring for k more records: the ring itself, or a copy at least twice as
+ * large (amortised O(1) per record). The copy is the plan's until commit.
  */
-static sm_status build_append(smi_stream *s, const uint8_t *src, size_t n, chunk **first,
-                              chunk **last, bool *replaces_tail)
+static sm_status make_room(const smi_stream *s, size_t k, plan *p)
+{
+    size_t pages = s->ring_pages;
+    sm_status st;
+
+    p->ring = s->ring;
+    p->pages = pages;
+    if (ring_cap(pages) - s->count >= k)
+        return SM_OK;
+    /*
+     * No overflow: every record stands for a mapped chunk of 4 pages, so the records'
+     * pages stay far below the address space, let alone SIZE_MAX.
+     */
+    while (ring_cap(pages) - s->count < k)
+        pages *= 2;
+    st = ring_map(pages, &p->ring);
+    if (st != SM_OK)
+        return st;
+    for (size_t i = 0; i < s->count; i++)
+        p->ring[i] = *rec_at(s, i);
+    p->pages = pages;
+    return SM_OK;
+}
+
+/* The i-th record of the stream as the plan lays it out (a new ring starts at 0). */
+static rec *plan_at(const smi_stream *s, const plan *p, size_t i)
+{
+    return p->ring == s->ring ? rec_at(s, i) : &p->ring[i];
+}
+
+static void plan_drop(const smi_stream *s, plan *p)
+{
+    for (size_t j = 0; j < p->made; j++)
+        (void)sm_os_munmap(plan_at(s, p, s->count + j)->map, map_len());
+    if (p->ring != s->ring)
+        (void)ring_unmap(p->ring, p->pages);
+}
+
+/*
+ * Build the records that replace the tail: the tail's live bytes if it has room, then
+ * src, in full chunks, each at a new position; then the new end record.
+ */
+static sm_status build_append(smi_stream *s, const uint8_t *src, size_t n, plan *p)
 {
     uint8_t *pt = smi_region_data(&s->scratch);
-    size_t cap = capacity(), done = 0, fill0;
+    size_t cap = capacity(), done = 0, fill0 = 0, k;
+    rec *tail = s->count > 0 ? rec_at(s, s->count - 1) : NULL;
+    size_t tail_skip = s->count == 1 ? s->skip : 0;
     smi_coffer_session cs;
     sm_status st;
 
-    *first = *last = NULL;
-    *replaces_tail = s->tail != NULL && s->tail->len < cap;
-    fill0 = *replaces_tail ? s->tail->len : 0;
-    /* One view of the key for every chunk this write seals. */
-    st = smi_coffer_begin(&cs, (fill0 + n - 1) / cap + 1);
+    p->made = 0;
+    p->replaces_tail = tail != NULL && tail->len < cap;
+    if (p->replaces_tail)
+        fill0 = tail->len - tail_skip;
+    k = (fill0 + n - 1) / cap + 1;
+    p->next_seq = s->next_seq;
+    st = make_room(s, k, p);
+    if (st != SM_OK)
+        return st;
+    /* One view of the key for every chunk this write seals, and the end record. */
+    st = smi_coffer_begin(&cs, k + 1);
     while (st == SM_OK && done < n) {
-        size_t fill = 0, k;
-        chunk *c;
+        size_t fill = 0, take;
+        void *map;
 
-        if (*first == NULL && *replaces_tail) {
-            st = chunk_open(&cs, s->tail, pt);
-            fill = s->tail->len;
+        if (p->made == 0 && p->replaces_tail) {
+            /* The bytes already read from a front tail are dropped here. */
+            st = chunk_open(&cs, s, tail, pt);
+            fill = tail->len - tail_skip;
+            if (st == SM_OK && tail_skip > 0)
+                memmove(pt, pt + tail_skip, fill);
         }
         if (st == SM_OK)
-            st = chunk_map(&c);
+            st = sm_os_mmap_filled(map_len(), &map);
         if (st != SM_OK)
             break;
-        k = n - done < cap - fill ? n - done : cap - fill;
-        memcpy(pt + fill, src + done, k);
-        st = chunk_seal(&cs, c, pt, fill + k);
+        take = n - done < cap - fill ? n - done : cap - fill;
+        memcpy(pt + fill, src + done, take);
+        st = chunk_seal(&cs, s, p->next_seq, map, pt, fill + take,
+                        plan_at(s, p, s->count + p->made));
         if (st != SM_OK) {
-            (void)sm_os_munmap(c, map_len());
+            (void)sm_os_munmap(map, map_len());
             break;
         }
-        if (*last != NULL)
-            (*last)->next = c;
-        else
-            *first = c;
-        *last = c;
-        done += k;
+        p->next_seq++;
+        p->made++;
+        done += take;
     }
+    if (st == SM_OK)
+        st = end_seal(&cs, s, p->next_seq - 1, s->written + n, p->end_nonce, p->end_tag);
     smi_coffer_end(&cs);
     smi_wipe(pt, cap);
-    if (st != SM_OK) {
-        chain_unmap(*first);
-        *first = *last = NULL;
-    }
+    if (st != SM_OK)
+        plan_drop(s, p);
     return st;
 }
 
 /*
- * Commit a chain built by build_append: it cannot fail. A replaced tail keeps its
- * mapping, which takes over the contents of the chain's first chunk, so that no
- * predecessor has to be found: O(1) whatever the length of the stream.
+ * Commit a plan: stores only, and unmaps that the stream no longer needs (a failure
+ * there leaves ciphertext or metadata mapped, never a secret: SM_OK_LEAKS rows).
  */
-static void commit_append(smi_stream *s, chunk *first, chunk *last, bool replaces_tail)
+static void commit_append(smi_stream *s, plan *p, size_t n)
 {
-    if (replaces_tail) {
-        chunk *t = s->tail;
+    rec *old_ring = s->ring;
+    size_t old_pages = s->ring_pages;
+    uint8_t *old_tail = NULL;
 
-        t->len = first->len;
-        for (unsigned i = 0; i < SMI_AEAD_NONCE; i++)
-            t->nonce[i] = first->nonce[i];
-        for (unsigned i = 0; i < SMI_AEAD_TAG; i++)
-            t->tag[i] = first->tag[i];
-        memcpy(ct(t), ct(first), first->len);
-        t->next = first->next;
-        if (last == first)
-            last = t;
-        (void)sm_os_munmap(first, map_len());
-    } else if (s->tail != NULL) {
-        s->tail->next = first;
-    } else {
-        s->head = first;
+    if (p->ring != s->ring) {
+        s->ring = p->ring;
+        s->ring_pages = p->pages;
+        s->first = 0;
     }
-    s->tail = last;
+    if (p->replaces_tail) {
+        old_tail = rec_at(s, s->count - 1)->map;
+        for (size_t j = 0; j < p->made; j++)
+            *rec_at(s, s->count - 1 + j) = *rec_at(s, s->count + j);
+        s->count += p->made - 1;
+        if (s->count == p->made)
+            s->skip = 0; /* the front was the tail: its read bytes were dropped */
+    } else {
+        s->count += p->made;
+    }
+    s->written += n;
+    s->next_seq = p->next_seq;
+    memcpy(s->end_nonce, p->end_nonce, sizeof s->end_nonce);
+    memcpy(s->end_tag, p->end_tag, sizeof s->end_tag);
+    if (old_tail != NULL)
+        (void)sm_os_munmap(old_tail, map_len());
+    if (old_ring != s->ring)
+        (void)ring_unmap(old_ring, old_pages);
 }
 
 sm_status sm_stream_write(sm_stream h, void *src, size_t n)
 {
     smi_slot *slot;
     smi_stream *s;
-    chunk *first, *last;
-    bool replaces_tail;
+    plan p;
     sm_status st;
 
     if (src == NULL && n > 0)
@@ -240,17 +421,54 @@ sm_status sm_stream_write(sm_stream h, void *src, size_t n)
     st = acquire(h, &slot, &s);
     if (st != SM_OK)
         return st;
-    if (n > SIZE_MAX - s->size)
+    if (n > SIZE_MAX - (s->written - s->taken) || n > UINT64_MAX - s->written)
         st = SM_E_INVAL;
     else if (n > 0)
-        st = build_append(s, src, n, &first, &last, &replaces_tail);
+        st = build_append(s, src, n, &p);
     if (st == SM_OK && n > 0) {
-        commit_append(s, first, last, replaces_tail);
-        s->size += n;
+        commit_append(s, &p, n);
         smi_wipe(src, n);
     }
     smi_registry_release(slot);
     return st;
+}
+
+/*
+ * After a call that took chunks out: a ring four times larger than the chunks it holds
+ * gives way to one that holds them twice over (at least one page), so that the index
+ * follows the data as the chunks do (spec/api.md: the memory is bounded by the data held
+ * plus a constant). Amortised O(1): between two shrinks at least a quarter of the
+ * records were taken out, and a shrink copies fewer than that. Best effort, after the
+ * commit: if the smaller ring cannot be mapped the stream keeps the larger one and the
+ * next call that takes data out tries again; an old ring that cannot be unmapped stays
+ * mapped (metadata, no secret: SM_OK_LEAKS).
+ */
+static void shrink(smi_stream *s)
+{
+    size_t pages = s->ring_pages, old_pages = s->ring_pages;
+    rec *ring, *old = s->ring;
+
+    if (pages == 1 || s->count * 4 > ring_cap(pages))
+        return;
+    while (pages > 1 && s->count * 2 <= ring_cap(pages / 2))
+        pages /= 2;
+    if (ring_map(pages, &ring) != SM_OK)
+        return;
+    for (size_t i = 0; i < s->count; i++)
+        ring[i] = *rec_at(s, i);
+    s->ring = ring;
+    s->ring_pages = pages;
+    s->first = 0;
+    (void)ring_unmap(old, old_pages);
+}
+
+/* Give back the chunks before the i-th, which the call consumed. */
+static void drop_front(smi_stream *s, size_t i)
+{
+    for (size_t j = 0; j < i; j++)
+        (void)sm_os_munmap(rec_at(s, j)->map, map_len());
+    s->first = (s->first + i) % ring_cap(s->ring_pages);
+    s->count -= i;
 }
 
 sm_status sm_stream_read(sm_stream h, void *dst, size_t cap, size_t *got)
@@ -258,9 +476,8 @@ sm_status sm_stream_read(sm_stream h, void *dst, size_t cap, size_t *got)
     smi_slot *slot;
     smi_stream *s;
     uint8_t *pt, *out = dst;
-    chunk *c, *rest = NULL;
     smi_coffer_session cs;
-    size_t done = 0;
+    size_t done = 0, i = 0, skip, seen = 0;
     sm_status st;
 
     if (got == NULL || (dst == NULL && cap > 0))
@@ -269,31 +486,27 @@ sm_status sm_stream_read(sm_stream h, void *dst, size_t cap, size_t *got)
     if (st != SM_OK)
         return st;
     pt = smi_region_data(&s->scratch);
-    /* One view of the key; one nonce for the chunk that may be read in part. */
-    st = smi_coffer_begin(&cs, 1);
-    /* Decrypt whole chunks while they fit; a chunk read in part is resealed on the side. */
-    for (c = s->head; st == SM_OK && c != NULL && done < cap; c = c->next) {
-        size_t k;
+    skip = s->skip;
+    /* One view of the key; a read seals nothing (a chunk read in part keeps a skip). */
+    st = smi_coffer_begin(&cs, 0);
+    for (; st == SM_OK && i < s->count && done < cap; i++) {
+        const rec *r = rec_at(s, i);
+        size_t from = i == 0 ? skip : 0, k;
 
-        st = chunk_open(&cs, c, pt);
+        st = chunk_open(&cs, s, r, pt);
+        seen += r->len - from;
+        if (st == SM_OK && i == s->count - 1)
+            st = end_check(&cs, s, s->taken + seen);
         if (st != SM_OK)
             break;
-        k = c->len < cap - done ? c->len : cap - done;
-        memcpy(out + done, pt, k);
+        k = r->len - from < cap - done ? r->len - from : cap - done;
+        memcpy(out + done, pt + from, k);
         done += k;
-        if (k < c->len) {
-            st = chunk_map(&rest);
-            if (st == SM_OK) {
-                for (size_t i = k; i < c->len; i++)
-                    pt[i - k] = pt[i];
-                st = chunk_seal(&cs, rest, pt, c->len - k);
-                if (st != SM_OK)
-                    (void)sm_os_munmap(rest, map_len());
-            }
-            if (st == SM_OK)
-                rest->next = c->next;
+        if (from + k < r->len) {
+            skip = from + k;
             break;
         }
+        skip = 0;
     }
     smi_coffer_end(&cs);
     smi_wipe(pt, capacity());
@@ -302,36 +515,24 @@ sm_status sm_stream_read(sm_stream h, void *dst, size_t cap, size_t *got)
         smi_registry_release(slot);
         return st;
     }
-    /* Commit: drop what was consumed; the chunk read in part gives way to its rest. */
-    while (s->head != c) {
-        chunk *next = s->head->next;
-
-        (void)sm_os_munmap(s->head, map_len());
-        s->head = next;
-    }
-    if (rest != NULL) {
-        if (s->tail == c)
-            s->tail = rest;
-        s->head = rest;
-        (void)sm_os_munmap(c, map_len());
-    }
-    if (s->head == NULL)
-        s->tail = NULL;
-    s->size -= done;
+    /* Commit: drop what was consumed; a chunk read in part stays, with its skip. */
+    drop_front(s, i);
+    s->skip = skip;
+    s->taken += done;
+    shrink(s);
     *got = done;
     smi_registry_release(slot);
     return SM_OK;
 }
 
-/* Decrypt the first n chunks straight into a new region, then publish it. */
+/* Decrypt the front chunk (all false) or every chunk into a new region, then publish it. */
 static sm_status take_into_buffer(sm_stream h, bool all, sm_buffer *out)
 {
     smi_slot *slot;
     smi_stream *s;
     smi_region r = { .base = NULL };
     smi_coffer_session cs;
-    size_t len, off = 0;
-    chunk *c, *end;
+    size_t len, off = 0, n, seen = 0;
     sm_status st;
 
     if (out == NULL)
@@ -339,14 +540,33 @@ static sm_status take_into_buffer(sm_stream h, bool all, sm_buffer *out)
     st = acquire_nonempty(h, &slot, &s);
     if (st != SM_OK)
         return st;
-    len = all ? s->size : s->head->len;
-    end = all ? NULL : s->head->next;
+    n = all ? s->count : 1;
+    len = all ? (size_t)(s->written - s->taken) : rec_at(s, 0)->len - s->skip;
     st = smi_region_alloc(len, NULL, &r);
     if (st == SM_OK) {
+        uint8_t *d = smi_region_data(&r), *pt = smi_region_data(&s->scratch);
+
         st = smi_coffer_begin(&cs, 0);
-        for (c = s->head; st == SM_OK && c != end; c = c->next) {
-            st = chunk_open(&cs, c, smi_region_data(&r) + off);
-            off += c->len;
+        for (size_t i = 0; st == SM_OK && i < n; i++) {
+            const rec *c = rec_at(s, i);
+            size_t from = i == 0 ? s->skip : 0;
+
+            seen += c->len - from;
+            /* The index disagrees with the byte count: the end check would fail too. */
+            if (off + (c->len - from) > len) {
+                st = SM_E_AUTH;
+            } else if (from == 0) {
+                /* Straight into the buffer's guarded region. */
+                st = chunk_open(&cs, s, c, d + off);
+            } else {
+                st = chunk_open(&cs, s, c, pt);
+                if (st == SM_OK)
+                    memcpy(d + off, pt + from, c->len - from);
+                smi_wipe(pt, capacity());
+            }
+            off += c->len - from;
+            if (st == SM_OK && i == s->count - 1)
+                st = end_check(&cs, s, s->taken + seen);
         }
         smi_coffer_end(&cs);
     }
@@ -356,15 +576,10 @@ static sm_status take_into_buffer(sm_stream h, bool all, sm_buffer *out)
         smi_region_unmake(&r);
     }
     if (st == SM_OK) {
-        while (s->head != end) {
-            chunk *next = s->head->next;
-
-            (void)sm_os_munmap(s->head, map_len());
-            s->head = next;
-        }
-        if (s->head == NULL)
-            s->tail = NULL;
-        s->size -= len;
+        drop_front(s, n);
+        s->skip = 0;
+        s->taken += len;
+        shrink(s);
     }
     smi_registry_release(slot);
     return st;
@@ -388,7 +603,7 @@ size_t sm_stream_size(sm_stream h)
 
     if (acquire(h, &slot, &s) != SM_OK)
         return 0;
-    n = s->size;
+    n = (size_t)(s->written - s->taken);
     smi_registry_release(slot);
     return n;
 }
@@ -406,7 +621,8 @@ sm_status sm_stream_destroy(sm_stream h)
         smi_registry_release(slot);
         return st;
     }
-    chain_unmap(s->head);
+    /* Only what the index says the stream mapped: never an address read from a chunk. */
+    unmap_all(s);
     smi_registry_remove(slot);
     return SM_OK;
 }
@@ -417,7 +633,7 @@ bool smi_stream_purge(void *body)
 {
     smi_stream *s = body;
 
-    chain_unmap(s->head);
+    unmap_all(s);
     return smi_region_purge(&s->scratch);
 }
 
@@ -435,6 +651,90 @@ void smi_stream_forget(void *body)
 {
     smi_stream *s = body;
 
-    chain_unmap(s->head);
+    unmap_all(s);
     smi_region_forget(&s->scratch);
 }
+
+#if defined(SM_FAULT_INJECTION)
+sm_status smi_stream_test_chunk(sm_stream h, size_t k, uint8_t **map, size_t *len)
+{
+    smi_slot *slot;
+    smi_stream *s;
+    sm_status st = acquire(h, &slot, &s);
+
+    if (st != SM_OK)
+        return st;
+    if (k >= s->count) {
+        st = SM_E_INVAL;
+    } else {
+        *map = rec_at(s, k)->map;
+        *len = map_len();
+    }
+    smi_registry_release(slot);
+    return st;
+}
+
+sm_status smi_stream_test_save(sm_stream h, size_t k, smi_stream_saved *out)
+{
+    smi_slot *slot;
+    smi_stream *s;
+    sm_status st = acquire(h, &slot, &s);
+
+    if (st != SM_OK)
+        return st;
+    if (k >= s->count) {
+        st = SM_E_INVAL;
+    } else {
+        const rec *r = rec_at(s, k);
+
+        memcpy(out->bytes, r->map, map_len());
+        out->len = r->len;
+        memcpy(out->nonce, r->nonce, sizeof out->nonce);
+        memcpy(out->tag, r->tag, sizeof out->tag);
+    }
+    smi_registry_release(slot);
+    return st;
+}
+
+sm_status smi_stream_test_restore(sm_stream h, size_t k, const smi_stream_saved *in)
+{
+    smi_slot *slot;
+    smi_stream *s;
+    sm_status st = acquire(h, &slot, &s);
+
+    if (st != SM_OK)
+        return st;
+    if (k >= s->count) {
+        st = SM_E_INVAL;
+    } else {
+        rec *r = rec_at(s, k);
+
+        /* The sealed contents; the position stays the place's. */
+        memcpy(r->map, in->bytes, map_len());
+        r->len = in->len;
+        memcpy(r->nonce, in->nonce, sizeof r->nonce);
+        memcpy(r->tag, in->tag, sizeof r->tag);
+    }
+    smi_registry_release(slot);
+    return st;
+}
+
+sm_status smi_stream_test_cut(sm_stream h, size_t keep)
+{
+    smi_slot *slot;
+    smi_stream *s;
+    sm_status st = acquire(h, &slot, &s);
+
+    if (st != SM_OK)
+        return st;
+    if (keep == 0 || keep > s->count) {
+        st = SM_E_INVAL;
+    } else {
+        for (size_t i = keep; i < s->count; i++)
+            (void)sm_os_munmap(rec_at(s, i)->map, map_len());
+        s->count = keep;
+    }
+    smi_registry_release(slot);
+    return st;
+}
+#endif

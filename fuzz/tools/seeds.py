@@ -334,6 +334,14 @@ def stream_seeds():
         s["fault-%d" % fn] = b"\x00" + bytes([FA, fn, 0, W]) + u16((2 << 14) | 30000) + data(0) + \
             bytes([FA, fn, 1 << 3 | 1, R]) + u16(100) + bytes([N, FL, FC, W]) + u16(5) + data(5) + \
             bytes([R]) + u16(3)
+    # Tampering (op 14: how, chunk k, chunk j, then a u16 byte index or a u8 chunk of the
+    # other stream): a flipped byte, a swap, a replay, a transplant, each on 3 chunks.
+    TA = 14
+    fill = bytes([W]) + u16(48000) + data(0) + bytes([0x10 | W]) + u16(48000) + data(0)
+    for name, args in (("flip", bytes([0x20, 1, 0]) + u16(777)), ("swap", bytes([1, 0, 1])),
+                       ("replay", bytes([2, 2, 0])), ("transplant", bytes([3, 1, 0, 2]))):
+        s["tamper-" + name] = b"\x00" + fill + bytes([R]) + u16(5) + bytes([TA]) + args + \
+            bytes([FL, 0x10 | TA]) + args
     return s
 
 
@@ -350,6 +358,13 @@ def tamper_seeds():
     s["big"] = bytes([1, 0]) + u16(6000) + u8(len(acts)) + acts + pat(200)
     acts = bytes([7, 2, 0, 4, 0x87, 7, 5, 0, 6, 0x21, 4])
     s["faults"] = bytes([0, 0]) + u16(30) + u8(len(acts)) + acts + pat(31)
+    # Swaps with the twin (0x86): a flip made while swapped lands on the twin's ciphertext.
+    for aead in range(3):
+        acts = bytes([0x86, 4, 0]) + u16(8) + bytes([4, 0x86, 4, 0x86, 0]) + u16(8) + \
+            bytes([0x86, 4, 6, 0x33])
+        s["swap-a%d" % aead] = bytes([aead, 0]) + u16(99) + u8(len(acts)) + acts + pat(100, aead)
+    acts = bytes([0x86, 4, 0x86, 0]) + u16(8) + bytes([0x86, 5])
+    s["swap-left"] = bytes([0, 3]) + u16(40) + u8(len(acts)) + acts + pat(41)
     return s
 
 

@@ -6,6 +6,8 @@
 #include <securemem/handles.h>
 #include <securemem/status.h>
 
+SM_BEGIN_DECLS
+
 /*
  * Buffers (memguard's LockedBuffer): size bytes in a guarded region of their own
  * (spec/layout.md), locked, out of core dumps and children, ending exactly at a guard
@@ -16,7 +18,9 @@
  * Common errors: SM_E_INVAL for a NULL out-pointer, a size of 0, a size whose layout
  * overflows, or an offset or length out of range (nothing is written); SM_E_STATE as in
  * the table; SM_E_NOMEM, SM_E_LOCK (lock policy REQUIRED), SM_E_PROT from the OS.
- * A source that is wiped on success is left untouched on failure.
+ * A source that is wiped on success is left untouched on failure, and one that is
+ * read-only (a FROZEN buffer's data, say) is refused with SM_E_READONLY rather than
+ * faulting at the wipe (sm_buffer_from_bytes, sm_buffer_move, sm_buffer_move_at).
  * Every function is thread-safe; operations on one buffer are serialised by that
  * buffer's own lock, and operations on different buffers do not contend.
  */
@@ -31,9 +35,11 @@ SM_API SM_MUST_CHECK sm_status sm_buffer_random(size_t size, sm_buffer *out);
 /*
  * FROZEN buffers read from a file descriptor, straight into the guarded pages in large
  * reads (no intermediate copy, except the wiped scratch regions of from_fd_all).
- * SM_E_IO: the read failed (sm_last_os_error tells why) or, for from_fd, ended before
- * size bytes; from_fd_until and from_fd_all also give SM_E_IO for empty input, since a
- * buffer cannot be empty. The bytes consumed from fd on error are wiped and lost.
+ * SM_E_IO: the read failed (sm_last_os_error tells why) or, for from_fd, the input
+ * ended before size bytes, none at all included (sm_last_os_error 0). from_fd_until and
+ * from_fd_all give SM_E_EOF for input that ends before any byte, and from_fd_until
+ * SM_E_IO for an empty line (a delim first), since a buffer cannot be empty (both with
+ * sm_last_os_error 0). The bytes consumed from fd on error are wiped and lost.
  *
  * from_fd_until and from_fd_all hold at most 2^24 bytes (16 MiB). A longer input (or one
  * that never ends, such as /dev/zero, or a peer that never sends delim) gives SM_E_NOMEM
@@ -77,6 +83,14 @@ SM_API SM_MUST_CHECK sm_status sm_buffer_equal(sm_buffer b, const void *data, si
  * The protected bytes themselves (read-only pages when FROZEN: a write faults), or
  * NULL if stale. The pointer is valid until the buffer is destroyed; using it after
  * that, or racing a destroy, is the caller's bug.
+ *
+ * Alignment: the data ends exactly at a guard page, so it starts at an address that is
+ * -size modulo the page size, and is aligned only as well as size is: a 52-byte buffer
+ * is 4-aligned, a 33-byte one is not aligned at all (spec/layout.md). To get data
+ * aligned to A (a power of two up to the page size), ask for a size that is a multiple
+ * of A (round it up and use the first bytes: the slack after them is then between the
+ * data and the guard page), for instance 64 for a 52-byte structure that needs 16. Secrets' bytes (sm_secret_with_bytes) follow the same rule for
+ * the guarded and encrypted factories; the protected factory's start on a page.
  */
 SM_API uint8_t *sm_buffer_data(sm_buffer b);
 SM_API size_t sm_buffer_size(sm_buffer b);
@@ -85,5 +99,7 @@ SM_API bool sm_buffer_is_mutable(sm_buffer b);
 
 /* Check the canary (a damaged one panics), wipe, unlock and unmap. */
 SM_API SM_MUST_CHECK sm_status sm_buffer_destroy(sm_buffer b);
+
+SM_END_DECLS
 
 #endif

@@ -6,12 +6,16 @@
 #include <securemem/handles.h>
 #include <securemem/status.h>
 
+SM_BEGIN_DECLS
+
 /*
  * Enclaves (memguard's Enclave): data encrypted at rest with an AEAD from BearSSL,
  * constant time: AES-256-GCM where the CPU has AES-NI and PCLMUL, ChaCha20-Poly1305
  * otherwise (spec/enclave-key.md). The ciphertext lives in ordinary pages; the key is
  * never whole in ordinary memory, is split across two guarded regions and re-split
- * periodically. Each enclave is bound to its size, so truncation is detected.
+ * periodically. Each enclave's ciphertext is bound to its size and to a random id of
+ * that enclave, so truncation, and a ciphertext moved into another enclave, are
+ * detected (SM_E_AUTH).
  *
  * Decryption that fails authentication gives SM_E_AUTH and creates or changes no
  * buffer. The enclave key lives until sm_purge; enclaves made before a purge, or before
@@ -20,7 +24,10 @@
  * OS errors of making the key or the buffers.
  */
 
-/* Encrypt a copy of the size bytes at src; src is wiped on success, untouched on error. */
+/*
+ * Encrypt a copy of the size bytes at src; src is wiped on success, untouched on error,
+ * including SM_E_STATE from an sm_purge that overtakes the call.
+ */
 SM_API SM_MUST_CHECK sm_status sm_enclave_new(void *src, size_t size, sm_enclave *out);
 /* An enclave of size random bytes, which never exist in plaintext outside a guarded region. */
 SM_API SM_MUST_CHECK sm_status sm_enclave_random(size_t size, sm_enclave *out);
@@ -41,5 +48,7 @@ SM_API SM_MUST_CHECK sm_status sm_enclave_destroy(sm_enclave e);
  * on success, unchanged on error. The canary is checked as by sm_buffer_destroy.
  */
 SM_API SM_MUST_CHECK sm_status sm_buffer_seal(sm_buffer b, sm_enclave *out);
+
+SM_END_DECLS
 
 #endif

@@ -4,6 +4,8 @@
 
 #include <securemem/common.h>
 
+SM_BEGIN_DECLS
+
 /*
  * Handles are plain values: copy them freely. The id 0 is never valid, so a zeroed
  * handle is a safe "no object" value. Once an object is destroyed, closed or purged,
@@ -15,5 +17,7 @@ typedef struct sm_buffer  { uint64_t id; } sm_buffer;
 typedef struct sm_enclave { uint64_t id; } sm_enclave;
 typedef struct sm_stream  { uint64_t id; } sm_stream;
 typedef struct sm_secret  { uint64_t id; } sm_secret;
+
+SM_END_DECLS
 
 #endif

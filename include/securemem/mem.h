@@ -5,6 +5,8 @@
 #include <securemem/common.h>
 #include <securemem/status.h>
 
+SM_BEGIN_DECLS
+
 /*
  * The memory layer: thin, checked wrappers over the OS's page calls (memcall's
  * equivalent). These functions manage raw pages the caller owns; they keep no record
@@ -77,5 +79,7 @@ SM_API SM_MUST_CHECK sm_status sm_random(void *p, size_t n);
  * PR_SET_DUMPABLE = 0. Idempotent. Errors: SM_E_SYS.
  */
 SM_API SM_MUST_CHECK sm_status sm_disable_core_dumps(void);
+
+SM_END_DECLS
 
 #endif

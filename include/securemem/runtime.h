@@ -5,6 +5,8 @@
 #include <securemem/common.h>
 #include <securemem/status.h>
 
+SM_BEGIN_DECLS
+
 typedef enum {
     SM_LOCK_REQUIRED = 0, /* a page that cannot be locked fails the call with SM_E_LOCK */
     SM_LOCK_BEST_EFFORT   /* go on unlocked, and count the bytes in sm_stats.bytes_unlocked */
@@ -30,8 +32,15 @@ typedef struct sm_config {
  * Initialising probes the secretmem backing when cfg asks for it, applies
  * disable_core_dumps, and creates the library's internal key page (one guarded region).
  *
+ * Call it first, before any other call of the library, to run with a configuration
+ * other than the default: buffers, enclaves, streams, secrets and sm_stats_get
+ * initialise the library with the defaults if it is not yet, and a later sm_init with
+ * another configuration then fails (the memory layer of mem.h and the status calls do
+ * not initialise it).
+ *
  * Errors: SM_E_INVAL for an out-of-range enum value; SM_E_STATE when the library is
- * already initialised with a different configuration (the same one again is SM_OK);
+ * already initialised with a different configuration (the same one again is SM_OK),
+ * explicitly or implicitly by an earlier call (sm_status_str says so);
  * SM_E_UNSUPPORTED when SECRETMEM_REQUIRED and the kernel refuses memfd_secret, or a
  * kernel lacks an madvise advice; otherwise the status of the failed OS call
  * (SM_E_NOMEM, SM_E_LOCK, SM_E_PROT, SM_E_RANDOM, SM_E_SYS). A failed sm_init leaves
@@ -54,13 +63,13 @@ SM_API SM_MUST_CHECK sm_status sm_init(const sm_config *cfg);
 SM_API void sm_purge(void);
 
 /* sm_purge, then exit(code), with atexit handlers and stdio flushing. */
-SM_API _Noreturn void sm_safe_exit(int code);
+SM_API SM_NORETURN void sm_safe_exit(int code);
 
 /*
  * sm_purge, then write "securemem: panic: <msg>" and a newline to stderr, then abort.
  * The one path for detected corruption (a damaged canary).
  */
-SM_API _Noreturn void sm_panic(const char *msg);
+SM_API SM_NORETURN void sm_panic(const char *msg);
 
 /*
  * On any of the n signals: purge, call hook(sig) if hook is not NULL, then end the
@@ -123,5 +132,7 @@ typedef struct sm_stats {
  * Errors: SM_E_INVAL when out is NULL; the errors of sm_init.
  */
 SM_API SM_MUST_CHECK sm_status sm_stats_get(sm_stats *out);
+
+SM_END_DECLS
 
 #endif

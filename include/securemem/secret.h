@@ -6,6 +6,8 @@
 #include <securemem/handles.h>
 #include <securemem/status.h>
 
+SM_BEGIN_DECLS
+
 /*
  * Secrets (Asherah's Secret and SecretFactory): len bytes that cannot be read at rest
  * and can be read, read-only, only inside a callback. A factory decides where the bytes
@@ -129,13 +131,69 @@ SM_API const sm_factory *sm_factory_protected(void);
 SM_API const sm_factory *sm_factory_guarded(void);
 SM_API const sm_factory *sm_factory_encrypted(void);
 
-/* Called with the bytes of one access; its status is the access's status. */
+/*
+ * Called with the bytes of one access; its status is the access's status, returned
+ * unchanged. A callback that fails returns SM_E_CALLBACK, or one of SM_E_USER to
+ * SM_E_USER_MAX to tell its failures apart (securemem/status.h): sm_status_str names
+ * both, and neither is ever one of the library's own errors.
+ */
 typedef sm_status (*sm_bytes_fn)(const uint8_t *bytes, size_t len, void *ctx);
 
-/* A secret holding a copy of the len bytes at src; src is wiped on success. */
+/*
+ * A secret holding a copy of the len bytes at src; src is wiped on success. src MUST be
+ * writable memory: read-only memory, such as the data of a FROZEN buffer (which is
+ * what sm_buffer_from_fd* and sm_enclave_open give), is refused with SM_E_READONLY
+ * (nothing made, src untouched) rather than faulting at the wipe. For a buffer's bytes use
+ * sm_secret_from_buffer, which consumes the buffer.
+ */
 SM_API SM_MUST_CHECK sm_status sm_secret_new(const sm_factory *f, void *src, size_t len, sm_secret *out);
 /* A secret of len random bytes (ChaCha20 keyed from getrandom; SM_E_RANDOM). */
 SM_API SM_MUST_CHECK sm_status sm_secret_random(const sm_factory *f, size_t len, sm_secret *out);
+
+/*
+ * The constructors below fill the secret's storage in place: the bytes go from their
+ * source straight into the memory that the factory made for them (for the encrypted
+ * factory, the guarded region that is then sealed), and exist nowhere else. Each works
+ * with every factory, custom ones included. On error nothing is made, what was written
+ * into the storage is wiped with it, and the source is as documented for each.
+ */
+
+/*
+ * A secret holding b's bytes (MUTABLE or FROZEN), which consumes b: its pages are
+ * wiped and unmapped (its canary checked, as by sm_buffer_destroy) and every copy of
+ * its handle is stale. On error b is unchanged, except after an OS error in destroying
+ * it, when it is as after a failed sm_buffer_destroy and no secret is made.
+ * Errors: SM_E_INVAL (f, out), SM_E_STATE (b stale), and those of sm_secret_new and
+ * sm_buffer_destroy.
+ */
+SM_API SM_MUST_CHECK sm_status sm_secret_from_buffer(const sm_factory *f, sm_buffer b, sm_secret *out);
+
+/*
+ * A secret of exactly len bytes read from fd, as sm_buffer_from_fd reads them.
+ * SM_E_IO: a read failed (sm_last_os_error tells why) or the input ended before len
+ * bytes (sm_last_os_error 0). The bytes consumed from fd on error are lost. For input
+ * of unknown length (a passphrase line), read a buffer with sm_buffer_from_fd_until or
+ * sm_buffer_from_fd_all and pass it to sm_secret_from_buffer.
+ */
+SM_API SM_MUST_CHECK sm_status sm_secret_from_fd(const sm_factory *f, int fd, size_t len, sm_secret *out);
+
+/*
+ * Writes the len bytes of a secret being made, in place (a KDF's output, a key
+ * unwrapped from elsewhere). bytes is writable only during the call and MUST NOT be
+ * kept. Return SM_OK, or an error: SM_E_CALLBACK, or one of SM_E_USER to SM_E_USER_MAX
+ * (the caller's own), which is returned as is; the secret is then not made.
+ */
+typedef sm_status (*sm_fill_fn)(uint8_t *bytes, size_t len, void *ctx);
+
+/*
+ * A secret of len bytes written by fn(bytes, len, ctx) straight into its storage. fn
+ * runs with no lock of the library held, and MAY call the library (read another
+ * secret, say); it MUST return (no longjmp out of it).
+ * Errors: SM_E_INVAL (fn NULL, and as sm_secret_random), fn's error, and the OS errors
+ * of sm_secret_random.
+ */
+SM_API SM_MUST_CHECK sm_status sm_secret_from_callback(const sm_factory *f, size_t len, sm_fill_fn fn,
+                                                       void *ctx, sm_secret *out);
 
 /*
  * Call fn(bytes, len, ctx) with the secret's bytes readable and read-only (a write
@@ -203,5 +261,7 @@ SM_API bool sm_secret_is_closed(sm_secret s);
  * wiped (all zero) when only the final unmap failed; a later close retries.
  */
 SM_API SM_MUST_CHECK sm_status sm_secret_close(sm_secret s);
+
+SM_END_DECLS
 
 #endif

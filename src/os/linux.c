@@ -423,6 +423,112 @@ int sm_os_last_error(void)
     return last_error;
 }
 
+void sm_os_set_last_error(int err)
+{
+    last_error = err;
+}
+
+static unsigned hex_digit(char c)
+{
+    return c >= 'a' ? (unsigned)(c - 'a' + 10) : (unsigned)(c - '0');
+}
+
+/*
+ * Whether /proc/self/maps shows [a, b) mapped writable throughout: 1 yes, 0 no, -1
+ * unreadable. Its lines come sorted by address, as "start-end perms ...", and are parsed
+ * a character at a time, so that no line length and no malloc is needed.
+ */
+static int maps_writable(uintptr_t a, uintptr_t b)
+{
+    char buf[4096];
+    uintptr_t lo = 0, hi = 0, cur = a;
+    unsigned field = 0, perm = 0;
+    bool w = false;
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC), result = -1;
+
+    if (fd < 0)
+        return -1;
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof buf);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            result = n == 0 ? 0 : -1; /* the end, and [cur, b) is not mapped */
+            break;
+        }
+        for (ssize_t i = 0; i < n && result < 0; i++) {
+            char c = buf[i];
+
+            if (c == '\n') {
+                if (hi > cur) {
+                    if (lo > cur || !w)
+                        result = 0; /* a hole, or a page that is not writable */
+                    else if ((cur = hi) >= b)
+                        result = 1;
+                }
+                lo = hi = 0;
+                field = perm = 0;
+                w = false;
+            } else if (field == 0) {
+                if (c == '-')
+                    field = 1;
+                else
+                    lo = lo * 16 + hex_digit(c);
+            } else if (field == 1) {
+                if (c == ' ')
+                    field = 2;
+                else
+                    hi = hi * 16 + hex_digit(c);
+            } else if (field == 2) {
+                if (c == ' ')
+                    field = 3;
+                else if (perm++ == 1)
+                    w = c == 'w';
+            }
+        }
+        if (result >= 0)
+            break;
+    }
+    (void)close(fd);
+    return result;
+}
+
+/* Linux 5.14; the value is the kernel's, for headers that predate it. */
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+/*
+ * MADV_POPULATE_WRITE over the pages of the range: the kernel faults them in for
+ * writing as a write would, and changes no byte; ENOMEM says that part of the range is
+ * not mapped. One madvise, which seccomp profiles allow, and no copy. Any other refusal
+ * is checked against /proc/self/maps, which is slower but says what each mapping allows:
+ * the kernel answers EINVAL both for pages that are not writable and for pages that are
+ * but that it does not populate for others (memfd_secret, device memory), as does a
+ * kernel before 5.14, which does not know the advice.
+ */
+sm_status sm_os_writable(void *p, size_t n)
+{
+    uintptr_t pg = (uintptr_t)sm_os_page_size();
+    uintptr_t a = (uintptr_t)p & ~(pg - 1), b = ((uintptr_t)p + n + pg - 1) & ~(pg - 1);
+    int err, m;
+
+    if (n == 0)
+        return SM_OK;
+    do {
+        err = madvise((void *)a, b - a, MADV_POPULATE_WRITE) == 0 ? 0 : errno;
+    } while (err == EINTR || err == EAGAIN);
+    if (err == 0)
+        return SM_OK;
+    m = err == ENOMEM ? 0 : maps_writable((uintptr_t)p, (uintptr_t)p + n);
+    /* Unanswered (no /proc) and not refused outright: go on as before the question. */
+    if (m == 1 || (m < 0 && err != EFAULT))
+        return SM_OK;
+    last_error = EFAULT;
+    return SM_E_READONLY;
+}
+
 _Noreturn void sm_os_die(const char *msg)
 {
     static const char prefix[] = "securemem: panic: ";

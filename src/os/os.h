@@ -126,6 +126,20 @@ sm_status sm_os_atfork(void (*prepare)(void), void (*parent)(void), void (*child
 
 /* The raw OS error of this thread's last failed OS call, 0 if none. */
 int sm_os_last_error(void);
+/*
+ * Set it: back to a saved value after an OS call that was expected to fail and was got
+ * over, or 0 for a status that does not come from the OS (securemem/status.h).
+ */
+void sm_os_set_last_error(int err);
+
+/*
+ * Whether the n bytes at p can be written, asked of the kernel rather than found out by
+ * a fault: SM_OK, or SM_E_READONLY (sm_last_os_error EFAULT) when some of them are
+ * read-only or not mapped. A query, not an OS function of the fault shim: its refusal is
+ * its answer. When the kernel cannot tell (an old kernel and no /proc) it says SM_OK,
+ * which leaves the caller as it was before it asked.
+ */
+sm_status sm_os_writable(void *p, size_t n);
 
 /* Write msg to stderr and abort: the end of the panic path. Async-signal-safe. */
 _Noreturn void sm_os_die(const char *msg);

@@ -67,7 +67,8 @@ int errno_from_name(const char *name)
 static const struct { const char *name; sm_status value; } statuses[] = {
     S(SM_OK), S(SM_E_INVAL), S(SM_E_STATE), S(SM_E_NOMEM), S(SM_E_LOCK), S(SM_E_PROT),
     S(SM_E_AUTH), S(SM_E_RANDOM), S(SM_E_BUSY), S(SM_E_IO), S(SM_E_EOF),
-    S(SM_E_UNSUPPORTED), S(SM_E_SYS),
+    S(SM_E_UNSUPPORTED), S(SM_E_SYS), S(SM_E_READONLY), S(SM_E_CALLBACK), S(SM_E_USER),
+    S(SM_E_USER_MAX),
 };
 
 sm_status status_from_name(const char *name)

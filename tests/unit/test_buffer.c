@@ -379,15 +379,23 @@ Test(buffer_fd, all_reads_to_eof)
     }
 }
 
-Test(buffer_fd, empty_input_is_io)
+/* No input is the end of it, an empty line is not: neither is an OS error. */
+Test(buffer_fd, empty_input_is_eof_and_an_empty_line_is_io)
 {
     int fd = pipe_with("", 0);
     sm_buffer b;
 
-    cr_assert_eq(sm_buffer_from_fd_all(fd, &b), SM_E_IO);
+    sm_os_fault_arm(SM_OS_MLOCK, 1, EPERM, false);
+    cr_assert_eq(sm_mem_lock(&b, 1), SM_E_LOCK, "an earlier OS error, which must not show");
+    cr_assert_eq(sm_buffer_from_fd_all(fd, &b), SM_E_EOF);
+    cr_assert_eq(sm_last_os_error(), 0);
+    cr_assert_eq(sm_buffer_from_fd_until(fd, '\n', &b), SM_E_EOF);
+    cr_assert_eq(sm_buffer_from_fd(fd, 4, &b), SM_E_IO, "from_fd: ended early (spec/api.md)");
+    cr_assert_eq(sm_last_os_error(), 0);
     close(fd);
     fd = pipe_with("\n", 1);
     cr_assert_eq(sm_buffer_from_fd_until(fd, '\n', &b), SM_E_IO);
+    cr_assert_eq(sm_last_os_error(), 0);
     close(fd);
 }
 

@@ -799,13 +799,40 @@ Test(coffer, purge_during_the_cipher_discards_the_output, .init = init)
     memcpy(n2, nonce, 12);
     memcpy(t2, tag, 16);
     cr_assert_eq(smi_coffer_seal(NULL, 0, d, sizeof d, n2, t2), SM_E_STATE);
-    cr_assert(all_zero(d, sizeof d), "nor a ciphertext");
+    for (size_t i = 0; i < sizeof d; i++)
+        cr_assert_eq(d[i], 0x5a, "no ciphertext: the plaintext back as it was (issue 11 §4.4)");
     cr_assert(memcmp(n2, nonce, 12) == 0 && memcmp(t2, tag, 16) == 0, "outputs untouched");
     smi_coffer_test_after_cipher(NULL);
     memset(d, 0x5a, sizeof d);
     cr_assert_eq(smi_coffer_seal(NULL, 0, d, sizeof d, n2, t2), SM_OK, "a new key after it");
     cr_assert_eq(smi_coffer_open(n2, NULL, 0, d, sizeof d, t2), SM_OK);
     cr_assert_eq(d[19], 0x5a);
+}
+
+/*
+ * An ending purge may wipe the key under the cipher: the bytes cannot be checked back
+ * then, and are wiped rather than left as a ciphertext or a garbled plaintext.
+ */
+static void purge_and_wipe_the_slots(void)
+{
+    smi_coffer_probe pr;
+
+    smi_coffer_test_probe(&pr);
+    smi_coffer_purge();
+    memset(smi_region_data(pr.work) + pr.head_len, 0, pr.work->size - pr.head_len);
+}
+
+Test(coffer, seal_overtaken_by_an_ending_purge_wipes_the_data, .init = init)
+{
+    uint8_t d[20], nonce[12], tag[16];
+
+    memset(d, 0x5a, sizeof d);
+    cr_assert_eq(smi_coffer_seal(NULL, 0, d, sizeof d, nonce, tag), SM_OK);
+    memset(d, 0x5a, sizeof d);
+    smi_coffer_test_after_cipher(purge_and_wipe_the_slots);
+    cr_assert_eq(smi_coffer_seal(NULL, 0, d, sizeof d, nonce, tag), SM_E_STATE);
+    smi_coffer_test_after_cipher(NULL);
+    cr_assert(all_zero(d, sizeof d), "neither a ciphertext nor a garbled plaintext");
 }
 
 /*

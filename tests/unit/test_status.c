@@ -11,7 +11,8 @@ Test(status, values_and_strings_match_the_spec)
     tsv_row *rows;
     size_t n = tsv_load("status.tsv", &rows);
 
-    cr_assert_eq(n, SM_E_SYS + 1, "one row per status");
+    /* SM_OK to SM_E_SYS, SM_E_READONLY, SM_E_CALLBACK, and the user range's two ends. */
+    cr_assert_eq(n, SM_E_SYS + 1 + 4, "one row per status");
     for (size_t j = 0; j < n; j++) {
         sm_status s = status_from_name(rows[j].f[1]);
 
@@ -26,6 +27,18 @@ Test(status, unknown_values_still_give_a_string)
     cr_assert_str_eq(sm_status_str((sm_status)(SM_E_SYS + 1)), "unknown sm_status");
     cr_assert_str_eq(sm_status_str((sm_status)-1), "unknown sm_status");
     cr_assert_str_eq(sm_status_str((sm_status)1000000), "unknown sm_status");
+    /* The gap left after spec/api.md's values, and either side of the user range. */
+    cr_assert_str_eq(sm_status_str((sm_status)31), "unknown sm_status");
+    cr_assert_str_eq(sm_status_str((sm_status)(SM_E_CALLBACK + 1)), "unknown sm_status");
+    cr_assert_str_eq(sm_status_str((sm_status)(SM_E_USER - 1)), "unknown sm_status");
+    cr_assert_str_eq(sm_status_str((sm_status)(SM_E_USER_MAX + 1)), "unknown sm_status");
+    cr_assert_str_eq(sm_status_str((sm_status)999), "unknown sm_status");
+}
+
+Test(status, the_user_range_is_named)
+{
+    for (int s = SM_E_USER; s <= SM_E_USER_MAX; s++)
+        cr_assert_str_eq(sm_status_str((sm_status)s), "SM_E_USER: a callback's own status");
 }
 
 static void *other_thread(void *arg)

@@ -1,0 +1,518 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * Secrets made from what a program has in hand (securemem/secret.h): a source that
+ * cannot be wiped (SM_E_READONLY, where sm_secret_new used to fault on a FROZEN
+ * buffer's data), and the constructors that fill a secret in place, over every factory:
+ * from a buffer (consumed), from an fd, by a fill callback. Callback statuses
+ * (SM_E_CALLBACK, the SM_E_USER range) and sm_last_os_error after the fd readers are
+ * here too. Every OS call of the new constructors failing in turn is test_faults.c's
+ * (spec/syscalls.tsv, secret.from_*).
+ */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <valgrind/valgrind.h>
+
+#include "factories.h"
+#include "helpers.h"
+
+#define LEN 100
+
+static void pattern(uint8_t *p, size_t n, uint8_t seed)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (uint8_t)(seed + 7 * i + 1);
+}
+
+typedef struct expect {
+    uint8_t bytes[LEN];
+    size_t  n;
+} expect;
+
+static sm_status check_fn(const uint8_t *b, size_t n, void *ctx)
+{
+    const expect *e = ctx;
+
+    return n == e->n && memcmp(b, e->bytes, n) == 0 ? SM_OK : SM_E_AUTH;
+}
+
+static void assert_holds(sm_secret s, uint8_t seed, size_t n, const char *what)
+{
+    expect e = { .n = n };
+
+    pattern(e.bytes, n, seed);
+    cr_assert_eq(sm_secret_with_bytes(s, check_fn, &e), SM_OK, "%s: the secret's bytes", what);
+}
+
+static uint64_t secrets_live(void)
+{
+    sm_stats st;
+
+    cr_assert_eq(sm_stats_get(&st), SM_OK);
+    return st.secrets_live;
+}
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+    uint8_t acc = 0;
+
+    for (size_t i = 0; i < n; i++)
+        acc |= p[i];
+    return acc == 0;
+}
+
+/* A pipe holding n bytes of pattern seed, its write end closed: the read end. */
+static int pipe_with(size_t n, uint8_t seed)
+{
+    uint8_t bytes[LEN];
+    int fds[2];
+
+    cr_assert(n <= sizeof bytes);
+    pattern(bytes, n, seed);
+    cr_assert_eq(pipe(fds), 0);
+    cr_assert_eq(write(fds[1], bytes, n), (ssize_t)n);
+    close(fds[1]);
+    return fds[0];
+}
+
+/* Under Valgrind the tool's own mappings move the total (helpers.c, counters_equal). */
+static bool same_mappings(size_t before)
+{
+    return RUNNING_ON_VALGRIND || mapped_bytes() == before;
+}
+
+/*
+ * What the first use of each factory maps for good (the runtime, the registry's chunk,
+ * the enclave key), made before a test counts mappings.
+ */
+static void warm_up(void)
+{
+    for (unsigned k = 0; k < NFACT; k++) {
+        sm_secret s;
+
+        cr_assert_eq(sm_secret_random(factory(k), LEN, &s), SM_OK);
+        cr_assert_eq(sm_secret_close(s), SM_OK);
+    }
+}
+
+/* ---- sources that cannot be wiped ---- */
+
+/* Used to be SIGSEGV: the wipe of src wrote to the buffer's read-only pages. */
+Test(secret_fill, new_from_a_frozen_buffer_is_readonly_not_a_fault)
+{
+    for (unsigned k = 0; k < NFACT; k++) {
+        uint8_t bytes[LEN];
+        sm_buffer b;
+        sm_secret s = { 0 };
+        bool same;
+        uint64_t live = secrets_live();
+
+        pattern(bytes, LEN, (uint8_t)k);
+        cr_assert_eq(sm_buffer_from_bytes(bytes, LEN, &b), SM_OK);
+        pattern(bytes, LEN, (uint8_t)k);
+        cr_assert_eq(sm_secret_new(factory(k), sm_buffer_data(b), LEN, &s), SM_E_READONLY,
+                     "%s", factory_name(k));
+        cr_assert_eq(sm_last_os_error(), EFAULT);
+        cr_assert_eq(s.id, 0, "out is not written");
+        cr_assert_eq(secrets_live(), live, "nothing made");
+        cr_assert_eq(sm_buffer_equal(b, bytes, LEN, &same), SM_OK);
+        cr_assert(same, "the buffer is untouched");
+        cr_assert_eq(sm_buffer_destroy(b), SM_OK);
+    }
+}
+
+static const uint8_t constant_key[32] = { 1, 2, 3 };
+
+Test(secret_fill, new_from_read_only_memory_is_readonly)
+{
+    size_t page = sm_page_size();
+    uint8_t *p;
+
+    /* A constant, in the program's read-only data. */
+    cr_assert_eq(sm_secret_new(sm_factory_guarded(), (void *)(uintptr_t)constant_key,
+                               sizeof constant_key, &(sm_secret){ 0 }),
+                 SM_E_READONLY);
+    /* Two pages, the second read-only: a source straddling them leaves the first as it was. */
+    cr_assert_eq(sm_mem_alloc(2 * page, (void **)&p), SM_OK);
+    memset(p, 0x77, 2 * page);
+    cr_assert_eq(sm_mem_protect(p + page, page, SM_PROT_READ), SM_OK);
+    cr_assert_eq(sm_secret_new(sm_factory_protected(), p + page - 8, 16, &(sm_secret){ 0 }),
+                 SM_E_READONLY);
+    for (size_t i = 0; i < 2 * page; i++)
+        cr_assert_eq(p[i], 0x77);
+    /* Nor is a page that cannot be touched at all (a freed one could be reused at once). */
+    cr_assert_eq(sm_mem_protect(p + page, page, SM_PROT_NONE), SM_OK);
+    cr_assert_eq(sm_secret_new(sm_factory_protected(), p + page - 8, 16, &(sm_secret){ 0 }),
+                 SM_E_READONLY);
+    /* The writable half alone is fine. */
+    {
+        sm_secret s;
+
+        cr_assert_eq(sm_secret_new(sm_factory_protected(), p + page - 8, 8, &s), SM_OK);
+        cr_assert(all_zero(p + page - 8, 8), "wiped");
+        cr_assert_eq(sm_secret_close(s), SM_OK);
+    }
+    cr_assert_eq(sm_mem_free(p, 2 * page), SM_OK);
+}
+
+/*
+ * A source that runs into unmapped memory: the hole is one page, too small for the
+ * guarded secret's own mapping (three pages at least) to land in it meanwhile.
+ */
+Test(secret_fill, new_from_partly_unmapped_memory_is_readonly)
+{
+    size_t page = sm_page_size();
+    uint8_t *p;
+
+    warm_up();
+    cr_assert_eq(sm_mem_alloc(3 * page, (void **)&p), SM_OK);
+    memset(p, 0x66, page);
+    cr_assert_eq(sm_mem_free(p + page, page), SM_OK);
+    cr_assert_eq(sm_secret_new(sm_factory_guarded(), p + page - 8, 16, &(sm_secret){ 0 }),
+                 SM_E_READONLY);
+    cr_assert_eq(sm_last_os_error(), EFAULT);
+    for (size_t i = 0; i < page; i++)
+        cr_assert_eq(p[i], 0x66);
+    cr_assert_eq(sm_mem_free(p, page), SM_OK);
+    cr_assert_eq(sm_mem_free(p + 2 * page, page), SM_OK);
+}
+
+/*
+ * A MUTABLE buffer on memfd_secret pages is writable, but the kernel's first answer
+ * (MADV_POPULATE_WRITE) refuses such pages: /proc/self/maps must have the last word.
+ */
+Test(secret_fill, new_from_writable_secretmem_is_accepted)
+{
+    sm_config cfg = { SM_LOCK_REQUIRED, SM_BACKING_SECRETMEM_PREFERRED, false };
+    uint8_t bytes[LEN];
+    sm_stats st;
+    sm_buffer b;
+    sm_secret s;
+
+    cr_assert_eq(sm_init(&cfg), SM_OK);
+    cr_assert_eq(sm_stats_get(&st), SM_OK);
+    if (!st.secretmem)
+        cr_skip_test("memfd_secret is not available here");
+    pattern(bytes, LEN, 9);
+    cr_assert_eq(sm_buffer_new(LEN, &b), SM_OK);
+    cr_assert_eq(sm_buffer_copy(b, bytes, LEN), SM_OK);
+    cr_assert_eq(sm_secret_new(sm_factory_guarded(), sm_buffer_data(b), LEN, &s), SM_OK);
+    cr_assert(all_zero(sm_buffer_data(b), LEN), "the buffer's bytes are wiped");
+    assert_holds(s, 9, LEN, "secretmem source");
+    cr_assert_eq(sm_secret_close(s), SM_OK);
+    cr_assert_eq(sm_buffer_destroy(b), SM_OK);
+}
+
+/* ---- sm_secret_from_buffer ---- */
+
+Test(secret_fill, from_buffer_consumes_the_buffer)
+{
+    for (unsigned k = 0; k < NFACT; k++) {
+        for (int frozen = 0; frozen < 2; frozen++) {
+            uint8_t bytes[LEN];
+            sm_buffer b, copy;
+            sm_secret s;
+            sm_stats a, z;
+
+            pattern(bytes, LEN, (uint8_t)(k + 16 * frozen));
+            cr_assert_eq(sm_buffer_new(LEN, &b), SM_OK);
+            cr_assert_eq(sm_buffer_copy(b, bytes, LEN), SM_OK);
+            if (frozen)
+                cr_assert_eq(sm_buffer_freeze(b), SM_OK);
+            copy = b;
+            cr_assert_eq(sm_stats_get(&a), SM_OK);
+            cr_assert_eq(sm_secret_from_buffer(factory(k), b, &s), SM_OK, "%s", factory_name(k));
+            cr_assert_eq(sm_stats_get(&z), SM_OK);
+            cr_assert_eq(z.buffers_live, a.buffers_live - 1);
+            cr_assert_eq(z.secrets_live, a.secrets_live + 1);
+            cr_assert(!sm_buffer_is_alive(copy), "every copy of the handle is stale");
+            cr_assert_eq(sm_buffer_destroy(copy), SM_E_STATE);
+            cr_assert_eq(sm_secret_from_buffer(factory(k), copy, &s), SM_E_STATE);
+            assert_holds(s, (uint8_t)(k + 16 * frozen), LEN, factory_name(k));
+            cr_assert_eq(sm_secret_close(s), SM_OK);
+        }
+    }
+}
+
+/* What the enclave and stream readers give is FROZEN too: the whole vault flow. */
+Test(secret_fill, from_buffer_of_fd_until_a_passphrase_line)
+{
+    static const char line[] = "correct horse battery staple\nrest";
+    int fds[2];
+    sm_buffer b;
+    sm_secret s;
+    expect e = { .n = 28 };
+
+    memcpy(e.bytes, line, 28);
+    cr_assert_eq(pipe(fds), 0);
+    cr_assert_eq(write(fds[1], line, sizeof line - 1), (ssize_t)(sizeof line - 1));
+    close(fds[1]);
+    cr_assert_eq(sm_buffer_from_fd_until(fds[0], '\n', &b), SM_OK);
+    cr_assert(!sm_buffer_is_mutable(b));
+    cr_assert_eq(sm_secret_from_buffer(sm_factory_encrypted(), b, &s), SM_OK);
+    cr_assert_eq(sm_secret_with_bytes(s, check_fn, &e), SM_OK);
+    cr_assert_eq(sm_secret_close(s), SM_OK);
+    close(fds[0]);
+}
+
+Test(secret_fill, from_buffer_bad_arguments_leave_the_buffer)
+{
+    static const sm_factory incomplete = { .version = SM_FACTORY_VERSION };
+    uint8_t bytes[LEN];
+    sm_buffer b;
+    sm_secret s = { 0 };
+    bool same;
+
+    pattern(bytes, LEN, 3);
+    cr_assert_eq(sm_buffer_from_bytes(bytes, LEN, &b), SM_OK);
+    pattern(bytes, LEN, 3);
+    cr_assert_eq(sm_secret_from_buffer(NULL, b, &s), SM_E_INVAL);
+    cr_assert_eq(sm_secret_from_buffer(sm_factory_guarded(), b, NULL), SM_E_INVAL);
+    cr_assert_eq(sm_secret_from_buffer(&incomplete, b, &s), SM_E_INVAL);
+    cr_assert_eq(sm_secret_from_buffer(sm_factory_guarded(), (sm_buffer){ 0 }, &s), SM_E_STATE);
+    cr_assert_eq(s.id, 0);
+    cr_assert_eq(sm_buffer_equal(b, bytes, LEN, &same), SM_OK);
+    cr_assert(same);
+    cr_assert_eq(sm_buffer_destroy(b), SM_OK);
+}
+
+/* ---- sm_secret_from_fd ---- */
+
+Test(secret_fill, from_fd_reads_exactly_len)
+{
+    for (unsigned k = 0; k < NFACT; k++) {
+        int fd = pipe_with(LEN, (uint8_t)(40 + k));
+        sm_secret s;
+
+        cr_assert_eq(sm_secret_from_fd(factory(k), fd, 60, &s), SM_OK, "%s", factory_name(k));
+        assert_holds(s, (uint8_t)(40 + k), 60, factory_name(k));
+        cr_assert_eq(sm_secret_close(s), SM_OK);
+        close(fd);
+    }
+}
+
+Test(secret_fill, from_fd_short_empty_and_bad_input)
+{
+    size_t before;
+    uint64_t live;
+
+    warm_up();
+    before = mapped_bytes();
+    live = secrets_live();
+    for (unsigned k = 0; k < NFACT; k++) {
+        int fd = pipe_with(10, 1);
+        sm_secret s = { 0 };
+
+        cr_assert_eq(sm_secret_from_fd(factory(k), fd, 11, &s), SM_E_IO, "%s", factory_name(k));
+        cr_assert_eq(sm_last_os_error(), 0, "ended early: no OS error behind it");
+        cr_assert_eq(sm_secret_from_fd(factory(k), fd, 11, &s), SM_E_IO, "empty");
+        cr_assert_eq(sm_secret_from_fd(factory(k), -1, 11, &s), SM_E_IO);
+        cr_assert_eq(sm_last_os_error(), EBADF);
+        cr_assert_eq(sm_secret_from_fd(factory(k), fd, 0, &s), SM_E_INVAL);
+        cr_assert_eq(sm_secret_from_fd(factory(k), fd, 1, NULL), SM_E_INVAL);
+        cr_assert_eq(sm_secret_from_fd(NULL, fd, 1, &s), SM_E_INVAL);
+        cr_assert_eq(s.id, 0);
+        close(fd);
+    }
+    cr_assert_eq(secrets_live(), live, "nothing made");
+    cr_assert(same_mappings(before), "nothing left mapped");
+}
+
+/* ---- sm_secret_from_callback ---- */
+
+typedef struct fill_ctx {
+    uint8_t   seed;
+    sm_status result;
+    uint8_t  *seen;  /* where the storage was, to check it is not readable afterwards */
+    sm_secret other; /* read inside the fill, when not 0 */
+} fill_ctx;
+
+static sm_status xor_fn(const uint8_t *b, size_t n, void *ctx)
+{
+    uint8_t *out = ctx;
+
+    for (size_t i = 0; i < n; i++)
+        out[i] ^= b[i];
+    return SM_OK;
+}
+
+static sm_status fill_fn(uint8_t *bytes, size_t len, void *ctx)
+{
+    fill_ctx *c = ctx;
+
+    c->seen = bytes;
+    pattern(bytes, len, c->seed);
+    if (c->other.id != 0) {
+        /* A KDF reading its input secret while it writes its output in place. */
+        sm_status st = sm_secret_with_bytes(c->other, xor_fn, bytes);
+
+        if (st != SM_OK)
+            return st;
+    }
+    return c->result;
+}
+
+Test(secret_fill, from_callback_writes_in_place)
+{
+    for (unsigned k = 0; k < NFACT; k++) {
+        fill_ctx c = { .seed = (uint8_t)(60 + k), .result = SM_OK };
+        sm_secret s;
+
+        cr_assert_eq(sm_secret_from_callback(factory(k), LEN, fill_fn, &c, &s), SM_OK,
+                     "%s", factory_name(k));
+        assert_holds(s, (uint8_t)(60 + k), LEN, factory_name(k));
+        cr_assert_eq(sm_secret_close(s), SM_OK);
+    }
+}
+
+Test(secret_fill, from_callback_may_read_another_secret)
+{
+    uint8_t zero[LEN] = { 0 };
+    fill_ctx c = { .seed = 5, .result = SM_OK };
+    sm_secret s;
+
+    /* XOR with a secret of zeroes keeps the pattern: the nested access ran. */
+    cr_assert_eq(sm_secret_new(sm_factory_encrypted(), zero, LEN, &c.other), SM_OK);
+    cr_assert_eq(sm_secret_from_callback(sm_factory_guarded(), LEN, fill_fn, &c, &s), SM_OK);
+    assert_holds(s, 5, LEN, "nested");
+    cr_assert_eq(sm_secret_close(s), SM_OK);
+    /* And a failure of that nested access is the fill's failure. */
+    cr_assert_eq(sm_secret_close(c.other), SM_OK);
+    cr_assert_eq(sm_secret_from_callback(sm_factory_guarded(), LEN, fill_fn, &c, &s), SM_E_STATE);
+}
+
+Test(secret_fill, from_callback_errors_make_nothing)
+{
+    static const sm_status fails[] = { SM_E_CALLBACK, SM_E_USER, (sm_status)(SM_E_USER + 7),
+                                       SM_E_USER_MAX, SM_E_AUTH };
+    size_t before;
+    uint64_t live;
+
+    warm_up();
+    before = mapped_bytes();
+    live = secrets_live();
+    for (unsigned k = 0; k < NFACT; k++) {
+        for (size_t i = 0; i < sizeof fails / sizeof fails[0]; i++) {
+            fill_ctx c = { .seed = 1, .result = fails[i] };
+            sm_secret s = { 0 };
+
+            cr_assert_eq(sm_secret_from_callback(factory(k), LEN, fill_fn, &c, &s), fails[i],
+                         "%s: the callback's status, unchanged", factory_name(k));
+            cr_assert_eq(s.id, 0);
+        }
+        cr_assert_eq(sm_secret_from_callback(factory(k), LEN, NULL, NULL, &(sm_secret){ 0 }),
+                     SM_E_INVAL);
+        cr_assert_eq(sm_secret_from_callback(factory(k), 0, fill_fn, NULL, &(sm_secret){ 0 }),
+                     SM_E_INVAL);
+        cr_assert_eq(sm_secret_from_callback(factory(k), LEN, fill_fn, NULL, NULL), SM_E_INVAL);
+    }
+    cr_assert_eq(secrets_live(), live, "nothing made");
+    cr_assert(same_mappings(before), "what the fills wrote is unmapped with its storage");
+}
+
+/* ---- callback statuses (sm_bytes_fn) ---- */
+
+static sm_status fail_with(const uint8_t *b, size_t n, void *ctx)
+{
+    (void)b;
+    (void)n;
+    return *(const sm_status *)ctx;
+}
+
+Test(secret_fill, access_callback_statuses_pass_through_and_are_named)
+{
+    static const sm_status fails[] = { SM_E_CALLBACK, SM_E_USER, (sm_status)(SM_E_USER + 42),
+                                       SM_E_USER_MAX };
+    uint8_t key[32] = { 1 };
+    sm_secret s;
+
+    cr_assert_eq(sm_secret_new(sm_factory_protected(), key, sizeof key, &s), SM_OK);
+    for (size_t i = 0; i < sizeof fails / sizeof fails[0]; i++) {
+        sm_status want = fails[i];
+
+        cr_assert_eq(sm_secret_with_bytes(s, fail_with, &want), want);
+        cr_assert_eq(sm_secret_try_with_bytes(s, fail_with, &want), want);
+        cr_assert_str_neq(sm_status_str(want), "unknown sm_status");
+    }
+    cr_assert_str_eq(sm_status_str(SM_E_CALLBACK), "SM_E_CALLBACK: a callback failed");
+    cr_assert_eq(sm_secret_close(s), SM_OK);
+}
+
+/* ---- sm_last_os_error after the fd readers ---- */
+
+/* Used to say ESPIPE (29): the seek probe that tells a pipe from a file failed, as expected. */
+Test(secret_fill, last_os_error_after_reading_a_pipe_is_not_the_seek_probe)
+{
+    int fd = pipe_with(20, 7);
+    sm_buffer b;
+
+    cr_assert_eq(sm_last_os_error(), 0);
+    cr_assert_eq(sm_buffer_from_fd_until(fd, 0xff, &b), SM_OK);
+    cr_assert_eq(sm_last_os_error(), 0, "no OS call failed that the caller should know of");
+    cr_assert_eq(sm_buffer_destroy(b), SM_OK);
+    close(fd);
+}
+
+/* ---- sm_init after an implicit initialisation ---- */
+
+Test(secret_fill, init_after_implicit_initialisation_says_so)
+{
+    sm_config best = { SM_LOCK_BEST_EFFORT, SM_BACKING_ANON, false };
+    sm_buffer b;
+
+    cr_assert_eq(sm_buffer_new(8, &b), SM_OK, "initialises with the defaults");
+    cr_assert_eq(sm_init(&best), SM_E_STATE);
+    cr_assert(strstr(sm_status_str(SM_E_STATE), "sm_init") != NULL,
+              "the text names this case, not only stale handles: %s", sm_status_str(SM_E_STATE));
+    cr_assert_eq(sm_init(NULL), SM_OK, "the configuration in force again");
+    cr_assert_eq(sm_buffer_destroy(b), SM_OK);
+}
+
+/* ---- sm_buffer_data's alignment, as buffer.h states it ---- */
+
+Test(secret_fill, buffer_data_is_aligned_as_its_size)
+{
+    static const struct { size_t size, align; } cases[] = {
+        { 52, 4 }, { 64, 64 }, { 33, 1 }, { 48, 16 }, { 4096, 4096 },
+    };
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sm_buffer b;
+        uintptr_t p;
+
+        cr_assert_eq(sm_buffer_new(cases[i].size, &b), SM_OK);
+        p = (uintptr_t)sm_buffer_data(b);
+        cr_assert_eq(p % cases[i].align, 0, "size %zu", cases[i].size);
+        if (cases[i].align < sm_page_size()) /* pages may happen to be better aligned */
+            cr_assert_neq(p % (cases[i].align * 2), 0, "size %zu: no better", cases[i].size);
+        cr_assert_eq(sm_buffer_destroy(b), SM_OK);
+    }
+}
+
+/* ---- the buffer calls that wipe their source ---- */
+
+Test(secret_fill, buffer_from_bytes_and_move_refuse_a_frozen_source)
+{
+    uint8_t bytes[LEN];
+    sm_buffer frozen, dst, b = { 0 };
+    bool same;
+    sm_stats a, z;
+
+    pattern(bytes, LEN, 21);
+    cr_assert_eq(sm_buffer_from_bytes(bytes, LEN, &frozen), SM_OK);
+    cr_assert_eq(sm_buffer_new(LEN, &dst), SM_OK);
+    cr_assert_eq(sm_stats_get(&a), SM_OK);
+    cr_assert_eq(sm_buffer_from_bytes(sm_buffer_data(frozen), LEN, &b), SM_E_READONLY);
+    cr_assert_eq(b.id, 0);
+    cr_assert_eq(sm_buffer_move(dst, sm_buffer_data(frozen), LEN), SM_E_READONLY);
+    cr_assert_eq(sm_buffer_move_at(dst, 10, sm_buffer_data(frozen), 20), SM_E_READONLY);
+    cr_assert_eq(sm_buffer_copy(dst, sm_buffer_data(frozen), LEN), SM_OK, "copy wipes nothing");
+    cr_assert_eq(sm_stats_get(&z), SM_OK);
+    cr_assert_eq(z.buffers_live, a.buffers_live);
+    cr_assert_eq(z.allocations_total, a.allocations_total, "the refused region is taken back");
+    pattern(bytes, LEN, 21);
+    cr_assert_eq(sm_buffer_equal(frozen, bytes, LEN, &same), SM_OK);
+    cr_assert(same);
+    cr_assert_eq(sm_buffer_destroy(dst), SM_OK);
+    cr_assert_eq(sm_buffer_destroy(frozen), SM_OK);
+}
