@@ -717,7 +717,8 @@ static sm_status run_access(sm_secret sec, sm_bytes_fn fn, void *ctx, bool try)
 
     if (fn == NULL)
         return SM_E_INVAL;
-    if (changing_here(sec.id))
+    /* A try gets SM_E_BUSY from the table's WINDOW-CHANGING cell: it does not wait. */
+    if (!try && changing_here(sec.id))
         return SM_E_STATE;
     st = try ? smi_registry_try_acquire(sec.id, SMI_KIND_SECRET, &s)
              : smi_registry_acquire(sec.id, SMI_KIND_SECRET, &s);

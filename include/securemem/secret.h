@@ -50,12 +50,12 @@ SM_BEGIN_DECLS
  * leaving *bytes NULL) has failed too: the library undoes it (destroy after create,
  * make_unreadable after make_readable, their own errors ignored) and the call returns
  * SM_E_INVAL; nothing of the secret is left, or it stays at rest.
- * A hook MUST NOT wait for its own secret: sm_secret_with_bytes,
- * sm_secret_try_with_bytes, sm_secret_read_at and sm_secret_close on the secret whose
- * make_readable, make_unreadable or destroy is running on this thread return SM_E_STATE
- * at once, since they would wait for the window change that this very call is making
- * (tracked 16 hooks deep per thread, as accesses are). sm_secret_size and
- * sm_secret_is_closed answer as usual. A hook that uses another secret can wait for that
+ * A hook MUST NOT wait for its own secret: sm_secret_with_bytes, sm_secret_read_at and
+ * sm_secret_close on the secret whose make_readable, make_unreadable or destroy is
+ * running on this thread return SM_E_STATE at once, since they would wait for the window
+ * change that this very call is making (tracked 16 hooks deep per thread, as accesses
+ * are). sm_secret_try_with_bytes gives SM_E_BUSY there, as it does from any thread
+ * during a window change, and sm_secret_size and sm_secret_is_closed answer as usual. A hook that uses another secret can wait for that
  * secret's window change like any caller; two hooks on two threads that each wait for the
  * other's secret wait for ever, as two locks taken in opposite orders would.
  *
@@ -204,9 +204,9 @@ SM_API SM_MUST_CHECK sm_status sm_secret_from_callback(const sm_factory *f, size
  * the status of that refusal is returned and the secret stays readable until the next
  * last access leaves.
  * Errors: SM_E_INVAL (fn NULL; or a custom make_readable that gave SM_OK and no bytes),
- * SM_E_STATE (stale, closed or closing; or called from a hook of this secret running on
- * this thread), the factory's error when the window cannot be opened (fn is then not
- * called).
+ * SM_E_STATE (stale, closed or closing; or, except for the try variant, called from a
+ * hook of this secret running on this thread), the factory's error when the window
+ * cannot be opened (fn is then not called).
  */
 SM_API SM_MUST_CHECK sm_status sm_secret_with_bytes(sm_secret s, sm_bytes_fn fn, void *ctx);
 
