@@ -55,9 +55,10 @@ SM_BEGIN_DECLS
  * running on this thread return SM_E_STATE at once, since they would wait for the window
  * change that this very call is making (tracked 16 hooks deep per thread, as accesses
  * are). sm_secret_try_with_bytes gives SM_E_BUSY there, as it does from any thread
- * during a window change, and sm_secret_size and sm_secret_is_closed answer as usual. A hook that uses another secret can wait for that
- * secret's window change like any caller; two hooks on two threads that each wait for the
- * other's secret wait for ever, as two locks taken in opposite orders would.
+ * during a window change, and sm_secret_size and sm_secret_is_closed answer as usual.
+ * A hook that uses another secret can wait for that secret's window change like any
+ * caller; two hooks on two threads that each wait for the other's secret wait for ever,
+ * as two locks taken in opposite orders would.
  *
  *  - create: storage for exactly len bytes (len > 0 and below 2^62; the library has
  *    checked). *state is the factory's own handle for it; *fill points at len writable
@@ -226,10 +227,10 @@ SM_API SM_MUST_CHECK sm_status sm_secret_with_bytes(sm_secret s, sm_bytes_fn fn,
  *    factory waits for;
  *  - taking the secret's lock back after opening the window, and again when leaving,
  *    are blocking calls: the window is open, or the access has already run, and must be
- *    counted. Other threads hold that lock for bookkeeping, never across
- *    a window change or make_readable, make_unreadable or destroy; only sm_audit (its
- *    check of this secret: at most two mprotect calls) and a purge finishing this
- *    secret hold it longer. The last access out shuts the window itself.
+ *    counted. Other threads hold that lock for bookkeeping, never across a window
+ *    change or make_readable, make_unreadable or destroy; only sm_audit (its check of
+ *    this secret: at most two mprotect calls) and a purge finishing this secret hold it
+ *    longer. The last access out shuts the window itself.
  */
 SM_API SM_MUST_CHECK sm_status sm_secret_try_with_bytes(sm_secret s, sm_bytes_fn fn, void *ctx);
 
