@@ -1553,9 +1553,10 @@ static void op_secret_bad(fz_in *in)
 
 /*
  * Destroy every object, then purge: what is left to purge here is the enclave key and the
- * canary key, and every handle must be stale afterwards. A purge of live objects retires
- * their registry slots for good (spec/runtime.md), which a long run in one process would
- * run out of: those purges run in forked children (op_fork).
+ * canary key, and every handle must be stale afterwards. Purges of live objects run in
+ * forked children (op_fork). They once had to, because a purge retired its slots for
+ * good; since issue 18 §2 purged slots are reused (spec/registry.md), and the children
+ * stay because they also check the process after a purge.
  */
 static void op_purge(fz_in *in)
 {

@@ -180,6 +180,19 @@ static void fork_release(void)
 }
 
 /*
+ * The child's regions are no longer locked (mlock does not survive fork): counted
+ * unlocked until rekey_child locks them again, so that sm_stats tells the truth
+ * (issue 18, "also noticed").
+ */
+static void fork_child(void)
+{
+    if (atomic_load_explicit(&published, memory_order_acquire))
+        for (unsigned n = 0; n < NREGIONS; n++)
+            smi_region_fork_unlocked(&regions[n]);
+    fork_release();
+}
+
+/*
  * Register the fork handlers before the first lock is ever taken, so that no fork can
  * catch a coffer lock held by a thread that the child will not have. pthread_once and
  * not a hand-made flag: glibc restarts a once-routine that a fork interrupted, where a
@@ -194,7 +207,7 @@ static atomic_bool atfork_ok;
 static void atfork_register(void)
 {
     SMI_VG_ATOMIC(&atfork_ok, sizeof atfork_ok);
-    atomic_store(&atfork_ok, sm_os_atfork(fork_prepare, fork_release, fork_release) == SM_OK);
+    atomic_store(&atfork_ok, sm_os_atfork(fork_prepare, fork_release, fork_child) == SM_OK);
 }
 
 static sm_status atfork_ready(void)
@@ -316,16 +329,12 @@ static sm_status rekey_child(unsigned s)
     for (unsigned n = 0; n < NREGIONS && st == SM_OK; n++) {
         smi_region *r = &regions[n];
 
-        if (!r->locked || sm_os_mlock(r->base + page, r->lay.inner_len) == SM_OK)
+        if (!r->relock || sm_os_mlock(r->base + page, r->lay.inner_len) == SM_OK)
             continue;
-        if (smi_runtime_config()->lock_policy == SM_LOCK_REQUIRED) {
+        if (smi_runtime_config()->lock_policy == SM_LOCK_REQUIRED)
             st = SM_E_LOCK;
-        } else {
-            /* Best effort goes on unlocked, and the counters say so. */
-            r->locked = false;
-            atomic_fetch_sub(&smi_stat_locked, r->lay.inner_len);
-            atomic_fetch_add(&smi_stat_unlocked, r->lay.inner_len);
-        }
+        else
+            r->relock = false; /* best effort goes on unlocked, counted so since the fork */
     }
     if (st == SM_OK)
         st = sm_os_random((uint8_t *)sl, NEW_KEY_DRAW);
@@ -336,6 +345,9 @@ static sm_status rekey_child(unsigned s)
     for (unsigned n = 0; n < NREGIONS; n++)
         smi_canary_fill(regions[n].base + page, regions[n].lay.canary_len, regions[n].seed);
     install_key(sl, &regions[LEFT], &regions[RIGHT], head());
+    /* Counted locked again only now, so that a failed call has moved no counter. */
+    for (unsigned n = 0; n < NREGIONS; n++)
+        smi_region_relocked(&regions[n]);
     return SM_OK;
 }
 

@@ -155,9 +155,12 @@ sm_status sm_enclave_new(void *src, size_t size, sm_enclave *out)
     /*
      * src is wiped on success anyway: encrypting in place there saves a copy. Every
      * failure leaves it as it was, a purge during the cipher included (the coffer
-     * decrypts it back).
+     * decrypts it back). The cipher writes src, so a read-only one (a FROZEN buffer's
+     * data) is refused first rather than faulting (SM-REQ-132).
      */
-    st = smi_sealed_seal(src, size, &e);
+    st = sm_os_writable(src, size);
+    if (st == SM_OK)
+        st = smi_sealed_seal(src, size, &e);
     if (st != SM_OK) {
         smi_registry_unreserve(slot);
         return st;

@@ -69,6 +69,7 @@ typedef struct smi_region {
     sm_prot    prot;       /* of the inner pages (canary and data) */
     bool       locked;     /* the inner pages are locked (counted in bytes_locked) */
     bool       secretmem;  /* the inner pages are a memfd_secret mapping */
+    bool       relock;     /* locked before a fork, not since: to lock again in the child */
 } smi_region;
 
 static inline uint8_t *smi_region_data(const smi_region *r)
@@ -111,12 +112,25 @@ void smi_region_wipe_in_place(smi_region *r);
  * again).
  */
 #define SMI_ENDING_WAIT_NS (20u * 1000000ull)
-/* Unmap without touching the pages (a forked child's pre-fork region). */
+/*
+ * A forked child's pre-fork region: unmap it without touching the pages if it is
+ * anonymous (WIPEONFORK); a secretmem region (DONTFORK) is not in the child, and its
+ * range may hold someone else's mapping by now: only its counters are taken back.
+ */
 void smi_region_forget(smi_region *r);
 /* smi_region_check for a region in any protection: opened to READ for the check, then
    shut again; the status of that shut (the region stays readable if it failed), or of
    the open if the OS refused it (the canary was not checked). */
 sm_status smi_region_audit(smi_region *r);
+/*
+ * For the regions a forked child keeps (WIPEONFORK: the canary key page, the enclave
+ * key's regions). mlock does not survive fork, so in the child's fork handler a locked
+ * region is counted unlocked, which is the truth, and marked relock;
+ * smi_region_relocked, once the owner has locked the pages again, counts them locked.
+ * So sm_stats never counts as locked what the kernel does not hold locked.
+ */
+void smi_region_fork_unlocked(smi_region *r);
+void smi_region_relocked(smi_region *r);
 /*
  * smi_region_free for a region that was never handed out, in the rollback of a failed
  * call: allocations_total is taken back too, so that the call changes no counter.
@@ -176,6 +190,12 @@ typedef struct smi_slot {
      * whoever next holds the lock finishes that purge (registry.md). 0: none.
      */
     _Atomic uint64_t doomed;
+    /*
+     * The id of a purged object whose pages accesses are still reading (a secret's):
+     * the body stays theirs, and the last one out frees the pages and gives the slot
+     * back (smi_registry_drop). 0: none. Guarded by the slot's lock.
+     */
+    uint64_t         lingering;
     _Alignas(16) unsigned char body[SMI_SLOT_BODY];
 } smi_slot;
 
@@ -202,6 +222,20 @@ sm_status smi_registry_try_acquire(uint64_t id, smi_kind kind, smi_slot **out);
 void smi_registry_release(smi_slot *s);
 /* Make every copy of the slot's id stale, and unlock the slot. The lock must be held. */
 void smi_registry_remove(smi_slot *s);
+/*
+ * The last access out of a purged object that was kept for its accesses (s->lingering
+ * is its id, the lock is held) has freed its pages: wipe the body, unlock, and give the
+ * slot back to use.
+ */
+void smi_registry_drop(smi_slot *s);
+/*
+ * With the slot's lock held, for a thread that finds id gone: true when a purge claimed
+ * id and left it to the lock's holder, and has not finished it yet (it will, as this
+ * thread lets go of the lock, or on its own second try). The body is still id's object
+ * then, and the thread must update it as it leaves (a reader counts itself out), so that
+ * the finish sees who is still inside.
+ */
+bool smi_registry_claimed(const smi_slot *s, uint64_t id);
 /* Live objects of kind. */
 uint64_t smi_registry_live(smi_kind kind);
 
@@ -216,12 +250,16 @@ uint64_t smi_registry_live(smi_kind kind);
  *    again pages that were opened for the check (SM_OK when none was).
  *  - forget: in a forked child, give back the address space of a pre-fork object whose
  *    pages the fork already wiped (WIPEONFORK) or left out (DONTFORK).
+ *  - in_use: asked after purge, slot lock held; true when accesses are still reading
+ *    pages that purge therefore wiped in place and left mapped. The slot then stays the
+ *    object's (smi_slot.lingering) until the last of them frees the pages. NULL: never.
  */
 typedef struct smi_kind_ops {
     bool (*purge)(void *body);
     void (*wipe)(void *body);
     sm_status (*audit)(void *body);
     void (*forget)(void *body);
+    bool (*in_use)(const void *body);
 } smi_kind_ops;
 
 extern const smi_kind_ops smi_kind_ops_table[SMI_KIND_COUNT];
@@ -317,13 +355,15 @@ bool smi_secret_purge(void *body);
 void smi_secret_wipe(void *body);
 sm_status smi_secret_audit(void *body);
 void smi_secret_forget(void *body);
+bool smi_secret_in_use(const void *body);
 
 /*
  * Make every live handle stale and destroy its object if its lock is free. An object
  * whose lock another thread holds is left to that thread, which purges it as it lets
  * go of the lock; with in_place (a purge that ends the process: panic, signal, safe
- * exit) its bytes are also wiped in place at once. Purged slots are retired, so no lock
- * is needed for the free list. Async-signal-safe. False if a damaged canary was found.
+ * exit) its bytes are also wiped in place at once. Purged slots go back to use through
+ * a lock-free list, so no lock is needed. Async-signal-safe. False if a damaged canary
+ * was found.
  */
 bool smi_registry_purge(bool in_place);
 /* Audit every live object under its own lock. */
@@ -490,6 +530,13 @@ sm_status smi_coffer_test_set_counter(uint64_t next);
 void smi_coffer_test_hold(bool slots, bool held);
 /* Pretend that the last split happened ns nanoseconds earlier. */
 void smi_coffer_test_age(uint64_t ns);
+/*
+ * Cap the registry at n slots (0: its full size), as if that were its size: the same
+ * code paths, with exhaustion in reach of a test. Set before the first insert.
+ */
+void smi_registry_test_limit(uint32_t n);
+/* The slots that the last purge or audit walk looked at. */
+uint64_t smi_registry_test_walked(void);
 /* Begin (true) or end (false) a change of the canary key, as another thread would. */
 void smi_rng_test_hold_writer(bool held);
 /* Call fn between an operation's cipher and its purge check (NULL: none). */

@@ -157,8 +157,10 @@ void smi_plain_wipe_in_place(smi_plain *p)
     }
 }
 
+/* As smi_region_forget: a secretmem mapping is not in the child, so nothing to unmap. */
 void smi_plain_forget(smi_plain *p)
 {
-    (void)sm_os_munmap(p->base, p->len);
+    if (!p->secretmem)
+        (void)sm_os_munmap(p->base, p->len);
     count_live(p, -1);
 }

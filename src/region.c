@@ -224,9 +224,37 @@ void smi_region_wipe_in_place(smi_region *r)
     }
 }
 
+/* See inner.h; the counts move with the flag, so every later free uncounts correctly. */
+void smi_region_fork_unlocked(smi_region *r)
+{
+    if (!r->locked)
+        return;
+    count_live(r, -1);
+    r->locked = false;
+    r->relock = true;
+    count_live(r, +1);
+}
+
+void smi_region_relocked(smi_region *r)
+{
+    if (!r->relock)
+        return;
+    count_live(r, -1);
+    r->locked = true;
+    r->relock = false;
+    count_live(r, +1);
+}
+
+/*
+ * A secretmem region is DONTFORK, guard pages included: the child has nothing at its
+ * address, and whatever is there now is someone else's (a child handler that ran
+ * before this one may have mapped it). It is forgotten by its counters only (issue 18
+ * §3, SM-REQ-106). An anonymous region is WIPEONFORK, still the child's: unmapped.
+ */
 void smi_region_forget(smi_region *r)
 {
-    (void)sm_os_munmap(r->base, r->lay.map_len);
+    if (!r->secretmem)
+        (void)sm_os_munmap(r->base, r->lay.map_len);
     count_live(r, -1);
 }
 

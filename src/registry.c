@@ -5,6 +5,12 @@
  * of the process: a lookup can read a slot with no registry lock at all, then take
  * that object's own lock and check the id again. The registry lock guards only the
  * free list and the growth of the slot table, on insert and remove.
+ *
+ * Slots go back to use after a purge too (issue 18 §2): a purge, which may run in a
+ * signal handler and so takes no lock, pushes the slots it finished onto a lock-free
+ * list (purged_head) that insert takes whole under the registry lock. The walks (purge,
+ * audit, fork) visit only the slots in use, through a bitmap: their cost follows the
+ * objects there are, not every slot ever used.
  */
 #include "inner.h"
 
@@ -15,14 +21,38 @@
 static smi_slot *_Atomic dir[DIR_CHUNKS];
 static _Atomic uint32_t used; /* slots ever handed out: indexes below this are mapped */
 static uint32_t free_head;    /* index + 1 of the first free slot, 0 if none */
+/*
+ * Slots that purges finished, index + 1 of the first, linked through next like the
+ * free list. Pushed with a compare-and-swap by purge (any thread, signal handlers
+ * included), and only ever taken whole, with an exchange, by insert under reg_lock:
+ * a push never reads the node it links to, so there is no ABA problem.
+ */
+static _Atomic uint32_t purged_head;
+/*
+ * Bit i set: slot i is off both lists (reserved, live, claimed by a purge, or kept for
+ * the accesses of a purged secret). Set under reg_lock when an index is taken, cleared
+ * just before the slot goes onto a list, so a walk that sees a bit clear can skip a
+ * slot that holds nothing to purge. 512 KiB of .bss, touched 8 bytes per 64 slots.
+ */
+static _Atomic uint64_t in_use[MAX_SLOTS / 64];
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic uint64_t live[SMI_KIND_COUNT];
+static uint32_t max_slots = MAX_SLOTS; /* below MAX_SLOTS only in tests */
+#if defined(SM_FAULT_INJECTION)
+static _Atomic uint64_t walked; /* slots the last walk looked at: a probe for the tests */
+#define WALKED(op) op
+#else
+#define WALKED(op) ((void)0) /* no shared counter on the purge path of the release build */
+#endif
 
 SMI_VG_AT_START(vg_registry)
 {
     SMI_VG_ATOMIC(dir, sizeof dir);
     SMI_VG_ATOMIC(&used, sizeof used);
+    SMI_VG_ATOMIC(&purged_head, sizeof purged_head);
+    SMI_VG_ATOMIC(in_use, sizeof in_use);
     SMI_VG_ATOMIC(live, sizeof live);
+    WALKED(SMI_VG_ATOMIC(&walked, sizeof walked));
 }
 
 static smi_slot *slot_at(uint32_t index)
@@ -35,17 +65,73 @@ static smi_slot *slot_at(uint32_t index)
     return &chunk[index % CHUNK_SLOTS];
 }
 
-/* A fresh slot index with the registry lock held: the free list first, then growth. */
+static void mark_in_use(uint32_t index)
+{
+    atomic_fetch_or(&in_use[index / 64], (uint64_t)1 << (index % 64));
+}
+
+static void mark_free(uint32_t index)
+{
+    atomic_fetch_and(&in_use[index / 64], ~((uint64_t)1 << (index % 64)));
+}
+
+/*
+ * The object in s is gone (removed or purged): move the generation on, so that no copy
+ * of its id is ever valid again. False when the generation is spent: the slot is then
+ * retired, never reused, since its next generation would wrap and repeat an old id.
+ */
+static bool next_generation(smi_slot *s)
+{
+    s->gen++;
+    return s->gen <= SMI_HANDLE_GEN_MAX;
+}
+
+/*
+ * Give a finished slot back from a purge, with no lock: async-signal-safe. The bit is
+ * cleared first, so that an insert that takes the slot at once sets it again after.
+ */
+static void push_purged(smi_slot *s)
+{
+    uint32_t head = atomic_load_explicit(&purged_head, memory_order_relaxed);
+
+    mark_free(s->index);
+    do {
+        s->next = head;
+        SMI_VG_PUBLISH(&purged_head); /* after the link: the consumer reads it */
+    } while (!atomic_compare_exchange_weak_explicit(&purged_head, &head, s->index + 1,
+                                                    memory_order_release,
+                                                    memory_order_relaxed));
+}
+
+/* With reg_lock held: an unused slot onto the free list (a spent one onto none). */
+static void push_free(smi_slot *s, bool recycle)
+{
+    mark_free(s->index);
+    if (recycle) {
+        s->next = free_head;
+        free_head = s->index + 1;
+    }
+}
+
+/*
+ * A fresh slot index with the registry lock held: the free list first, then the slots
+ * that purges gave back (all of them at once: they become the free list), then growth.
+ */
 static sm_status take_index(uint32_t *index)
 {
     uint32_t n = atomic_load_explicit(&used, memory_order_relaxed);
 
+    if (free_head == 0) {
+        free_head = atomic_exchange_explicit(&purged_head, 0, memory_order_acquire);
+        SMI_VG_RECEIVE(&purged_head);
+    }
     if (free_head != 0) {
         *index = free_head - 1;
         free_head = slot_at(*index)->next;
+        mark_in_use(*index);
         return SM_OK;
     }
-    if (n == MAX_SLOTS)
+    if (n == max_slots)
         return SM_E_NOMEM;
     if (n % CHUNK_SLOTS == 0) {
         void *mem;
@@ -68,6 +154,7 @@ static sm_status take_index(uint32_t *index)
     }
     *index = n;
     atomic_store_explicit(&used, n + 1, memory_order_release);
+    mark_in_use(n);
     return SM_OK;
 }
 
@@ -84,8 +171,7 @@ sm_status smi_registry_reserve(uint32_t *index)
 void smi_registry_unreserve(uint32_t index)
 {
     pthread_mutex_lock(&reg_lock);
-    slot_at(index)->next = free_head;
-    free_head = index + 1;
+    push_free(slot_at(index), true);
     pthread_mutex_unlock(&reg_lock);
 }
 
@@ -123,15 +209,26 @@ sm_status smi_registry_insert(smi_kind kind, const void *body, size_t len, uint6
 
 /*
  * Destroy the object in slot s for a purge that claimed its id (the id is already 0);
- * the slot's lock is held. The slot is retired: it never goes back on the free list,
- * which a purge in a signal handler could not lock.
+ * the slot's lock is held. *recycle: the caller gives the slot back (push_purged) once
+ * it has unlocked it. Not when the generation is spent, and not when accesses are still
+ * reading the object's pages (a secret's): the purge wiped them in place, the body stays
+ * for those readers, and the last of them frees the pages and gives the slot back
+ * (smi_registry_drop). So a slot is never reused while anyone still reads through it.
  */
-static bool finish_purge(smi_slot *s)
+static bool finish_purge(smi_slot *s, bool *recycle)
 {
-    bool intact = smi_kind_ops_table[s->kind].purge(s->body);
+    const smi_kind_ops *ops = &smi_kind_ops_table[s->kind];
+    uint64_t id = smi_handle_make(s->kind, s->gen, s->index);
+    bool intact = ops->purge(s->body);
 
-    smi_wipe(s->body, sizeof s->body);
     atomic_fetch_sub(&live[s->kind], 1);
+    *recycle = next_generation(s);
+    if (ops->in_use != NULL && ops->in_use(s->body)) {
+        s->lingering = id;
+        *recycle = false;
+        return intact;
+    }
+    smi_wipe(s->body, sizeof s->body);
     return intact;
 }
 
@@ -140,13 +237,22 @@ static bool finish_purge(smi_slot *s)
  * another thread held the lock, if one is pending and the object is still the one it
  * claimed (a holder that destroyed it meanwhile moved the generation on).
  */
-static bool take_over(smi_slot *s)
+static bool take_over(smi_slot *s, bool *recycle)
 {
     uint64_t d = atomic_exchange(&s->doomed, 0);
 
+    *recycle = false;
     if (d == 0 || smi_handle_gen(d) != s->gen)
         return true;
-    return finish_purge(s);
+    return finish_purge(s, recycle);
+}
+
+/* Unlock a slot that a purge may have finished, and give it back if so. */
+static void unlock_finished(smi_slot *s, bool recycle)
+{
+    pthread_mutex_unlock(&s->lock);
+    if (recycle)
+        push_purged(s);
 }
 
 /*
@@ -158,13 +264,13 @@ static bool take_over(smi_slot *s)
  */
 static void unlock_slot(smi_slot *s)
 {
-    bool intact = true;
+    bool intact = true, recycle;
 
     pthread_mutex_unlock(&s->lock);
     atomic_thread_fence(memory_order_seq_cst);
     if (atomic_load(&s->doomed) != 0 && pthread_mutex_trylock(&s->lock) == 0) {
-        intact = take_over(s);
-        pthread_mutex_unlock(&s->lock);
+        intact = take_over(s, &recycle);
+        unlock_finished(s, recycle);
     }
     if (!intact)
         smi_panic(smi_corrupt_msg);
@@ -231,12 +337,10 @@ void smi_registry_remove(smi_slot *s)
 {
     /* Not from the id: a purge may have zeroed it while this thread held the lock. */
     smi_kind kind = s->kind;
-    uint32_t index = s->index;
-    /* A slot whose generation is spent is retired, never reused: ids never repeat. */
-    bool retire = s->gen == SMI_HANDLE_GEN_MAX;
+    bool recycle;
 
     atomic_store_explicit(&s->id, 0, memory_order_release);
-    s->gen++;
+    recycle = next_generation(s);
     smi_wipe(s->body, sizeof s->body);
     /* Wake whoever waits on this object: they will find it gone. */
     pthread_cond_broadcast(&s->cond);
@@ -244,17 +348,70 @@ void smi_registry_remove(smi_slot *s)
     unlock_slot(s);
 
     pthread_mutex_lock(&reg_lock);
-    if (!retire) {
-        s->next = free_head;
-        free_head = index + 1;
-    }
+    push_free(s, recycle);
     pthread_mutex_unlock(&reg_lock);
     atomic_fetch_sub(&live[kind], 1);
+}
+
+void smi_registry_drop(smi_slot *s)
+{
+    bool recycle = s->gen <= SMI_HANDLE_GEN_MAX;
+
+    s->lingering = 0;
+    smi_wipe(s->body, sizeof s->body);
+    pthread_cond_broadcast(&s->cond);
+    unlock_slot(s);
+    pthread_mutex_lock(&reg_lock);
+    push_free(s, recycle);
+    pthread_mutex_unlock(&reg_lock);
+}
+
+/* Whoever finishes the object moves the generation on, under this lock (finish_purge). */
+bool smi_registry_claimed(const smi_slot *s, uint64_t id)
+{
+    return s->gen == smi_handle_gen(id);
 }
 
 uint64_t smi_registry_live(smi_kind kind)
 {
     return atomic_load(&live[kind]);
+}
+
+/*
+ * The slots in use below used, in index order, for the walks: a word of the bitmap at
+ * a time, so that 64 free slots cost one load. Slots taken after the walk read their
+ * word are not seen; they hold objects made after the walk began.
+ */
+typedef struct walk {
+    uint32_t n, word;
+    uint64_t bits;
+} walk;
+
+static void walk_start(walk *w)
+{
+    w->n = atomic_load_explicit(&used, memory_order_acquire);
+    w->word = 0;
+    w->bits = 0;
+    WALKED(atomic_store(&walked, 0));
+}
+
+static smi_slot *walk_next(walk *w)
+{
+    uint32_t i;
+
+    while (w->bits == 0) {
+        if ((uint64_t)w->word * 64 >= w->n)
+            return NULL;
+        w->bits = atomic_load_explicit(&in_use[w->word++], memory_order_acquire);
+    }
+    i = (w->word - 1) * 64 + (uint32_t)__builtin_ctzll(w->bits);
+    w->bits &= w->bits - 1;
+    if (i >= w->n) { /* taken after used was read: not this walk's */
+        w->bits = 0;
+        return walk_next(w);
+    }
+    WALKED(atomic_fetch_add_explicit(&walked, 1, memory_order_relaxed));
+    return slot_at(i);
 }
 
 /*
@@ -266,21 +423,21 @@ uint64_t smi_registry_live(smi_kind kind)
  * not run again, so the wipe does not race it; if it is another thread, the wipe is
  * made through mprotect first and so cannot fault on pages it unmapped meanwhile.
  */
-static bool finish_held(uint32_t n)
+static bool finish_held(void)
 {
     uint64_t deadline = sm_os_monotonic_ns() + SMI_ENDING_WAIT_NS;
-    bool intact = true, pending = true;
+    bool intact = true, pending = true, recycle;
+    walk w;
+    smi_slot *s;
 
     while (pending) {
         pending = false;
-        for (uint32_t i = 0; i < n; i++) {
-            smi_slot *s = slot_at(i);
-
+        for (walk_start(&w); (s = walk_next(&w)) != NULL;) {
             if (atomic_load(&s->doomed) == 0)
                 continue;
             if (pthread_mutex_trylock(&s->lock) == 0) {
-                intact &= take_over(s);
-                pthread_mutex_unlock(&s->lock);
+                intact &= take_over(s, &recycle);
+                unlock_finished(s, recycle);
             } else {
                 pending = true;
             }
@@ -289,8 +446,7 @@ static bool finish_held(uint32_t n)
             break;
         sm_os_yield();
     }
-    for (uint32_t i = 0; pending && i < n; i++) {
-        smi_slot *s = slot_at(i);
+    for (walk_start(&w); pending && (s = walk_next(&w)) != NULL;) {
         uint64_t d = atomic_load(&s->doomed);
 
         if (d != 0 && smi_handle_gen(d) == s->gen)
@@ -309,44 +465,45 @@ static bool finish_held(uint32_t n)
  * lock (unlock_slot), so that no two threads ever touch the object at once. A purge that
  * ends the process cannot leave it to a holder that may never run again: with in_place
  * it waits a little for the holders, then wipes in place (finish_held, spec/runtime.md).
+ * Each slot finished goes back to use through the lock-free purged list.
  */
 bool smi_registry_purge(bool in_place)
 {
-    uint32_t n = atomic_load_explicit(&used, memory_order_acquire);
-    bool intact = true;
+    bool intact = true, recycle;
+    walk w;
+    smi_slot *s;
 
-    for (uint32_t i = 0; i < n; i++) {
-        smi_slot *s = slot_at(i);
+    for (walk_start(&w); (s = walk_next(&w)) != NULL;) {
         uint64_t id = atomic_load_explicit(&s->id, memory_order_acquire);
 
         if (id == 0 || !atomic_compare_exchange_strong(&s->id, &id, 0))
             continue;
         SMI_VG_RECEIVE(&s->id);
         if (pthread_mutex_trylock(&s->lock) == 0) {
-            intact &= finish_purge(s);
-            pthread_mutex_unlock(&s->lock);
+            intact &= finish_purge(s, &recycle);
+            unlock_finished(s, recycle);
             continue;
         }
         atomic_store(&s->doomed, id);
         atomic_thread_fence(memory_order_seq_cst);
         /* The holder may have let go before it could see doomed: then finish it here. */
         if (pthread_mutex_trylock(&s->lock) == 0) {
-            intact &= take_over(s);
-            pthread_mutex_unlock(&s->lock);
+            intact &= take_over(s, &recycle);
+            unlock_finished(s, recycle);
         }
     }
     if (in_place)
-        intact &= finish_held(n);
+        intact &= finish_held();
     return intact;
 }
 
 sm_status smi_registry_audit(void)
 {
-    uint32_t n = atomic_load_explicit(&used, memory_order_acquire);
     sm_status st = SM_OK, r;
+    walk w;
+    smi_slot *s;
 
-    for (uint32_t i = 0; i < n; i++) {
-        smi_slot *s = slot_at(i);
+    for (walk_start(&w); (s = walk_next(&w)) != NULL;) {
         uint64_t id = atomic_load_explicit(&s->id, memory_order_acquire);
 
         if (id == 0 || smi_registry_acquire(id, (smi_kind)smi_handle_kind(id), &s) != SM_OK)
@@ -370,28 +527,62 @@ void smi_registry_fork_parent(void)
 }
 
 /*
- * The child has one thread. A slot lock may have been copied locked from a thread that
- * does not exist here, so every pre-fork slot is retired rather than reused, and its
- * lock reinitialised in case something waits on it.
+ * The child has one thread. Any slot lock may have been copied locked from a thread
+ * that the child lacks (a lookup that lost a race with a remove locks a free slot for a
+ * moment), so every slot's lock is initialised again. Every pre-fork object, live,
+ * claimed by a purge, or kept for the accesses of a purged secret, is forgotten (its
+ * pages are the fork's: wiped, or not in the child), its generation moved on so that
+ * its handles stay stale, and its slot put back on the free list, as are the slots that
+ * purges had given back and those that threads the child lacks had reserved.
  */
 void smi_registry_after_fork(void)
 {
     uint32_t n = atomic_load_explicit(&used, memory_order_relaxed);
+    uint32_t head = atomic_exchange(&purged_head, 0);
+    walk w;
+    smi_slot *s;
 
     pthread_mutex_init(&reg_lock, NULL);
     for (uint32_t i = 0; i < n; i++) {
-        smi_slot *s = slot_at(i);
+        s = slot_at(i);
+        pthread_mutex_init(&s->lock, NULL);
+        pthread_cond_init(&s->cond, NULL);
+    }
+    while (head != 0) { /* given back by purges: onto the free list */
+        s = slot_at(head - 1);
+        head = s->next;
+        push_free(s, true);
+    }
+    for (walk_start(&w); (s = walk_next(&w)) != NULL;) {
         uint64_t id = atomic_exchange(&s->id, 0), d = atomic_exchange(&s->doomed, 0);
+        bool recycle = true;
 
         /* A purge in the parent may have left an object to a thread the child lacks. */
         if (id == 0 && d != 0 && smi_handle_gen(d) == s->gen)
             id = d;
-        if (id == 0)
-            continue;
-        pthread_mutex_init(&s->lock, NULL);
-        pthread_cond_init(&s->cond, NULL);
-        smi_kind_ops_table[s->kind].forget(s->body);
+        if (id != 0) {
+            smi_kind_ops_table[s->kind].forget(s->body);
+            atomic_fetch_sub(&live[s->kind], 1);
+            recycle = next_generation(s);
+        } else if (s->lingering != 0) {
+            /* Counted down and its generation moved on by the purge already. */
+            smi_kind_ops_table[s->kind].forget(s->body);
+            recycle = s->gen <= SMI_HANDLE_GEN_MAX;
+            s->lingering = 0;
+        }
         smi_wipe(s->body, sizeof s->body);
-        atomic_fetch_sub(&live[s->kind], 1);
+        push_free(s, recycle);
     }
 }
+
+#if defined(SM_FAULT_INJECTION)
+void smi_registry_test_limit(uint32_t n)
+{
+    max_slots = n == 0 || n > MAX_SLOTS ? MAX_SLOTS : n;
+}
+
+uint64_t smi_registry_test_walked(void)
+{
+    return atomic_load(&walked);
+}
+#endif

@@ -161,6 +161,8 @@ void smi_rng_after_fork(void)
 {
     atomic_store(&key_writers, 0);
     pthread_mutex_init(&reseed_lock, NULL);
+    /* Not locked here until relock_after_fork: counted unlocked meanwhile (issue 18). */
+    smi_region_fork_unlocked(&key_region);
 }
 
 #if defined(SM_FAULT_INJECTION)
@@ -176,16 +178,14 @@ void smi_rng_test_hold_writer(bool held)
 /*
  * mlock does not survive fork either: lock the page again before a key goes into it.
  * This path cannot fail (smi_rng_canary has no error), so a refusal is taken as best
- * effort, and the page moves to the unlocked count so that sm_stats tells the truth.
+ * effort: the page stays in the unlocked count, where the fork handler put it.
  */
 static void relock_after_fork(void)
 {
-    if (key_region.locked &&
-        sm_os_mlock(key_region.base + sm_os_page_size(), key_region.lay.inner_len) != SM_OK) {
-        key_region.locked = false;
-        atomic_fetch_sub(&smi_stat_locked, key_region.lay.inner_len);
-        atomic_fetch_add(&smi_stat_unlocked, key_region.lay.inner_len);
-    }
+    if (key_region.relock &&
+        sm_os_mlock(key_region.base + sm_os_page_size(), key_region.lay.inner_len) == SM_OK)
+        smi_region_relocked(&key_region);
+    key_region.relock = false;
 }
 
 /*

@@ -12,11 +12,13 @@ static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_bool ready;
 static sm_config config;
 static bool secretmem;
-static bool atfork_done;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static atomic_bool atfork_ok;
 
 SMI_VG_AT_START(vg_runtime)
 {
     SMI_VG_ATOMIC(&ready, sizeof ready);
+    SMI_VG_ATOMIC(&atfork_ok, sizeof atfork_ok);
     SMI_VG_ATOMIC(&smi_stat_allocations, sizeof smi_stat_allocations);
     SMI_VG_ATOMIC(&smi_stat_locked, sizeof smi_stat_locked);
     SMI_VG_ATOMIC(&smi_stat_unlocked, sizeof smi_stat_unlocked);
@@ -44,14 +46,49 @@ static sm_status probe_secretmem(bool *works)
     return st == SM_E_UNSUPPORTED ? SM_OK : st;
 }
 
-/* Every step that can fail comes before the ones that cannot be undone. */
-/* The forked child's handler: the registry's slots, then the canary generator's key. */
+/*
+ * The fork handlers (spec/runtime.md, "Fork"). init_lock and the registry lock are both
+ * taken before the fork, so that the child never inherits either locked by a thread it
+ * does not have (issue 18 §1: a child forked while another thread was in sm_init waited
+ * for it for ever). Prepare handlers run in the reverse order of registration and these
+ * are registered first (the coffer's only at the first seal, which needs the runtime),
+ * so a fork takes the coffer's locks, then init_lock, then the registry lock: the order
+ * in which the library's own paths nest them, which never hold init_lock or the
+ * registry lock while they take a coffer lock.
+ */
+static void before_fork(void)
+{
+    pthread_mutex_lock(&init_lock);
+    smi_registry_before_fork();
+}
+
+static void fork_parent(void)
+{
+    smi_registry_fork_parent();
+    pthread_mutex_unlock(&init_lock);
+}
+
+/* The forked child: both locks afresh, the registry's slots, the canary generator's key. */
 static void after_fork(void)
 {
+    pthread_mutex_init(&init_lock, NULL);
     smi_registry_after_fork();
     smi_rng_after_fork();
 }
 
+/*
+ * Registered before init_lock is first taken, or a fork could still catch it held
+ * before the handlers exist. pthread_once for the reason coffer.c gives (glibc restarts
+ * a once-routine that a fork interrupted). It fails only when libc cannot grow its
+ * handler list: then no call can be made fork-safe, and every sm_init of the process
+ * gives SM_E_NOMEM.
+ */
+static void atfork_register(void)
+{
+    atomic_store(&atfork_ok, sm_os_atfork(before_fork, fork_parent, after_fork) == SM_OK);
+}
+
+/* Every step that can fail comes before the ones that cannot be undone. */
 static sm_status init_locked(const sm_config *cfg)
 {
     bool works = false;
@@ -63,13 +100,6 @@ static sm_status init_locked(const sm_config *cfg)
             return st;
         if (!works && cfg->backing == SM_BACKING_SECRETMEM_REQUIRED)
             return SM_E_UNSUPPORTED;
-    }
-    /* Once per process, and first: it is the one step that cannot be undone. */
-    if (!atfork_done) {
-        st = sm_os_atfork(smi_registry_before_fork, smi_registry_fork_parent, after_fork);
-        if (st != SM_OK)
-            return st;
-        atfork_done = true;
     }
     config = *cfg;
     secretmem = works;
@@ -92,6 +122,9 @@ sm_status sm_init(const sm_config *cfg)
     if ((unsigned)cfg->lock_policy > SM_LOCK_BEST_EFFORT ||
         (unsigned)cfg->backing > SM_BACKING_SECRETMEM_REQUIRED)
         return SM_E_INVAL;
+    pthread_once(&atfork_once, atfork_register);
+    if (!atomic_load(&atfork_ok))
+        return SM_E_NOMEM;
     pthread_mutex_lock(&init_lock);
     if (atomic_load(&ready)) {
         st = config_equal(cfg, &config) ? SM_OK : SM_E_STATE;
@@ -149,9 +182,13 @@ sm_status sm_stats_get(sm_stats *out)
 
 /* Each kind's part in the registry's walks; the other kinds arrive with their modules. */
 const smi_kind_ops smi_kind_ops_table[SMI_KIND_COUNT] = {
-    [SMI_KIND_BUFFER] = { smi_buffer_purge, smi_buffer_wipe, smi_buffer_audit, smi_buffer_forget },
+    [SMI_KIND_BUFFER] = { smi_buffer_purge, smi_buffer_wipe, smi_buffer_audit, smi_buffer_forget,
+                          NULL },
     [SMI_KIND_ENCLAVE] = { smi_enclave_purge, smi_enclave_wipe, smi_enclave_audit,
-                           smi_enclave_forget },
-    [SMI_KIND_STREAM] = { smi_stream_purge, smi_stream_wipe, smi_stream_audit, smi_stream_forget },
-    [SMI_KIND_SECRET] = { smi_secret_purge, smi_secret_wipe, smi_secret_audit, smi_secret_forget },
+                           smi_enclave_forget, NULL },
+    [SMI_KIND_STREAM] = { smi_stream_purge, smi_stream_wipe, smi_stream_audit, smi_stream_forget,
+                          NULL },
+    /* Only a secret's pages are read outside its lock (by accesses): in_use. */
+    [SMI_KIND_SECRET] = { smi_secret_purge, smi_secret_wipe, smi_secret_audit, smi_secret_forget,
+                          smi_secret_in_use },
 };

@@ -19,7 +19,8 @@
  * needs, and when it takes the lock back and finds the id gone, it frees the pages
  * itself (purge leaves pages that are being changed alone). Pages that accesses are
  * reading when a purge comes are wiped in place and stay mapped, since those threads
- * still hold the pointer.
+ * still hold the pointer; the registry keeps the slot for them, and the last one out
+ * frees the pages (leave_purged).
  */
 #include <string.h>
 
@@ -669,6 +670,29 @@ in:
     return SM_OK;
 }
 
+/*
+ * Leave an access during which a purge came: the purge wiped the window in place and
+ * left it mapped for the readers, and kept the slot for them (smi_slot.lingering). The
+ * last one out frees the pages, as change_end does (destroy, then purge if destroy
+ * refuses), and gives the slot back (issue 11 §4.5: the window stayed mapped and
+ * locked for good). The lock is held; the work is done under it, since the secret is
+ * gone and nobody but its last readers can reach the slot.
+ */
+static sm_status leave_purged(smi_slot *s, smi_secret *b)
+{
+    const backend *be = backend_of(b->f);
+
+    if (--b->readers > 0) {
+        pthread_cond_broadcast(&s->cond);
+        smi_registry_release(s);
+        return SM_OK;
+    }
+    if (be->destroy(b->f, &b->store) != SM_OK && !be->purge(b->f, &b->store, false))
+        smi_panic(corrupt_msg);
+    smi_registry_drop(s);
+    return SM_OK;
+}
+
 /* Leave an access; the last one out shuts the window. The status of the shut. */
 static sm_status leave(smi_slot *s, uint64_t id)
 {
@@ -679,7 +703,15 @@ static sm_status leave(smi_slot *s, uint64_t id)
     held_depth--;
     pthread_mutex_lock(&s->lock);
     if (gone(s, id)) {
-        /* Purged during the access: wiped in place and left mapped (file comment). */
+        if (s->lingering == id)
+            return leave_purged(s, b);
+        /*
+         * Claimed by a purge that this lock's holder is to finish, perhaps this thread
+         * as it lets go: count this reader out first, or the finish keeps the window
+         * for a reader that has left, and nobody ever frees it.
+         */
+        if (smi_registry_claimed(s, id))
+            b->readers--;
         pthread_cond_broadcast(&s->cond);
         smi_registry_release(s);
         return SM_OK;
@@ -958,6 +990,14 @@ sm_status smi_secret_audit(void *body)
     smi_secret *b = body;
 
     return b->changing ? SM_OK : backend_of(b->f)->audit(b->f, &b->store);
+}
+
+/* Readers are inside and no change is running: purge wiped their window in place. */
+bool smi_secret_in_use(const void *body)
+{
+    const smi_secret *b = body;
+
+    return b->readers > 0 && !b->changing;
 }
 
 void smi_secret_forget(void *body)

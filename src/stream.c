@@ -423,7 +423,7 @@ sm_status sm_stream_write(sm_stream h, void *src, size_t n)
         return st;
     if (n > SIZE_MAX - (s->written - s->taken) || n > UINT64_MAX - s->written)
         st = SM_E_INVAL;
-    else if (n > 0)
+    else if (n > 0 && (st = sm_os_writable(src, n)) == SM_OK) /* the wipe (SM-REQ-132) */
         st = build_append(s, src, n, &p);
     if (st == SM_OK && n > 0) {
         commit_append(s, &p, n);

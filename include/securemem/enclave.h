@@ -26,7 +26,8 @@ SM_BEGIN_DECLS
 
 /*
  * Encrypt a copy of the size bytes at src; src is wiped on success, untouched on error,
- * including SM_E_STATE from an sm_purge that overtakes the call.
+ * including SM_E_STATE from an sm_purge that overtakes the call. A src that cannot be
+ * written (a FROZEN buffer's data) is SM_E_READONLY, since the cipher works in place there.
  */
 SM_API SM_MUST_CHECK sm_status sm_enclave_new(void *src, size_t size, sm_enclave *out);
 /* An enclave of size random bytes, which never exist in plaintext outside a guarded region. */

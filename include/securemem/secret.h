@@ -72,16 +72,19 @@ SM_BEGIN_DECLS
  *  - make_unreadable: the last access in flight has left. On error the window stays
  *    open (the library keeps *bytes) and is shut again when the next last access
  *    leaves; the access returns the error unless its callback already failed.
- *  - destroy: wipe the bytes and release the storage, at rest or, after a failed
- *    make_unreadable, readable. On error the secret stays open, and a later close
- *    calls destroy again.
+ *  - destroy: wipe the bytes and release the storage, at rest or readable (after a
+ *    failed make_unreadable, or when the last access in flight during a purge leaves).
+ *    On error the secret stays open, and a later close calls destroy again; after a
+ *    purge there is no later close, and purge (in_use false) is called instead.
  *  - purge: MAY be NULL. Called by sm_purge and the signal paths, perhaps from a signal
  *    handler, with no lock held, and never while another hook of this secret is opening,
  *    shutting or destroying (the thread doing that frees the storage with destroy
  *    instead): it MUST be async-signal-safe and MUST NOT fail. With in_use false, wipe
  *    and release everything; with in_use true, accesses are still reading the window:
- *    wipe the bytes in place and keep them mapped and readable. When purge is NULL, a
- *    purge makes the handle stale and leaves the storage as it is.
+ *    wipe the bytes in place and keep them mapped and readable; the last of those
+ *    accesses to leave then calls destroy. When purge is NULL, a purge makes the
+ *    handle stale and leaves the storage as it is (to destroy, if accesses were in
+ *    flight).
  *
  * Secrets of a custom factory count in sm_stats.secrets_live, not in allocations_total,
  * bytes_locked or bytes_unlocked: their storage is the factory's. sm_audit does not

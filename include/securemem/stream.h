@@ -27,7 +27,8 @@ SM_BEGIN_DECLS
  */
 
 SM_API SM_MUST_CHECK sm_status sm_stream_new(sm_stream *out);
-/* Append the n bytes at src (wiped on success); n == 0 is SM_OK. */
+/* Append the n bytes at src (wiped on success; SM_E_READONLY if src cannot be written); n == 0
+ * is SM_OK. */
 SM_API SM_MUST_CHECK sm_status sm_stream_write(sm_stream s, void *src, size_t n);
 /* Take up to cap bytes from the front into dst; *got says how many (SM_E_EOF: none held). */
 SM_API SM_MUST_CHECK sm_status sm_stream_read(sm_stream s, void *dst, size_t cap, size_t *got);

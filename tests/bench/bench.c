@@ -14,7 +14,10 @@
  *  - a nested read: sm_secret_with_bytes inside another access to the same secret,
  *    which shares the open window (no system call);
  *  - alloc+free with 10,000 other secrets live, against the same with none: the
- *    registry and the kernel's mapping tree must keep it flat.
+ *    registry and the kernel's mapping tree must keep it flat;
+ *  - sm_purge and sm_audit with nothing live: fresh, after the 10,000 came and went,
+ *    and after 100,000 more secrets were made and purged (issue 18 §2: the walks used
+ *    to visit every slot ever used, and purged slots were never reused).
  * Targets (issue 4): alloc+free <= 0.6x libsodium, scoped read <= 1.0x, nested < 50 ns,
  * flat with 10,000 live.
  */
@@ -149,6 +152,40 @@ static void sm_nested_read(void *arg, long iters)
         die("nested with_bytes", SM_E_SYS);
 }
 
+/* With nothing live: the cost of the walks alone (and of the key purges). */
+static void sm_purge_empty(void *arg, long iters)
+{
+    (void)arg;
+    for (long i = 0; i < iters; i++)
+        sm_purge();
+}
+
+static void sm_audit_empty(void *arg, long iters)
+{
+    (void)arg;
+    for (long i = 0; i < iters; i++)
+        if (sm_audit() != SM_OK)
+            die("audit", SM_E_SYS);
+}
+
+/* n secrets made and purged, a thousand at a time (so a thousand live at most). */
+static void churn_purged(long n)
+{
+    static sm_secret batch[1000];
+    uint8_t src[LEN];
+
+    for (long done = 0; done < n; done += 1000) {
+        for (int i = 0; i < 1000; i++) {
+            sm_status st;
+
+            memset(src, 9, sizeof src);
+            if ((st = sm_secret_new(sm_factory_protected(), src, LEN, &batch[i])) != SM_OK)
+                die("a purged secret", st);
+        }
+        sm_purge();
+    }
+}
+
 /* ---- libsodium ---- */
 
 /* arg non-NULL: also take the bytes to PROT_NONE, where a secret rests between uses. */
@@ -202,9 +239,10 @@ int main(int argc, char **argv)
         { "guarded", sm_factory_guarded() },
     };
     uint8_t *sp, src[LEN];
-    long n_alloc = 20000, n_read = 200000, n_nested = 2000000;
+    long n_alloc = 20000, n_read = 200000, n_nested = 2000000, n_walk = 200;
     sm_secret rs[2];
     nested nx[2];
+    job walks[3][2];
 
     if (argc > 1)
         rounds = atoi(argv[1]);
@@ -212,6 +250,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: bench [rounds 1..32]\n");
         return 2;
     }
+    walks[0][0] = (job){ sm_purge_empty, NULL, 0 };
+    walks[0][1] = (job){ sm_audit_empty, NULL, 0 };
+    memcpy(walks[1], walks[0], sizeof walks[0]);
+    memcpy(walks[2], walks[0], sizeof walks[0]);
+    measure(walks[0], 2, n_walk);
     sp = sodium_malloc(LEN);
     if (sp == NULL)
         return 1;
@@ -292,5 +335,15 @@ int main(int argc, char **argv)
         (void)!sm_secret_close(nx[k].s);
     }
     sodium_free(sp);
+
+    measure(walks[1], 2, n_walk);
+    churn_purged(100000);
+    measure(walks[2], 2, n_walk);
+    printf("\n%-44s %13s %13s %13s   %s\n", "with nothing live", "fresh", "10000 closed",
+           "+100000 purged", "last / fresh");
+    for (int k = 0; k < 2; k++)
+        printf("%-44s %10.0f ns %10.0f ns %10.0f ns   %7.2fx\n",
+               k == 0 ? "sm_purge" : "sm_audit", walks[0][k].result, walks[1][k].result,
+               walks[2][k].result, walks[2][k].result / walks[0][k].result);
     return 0;
 }

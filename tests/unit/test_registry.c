@@ -2,6 +2,7 @@
 /* The handle registry: ids, staleness, kinds, growth, retirement, threads. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdlib.h>
 
 #include "helpers.h"
 
@@ -157,4 +158,72 @@ Test(registry, concurrent_churn)
         cr_assert_null(r, "thread %d failed at step %p", i, r);
     }
     cr_assert_eq(smi_registry_live(SMI_KIND_SECRET), 0);
+}
+
+/*
+ * Issue 18 §2: a purged slot was retired for good, so after as many purged objects as
+ * the registry has slots, sm_buffer_new gave SM_E_NOMEM with nothing live, for the rest
+ * of the process. Here the registry is capped at 2048 slots (the same code paths) and
+ * ten times as many objects are purged, in batches of 1000 and one at a time; every
+ * id handed out is new (SM-REQ-040 still holds across recycling).
+ */
+#define CAP 2048u
+#define BATCH 1000u
+#define TOTAL (10u * CAP)
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+Test(registry, purge_gives_its_slots_back, .timeout = 60)
+{
+    static uint64_t ids[TOTAL];
+    size_t n = 0;
+    sm_stats st;
+
+    smi_registry_test_limit(CAP);
+    while (n < TOTAL) {
+        size_t batch = n % 3 == 0 ? 1 : BATCH;
+
+        for (size_t i = 0; i < batch && n < TOTAL; i++) {
+            sm_buffer b;
+
+            cr_assert_eq(sm_buffer_new(16, &b), SM_OK, "object %zu of %u", n, TOTAL);
+            ids[n++] = b.id;
+        }
+        sm_purge();
+        cr_assert_eq(sm_stats_get(&st), SM_OK);
+        cr_assert_eq(st.buffers_live, 0);
+    }
+    qsort(ids, n, sizeof ids[0], cmp_u64);
+    for (size_t i = 1; i < n; i++)
+        cr_assert_neq(ids[i], ids[i - 1], "an id was handed out twice");
+    for (size_t i = 0; i < n; i++)
+        cr_assert_lt(smi_handle_index(ids[i]), CAP);
+}
+
+/*
+ * The walks of purge and audit look at the slots in use, not at every slot ever used:
+ * with 3 objects left of 3000, an empty-ish purge or audit must not cost 3000 slots.
+ */
+Test(registry, walks_touch_only_slots_in_use, .timeout = 60)
+{
+    static sm_buffer b[3000];
+
+    for (size_t i = 0; i < 3000; i++)
+        cr_assert_eq(sm_buffer_new(16, &b[i]), SM_OK);
+    for (size_t i = 0; i < 3000; i++)
+        if (i % 1000 != 500)
+            cr_assert_eq(sm_buffer_destroy(b[i]), SM_OK);
+    cr_assert_eq(sm_audit(), SM_OK);
+    cr_assert_leq(smi_registry_test_walked(), 3, "audit looked at %lu slots",
+                  (unsigned long)smi_registry_test_walked());
+    sm_purge();
+    cr_assert_leq(smi_registry_test_walked(), 3, "purge looked at %lu slots",
+                  (unsigned long)smi_registry_test_walked());
+    for (size_t i = 500; i < 3000; i += 1000)
+        cr_assert_not(sm_buffer_is_alive(b[i]));
 }

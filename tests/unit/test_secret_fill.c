@@ -516,3 +516,32 @@ Test(secret_fill, buffer_from_bytes_and_move_refuse_a_frozen_source)
     cr_assert_eq(sm_buffer_destroy(dst), SM_OK);
     cr_assert_eq(sm_buffer_destroy(frozen), SM_OK);
 }
+
+/* The enclave and stream calls that wipe (or encrypt in place in) their source. */
+Test(secret_fill, enclave_new_and_stream_write_refuse_a_frozen_source)
+{
+    uint8_t bytes[LEN];
+    sm_buffer frozen;
+    sm_enclave e = { 0 };
+    sm_stream s;
+    bool same;
+    sm_stats a, z;
+
+    pattern(bytes, LEN, 22);
+    cr_assert_eq(sm_buffer_from_bytes(bytes, LEN, &frozen), SM_OK);
+    cr_assert_eq(sm_stream_new(&s), SM_OK);
+    cr_assert_eq(sm_stats_get(&a), SM_OK);
+    cr_assert_eq(sm_enclave_new(sm_buffer_data(frozen), LEN, &e), SM_E_READONLY);
+    cr_assert_eq(e.id, 0);
+    cr_assert_eq(sm_stream_write(s, sm_buffer_data(frozen), LEN), SM_E_READONLY);
+    cr_assert_eq(sm_stream_size(s), 0);
+    cr_assert_eq(sm_stats_get(&z), SM_OK);
+    cr_assert_eq(z.enclaves_live, a.enclaves_live);
+    cr_assert_eq(z.bytes_locked, a.bytes_locked);
+    cr_assert_eq(z.allocations_total, a.allocations_total);
+    pattern(bytes, LEN, 22);
+    cr_assert_eq(sm_buffer_equal(frozen, bytes, LEN, &same), SM_OK);
+    cr_assert(same, "the source is untouched");
+    cr_assert_eq(sm_stream_destroy(s), SM_OK);
+    cr_assert_eq(sm_buffer_destroy(frozen), SM_OK);
+}
