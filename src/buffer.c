@@ -138,7 +138,17 @@ sm_status sm_buffer_from_fd(int fd, size_t size, sm_buffer *out)
  * Input of unknown length goes into a scratch region that doubles when full (the old
  * one is wiped as it is unmade), then into a region of the exact size, so that the data
  * still ends at the guard page. First capacity: what one inner page holds.
+ *
+ * The input is limited to FD_MAX bytes (buffer.h, SM-REQ-051): without a limit, /dev/zero
+ * or a peer that never sends the delimiter doubled locked memory until the OS refused.
+ * The scratch grows to FD_MAX + 1 bytes at most, so that one byte past the limit shows a
+ * longer input: SM_E_NOMEM, with those FD_MAX + 1 bytes consumed and wiped. 16 MiB holds
+ * any key, password, keytab or certificate bundle with room to spare (the suites read
+ * 5 MiB), and bounds what one call locks to about three times that, at the last growth
+ * and at the exact-size copy.
  */
+#define FD_MAX ((size_t)1 << 24)
+
 typedef struct scratch {
     smi_region r;
     size_t     len;
@@ -151,9 +161,7 @@ static sm_status scratch_grow(scratch *sc)
     smi_region bigger;
     sm_status st;
 
-    if (cap > SIZE_MAX / 2)
-        return SM_E_NOMEM;
-    st = smi_region_alloc(cap * 2, NULL, &bigger);
+    st = smi_region_alloc(cap <= FD_MAX / 2 ? cap * 2 : FD_MAX + 1, NULL, &bigger);
     if (st != SM_OK)
         return st;
     memcpy(smi_region_data(&bigger), smi_region_data(&sc->r), sc->len);
@@ -210,6 +218,10 @@ static sm_status scratch_fill(scratch *sc, int fd, bool until, uint8_t delim)
         size_t got = 0, want;
         uint8_t *at;
 
+        if (sc->len > FD_MAX) {
+            st = SM_E_NOMEM;
+            break;
+        }
         if (sc->len == sc->r.size && (st = scratch_grow(sc)) != SM_OK)
             break;
         at = smi_region_data(&sc->r) + sc->len;

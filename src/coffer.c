@@ -123,10 +123,24 @@ static struct right_page *right_page(const smi_region *r)
 }
 
 /*
- * A free slot if there is one, else wait for one. The hint spreads threads over the
- * slots so that trylock usually succeeds at once.
+ * A try access to an encrypted secret (sm_secret_try_with_bytes) opens its window
+ * through this file and must not wait for another thread there (issue 11 §4.6,
+ * SM-REQ-094). With try_only set on the calling thread, the workspace slots and the
+ * coffer lock are only tried, and the operation gives SM_E_BUSY where it would have
+ * waited. Thread-local, set by secret.c around that one open only.
  */
-static unsigned slot_take(void)
+static _Thread_local bool try_only;
+
+void smi_coffer_try_only(bool on)
+{
+    try_only = on;
+}
+
+/*
+ * A free slot if there is one, else wait for one (false, under try_only). The hint
+ * spreads threads over the slots so that trylock usually succeeds at once.
+ */
+static bool slot_take(unsigned *out)
 {
     unsigned start = atomic_fetch_add_explicit(&slot_hint, 1, memory_order_relaxed) %
                      SMI_COFFER_SLOTS;
@@ -134,11 +148,16 @@ static unsigned slot_take(void)
     for (unsigned i = 0; i < SMI_COFFER_SLOTS; i++) {
         unsigned s = (start + i) % SMI_COFFER_SLOTS;
 
-        if (pthread_mutex_trylock(&slot_lock[s]) == 0)
-            return s;
+        if (pthread_mutex_trylock(&slot_lock[s]) == 0) {
+            *out = s;
+            return true;
+        }
     }
+    if (try_only)
+        return false;
     pthread_mutex_lock(&slot_lock[start]);
-    return start;
+    *out = start;
+    return true;
 }
 
 /*
@@ -479,7 +498,8 @@ out:
 /*
  * The coffer part of an operation: on SM_OK *sl is slot s of the workspace, holding the
  * key, and *epoch the purge count that the operation must still see when it finishes.
- * The operation is in flight from here, whatever the result: it calls op_leave once done.
+ * Called with coffer_lock held, which it lets go of. The operation is in flight from
+ * here, whatever the result: it calls op_leave once done.
  */
 static sm_status begin(unsigned s, uint8_t nonce[SMI_AEAD_NONCE], uint64_t seals, bool make,
                        struct slot **sl, uint64_t *epoch)
@@ -487,7 +507,6 @@ static sm_status begin(unsigned s, uint8_t nonce[SMI_AEAD_NONCE], uint64_t seals
     key_origin origin = KEY_HAD;
     sm_status st;
 
-    pthread_mutex_lock(&coffer_lock);
     op_enter();
     *epoch = atomic_load(&purge_epoch);
     if (make) {
@@ -559,7 +578,15 @@ sm_status smi_coffer_begin(smi_coffer_session *cs, uint64_t seals)
          */
         return SM_E_AUTH;
     }
-    cs->slot = slot_take();
+    if (!slot_take(&cs->slot))
+        return SM_E_BUSY;
+    if (!try_only) {
+        pthread_mutex_lock(&coffer_lock);
+    } else if (pthread_mutex_trylock(&coffer_lock) != 0) {
+        /* Not in flight yet: no op_leave. */
+        pthread_mutex_unlock(&slot_lock[cs->slot]);
+        return SM_E_BUSY;
+    }
     st = begin(cs->slot, cs->nonce, seals, seals > 0, &sl, &cs->epoch);
     if (st != SM_OK) {
         op_leave();
@@ -851,6 +878,22 @@ sm_status smi_coffer_test_set_counter(uint64_t next)
     op_leave();
     pthread_mutex_unlock(&coffer_lock);
     return st;
+}
+
+void smi_coffer_test_hold(bool slots, bool held)
+{
+    for (unsigned i = 0; slots && i < SMI_COFFER_SLOTS; i++) {
+        if (held)
+            pthread_mutex_lock(&slot_lock[i]);
+        else
+            pthread_mutex_unlock(&slot_lock[i]);
+    }
+    if (!slots) {
+        if (held)
+            pthread_mutex_lock(&coffer_lock);
+        else
+            pthread_mutex_unlock(&coffer_lock);
+    }
 }
 
 void smi_coffer_test_age(uint64_t ns)

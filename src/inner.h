@@ -130,7 +130,8 @@ void smi_region_wipe_in_place(smi_region *r);
  */
 void smi_region_forget(smi_region *r);
 /* smi_region_check for a region in any protection: opened to READ for the check, then
-   shut again; the status of that shut (the region stays readable if it failed). */
+   shut again; the status of that shut (the region stays readable if it failed), or of
+   the open if the OS refused it (the canary was not checked). */
 sm_status smi_region_audit(smi_region *r);
 /*
  * For the regions a forked child keeps (WIPEONFORK: the canary key page, the enclave
@@ -492,6 +493,12 @@ sm_status smi_coffer_session_open(smi_coffer_session *cs, const uint8_t nonce[SM
     __attribute__((warn_unused_result));
 void smi_coffer_end(smi_coffer_session *cs);
 /*
+ * On the calling thread, from now until called with false: the coffer's locks are only
+ * tried, and an operation that would wait for one gives SM_E_BUSY, having changed
+ * nothing (sm_secret_try_with_bytes opening an encrypted secret).
+ */
+void smi_coffer_try_only(bool on);
+/*
  * Purge the coffer: no lock, no malloc, async-signal-safe. The next seal makes a new
  * key. An operation that overlaps the purge returns SM_E_STATE with its data wiped (or
  * SM_E_AUTH if the key was gone before it began); it never returns output made with a
@@ -524,6 +531,9 @@ void smi_coffer_test_probe(smi_coffer_probe *out);
 sm_status smi_coffer_test_peek(uint8_t key[32], uint8_t left[32], uint8_t right[32]);
 /* Set the next nonce counter. */
 sm_status smi_coffer_test_set_counter(uint64_t next);
+/* Take (held) or give back all the workspace slot locks (slots) or the coffer lock, as
+   other threads' operations would hold them. */
+void smi_coffer_test_hold(bool slots, bool held);
 /* Pretend that the last split happened ns nanoseconds earlier. */
 void smi_coffer_test_age(uint64_t ns);
 /*

@@ -7,6 +7,19 @@ static bool page_aligned(const void *p)
     return ((uintptr_t)p & (sm_os_page_size() - 1)) == 0;
 }
 
+/*
+ * Whether [p, p + n), rounded out to whole pages, ends inside the address space. The
+ * kernel rounds the length up to whole pages too, and a length that runs past the top
+ * wraps there to a small one: mlock, munlock and mprotect then succeed on nothing
+ * (issue 18 §5). So such a length is refused here, SM_E_INVAL, before any system call.
+ */
+static bool range_ok(const void *p, size_t n)
+{
+    uintptr_t top = UINTPTR_MAX - (sm_os_page_size() - 1); /* the last page's start */
+
+    return (uintptr_t)p <= top && n <= top - (uintptr_t)p;
+}
+
 size_t sm_page_size(void)
 {
     return sm_os_page_size();
@@ -39,7 +52,7 @@ sm_status sm_mem_free(void *p, size_t n)
     size_t len = smi_round_up(n, sm_os_page_size());
     sm_status st;
 
-    if (p == NULL || len == 0 || !page_aligned(p))
+    if (p == NULL || len == 0 || !page_aligned(p) || !range_ok(p, len))
         return SM_E_INVAL;
     st = sm_os_mprotect(p, len, SM_PROT_READWRITE);
     if (st != SM_OK)
@@ -50,21 +63,22 @@ sm_status sm_mem_free(void *p, size_t n)
 
 sm_status sm_mem_lock(void *p, size_t n)
 {
-    if (p == NULL || n == 0)
+    if (p == NULL || n == 0 || !range_ok(p, n))
         return SM_E_INVAL;
     return sm_os_mlock(p, n);
 }
 
 sm_status sm_mem_unlock(void *p, size_t n)
 {
-    if (p == NULL || n == 0)
+    if (p == NULL || n == 0 || !range_ok(p, n))
         return SM_E_INVAL;
     return sm_os_munlock(p, n);
 }
 
 sm_status sm_mem_protect(void *p, size_t n, sm_prot prot)
 {
-    if (p == NULL || n == 0 || !page_aligned(p) || (unsigned)prot > SM_PROT_READWRITE)
+    if (p == NULL || n == 0 || !page_aligned(p) || !range_ok(p, n) ||
+        (unsigned)prot > SM_PROT_READWRITE)
         return SM_E_INVAL;
     return sm_os_mprotect(p, n, prot);
 }

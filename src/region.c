@@ -261,10 +261,15 @@ void smi_region_forget(smi_region *r)
 sm_status smi_region_audit(smi_region *r)
 {
     sm_prot was = r->prot;
+    sm_status st;
 
-    /* A region at rest in PROT_NONE is opened just for the check; failing that, skipped. */
-    if (was == SM_PROT_NONE && smi_region_protect(r, SM_PROT_READ) != SM_OK)
-        return SM_OK;
+    /*
+     * A region at rest in PROT_NONE is opened just for the check. If the OS refuses, its
+     * canary cannot be looked at: that refusal is the audit's result, never SM_OK, which
+     * would vouch for a canary nobody saw (SM-REQ-102). The walk goes on to the others.
+     */
+    if (was == SM_PROT_NONE && (st = smi_region_protect(r, SM_PROT_READ)) != SM_OK)
+        return st;
     smi_region_check(r);
     /*
      * If the OS refuses to shut it again, the region stays readable (r->prot says so,

@@ -352,9 +352,20 @@ static const backend enc_backend = {
 
 /* custom: the user's table (securemem/secret.h), called as documented there. */
 
+/*
+ * A hook that returns SM_OK with no pointer (create's fill, make_readable's bytes) has
+ * not done its job: it is taken as the factory's failure, SM_E_INVAL, and undone here,
+ * where a NULL would otherwise be written through or handed to the caller (SM-REQ-099).
+ */
 static sm_status custom_create(const sm_factory *f, size_t len, smi_store *st, uint8_t **fill)
 {
-    return f->create(f->ctx, len, &st->state, fill);
+    sm_status r = f->create(f->ctx, len, &st->state, fill);
+
+    if (r == SM_OK && *fill == NULL) {
+        (void)f->destroy(f->ctx, st->state);
+        r = SM_E_INVAL;
+    }
+    return r;
 }
 
 static sm_status custom_seal(const sm_factory *f, smi_store *st)
@@ -364,7 +375,14 @@ static sm_status custom_seal(const sm_factory *f, smi_store *st)
 
 static sm_status custom_open(const sm_factory *f, smi_store *st, const uint8_t **bytes)
 {
-    return f->make_readable(f->ctx, st->state, bytes);
+    sm_status r = f->make_readable(f->ctx, st->state, bytes);
+
+    if (r == SM_OK && *bytes == NULL) {
+        /* At rest again, as after any failed open; a refusal here is the factory's. */
+        (void)f->make_unreadable(f->ctx, st->state);
+        r = SM_E_INVAL;
+    }
+    return r;
 }
 
 static sm_status custom_shut(const sm_factory *f, smi_store *st)
@@ -518,6 +536,25 @@ static bool held_by_this_thread(uint64_t id)
     return false;
 }
 
+/*
+ * The secrets whose window this thread is changing, that is whose hook (make_readable,
+ * make_unreadable, destroy) runs on this thread right now, innermost last. A hook that
+ * calls back into its own secret would wait for the change that this very thread is
+ * making, for ever: it gets SM_E_STATE instead (SM-REQ-099). Tracked as deep as held_ids.
+ */
+static _Thread_local uint64_t changing_ids[TRACKED];
+static _Thread_local unsigned changing_depth;
+
+static bool changing_here(uint64_t id)
+{
+    unsigned n = changing_depth < TRACKED ? changing_depth : TRACKED;
+
+    for (unsigned i = 0; i < n; i++)
+        if (changing_ids[i] == id)
+            return true;
+    return false;
+}
+
 /* ---- window changes, outside the lock ---- */
 
 /* What a change works on: a copy, since a purge may wipe the slot body meanwhile. */
@@ -534,6 +571,9 @@ static void change_begin(smi_slot *s, smi_secret *b, change *c)
     c->f = b->f;
     c->be = backend_of(b->f);
     c->store = b->store;
+    if (changing_depth < TRACKED)
+        changing_ids[changing_depth] = atomic_load_explicit(&s->id, memory_order_relaxed);
+    changing_depth++;
     smi_registry_release(s);
 }
 
@@ -548,6 +588,7 @@ static bool change_end(smi_slot *s, uint64_t id, change *c, bool pages_left)
 {
     bool live;
 
+    changing_depth--;
     pthread_mutex_lock(&s->lock);
     live = !gone(s, id);
     if (live) {
@@ -606,7 +647,12 @@ open:
     /* Counted before the window is open, so that a close waits for this access too. */
     b->readers = 1;
     change_begin(s, b, &c);
+    /* A try opening an encrypted window only tries the enclave key's locks (SM-REQ-094). */
+    if (try && c.be == &enc_backend)
+        smi_coffer_try_only(true);
     st = c.be->open(c.f, &c.store, &w);
+    if (try && c.be == &enc_backend)
+        smi_coffer_try_only(false);
     if (!change_end(s, id, &c, true))
         return SM_E_STATE;
     if (st != SM_OK) {
@@ -703,6 +749,9 @@ static sm_status run_access(sm_secret sec, sm_bytes_fn fn, void *ctx, bool try)
 
     if (fn == NULL)
         return SM_E_INVAL;
+    /* A try gets SM_E_BUSY from the table's WINDOW-CHANGING cell: it does not wait. */
+    if (!try && changing_here(sec.id))
+        return SM_E_STATE;
     st = try ? smi_registry_try_acquire(sec.id, SMI_KIND_SECRET, &s)
              : smi_registry_acquire(sec.id, SMI_KIND_SECRET, &s);
     if (st != SM_OK)
@@ -735,6 +784,8 @@ sm_status sm_secret_read_at(sm_secret sec, size_t off, void *dst, size_t n, size
 
     if (got == NULL || (dst == NULL && n > 0))
         return SM_E_INVAL;
+    if (changing_here(sec.id))
+        return SM_E_STATE;
     st = smi_registry_acquire(sec.id, SMI_KIND_SECRET, &s);
     if (st != SM_OK)
         return st;
@@ -875,7 +926,7 @@ sm_status sm_secret_close(sm_secret sec)
     change c;
     sm_status st;
 
-    if (held_by_this_thread(sec.id))
+    if (held_by_this_thread(sec.id) || changing_here(sec.id))
         return SM_E_STATE;
     st = smi_registry_acquire(sec.id, SMI_KIND_SECRET, &s);
     if (st != SM_OK)

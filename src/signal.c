@@ -31,24 +31,50 @@ static void on_signal(int sig)
     sm_os_die_by_signal(sig);
 }
 
-sm_status sm_catch_signals(const int *signals, size_t n, void (*h)(int sig))
+/*
+ * Catch every signal of the list, or change nothing (SM-REQ-101): a refusal puts back,
+ * in reverse order, every disposition changed so far. Reverse, because a signal listed
+ * twice saved the library's own handler the second time, and its first saving is the
+ * one to end with. The hook is stored only once every signal is caught, so a refused
+ * call keeps the previous hook too. With keep_ignored, signals whose disposition is
+ * SIG_IGN are read first and left ignored (sm_catch_interrupt under nohup).
+ */
+static sm_status catch_all(const int *signals, size_t n, void (*h)(int sig), bool keep_ignored)
 {
     enum { MAX = 64 };
     sm_os_sigsave old[MAX];
+    bool skip[MAX] = { false };
     sm_status st = SM_OK;
     size_t done;
 
     if ((signals == NULL && n > 0) || n > MAX)
         return SM_E_INVAL;
-    atomic_store(&hook, h);
-    for (done = 0; done < n && st == SM_OK; done++)
-        st = sm_os_signal_catch(signals[done], on_signal, &old[done]);
-    if (st != SM_OK) {
-        /* Put back every disposition changed before the one that failed. */
-        for (size_t i = 0; i + 1 < done; i++)
-            sm_os_signal_restore(signals[i], &old[i]);
+    for (size_t i = 0; keep_ignored && i < n; i++) {
+        st = sm_os_signal_query(signals[i], &old[i]);
+        if (st != SM_OK)
+            return st;
+        skip[i] = sm_os_signal_ignored(&old[i]);
     }
-    return st;
+    for (done = 0; done < n; done++) {
+        if (skip[done])
+            continue;
+        st = sm_os_signal_catch(signals[done], on_signal, &old[done]);
+        if (st != SM_OK)
+            break;
+    }
+    if (st != SM_OK) {
+        while (done-- > 0)
+            if (!skip[done])
+                sm_os_signal_restore(signals[done], &old[done]);
+        return st;
+    }
+    atomic_store(&hook, h);
+    return SM_OK;
+}
+
+sm_status sm_catch_signals(const int *signals, size_t n, void (*h)(int sig))
+{
+    return catch_all(signals, n, h, false);
 }
 
 sm_status sm_catch_interrupt(void)
@@ -56,5 +82,5 @@ sm_status sm_catch_interrupt(void)
     size_t n;
     const int *sigs = sm_os_interrupt_signals(&n);
 
-    return sm_catch_signals(sigs, n, NULL);
+    return catch_all(sigs, n, NULL, true);
 }

@@ -41,6 +41,12 @@ SM_API SM_MUST_CHECK sm_status sm_buffer_random(size_t size, sm_buffer *out);
  * SM_E_IO for an empty line (a delim first), since a buffer cannot be empty (both with
  * sm_last_os_error 0). The bytes consumed from fd on error are wiped and lost.
  *
+ * from_fd_until and from_fd_all hold at most 2^24 bytes (16 MiB). A longer input (or one
+ * that never ends, such as /dev/zero, or a peer that never sends delim) gives SM_E_NOMEM
+ * as soon as 2^24 + 1 bytes have been read: exactly those bytes are consumed from fd (a
+ * seekable fd is not moved back), and they are wiped and lost; no handle is made and
+ * nothing stays allocated. Input of exactly 2^24 bytes fits.
+ *
  * from_fd_until stops at the first delim byte, which is consumed but not stored; end of
  * file before any delim ends the data too. On a seekable fd it reads in large chunks and
  * seeks back to just after the delimiter; a pipe, socket or terminal cannot give bytes

@@ -33,23 +33,27 @@ SM_API SM_MUST_CHECK sm_status sm_mem_alloc(size_t n, void **out);
  * Wipe and unmap n bytes (rounded up to whole pages) at p, which came from
  * sm_mem_alloc, whatever their protection and lock state: the pages are made
  * READWRITE first so that they can be wiped.
- * Errors: SM_E_INVAL (p NULL or not page-aligned, n == 0 or overflowing), SM_E_PROT
+ * Errors: SM_E_INVAL (p NULL or not page-aligned, n == 0 or overflowing, or the range
+ * running past the end of the address space), SM_E_PROT
  * (the pages could not be made writable; nothing was wiped or unmapped), SM_E_SYS.
  */
 SM_API SM_MUST_CHECK sm_status sm_mem_free(void *p, size_t n);
 
 /*
  * Lock (unlock) the pages spanning [p, p+n) into RAM.
- * Errors: SM_E_INVAL (p NULL, n == 0), SM_E_LOCK (the OS refused: RLIMIT_MEMLOCK,
- * privilege, or part of the range is not mapped).
+ * Errors: SM_E_INVAL (p NULL, n == 0, or the range, rounded out to whole pages, runs
+ * past the end of the address space: the kernel would wrap such a length to a small one
+ * and succeed on nothing), SM_E_LOCK (the OS refused: RLIMIT_MEMLOCK, privilege, or part
+ * of the range is not mapped).
  */
 SM_API SM_MUST_CHECK sm_status sm_mem_lock(void *p, size_t n);
 SM_API SM_MUST_CHECK sm_status sm_mem_unlock(void *p, size_t n);
 
 /*
  * Set the protection of the pages at p (page-aligned) spanning n bytes.
- * Errors: SM_E_INVAL (p NULL or unaligned, n == 0, prot out of range), SM_E_PROT
- * (the OS refused, or part of the range is not mapped).
+ * Errors: SM_E_INVAL (p NULL or unaligned, n == 0, prot out of range, or the range,
+ * rounded up to whole pages, runs past the end of the address space), SM_E_PROT (the OS
+ * refused, or part of the range is not mapped).
  */
 SM_API SM_MUST_CHECK sm_status sm_mem_protect(void *p, size_t n, sm_prot prot);
 

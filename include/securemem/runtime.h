@@ -75,25 +75,45 @@ SM_API SM_NORETURN void sm_panic(const char *msg);
  * On any of the n signals: purge, call hook(sig) if hook is not NULL, then end the
  * process as that signal would (re-raised with its default action, so that a parent
  * sees "killed by sig"; exit status 128 + sig for a signal whose default is not to
- * terminate). The hook runs inside the signal handler, after the purge: it must be
+ * terminate). A stop signal (SIGTSTP, SIGTTIN, SIGTTOU) ends the process at once with
+ * exit status 128 + sig: it is not stopped, with its secrets gone, to run on after a
+ * SIGCONT. The hook runs inside the signal handler, after the purge: it must be
  * async-signal-safe. Every signal is blocked while the handler runs; a second signal
- * on another thread waits for the first to end the process. A later call replaces the
- * hook and adds its signals.
- * Errors: SM_E_INVAL (signals NULL with n > 0, or a signal that cannot be caught, such
- * as SIGKILL: then no disposition is changed), SM_E_SYS.
+ * on another thread waits for the first to end the process.
+ *
+ * The handler runs on the thread's alternate signal stack (sigaltstack) when that thread
+ * has one, so that a caught SIGSEGV from a stack overflow can still purge. The library
+ * installs none: a thread that overflows its stack without one cannot run the handler,
+ * and the kernel kills the process without a purge. A program that catches SIGSEGV for
+ * this MUST give each of its threads an alternate stack (64 KiB is ample).
+ *
+ * A successful call replaces the hook and adds its signals; a signal listed twice is
+ * caught once. The hook is in place when the call returns SM_OK: a signal caught while
+ * the call runs still runs the previous hook. A refused call changes nothing: no
+ * disposition and not the hook.
+ * Errors: SM_E_INVAL (signals NULL with n > 0, n > 64, or a signal that cannot be
+ * caught, such as SIGKILL or SIGSTOP), SM_E_SYS.
  */
 SM_API SM_MUST_CHECK sm_status sm_catch_signals(const int *signals, size_t n, void (*hook)(int sig));
 
-/* sm_catch_signals for SIGINT, SIGTERM, SIGHUP and SIGQUIT, with no hook. */
+/*
+ * sm_catch_signals for SIGINT, SIGTERM, SIGHUP and SIGQUIT, with no hook, except that a
+ * signal whose disposition is SIG_IGN when it is called is left ignored: a daemon run
+ * under nohup, or a background job that the shell told to ignore SIGINT and SIGQUIT,
+ * keeps ignoring them. The dispositions are read before any is changed; a refusal to
+ * read one (SM_E_SYS) changes nothing.
+ */
 SM_API SM_MUST_CHECK sm_status sm_catch_interrupt(void);
 
 /*
  * Check the canary of every live object and of the enclave key's shares now; a damaged
  * one panics (never an error). Objects at rest in PROT_NONE pages are opened read-only
  * for the check. Errors: SM_E_PROT when the key's shares could not be opened to look;
- * the refusal's status (spec/os-errors.tsv, mprotect) when pages opened for the check
- * could not be shut again: every canary is still checked, and such pages stay readable
- * until their owner shuts them (for a secret at rest, the last exit of its next access).
+ * the refusal's status (spec/os-errors.tsv, mprotect: SM_E_PROT, or SM_E_INVAL) when an
+ * object's pages could not be opened for the check, whose canary then went unchecked, or
+ * could not be shut again afterwards, in which case they stay readable until their owner
+ * shuts them (for a secret at rest, the last exit of its next access). Either way every
+ * other canary is still checked (and a damaged one panics); the first refusal is returned.
  */
 SM_API SM_MUST_CHECK sm_status sm_audit(void);
 

@@ -46,6 +46,19 @@ SM_BEGIN_DECLS
  * while holding a lock that another operation on that secret could need. Each hook gets
  * ctx back as its first argument. A hook that fails MUST leave its state as it was, so
  * that the library can undo or retry; its sm_status is returned to the caller as is.
+ * A hook that returns SM_OK without its result (create leaving *fill NULL, make_readable
+ * leaving *bytes NULL) has failed too: the library undoes it (destroy after create,
+ * make_unreadable after make_readable, their own errors ignored) and the call returns
+ * SM_E_INVAL; nothing of the secret is left, or it stays at rest.
+ * A hook MUST NOT wait for its own secret: sm_secret_with_bytes, sm_secret_read_at and
+ * sm_secret_close on the secret whose make_readable, make_unreadable or destroy is
+ * running on this thread return SM_E_STATE at once, since they would wait for the window
+ * change that this very call is making (tracked 16 hooks deep per thread, as accesses
+ * are). sm_secret_try_with_bytes gives SM_E_BUSY there, as it does from any thread
+ * during a window change, and sm_secret_size and sm_secret_is_closed answer as usual.
+ * A hook that uses another secret can wait for that secret's window change like any
+ * caller; two hooks on two threads that each wait for the other's secret wait for ever,
+ * as two locks taken in opposite orders would.
  *
  *  - create: storage for exactly len bytes (len > 0 and below 2^62; the library has
  *    checked). *state is the factory's own handle for it; *fill points at len writable
@@ -194,15 +207,33 @@ SM_API SM_MUST_CHECK sm_status sm_secret_from_callback(const sm_factory *f, size
  * out of it). If fn returns SM_OK but the window cannot be shut again (an OS refusal),
  * the status of that refusal is returned and the secret stays readable until the next
  * last access leaves.
- * Errors: SM_E_INVAL (fn NULL), SM_E_STATE (stale, closed or closing), the factory's
- * error when the window cannot be opened (fn is then not called).
+ * Errors: SM_E_INVAL (fn NULL; or a custom make_readable that gave SM_OK and no bytes),
+ * SM_E_STATE (stale, closed or closing; or, except for the try variant, called from a
+ * hook of this secret running on this thread), the factory's error when the window
+ * cannot be opened (fn is then not called).
  */
 SM_API SM_MUST_CHECK sm_status sm_secret_with_bytes(sm_secret s, sm_bytes_fn fn, void *ctx);
 
 /*
- * sm_secret_with_bytes that never waits for another thread: SM_E_BUSY where it would
- * have waited, that is while another thread opens or shuts the window or holds the
- * secret's lock for its bookkeeping. fn is then not called.
+ * sm_secret_with_bytes that does not wait for another thread's window change or
+ * bookkeeping to get in: SM_E_BUSY where it would have waited, that is while another
+ * thread opens or shuts the window or holds the secret's lock. fn is then not called.
+ * The first access in flight opens the window itself. For the encrypted factory that is
+ * a decryption under the enclave key, and a try gives SM_E_BUSY there too, with the
+ * secret left at rest, when the key's lock or every workspace slot is held by other
+ * threads' operations. Once in, it does its own work like sm_secret_with_bytes, and
+ * waits exactly here:
+ *  - the encrypted factory's new window needs a canary: while another thread draws a new
+ *    canary key (the first region after a purge or in a forked child: one getrandom
+ *    call), it waits for that draw;
+ *  - for a custom factory, make_readable and make_unreadable wait for whatever the
+ *    factory waits for;
+ *  - taking the secret's lock back after opening the window, and again when leaving,
+ *    are blocking calls: the window is open, or the access has already run, and must be
+ *    counted. Other threads hold that lock for bookkeeping, never across a window
+ *    change or make_readable, make_unreadable or destroy; only sm_audit (its check of
+ *    this secret: at most two mprotect calls) and a purge finishing this secret hold it
+ *    longer. The last access out shuts the window itself.
  */
 SM_API SM_MUST_CHECK sm_status sm_secret_try_with_bytes(sm_secret s, sm_bytes_fn fn, void *ctx);
 
@@ -226,8 +257,9 @@ SM_API bool sm_secret_is_closed(sm_secret s);
  * finish; then wipe and release the bytes (checking the canary of a guarded secret) and
  * make every copy of the handle stale. Returns once the bytes are wiped.
  * Errors: SM_E_STATE (stale, already closed, or closing: a second close does not wait;
- * also a close from inside an access to this same secret on this same thread, which
- * would wait for itself; up to 16 nested accesses per thread are tracked for this);
+ * also a close from inside an access to this same secret on this same thread, or from
+ * one of its hooks running on this thread, which would wait for itself; up to 16 nested
+ * accesses and hooks per thread are tracked for this);
  * the OS's errors, after which the secret is open again, as after a failed
  * sm_buffer_destroy: unchanged when the pages could not be opened for the wipe, and
  * wiped (all zero) when only the final unmap failed; a later close retries.

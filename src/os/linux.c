@@ -334,9 +334,28 @@ sm_status sm_os_signal_catch(int sig, void (*handler)(int), sm_os_sigsave *old)
 
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = handler;
+    /*
+     * SA_ONSTACK: on the thread's alternate signal stack when it has one, so that a
+     * stack overflow (SIGSEGV on a full stack) can still purge; without one the flag
+     * changes nothing (spec/runtime.md, SM-REQ-109).
+     */
+    sa.sa_flags = SA_ONSTACK;
     sigfillset(&sa.sa_mask);
     SM_OS_CALL(SM_OS_SIGACTION, != 0, sigaction(sig, &sa, (struct sigaction *)(void *)old->opaque));
     return SM_OK;
+}
+
+sm_status sm_os_signal_query(int sig, sm_os_sigsave *now)
+{
+    SM_OS_CALL(SM_OS_SIGACTION, != 0, sigaction(sig, NULL, (struct sigaction *)(void *)now->opaque));
+    return SM_OK;
+}
+
+bool sm_os_signal_ignored(const sm_os_sigsave *s)
+{
+    const struct sigaction *sa = (const struct sigaction *)(const void *)s->opaque;
+
+    return (sa->sa_flags & SA_SIGINFO) == 0 && sa->sa_handler == SIG_IGN;
 }
 
 void sm_os_signal_restore(int sig, const sm_os_sigsave *old)
@@ -349,6 +368,12 @@ _Noreturn void sm_os_die_by_signal(int sig)
     struct sigaction sa;
     sigset_t set;
 
+    /*
+     * A stop signal's default action would stop the process after its purge, and let
+     * it run on, secrets gone, after a SIGCONT: a stop signal ends it at once instead.
+     */
+    if (sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU)
+        _exit(128 + sig);
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = SIG_DFL;
     (void)sigaction(sig, &sa, NULL);

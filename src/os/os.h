@@ -100,11 +100,16 @@ typedef struct sm_os_sigsave {
  * the previous disposition in *old. SM_E_INVAL for a signal that cannot be caught.
  */
 sm_status sm_os_signal_catch(int sig, void (*handler)(int), sm_os_sigsave *old);
+/* Save sig's disposition in *now without changing it (a sigaction call of the shim). */
+sm_status sm_os_signal_query(int sig, sm_os_sigsave *now);
+/* Whether a saved disposition is "ignore" (SIG_IGN). */
+bool sm_os_signal_ignored(const sm_os_sigsave *s);
 /* Put back what sm_os_signal_catch saved. */
 void sm_os_signal_restore(int sig, const sm_os_sigsave *old);
 /*
  * End the process as sig would have, from its handler: default disposition, unblock,
- * raise; if that signal's default is not to terminate, exit with 128 + sig.
+ * raise; if that signal's default is not to terminate, exit with 128 + sig. A stop
+ * signal (SIGTSTP, SIGTTIN, SIGTTOU) exits with 128 + sig at once, without stopping.
  * Async-signal-safe.
  */
 _Noreturn void sm_os_die_by_signal(int sig);

@@ -285,6 +285,9 @@ static void check_lock(void)
     EXPECT(sm_mem_lock(p, 0), SM_E_INVAL);
     EXPECT(sm_mem_unlock(NULL, page), SM_E_INVAL);
     EXPECT(sm_mem_unlock(p, 0), SM_E_INVAL);
+    /* A length past the end of the address space, which the kernel would wrap to 0. */
+    EXPECT(sm_mem_lock(p, SIZE_MAX - 7), SM_E_INVAL);
+    EXPECT(sm_mem_unlock(p, SIZE_MAX), SM_E_INVAL);
     /* Locked memory is freed like any other. */
     EXPECT(sm_mem_lock(p, 2 * page), SM_OK);
     EXPECT(sm_mem_free(p, 2 * page), SM_OK);
@@ -308,6 +311,7 @@ static void protect_errors(unsigned char *b, size_t page)
 {
     EXPECT(sm_mem_protect(b, page, (sm_prot)7), SM_E_INVAL);
     EXPECT(sm_mem_protect(b, page, (sm_prot)-1), SM_E_INVAL);
+    EXPECT(sm_mem_protect(b, SIZE_MAX, SM_PROT_READ), SM_E_INVAL);
     EXPECT(sm_mem_protect(b + 1, page, SM_PROT_READ), SM_E_INVAL);
     EXPECT(sm_mem_protect(b + page / 2, page, SM_PROT_READ), SM_E_INVAL);
     EXPECT(sm_mem_protect(NULL, page, SM_PROT_READ), SM_E_INVAL);
