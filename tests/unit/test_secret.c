@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <valgrind/valgrind.h>
 
 #include "example_factory.h"
 #include "helpers.h"
@@ -1549,7 +1550,11 @@ static sm_status purge_nested_fn(const uint8_t *b, size_t n, void *ctx)
     if (st != SM_OK)
         return st;
     counters_get(&now);
-    if (counters_equal(base, &now, CMP_MAPPED))
+    /*
+     * Under Valgrind the mapped total is not compared (helpers.c), and the custom
+     * factory's pages are not locked: nothing else would show the window still there.
+     */
+    if (counters_equal(base, &now, CMP_MAPPED) && !RUNNING_ON_VALGRIND)
         return SM_E_SYS; /* freed while this access still reads it */
     for (size_t i = 0; i < n; i++)
         if (b[i] != 0)
