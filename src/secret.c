@@ -511,49 +511,41 @@ static bool gone(smi_slot *s, uint64_t id)
 }
 
 /*
- * The calling thread's accesses in flight, innermost last, so that a close from inside
- * one of them is refused instead of waiting for itself for ever. Deeper nesting than
- * this is counted but not recorded.
+ * Per-thread stacks of secret ids, innermost last. Deeper nesting than TRACKED is counted
+ * but not recorded, so a pop always matches its push.
  */
 #define TRACKED 16u
-static _Thread_local uint64_t held_ids[TRACKED];
-static _Thread_local unsigned held_depth;
+typedef struct id_stack {
+    uint64_t ids[TRACKED];
+    unsigned depth;
+} id_stack;
 
-static void held_push(uint64_t id)
+static void id_push(id_stack *st, uint64_t id)
 {
-    if (held_depth < TRACKED)
-        held_ids[held_depth] = id;
-    held_depth++;
+    if (st->depth < TRACKED)
+        st->ids[st->depth] = id;
+    st->depth++;
 }
 
-static bool held_by_this_thread(uint64_t id)
+static bool id_on(const id_stack *st, uint64_t id)
 {
-    unsigned n = held_depth < TRACKED ? held_depth : TRACKED;
+    unsigned n = st->depth < TRACKED ? st->depth : TRACKED;
 
     for (unsigned i = 0; i < n; i++)
-        if (held_ids[i] == id)
+        if (st->ids[i] == id)
             return true;
     return false;
 }
 
 /*
- * The secrets whose window this thread is changing, that is whose hook (make_readable,
- * make_unreadable, destroy) runs on this thread right now, innermost last. A hook that
+ * held: the calling thread's accesses in flight, so that a close from inside one of them
+ * is refused instead of waiting for itself for ever.
+ * changing: the secrets whose window this thread is changing, that is whose hook
+ * (make_readable, make_unreadable, destroy) runs on this thread right now. A hook that
  * calls back into its own secret would wait for the change that this very thread is
- * making, for ever: it gets SM_E_STATE instead (SM-REQ-099). Tracked as deep as held_ids.
+ * making, for ever: it gets SM_E_STATE instead (SM-REQ-099).
  */
-static _Thread_local uint64_t changing_ids[TRACKED];
-static _Thread_local unsigned changing_depth;
-
-static bool changing_here(uint64_t id)
-{
-    unsigned n = changing_depth < TRACKED ? changing_depth : TRACKED;
-
-    for (unsigned i = 0; i < n; i++)
-        if (changing_ids[i] == id)
-            return true;
-    return false;
-}
+static _Thread_local id_stack held, changing;
 
 /* ---- window changes, outside the lock ---- */
 
@@ -571,9 +563,7 @@ static void change_begin(smi_slot *s, smi_secret *b, change *c)
     c->f = b->f;
     c->be = backend_of(b->f);
     c->store = b->store;
-    if (changing_depth < TRACKED)
-        changing_ids[changing_depth] = atomic_load_explicit(&s->id, memory_order_relaxed);
-    changing_depth++;
+    id_push(&changing, atomic_load_explicit(&s->id, memory_order_relaxed));
     smi_registry_release(s);
 }
 
@@ -588,7 +578,7 @@ static bool change_end(smi_slot *s, uint64_t id, change *c, bool pages_left)
 {
     bool live;
 
-    changing_depth--;
+    changing.depth--;
     pthread_mutex_lock(&s->lock);
     live = !gone(s, id);
     if (live) {
@@ -666,7 +656,7 @@ in:
     *bytes = b->window;
     *size = b->size;
     smi_registry_release(s);
-    held_push(id);
+    id_push(&held, id);
     return SM_OK;
 }
 
@@ -700,7 +690,7 @@ static sm_status leave(smi_slot *s, uint64_t id)
     change c;
     sm_status st;
 
-    held_depth--;
+    held.depth--;
     pthread_mutex_lock(&s->lock);
     if (gone(s, id)) {
         if (s->lingering == id)
@@ -750,7 +740,7 @@ static sm_status run_access(sm_secret sec, sm_bytes_fn fn, void *ctx, bool try)
     if (fn == NULL)
         return SM_E_INVAL;
     /* A try gets SM_E_BUSY from the table's WINDOW-CHANGING cell: it does not wait. */
-    if (!try && changing_here(sec.id))
+    if (!try && id_on(&changing, sec.id))
         return SM_E_STATE;
     st = try ? smi_registry_try_acquire(sec.id, SMI_KIND_SECRET, &s)
              : smi_registry_acquire(sec.id, SMI_KIND_SECRET, &s);
@@ -784,7 +774,7 @@ sm_status sm_secret_read_at(sm_secret sec, size_t off, void *dst, size_t n, size
 
     if (got == NULL || (dst == NULL && n > 0))
         return SM_E_INVAL;
-    if (changing_here(sec.id))
+    if (id_on(&changing, sec.id))
         return SM_E_STATE;
     st = smi_registry_acquire(sec.id, SMI_KIND_SECRET, &s);
     if (st != SM_OK)
@@ -926,7 +916,7 @@ sm_status sm_secret_close(sm_secret sec)
     change c;
     sm_status st;
 
-    if (held_by_this_thread(sec.id) || changing_here(sec.id))
+    if (id_on(&held, sec.id) || id_on(&changing, sec.id))
         return SM_E_STATE;
     st = smi_registry_acquire(sec.id, SMI_KIND_SECRET, &s);
     if (st != SM_OK)
