@@ -2099,6 +2099,8 @@ static void op_fork(fz_in *in)
             (void)raise(SIGUSR2);
             child_exit(22);
         case 4:
+            /* It leaves signals the process started with ignored alone (nohup). */
+            (void)signal(SIGTERM, SIG_DFL);
             if (sm_catch_interrupt() != SM_OK)
                 child_exit(23);
             child_profile(); /* the signal ends the child before it could */

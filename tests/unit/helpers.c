@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: ISC */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,6 +187,14 @@ bool counters_equal(const counters *a, const counters *b, unsigned what)
         return false;
     return a->locked == b->locked &&
            a->unlocked == b->unlocked && memcmp(a->live, b->live, sizeof a->live) == 0;
+}
+
+void interrupts_default(void)
+{
+    static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
+
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        (void)signal(sigs[i], SIG_DFL);
 }
 
 int in_child(void (*fn)(void *), void *arg)

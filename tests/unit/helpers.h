@@ -78,4 +78,12 @@ bool counters_equal(const counters *a, const counters *b, unsigned what);
 /* Run fn in a forked child; its exit status (or 128 + signal). */
 int in_child(void (*fn)(void *), void *arg);
 
+/*
+ * Put SIGINT, SIGTERM, SIGHUP and SIGQUIT back to SIG_DFL. A test of sm_catch_interrupt
+ * calls it first: the suite may have been started with some of them ignored (a shell
+ * starts background jobs with SIGINT and SIGQUIT ignored; nohup ignores SIGHUP), and
+ * sm_catch_interrupt leaves ignored ones alone (SM-REQ-109).
+ */
+void interrupts_default(void);
+
 #endif

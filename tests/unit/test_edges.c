@@ -134,6 +134,7 @@ static void nohup_child(void)
 {
     struct sigaction ign, now;
 
+    interrupts_default();
     memset(&ign, 0, sizeof ign);
     ign.sa_handler = SIG_IGN;
     if (sigaction(SIGHUP, &ign, NULL) != 0)
@@ -179,6 +180,7 @@ Test(edges_signals, catch_interrupt_refused_query_changes_nothing)
 {
     struct sigaction now;
 
+    interrupts_default();
     sm_os_fault_arm(SM_OS_SIGACTION, 3, ENOMEM, false);
     cr_assert_eq(sm_catch_interrupt(), SM_E_SYS);
     sm_os_fault_reset();

@@ -245,6 +245,7 @@ static int child_with_buffers(int how, int *report)
                 _exit(10);
             kill(getpid(), SIGTERM);
         } else if (how == 2) {
+            interrupts_default();
             if (sm_catch_interrupt() != SM_OK)
                 _exit(10);
             raise(SIGHUP);
