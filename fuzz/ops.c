@@ -323,7 +323,7 @@ static void check_calls(const char *what, const fz_calls own, const char *op)
     memcpy(seen, own, sizeof seen);
     /*
      * A view of the enclave key that could not shut a share again leaves it open until
-     * the next view shuts it (src/coffer.c, close_shares): that view skips opening it,
+     * the next view shuts it (src/objects/coffer.c, close_shares): that view skips opening it,
      * one mprotect fewer per share left open. Once a view ran with no fault, both shares
      * are shut again.
      */
