@@ -46,12 +46,20 @@ for f in "$proj"/src/*/*.c "$proj"/fuzz/support/*.c "$proj"/tests/factory/exampl
     objs="$objs $o"
 done
 
-# Every fuzz/*.c but the replay driver is one harness.
+# Every fuzz/*.c but the replay driver is one harness, with its parts in fuzz/<name>/ if
+# it has any (ops: a driver and one part per object kind).
 for src in "$proj"/fuzz/*.c; do
     name=$(basename "$src" .c)
     [ "$name" = replay ] && continue
     $CC $CFLAGS $flags -c "$src" -o "$work/$name.o"
-    $CC $CFLAGS "$work/$name.o" $objs $LIB_FUZZING_ENGINE $bearssl -lpthread -o "$OUT/$name"
+    parts=""
+    for f in "$proj/fuzz/$name"/*.c; do
+        [ -e "$f" ] || continue
+        o="$work/${name}_$(basename "$f" .c).part.o"
+        $CC $CFLAGS $flags -c "$f" -o "$o"
+        parts="$parts $o"
+    done
+    $CC $CFLAGS "$work/$name.o" $parts $objs $LIB_FUZZING_ENGINE $bearssl -lpthread -o "$OUT/$name"
     rm -f "$OUT/${name}_seed_corpus.zip"
     (cd "$proj/fuzz/corpus/$name" && zip -q -X "$OUT/${name}_seed_corpus.zip" ./*)
     cp "$proj/fuzz/$name.dict" "$OUT/$name.dict"
