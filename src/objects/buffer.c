@@ -14,7 +14,8 @@ _Static_assert(sizeof(smi_buffer) <= SMI_SLOT_BODY, "a buffer descriptor fits in
  * This kind's part in the registry's walks, registered before each publication
  * (smi_registry_kind): the registry sits below this module and never names it.
  */
-static const smi_kind_ops kind_ops = { smi_buffer_purge, smi_buffer_wipe, smi_buffer_audit, smi_buffer_forget, NULL };
+static const smi_kind_ops kind_ops = { smi_buffer_purge, smi_buffer_wipe, smi_buffer_audit,
+                                       smi_buffer_forget, NULL };
 
 /* ---- constructors ---- */
 

@@ -23,7 +23,8 @@ _Static_assert(SMI_AEAD_NONCE + SMI_AEAD_TAG <= HEAD, "the head holds nonce and 
  * This kind's part in the registry's walks, registered before each publication
  * (smi_registry_kind): the registry sits below this module and never names it.
  */
-static const smi_kind_ops kind_ops = { smi_enclave_purge, smi_enclave_wipe, smi_enclave_audit, smi_enclave_forget, NULL };
+static const smi_kind_ops kind_ops = { smi_enclave_purge, smi_enclave_wipe, smi_enclave_audit,
+                                       smi_enclave_forget, NULL };
 
 #define AAD_LEN (16u + SMI_SEALED_ID)
 

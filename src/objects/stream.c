@@ -67,7 +67,8 @@ _Static_assert(sizeof(smi_stream) <= SMI_SLOT_BODY, "a stream descriptor fits in
  * This kind's part in the registry's walks, registered before each publication
  * (smi_registry_kind): the registry sits below this module and never names it.
  */
-static const smi_kind_ops kind_ops = { smi_stream_purge, smi_stream_wipe, smi_stream_audit, smi_stream_forget, NULL };
+static const smi_kind_ops kind_ops = { smi_stream_purge, smi_stream_wipe, smi_stream_audit,
+                                       smi_stream_forget, NULL };
 
 static size_t map_len(void)
 {
