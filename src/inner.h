@@ -35,7 +35,7 @@ void smi_fatal_purge_hook(bool (*hook)(bool ending));
 /* Counters behind sm_stats; the live-object counts come from the registry. */
 extern _Atomic uint64_t smi_stat_allocations, smi_stat_locked, smi_stat_unlocked;
 
-/* Set once by sm_init, under its lock, before it publishes "ready". */
+/* Set by sm_init under its lock, before it publishes "ready" (a refused init too). */
 void smi_config_set(const sm_config *cfg, bool secretmem_works);
 /* The configuration in force; only meaningful once smi_runtime_ready succeeded. */
 const sm_config *smi_config_get(void);

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: ISC */
 /*
- * The configuration in force: a leaf service. sm_init (runtime.c) writes it once, under
- * its lock and before it publishes "ready" with release order; the allocators and the
- * RNG below the runtime read it without a lock after that, and so never call up into
- * the runtime for it (spec/layers.tsv).
+ * The configuration in force: a leaf service. sm_init (runtime.c) writes it under its
+ * lock, until an init succeeds and publishes "ready" with release order; the allocators
+ * and the RNG below the runtime read it without a lock after that, and so never call up
+ * into the runtime for it (spec/layers.tsv).
  */
 #include "inner.h"
 
