@@ -8,7 +8,7 @@
  *
  * Target functions: sm_enclave_new, sm_enclave_random, sm_buffer_seal, sm_enclave_open,
  * sm_enclave_open_into, sm_enclave_size, sm_enclave_destroy; through them
- * smi_coffer_seal and smi_coffer_open (src/coffer.c) and both AEADs of src/aead.c
+ * smi_coffer_seal and smi_coffer_open (src/objects/coffer.c) and both AEADs of src/memory/aead.c
  * (AES-256-GCM, ChaCha20-Poly1305 with the fast and the portable BearSSL code, chosen by
  * the input through smi_aead_test_force). Hooks: smi_enclave_test_flip,
  * smi_enclave_test_resize, smi_enclave_test_swap.

@@ -5,9 +5,9 @@
  * the input, under the SECRETMEM_PREFERRED backing.
  *
  * Target functions: sm_buffer_from_fd, sm_buffer_from_fd_until, sm_buffer_from_fd_all;
- * through them the scratch regions of src/buffer.c (growth, the exact-size copy, the
+ * through them the scratch regions of src/objects/buffer.c (growth, the exact-size copy, the
  * seek back after a delimiter, the byte-at-a-time path of a pipe), and the memfd_secret
- * path of src/region.c with its fallback to anonymous memory.
+ * path of src/memory/region.c with its fallback to anonymous memory.
  *
  * Model (securemem/buffer.h): from_fd(size) gives the next size bytes, SM_E_IO if the
  * data ends first, SM_E_INVAL for size 0; from_fd_until(delim) gives the bytes before

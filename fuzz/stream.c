@@ -6,8 +6,9 @@
  *
  * Target functions: sm_stream_new, sm_stream_write, sm_stream_read, sm_stream_next,
  * sm_stream_flush, sm_stream_size, sm_stream_destroy; through them the chunk chain of
- * src/stream.c, the coffer's seal and open (src/coffer.c, src/aead.c), and the region
- * allocator under SM_LOCK_BEST_EFFORT. Hooks: smi_stream_test_chunk, _save, _restore.
+ * src/objects/stream.c, the coffer's seal and open (src/objects/coffer.c,
+ * src/memory/aead.c), and the region allocator under SM_LOCK_BEST_EFFORT. Hooks:
+ * smi_stream_test_chunk, _save, _restore.
  *
  * Model (spec/api.md, securemem/stream.h): a stream is a FIFO of bytes. write appends and
  * wipes src; read takes min(cap, held) bytes from the front; next takes a non-empty

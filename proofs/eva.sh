@@ -1,6 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: ISC
-# make eva: Frama-C Eva over the memory layer (src/mem.c) and the core, as compiled,
+# make eva: Frama-C Eva over the memory layer (src/memory/mem.c) and the core, as compiled,
 # driven by proofs/eva/main.c with the OS shim of proofs/eva/os.c and the trusted
 # contract of smi_barrier. Passes when Eva raises no alarm, every precondition it meets
 # (of the core and of the OS shim) is valid, nothing is invalid, and the only
@@ -10,7 +10,7 @@ set -eu
 cd "$(dirname "$0")/.."
 . proofs/lib.sh
 
-files="src/mem.c $core_files $trusted proofs/eva/os.c proofs/eva/main.c"
+files="src/memory/mem.c $core_files $trusted proofs/eva/os.c proofs/eva/main.c"
 log=$out/eva.log
 t0=$(now_ms)
 # -c11: the headers use _Noreturn. Precision 4 with return splitting keeps the states of

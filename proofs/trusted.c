@@ -7,7 +7,7 @@
 #include "core/core.h"
 
 /*
- * smi_barrier (src/barrier.c) is an empty inline-assembly statement with a memory
+ * smi_barrier (src/base/barrier.c) is an empty inline-assembly statement with a memory
  * clobber: it emits no instruction, so on the C abstract machine it reads and writes
  * nothing and always returns. The clobber only forbids the compiler to drop or sink the
  * stores before it (SM-REQ-010); it changes no byte. WP cannot read inline assembly,

@@ -16,30 +16,50 @@
 #include "vg.h"
 #include "os/os.h"
 
-/* ---- runtime (runtime.c) ---- */
-
-/* Initialise with the defaults unless already initialised; sm_init's errors. */
-sm_status smi_runtime_ready(void);
-/* The configuration in force; only meaningful once smi_runtime_ready succeeded. */
-const sm_config *smi_runtime_config(void);
-/* Whether regions are backed by memfd_secret (sm_stats.secretmem). */
-bool smi_runtime_secretmem(void);
-
-/* Counters behind sm_stats; the live-object counts come from the registry. */
-extern _Atomic uint64_t smi_stat_allocations, smi_stat_locked, smi_stat_unlocked;
+/*
+ * ---- leaf services: fatal errors (fatal.c), counters (stats.c), configuration
+ * (config.c). Every layer may call them; they call only the OS shim (spec/layers.tsv).
+ */
 
 /* Detected corruption: purge, message, abort. Never returns, never an error code. */
 _Noreturn void smi_panic(const char *msg);
 /* The message of a damaged canary, wherever it is found. */
 extern const char smi_corrupt_msg[];
 /*
- * Purge every object, the enclave key and the canary key (purge.c); false if a damaged
- * canary was found. Async-signal-safe: the body of sm_purge and of the signal handler.
+ * The purge a panic runs first: smi_purge_all, registered by the runtime at its first
+ * sm_init. A callback, not a link dependency: fatal.c names nothing above it. Until it
+ * is registered no object exists, and a panic only ends the process.
+ */
+void smi_fatal_purge_hook(bool (*hook)(bool ending));
+
+/* Counters behind sm_stats; the live-object counts come from the registry. */
+extern _Atomic uint64_t smi_stat_allocations, smi_stat_locked, smi_stat_unlocked;
+
+/* Set by sm_init under its lock, before it publishes "ready" (a refused init too). */
+void smi_config_set(const sm_config *cfg, bool secretmem_works);
+/* The configuration in force; only meaningful once smi_runtime_ready succeeded. */
+const sm_config *smi_config_get(void);
+/* Whether regions are backed by memfd_secret (sm_stats.secretmem). */
+bool smi_config_secretmem(void);
+
+/* ---- runtime (runtime.c) ---- */
+
+/* Initialise with the defaults unless already initialised; sm_init's errors. */
+sm_status smi_runtime_ready(void);
+/*
+ * Purge every object, the enclave key and the canary key; false if a damaged canary was
+ * found. Async-signal-safe: the body of sm_purge, of the signal handler and of a panic.
  * ending: the process ends right after (panic, signal, safe exit), so objects and key
  * pages in use by other threads are wiped in place at once rather than left to those
  * threads to purge when they finish (spec/runtime.md).
  */
 bool smi_purge_all(bool ending);
+/*
+ * The enclave key's purge, which smi_purge_all calls between the objects and the canary
+ * key: registered by the coffer (coffer.c), which sits above the runtime, before it
+ * makes its first key. A callback, not a link dependency.
+ */
+void smi_runtime_key_purge(void (*hook)(bool ending));
 
 /* ---- burning the stack after a cipher (burn.c) ---- */
 
@@ -59,7 +79,10 @@ void smi_rng_fini(void);
 void smi_rng_forget_key(void);
 /* In a forked child (atfork): forget the key changes of threads the child lacks. */
 void smi_rng_after_fork(void);
-/* A fresh canary pattern: SMI_CANARY_SEED bytes, with no system call. */
+/*
+ * A fresh canary pattern: SMI_CANARY_SEED bytes, with no system call. smi_rng_init
+ * registers it as the regions' canary source (smi_region_canary_source).
+ */
 void smi_rng_canary(uint8_t out[SMI_CANARY_SEED]);
 /*
  * n bytes of ChaCha20 keystream under the OS-seeded key, with no system call (the
@@ -90,10 +113,17 @@ static inline uint8_t *smi_region_data(const smi_region *r)
 
 /*
  * A zeroed, READWRITE region of size bytes (SM-REQ-020..027), following the runtime's
- * lock policy and backing. seed NULL draws the canary from smi_rng_canary.
- * On error *r is untouched and nothing stays mapped.
+ * lock policy and backing. seed NULL draws the canary from the registered canary
+ * source (SM_E_STATE while there is none). On error *r is untouched and nothing stays
+ * mapped.
  */
 sm_status smi_region_alloc(size_t size, const uint8_t *seed, smi_region *r);
+/*
+ * Register where seed NULL draws canaries (smi_rng_canary, from smi_rng_init; NULL
+ * from smi_rng_fini). A callback, so that this allocator, which the RNG's key page
+ * lives in, never calls the RNG by name (spec/layers.tsv).
+ */
+void smi_region_canary_source(void (*gen)(uint8_t out[SMI_CANARY_SEED]));
 /*
  * The same, always private anonymous memory whatever the backing, for state that a
  * forked child must find zeroed at the same address (WIPEONFORK): a secretmem mapping
@@ -252,7 +282,7 @@ uint64_t smi_registry_live(smi_kind kind);
 
 /*
  * What the registry's walks do to one object of a kind, given its slot body
- * (spec/runtime.md). Each module supplies its entry of smi_kind_ops (runtime.c).
+ * (spec/runtime.md). Each module registers its own (smi_registry_kind).
  *  - purge: wipe and unmap everything the object holds, with no lock and no malloc
  *    (async-signal-safe); false if a canary was found damaged on the way.
  *  - wipe: the fallback when another thread holds the object's lock: wipe the secret
@@ -273,7 +303,12 @@ typedef struct smi_kind_ops {
     bool (*in_use)(const void *body);
 } smi_kind_ops;
 
-extern const smi_kind_ops smi_kind_ops_table[SMI_KIND_COUNT];
+/*
+ * Register kind's ops; its module calls this before each publication of an object of
+ * that kind (an atomic store), so a walk always finds the ops of a published slot. A
+ * callback table, not a link dependency: the registry names no object module.
+ */
+void smi_registry_kind(smi_kind kind, const smi_kind_ops *ops);
 
 /* ---- buffers (buffer.c), for the modules that make or consume them ---- */
 

@@ -34,20 +34,32 @@ fi
 
 # The harnesses also run secrets over the example custom factory (tests/factory).
 objs=""
-for f in "$proj"/src/*.c "$proj"/src/core/*.c "$proj"/src/os/linux.c "$proj"/src/os/fault.c \
-         "$proj"/src/os/fuzz_random.c "$proj"/fuzz/support/*.c \
-         "$proj"/tests/factory/example_factory.c; do
+# One folder per layer under src/ (spec/layers.tsv); of src/os/, the Linux shim and the
+# two shims of the fuzz flavour.
+for f in "$proj"/src/*/*.c "$proj"/fuzz/support/*.c "$proj"/tests/factory/example_factory.c; do
+    case "$f" in
+    "$proj"/src/os/linux.c | "$proj"/src/os/fault.c | "$proj"/src/os/fuzz_random.c) ;;
+    "$proj"/src/os/*) continue ;;
+    esac
     o="$work/$(echo "${f#"$proj/"}" | tr / _).o"
     $CC $CFLAGS $flags -c "$f" -o "$o"
     objs="$objs $o"
 done
 
-# Every fuzz/*.c but the replay driver is one harness.
+# Every fuzz/*.c but the replay driver is one harness, with its parts in fuzz/<name>/ if
+# it has any (ops: a driver and one part per object kind).
 for src in "$proj"/fuzz/*.c; do
     name=$(basename "$src" .c)
     [ "$name" = replay ] && continue
     $CC $CFLAGS $flags -c "$src" -o "$work/$name.o"
-    $CC $CFLAGS "$work/$name.o" $objs $LIB_FUZZING_ENGINE $bearssl -lpthread -o "$OUT/$name"
+    parts=""
+    for f in "$proj/fuzz/$name"/*.c; do
+        [ -e "$f" ] || continue
+        o="$work/${name}_$(basename "$f" .c).part.o"
+        $CC $CFLAGS $flags -c "$f" -o "$o"
+        parts="$parts $o"
+    done
+    $CC $CFLAGS "$work/$name.o" $parts $objs $LIB_FUZZING_ENGINE $bearssl -lpthread -o "$OUT/$name"
     rm -f "$OUT/${name}_seed_corpus.zip"
     (cd "$proj/fuzz/corpus/$name" && zip -q -X "$OUT/${name}_seed_corpus.zip" ./*)
     cp "$proj/fuzz/$name.dict" "$OUT/$name.dict"

@@ -27,7 +27,7 @@ bool fz_calls_of(const char *op, fz_calls want);
  * (which lists every function an operation calls), or none at all when op is NULL.
  * An operation with no row there is not checked. *rng_keyed says whether the canary and
  * random-byte generator has its key: the first use after a purge draws it with one
- * getrandom call of its own (src/rng.c), which the rows, measured with a keyed
+ * getrandom call of its own (src/memory/rng.c), which the rows, measured with a keyed
  * generator, do not count; that call sets *rng_keyed.
  */
 void fz_calls_check(const char *what, const fz_calls own, const char *op, bool *rng_keyed);

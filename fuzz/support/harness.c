@@ -267,7 +267,7 @@ unsigned fz_faults_after(fz_faults *f)
         if (fn == SM_OS_MLOCK)
             f->allowed[f->nallowed++] = SM_E_LOCK;
         /* A new region's opening mprotect refused with ENOMEM is the kernel refusing
-           the split's mappings: SM_E_NOMEM (src/region.c, spec/syscalls.tsv). */
+           the split's mappings: SM_E_NOMEM (src/memory/region.c, spec/syscalls.tsv). */
         if (fn == SM_OS_MPROTECT && p->err == ENOMEM)
             f->allowed[f->nallowed++] = SM_E_NOMEM;
     }

@@ -21,7 +21,7 @@ objects=""
 for h in "$@"; do
     if [ -z "$first" ]; then first=$dir/$h; else objects="$objects -object $dir/$h"; fi
 done
-files=$(ls src/*.c src/core/*.c)
+files=$(ls src/*/*.c | grep -v '^src/os/')
 # shellcheck disable=SC2086
 llvm-cov-14 report "$first" $objects -instr-profile="$dir/fuzz.profdata" $files \
     > "$dir/coverage.txt"

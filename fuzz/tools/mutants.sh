@@ -14,13 +14,13 @@ cflags="-O1 -fno-omit-frame-pointer -gline-tables-only -fsanitize=address -fsani
 # file|sed edit|harness|what the bug is
 mutants='src/core/state.c|s/        \*next = SMI_BUF_MUTABLE;/        *next = s;/|ops|melt of a FROZEN buffer leaves it FROZEN
 src/core/state.c|s/return s == SMI_BUF_MUTABLE ? SM_OK : SM_E_STATE;/return SM_OK;/|ops|writes are allowed on a FROZEN buffer
-src/buffer.c|s/return set_protection(b, SMI_BOP_FREEZE, SM_PROT_READ);/return set_protection(b, SMI_BOP_FREEZE, SM_PROT_READWRITE);/|ops|freeze leaves the pages writable
-src/buffer.c|s/    \*equal = (smi_equal(smi_region_data(\&buf->r), data, common) \& (n == buf->r.size)) != 0;/    *equal = smi_equal(smi_region_data(\&buf->r), data, common) != 0;/|ops|equal ignores a length difference
+src/objects/buffer.c|s/return set_protection(b, SMI_BOP_FREEZE, SM_PROT_READ);/return set_protection(b, SMI_BOP_FREEZE, SM_PROT_READWRITE);/|ops|freeze leaves the pages writable
+src/objects/buffer.c|s/    \*equal = (smi_equal(smi_region_data(\&buf->r), data, common) \& (n == buf->r.size)) != 0;/    *equal = smi_equal(smi_region_data(\&buf->r), data, common) != 0;/|ops|equal ignores a length difference
 src/core/state.c|s/    case SMI_BOP_SEAL:/    case SMI_BOP_SEAL: if (s == SMI_BUF_FROZEN) return SM_E_STATE;/|ops|seal refuses a FROZEN buffer
-src/secret.c|s/    st = c.be->shut(c.f, \&c.store);/    st = SM_OK;/|secret_access|the last exit leaves the window readable
+src/objects/secret.c|s/    st = c.be->shut(c.f, \&c.store);/    st = SM_OK;/|secret_access|the last exit leaves the window readable
 src/core/secret_state.c|s/        return v->readers > 1 ? SMI_SACT_DEPART : SMI_SACT_SHUT;/        return SMI_SACT_SHUT;/|secret_access|a nested exit shuts the window under the outer access
 src/core/secret_state.c|s/        return v->closing ? SMI_SACT_REFUSE : SMI_SACT_ANSWER;/        return SMI_SACT_ANSWER;/|secret_access|size and is_closed answer once close has begun
-src/secret.c|s/    if (k == 0) {/    if (k == 0 \&\& n == 0) {/|ops|read_at at the end of the secret opens the window'
+src/objects/secret.c|s/    if (k == 0) {/    if (k == 0 \&\& n == 0) {/|ops|read_at at the end of the secret opens the window'
 
 rm -rf "$root"
 mkdir -p "$root"

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: ISC */
 /*
  * Eva's driver (proofs/README.md, "Eva"): the public entry points of the memory layer
- * (src/mem.c) and every function of the core, called with the OS shim of
+ * (src/memory/mem.c) and every function of the core, called with the OS shim of
  * proofs/eva/os.c, in which every system call may fail. Sizes range over intervals, so
  * one analysis covers many calls. Eva reports any run-time error it cannot exclude on
  * these paths: out-of-bounds access, overflow, uninitialised read, invalid free.

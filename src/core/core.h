@@ -20,7 +20,7 @@ void smi_wipe(void *p, size_t n);
 /* 1 iff the n bytes at a and b are equal; no early exit, no data-dependent branch. */
 int smi_equal(const void *a, const void *b, size_t n);
 
-/* Defined outside the core (src/barrier.c): makes the compiler assume p is read. */
+/* Defined outside the core (src/base/barrier.c): makes the compiler assume p is read. */
 void smi_barrier(const void *p);
 
 /* ---- region layout (SM-REQ-020..023, spec/layout.md) ---- */

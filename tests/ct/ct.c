@@ -14,7 +14,7 @@
  * is computed; sanitizers/README.md ("Constant time") lists each exception and its reason:
  *  - the result of a comparison (sm_equal, sm_buffer_equal, the canary check), which the
  *    caller branches on: declared public here, after the call returns;
- *  - whether an AEAD tag matched (smi_aead_open): declared public in src/aead.c;
+ *  - whether an AEAD tag matched (smi_aead_open): declared public in src/memory/aead.c;
  *  - sizes, offsets, nonces and the nonce counter, which are never marked secret.
  */
 #include <stdlib.h>

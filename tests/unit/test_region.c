@@ -77,6 +77,27 @@ Test(region, rejects_zero_and_overflowing_sizes)
     cr_assert_null(r.base);
 }
 
+/*
+ * No canary source before sm_init: the RNG registers itself as the regions' source once
+ * it has its key (spec/README.md, "Layers"). A region asked for without a seed is then
+ * refused with nothing mapped; one given its seed is made as ever (the RNG's key page).
+ */
+Test(region, no_canary_source_before_init)
+{
+    static const uint8_t seed[SMI_CANARY_SEED] = { 1, 2, 3 };
+    smi_region r = { 0 };
+    counters before, after;
+
+    counters_get(&before);
+    cr_assert_eq(smi_region_alloc(10, NULL, &r), SM_E_STATE);
+    counters_get(&after);
+    cr_assert(counters_equal(&before, &after, CMP_MAPPED | CMP_ALLOCATIONS));
+    cr_assert_null(r.base);
+    cr_assert_eq(smi_region_alloc(10, seed, &r), SM_OK);
+    cr_assert(smi_canary_ok(r.base + sm_page_size(), r.lay.canary_len, seed));
+    cr_assert_eq(smi_region_free(&r), SM_OK);
+}
+
 Test(region, address_space_exhaustion_is_nomem)
 {
     smi_region r;

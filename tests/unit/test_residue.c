@@ -730,7 +730,7 @@ static bool in_xmm(const uint8_t *p, size_t n)
 /*
  * The AES-NI and SSE2 code leaves round keys (AES-256's first two are the key itself),
  * keystream and plaintext in xmm0-15; a signal frame taken after the call would write
- * them to the stack. smi_burn_stack zeroes them (src/burn.c).
+ * them to the stack. smi_burn_stack zeroes them (src/service/burn.c).
  */
 Test(residue, aead_leaves_no_key_or_plaintext_in_vector_registers)
 {

@@ -489,6 +489,14 @@ typedef struct smi_secret {
 
 _Static_assert(sizeof(smi_secret) <= SMI_SLOT_BODY, "a secret descriptor fits in its slot");
 
+/*
+ * This kind's part in the registry's walks, registered before each publication
+ * (smi_registry_kind): the registry sits below this module and never names it. Only a
+ * secret's pages are read outside its lock (by accesses): in_use.
+ */
+static const smi_kind_ops kind_ops = { smi_secret_purge, smi_secret_wipe, smi_secret_audit,
+                                       smi_secret_forget, smi_secret_in_use };
+
 /* Sizes of 2^62 and more are refused (spec/api.md); SIZE_MAX >> 2 is 2^62 - 1 on 64-bit. */
 #define SECRET_MAX (SIZE_MAX >> 2)
 
@@ -882,6 +890,7 @@ static sm_status make(const sm_factory *f, const void *src, size_t len, sm_secre
     if (st == SM_OK) {
         b.f = f;
         b.size = len;
+        smi_registry_kind(SMI_KIND_SECRET, &kind_ops);
         st = smi_registry_insert(SMI_KIND_SECRET, &b, sizeof b, &id);
     }
     if (st != SM_OK)
@@ -1041,6 +1050,7 @@ static sm_status make_filled(const sm_factory *f, size_t len, make_step fill_fn,
     } else {
         b.f = f;
         b.size = len;
+        smi_registry_kind(SMI_KIND_SECRET, &kind_ops);
         out->id = smi_registry_publish(index, SMI_KIND_SECRET, &b, sizeof b);
     }
     smi_wipe(&b, sizeof b);

@@ -6,22 +6,22 @@
  */
 #include "inner.h"
 
-_Atomic uint64_t smi_stat_allocations, smi_stat_locked, smi_stat_unlocked;
-
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_bool ready;
-static sm_config config;
-static bool secretmem;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 static atomic_bool atfork_ok;
+/*
+ * The enclave key's purge (coffer.c), registered by the coffer before it makes its
+ * first key: the coffer sits above the runtime (it calls smi_runtime_ready), so the
+ * runtime reaches it through this pointer rather than by name (spec/layers.tsv).
+ */
+static void (*_Atomic key_purge)(bool ending);
 
 SMI_VG_AT_START(vg_runtime)
 {
     SMI_VG_ATOMIC(&ready, sizeof ready);
     SMI_VG_ATOMIC(&atfork_ok, sizeof atfork_ok);
-    SMI_VG_ATOMIC(&smi_stat_allocations, sizeof smi_stat_allocations);
-    SMI_VG_ATOMIC(&smi_stat_locked, sizeof smi_stat_locked);
-    SMI_VG_ATOMIC(&smi_stat_unlocked, sizeof smi_stat_unlocked);
+    SMI_VG_ATOMIC(&key_purge, sizeof key_purge);
 }
 
 static bool config_equal(const sm_config *a, const sm_config *b)
@@ -85,6 +85,8 @@ static void after_fork(void)
  */
 static void atfork_register(void)
 {
+    /* A panic purges through the runtime, whichever layer it comes from (fatal.c). */
+    smi_fatal_purge_hook(smi_purge_all);
     atomic_store(&atfork_ok, sm_os_atfork(before_fork, fork_parent, after_fork) == SM_OK);
 }
 
@@ -101,8 +103,7 @@ static sm_status init_locked(const sm_config *cfg)
         if (!works && cfg->backing == SM_BACKING_SECRETMEM_REQUIRED)
             return SM_E_UNSUPPORTED;
     }
-    config = *cfg;
-    secretmem = works;
+    smi_config_set(cfg, works);
     st = smi_rng_init();
     if (st == SM_OK && cfg->disable_core_dumps) {
         st = sm_os_disable_core_dumps();
@@ -127,7 +128,7 @@ sm_status sm_init(const sm_config *cfg)
         return SM_E_NOMEM;
     pthread_mutex_lock(&init_lock);
     if (atomic_load(&ready)) {
-        st = config_equal(cfg, &config) ? SM_OK : SM_E_STATE;
+        st = config_equal(cfg, smi_config_get()) ? SM_OK : SM_E_STATE;
     } else {
         st = init_locked(cfg);
         if (st == SM_OK) {
@@ -148,14 +149,20 @@ sm_status smi_runtime_ready(void)
     return sm_init(NULL);
 }
 
-const sm_config *smi_runtime_config(void)
+void smi_runtime_key_purge(void (*hook)(bool ending))
 {
-    return &config;
+    atomic_store(&key_purge, hook);
 }
 
-bool smi_runtime_secretmem(void)
+bool smi_purge_all(bool ending)
 {
-    return secretmem;
+    bool intact = smi_registry_purge(ending);
+    void (*key)(bool) = atomic_load(&key_purge);
+
+    if (key != NULL)
+        key(ending);
+    smi_rng_forget_key();
+    return intact;
 }
 
 sm_status sm_stats_get(sm_stats *out)
@@ -175,20 +182,7 @@ sm_status sm_stats_get(sm_stats *out)
     s.allocations_total = atomic_load(&smi_stat_allocations);
     s.bytes_locked = atomic_load(&smi_stat_locked);
     s.bytes_unlocked = atomic_load(&smi_stat_unlocked);
-    s.secretmem = secretmem;
+    s.secretmem = smi_config_secretmem();
     *out = s;
     return SM_OK;
 }
-
-/* Each kind's part in the registry's walks; the other kinds arrive with their modules. */
-const smi_kind_ops smi_kind_ops_table[SMI_KIND_COUNT] = {
-    [SMI_KIND_BUFFER] = { smi_buffer_purge, smi_buffer_wipe, smi_buffer_audit, smi_buffer_forget,
-                          NULL },
-    [SMI_KIND_ENCLAVE] = { smi_enclave_purge, smi_enclave_wipe, smi_enclave_audit,
-                           smi_enclave_forget, NULL },
-    [SMI_KIND_STREAM] = { smi_stream_purge, smi_stream_wipe, smi_stream_audit, smi_stream_forget,
-                          NULL },
-    /* Only a secret's pages are read outside its lock (by accesses): in_use. */
-    [SMI_KIND_SECRET] = { smi_secret_purge, smi_secret_wipe, smi_secret_audit, smi_secret_forget,
-                          smi_secret_in_use },
-};

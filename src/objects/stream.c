@@ -63,6 +63,13 @@ typedef struct smi_stream {
 
 _Static_assert(sizeof(smi_stream) <= SMI_SLOT_BODY, "a stream descriptor fits in its slot");
 
+/*
+ * This kind's part in the registry's walks, registered before each publication
+ * (smi_registry_kind): the registry sits below this module and never names it.
+ */
+static const smi_kind_ops kind_ops = { smi_stream_purge, smi_stream_wipe, smi_stream_audit,
+                                       smi_stream_forget, NULL };
+
 static size_t map_len(void)
 {
     return CHUNK_PAGES * sm_os_page_size();
@@ -229,6 +236,7 @@ sm_status sm_stream_new(sm_stream *out)
     s.ring_pages = 1;
     st = ring_map(s.ring_pages, &s.ring);
     if (st == SM_OK) {
+        smi_registry_kind(SMI_KIND_STREAM, &kind_ops);
         st = smi_registry_insert(SMI_KIND_STREAM, &s, sizeof s, &id);
         if (st != SM_OK)
             (void)ring_unmap(s.ring, s.ring_pages);

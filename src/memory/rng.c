@@ -138,11 +138,14 @@ sm_status smi_rng_init(void)
     }
     key_region = r;
     kp = (struct keypage *)(void *)smi_region_data(&key_region);
+    /* From now on every other region draws its canary from the key (region.c). */
+    smi_region_canary_source(smi_rng_canary);
     return SM_OK;
 }
 
 void smi_rng_fini(void)
 {
+    smi_region_canary_source(NULL);
     kp = NULL;
     smi_region_unmake(&key_region);
 }
@@ -214,7 +217,7 @@ static sm_status relock(void)
     if (!atomic_load(&relock_due))
         return SM_OK;
     if (sm_os_mlock(key_region.base + sm_os_page_size(), key_region.lay.inner_len) != SM_OK) {
-        if (smi_runtime_config()->lock_policy == SM_LOCK_REQUIRED)
+        if (smi_config_get()->lock_policy == SM_LOCK_REQUIRED)
             return SM_E_LOCK;
         key_region.relock = false;
         atomic_store(&relock_due, false);

@@ -10,6 +10,13 @@
 
 _Static_assert(sizeof(smi_buffer) <= SMI_SLOT_BODY, "a buffer descriptor fits in its slot");
 
+/*
+ * This kind's part in the registry's walks, registered before each publication
+ * (smi_registry_kind): the registry sits below this module and never names it.
+ */
+static const smi_kind_ops kind_ops = { smi_buffer_purge, smi_buffer_wipe, smi_buffer_audit,
+                                       smi_buffer_forget, NULL };
+
 /* ---- constructors ---- */
 
 static sm_status make_region(size_t size, smi_region *r)
@@ -26,8 +33,10 @@ static sm_status publish(smi_region *r, smi_buf_state state, sm_buffer *out)
 {
     smi_buffer b = { *r, state };
     uint64_t id;
-    sm_status st = smi_registry_insert(SMI_KIND_BUFFER, &b, sizeof b, &id);
+    sm_status st;
 
+    smi_registry_kind(SMI_KIND_BUFFER, &kind_ops);
+    st = smi_registry_insert(SMI_KIND_BUFFER, &b, sizeof b, &id);
     if (st == SM_OK)
         out->id = id;
     else

@@ -204,9 +204,16 @@ static void fork_child(void)
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 static atomic_bool atfork_ok;
 
+static void purge(bool now);
+
 static void atfork_register(void)
 {
     SMI_VG_ATOMIC(&atfork_ok, sizeof atfork_ok);
+    /*
+     * Before the first key can exist: the runtime's purge reaches the key through this
+     * registered callback, since the coffer sits above the runtime (spec/layers.tsv).
+     */
+    smi_runtime_key_purge(purge);
     atomic_store(&atfork_ok, sm_os_atfork(fork_prepare, fork_release, fork_child) == SM_OK);
 }
 
@@ -331,7 +338,7 @@ static sm_status rekey_child(unsigned s)
 
         if (!r->relock || sm_os_mlock(r->base + page, r->lay.inner_len) == SM_OK)
             continue;
-        if (smi_runtime_config()->lock_policy == SM_LOCK_REQUIRED)
+        if (smi_config_get()->lock_policy == SM_LOCK_REQUIRED)
             st = SM_E_LOCK;
         else
             r->relock = false; /* best effort goes on unlocked, counted so since the fork */

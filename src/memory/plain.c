@@ -30,7 +30,7 @@ static sm_status map_anon(smi_plain *p)
         return st;
     p->base = base;
     p->locked = sm_os_mlock(p->base, p->len) == SM_OK;
-    if (!p->locked && smi_runtime_config()->lock_policy == SM_LOCK_REQUIRED) {
+    if (!p->locked && smi_config_get()->lock_policy == SM_LOCK_REQUIRED) {
         st = SM_E_LOCK;
         goto out;
     }
@@ -87,13 +87,13 @@ sm_status smi_plain_alloc(size_t size, smi_plain *out)
         return SM_E_INVAL;
     p.size = size;
     p.prot = SM_PROT_READWRITE;
-    if (!smi_runtime_secretmem()) {
+    if (!smi_config_secretmem()) {
         st = map_anon(&p);
     } else {
         st = map_secret(&p);
         /* The same per-mapping fallback as a region's (SM-REQ-026). */
         if ((st == SM_E_UNSUPPORTED || st == SM_E_LOCK) &&
-            smi_runtime_config()->backing == SM_BACKING_SECRETMEM_PREFERRED)
+            smi_config_get()->backing == SM_BACKING_SECRETMEM_PREFERRED)
             st = map_anon(&p);
     }
     if (st != SM_OK)

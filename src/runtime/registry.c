@@ -45,8 +45,16 @@ static _Atomic uint64_t walked; /* slots the last walk looked at: a probe for th
 #define WALKED(op) ((void)0) /* no shared counter on the purge path of the release build */
 #endif
 
+/*
+ * Each kind's part in the walks, registered by its module (smi_registry_kind) before
+ * it publishes an object of that kind: the object modules sit above the registry, which
+ * so reaches them through these pointers and never by name (spec/layers.tsv).
+ */
+static const smi_kind_ops *_Atomic kinds[SMI_KIND_COUNT];
+
 SMI_VG_AT_START(vg_registry)
 {
+    SMI_VG_ATOMIC(kinds, sizeof kinds);
     SMI_VG_ATOMIC(dir, sizeof dir);
     SMI_VG_ATOMIC(&used, sizeof used);
     SMI_VG_ATOMIC(&purged_head, sizeof purged_head);
@@ -197,6 +205,17 @@ uint64_t smi_registry_publish(uint32_t index, smi_kind kind, const void *body, s
     return id;
 }
 
+void smi_registry_kind(smi_kind kind, const smi_kind_ops *ops)
+{
+    atomic_store(&kinds[kind], ops);
+}
+
+/* A slot is published only after its kind was registered, so this is never NULL. */
+static const smi_kind_ops *kind_ops(smi_kind kind)
+{
+    return atomic_load(&kinds[kind]);
+}
+
 sm_status smi_registry_insert(smi_kind kind, const void *body, size_t len, uint64_t *id)
 {
     uint32_t index;
@@ -217,7 +236,7 @@ sm_status smi_registry_insert(smi_kind kind, const void *body, size_t len, uint6
  */
 static bool finish_purge(smi_slot *s, bool *recycle)
 {
-    const smi_kind_ops *ops = &smi_kind_ops_table[s->kind];
+    const smi_kind_ops *ops = kind_ops(s->kind);
     uint64_t id = smi_handle_make(s->kind, s->gen, s->index);
     bool intact = ops->purge(s->body);
 
@@ -450,7 +469,7 @@ static bool finish_held(void)
         uint64_t d = atomic_load(&s->doomed);
 
         if (d != 0 && smi_handle_gen(d) == s->gen)
-            smi_kind_ops_table[s->kind].wipe(s->body);
+            kind_ops(s->kind)->wipe(s->body);
     }
     return intact;
 }
@@ -508,7 +527,7 @@ sm_status smi_registry_audit(void)
 
         if (id == 0 || smi_registry_acquire(id, (smi_kind)smi_handle_kind(id), &s) != SM_OK)
             continue;
-        r = smi_kind_ops_table[s->kind].audit(s->body);
+        r = kind_ops(s->kind)->audit(s->body);
         smi_registry_release(s);
         if (st == SM_OK)
             st = r; /* the first refusal; the walk goes on to check every canary */
@@ -561,12 +580,12 @@ void smi_registry_after_fork(void)
         if (id == 0 && d != 0 && smi_handle_gen(d) == s->gen)
             id = d;
         if (id != 0) {
-            smi_kind_ops_table[s->kind].forget(s->body);
+            kind_ops(s->kind)->forget(s->body);
             atomic_fetch_sub(&live[s->kind], 1);
             recycle = next_generation(s);
         } else if (s->lingering != 0) {
             /* Counted down and its generation moved on by the purge already. */
-            smi_kind_ops_table[s->kind].forget(s->body);
+            kind_ops(s->kind)->forget(s->body);
             recycle = s->gen <= SMI_HANDLE_GEN_MAX;
             s->lingering = 0;
         }

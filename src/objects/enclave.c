@@ -19,6 +19,13 @@ typedef smi_sealed smi_enclave;
 _Static_assert(sizeof(smi_enclave) <= SMI_SLOT_BODY, "an enclave descriptor fits in its slot");
 _Static_assert(SMI_AEAD_NONCE + SMI_AEAD_TAG <= HEAD, "the head holds nonce and tag");
 
+/*
+ * This kind's part in the registry's walks, registered before each publication
+ * (smi_registry_kind): the registry sits below this module and never names it.
+ */
+static const smi_kind_ops kind_ops = { smi_enclave_purge, smi_enclave_wipe, smi_enclave_audit,
+                                       smi_enclave_forget, NULL };
+
 #define AAD_LEN (16u + SMI_SEALED_ID)
 
 /*
@@ -138,6 +145,7 @@ static sm_status prepare(size_t size, uint32_t *slot)
 
 static void publish(uint32_t slot, const smi_enclave *e, sm_enclave *out)
 {
+    smi_registry_kind(SMI_KIND_ENCLAVE, &kind_ops);
     out->id = smi_registry_publish(slot, SMI_KIND_ENCLAVE, e, sizeof *e);
 }
 

@@ -12,6 +12,23 @@
 
 #include "inner.h"
 
+/*
+ * Where regions get their canary patterns: the RNG registers smi_rng_canary here once
+ * its key exists (smi_rng_init). A registered callback, not a call by name: the RNG
+ * keeps its own key in a region, so it sits above this allocator (spec/layers.tsv).
+ */
+static void (*_Atomic canary_source)(uint8_t out[SMI_CANARY_SEED]);
+
+SMI_VG_AT_START(vg_region)
+{
+    SMI_VG_ATOMIC(&canary_source, sizeof canary_source);
+}
+
+void smi_region_canary_source(void (*gen)(uint8_t out[SMI_CANARY_SEED]))
+{
+    atomic_store(&canary_source, gen);
+}
+
 static void count_live(const smi_region *r, int sign)
 {
     _Atomic uint64_t *c = r->locked ? &smi_stat_locked : &smi_stat_unlocked;
@@ -48,7 +65,7 @@ static sm_status map_anon(smi_region *r)
         goto out;
     SMI_VG_NEW_MEMORY(r->base + page, r->lay.inner_len);
     r->locked = sm_os_mlock(r->base + page, r->lay.inner_len) == SM_OK;
-    if (!r->locked && smi_runtime_config()->lock_policy == SM_LOCK_REQUIRED) {
+    if (!r->locked && smi_config_get()->lock_policy == SM_LOCK_REQUIRED) {
         st = SM_E_LOCK;
         goto out;
     }
@@ -105,13 +122,17 @@ static sm_status region_alloc(size_t size, const uint8_t *seed, bool secret_ok,
                               smi_region *out)
 {
     smi_region r = { 0 };
+    void (*gen)(uint8_t out[SMI_CANARY_SEED]) = atomic_load(&canary_source);
     sm_status st;
 
+    /* No pattern to draw before the runtime is initialised: nothing is mapped then. */
+    if (seed == NULL && gen == NULL)
+        return SM_E_STATE;
     if (!smi_layout_of(size, sm_os_page_size(), &r.lay))
         return SM_E_INVAL;
     r.size = size;
     r.prot = SM_PROT_READWRITE;
-    if (!secret_ok || !smi_runtime_secretmem()) {
+    if (!secret_ok || !smi_config_secretmem()) {
         st = map_anon(&r);
     } else {
         st = map_secret(&r);
@@ -121,7 +142,7 @@ static sm_status region_alloc(size_t size, const uint8_t *seed, bool secret_ok,
          * REQUIRED returns the refusal.
          */
         if ((st == SM_E_UNSUPPORTED || st == SM_E_LOCK) &&
-            smi_runtime_config()->backing == SM_BACKING_SECRETMEM_PREFERRED)
+            smi_config_get()->backing == SM_BACKING_SECRETMEM_PREFERRED)
             st = map_anon(&r);
     }
     if (st != SM_OK)
@@ -131,7 +152,7 @@ static sm_status region_alloc(size_t size, const uint8_t *seed, bool secret_ok,
         for (unsigned i = 0; i < SMI_CANARY_SEED; i++)
             r.seed[i] = seed[i];
     else
-        smi_rng_canary(r.seed);
+        gen(r.seed);
     smi_canary_fill(r.base + sm_os_page_size(), r.lay.canary_len, r.seed);
     count_live(&r, +1);
     atomic_fetch_add(&smi_stat_allocations, 1);

@@ -1,0 +1,491 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * Secrets over every factory, following spec/secret-states.tsv, nested accesses
+ * included (their callbacks run more operations through step).
+ */
+#include "model.h"
+
+/* ---- secrets (securemem/secret.h) ---- */
+
+static msec *free_sec(fz_in *in)
+{
+    unsigned k = fz_u8(in);
+
+    for (unsigned i = 0; i < NSEC; i++)
+        if (!M.sec[(k + i) % NSEC].open)
+            return &M.sec[(k + i) % NSEC];
+    return NULL;
+}
+
+/* Small, around a page, up to three pages; 0 or 2^62 and more (refused); or just below
+   2^62, which passes the argument check and which no OS maps (SM_E_NOMEM). */
+static size_t pick_secret_size(fz_in *in)
+{
+    uint16_t v = fz_u16(in);
+
+    switch (v >> 13) {
+    case 0: case 1: case 2:
+        return 1 + v % 64;
+    case 3:
+        return page - 48 + v % 97;
+    case 4: case 5:
+        return 1 + v % maxb;
+    case 6:
+        return (v & 1) ? 0 : SECRET_MAX + 1 + (v >> 1);
+    default:
+        return SECRET_MAX - (v & 0xfff);
+    }
+}
+
+void op_secret_new(fz_in *in, bool random)
+{
+    const char *what = random ? "secret_random" : "secret_new";
+    msec *s = free_sec(in);
+    unsigned fac = fz_u8(in) % NFACT;
+    size_t size = pick_secret_size(in), k = size <= maxb ? size : 0;
+    sm_secret out = { 0x0badull };
+    bool coffer = fz_coffer_exists();
+    fz_calls c0, c1, own = { 0 };
+    sm_status want, st;
+
+    if (s == NULL)
+        return;
+    if (size == 0 || size > SECRET_MAX)
+        want = SM_E_INVAL;
+    else if (size > maxb)
+        want = SM_E_NOMEM;
+    else if (fac == FACT_ENCRYPTED && M.exhausted)
+        want = SM_E_STATE; /* the seal needs a nonce */
+    else
+        want = SM_OK;
+    if (!random)
+        fz_fill(in, src, k > 0 ? k : 1);
+    memcpy(src2, src, k);
+    fz_calls_now(c0);
+    fz_faults_before(&F);
+    st = random ? sm_secret_random(factory(fac), size, &out)
+                : sm_secret_new(factory(fac), src, size, &out);
+    fz_faults_after(&F);
+    fz_calls_now(c1);
+    fz_trace("%s %s %zu into %u: %s", what, factory_name(fac), size, SEC_ID(s), fz_st(st));
+    if (!outcome(st, want, SM_OK, what)) {
+        FZ_CHECK(out.id == 0x0badull, "failed %s wrote its out-parameter", what);
+        FZ_CHECK(memcmp(src, src2, k) == 0, "failed %s changed src", what);
+        return;
+    }
+    /* The first seal of the encrypted factory makes the enclave key, and one after the
+       key was aged re-splits it: calls of their own. */
+    if (F.fired == 0 && (fac != FACT_ENCRYPTED || (coffer && !M.aged))) {
+        fz_calls_add(own, c0, c1);
+        check_calls(what, own, fz_sec_calls_row(random ? "random" : "new", fac));
+    }
+    if (!random)
+        for (size_t i = 0; i < size; i++)
+            FZ_CHECK(src[i] == 0, "%s did not wipe src", what);
+    s->h = out;
+    s->open = true;
+    s->fac = fac;
+    s->size = size;
+    s->depth = 0;
+    s->readable = s->opened = s->audited = false;
+    s->addr = NULL;
+    memcpy(s->want, src2, random ? 0 : size);
+    memset(s->have, !random, size);
+    if (fac != FACT_CUSTOM)
+        M.made++; /* an encrypted secret's fill region is made, then freed by its seal */
+}
+
+/* What an access sees: the model's bytes (a random secret's are learnt here), read-only
+   (read-write only in a window that a failed close opened), in the factory's layout. */
+static void check_window(msec *s, const uint8_t *bytes)
+{
+    char what[32];
+    fz_prot want = s->opened ? FZ_PROT_RW : FZ_PROT_READ, a, b;
+
+    snprintf(what, sizeof what, "secret %u", SEC_ID(s));
+    if (s->fac == FACT_GUARDED || s->fac == FACT_ENCRYPTED) {
+        fz_check_layout(bytes, s->size, s->opened, what);
+    } else {
+        if (s->fac == FACT_PROTECTED)
+            FZ_CHECK((uintptr_t)bytes % page == 0, "%s: not at the start of a page", what);
+        a = fz_probe(bytes);
+        b = fz_probe(bytes + s->size - 1);
+        FZ_CHECK(a == want && b == want, "%s: window is %s and %s, want %s", what,
+                 fz_prot_name(a), fz_prot_name(b), fz_prot_name(want));
+    }
+    for (size_t i = 0; i < s->size; i++)
+        if (!s->have[i]) {
+            s->want[i] = bytes[i];
+            s->have[i] = 1;
+        }
+    FZ_CHECK(memcmp(bytes, s->want, s->size) == 0, "%s: bytes differ from the model", what);
+}
+
+typedef struct frame {
+    msec    *s;
+    fz_in   *in;
+    uint8_t  how;
+    bool     called;
+    unsigned open_fired; /* faults that fired while the window opened */
+    fz_calls start, entered, leaving;
+} frame;
+
+/* Mostly success; sometimes an error of fn's own, which the access must return as is. */
+static sm_status fn_status(uint8_t how)
+{
+    switch (how & 7) {
+    case 6:
+        return SM_E_AUTH;
+    case 7:
+        return SM_E_IO;
+    default:
+        return SM_OK;
+    }
+}
+
+/*
+ * The callback: check the window, then run up to seven more operations of the input
+ * inside it (nested accesses to this and other secrets, closes, other kinds), then
+ * check the window again. The counts of the leave start afresh at its end (rebase), so
+ * that the access's own OS calls and faults are told apart from those of its nest.
+ */
+static sm_status access_fn(const uint8_t *bytes, size_t len, void *ctx)
+{
+    frame *fr = ctx;
+    msec *s = fr->s;
+    unsigned inner = fr->how >> 3 & 7;
+
+    fz_calls_now(fr->entered);
+    fr->open_fired = fz_faults_after(&F);
+    FZ_CHECK(!fr->called, "secret %u: fn called twice", SEC_ID(s));
+    fr->called = true;
+    FZ_CHECK(len == s->size, "secret %u: fn got %zu bytes, model %zu", SEC_ID(s), len, s->size);
+    if (!s->readable) {
+        s->readable = true;
+        s->opened = false;
+        if (s->fac == FACT_ENCRYPTED)
+            M.made++; /* each window is a guarded region made */
+    }
+    s->depth++;
+    M.depth++;
+    s->addr = bytes;
+    check_window(s, bytes);
+    check_all();
+    fz_trace("  inside secret %u (depth %u): %u operations", SEC_ID(s), M.depth, inner);
+    for (unsigned i = 0; i < inner && fz_more(fr->in) && M.ops < MAX_OPS && !M.tainted; i++) {
+        M.ops++;
+        step(fr->in);
+    }
+    if (!M.tainted)
+        check_window(s, bytes); /* nothing of the nest changed this access's bytes */
+    s->depth--;
+    M.depth--;
+    rebase();
+    fz_calls_now(fr->leaving);
+    return fn_status(fr->how);
+}
+
+/*
+ * Which step of an access failed: its shut, when the failing call is one that only the
+ * shut makes: the last mprotect of the access's row in syscalls.tsv, or a munmap (an
+ * encrypted window's). One fault fired (outcome() stopped the input otherwise).
+ */
+static bool shut_failed(const msec *s)
+{
+    fz_calls want;
+    const char *row = fz_sec_calls_row("with_bytes", s->fac);
+    const fz_plan *p = &F.plan[F.last_fn];
+    unsigned long first = F.before[F.last_fn] + 1 > p->nth ? F.before[F.last_fn] + 1 : p->nth;
+
+    if (F.last_fn == SM_OS_MUNMAP)
+        return true;
+    FZ_CHECK(fz_calls_of(row, want), "syscalls.tsv has no row %s", row);
+    return F.last_fn == SM_OS_MPROTECT && first - F.before[F.last_fn] == want[SM_OS_MPROTECT];
+}
+
+/* with_bytes and try_with_bytes (single-threaded, a try never finds anything to wait for). */
+void op_access(fz_in *in, bool try)
+{
+    const char *what = try ? "try_with_bytes" : "with_bytes";
+    msec *s = &M.sec[fz_u8(in) % NSEC];
+    frame fr = { .s = s, .in = in, .how = fz_u8(in) };
+    int state = fz_sec_state(s->open, s->depth);
+    const fz_sec_cell *cell = &sec_rows[try ? FZ_SOP_TRY : FZ_SOP_WITH]->cell[state];
+    /* A failed shut kept the window open, or a failed audit may have left it readable. */
+    bool stuck = (s->readable || s->audited) && s->depth == 0;
+    sm_status fn_st = fn_status(fr.how), st;
+    fz_calls end, own = { 0 };
+
+    if (M.depth >= MAX_DEPTH)
+        return;
+    FZ_CHECK(!cell->waits, "%s: a cell that waits, with no other thread", what);
+    fz_calls_now(fr.start);
+    fz_faults_before(&F);
+    st = try ? sm_secret_try_with_bytes(s->h, access_fn, &fr)
+             : sm_secret_with_bytes(s->h, access_fn, &fr);
+    fz_faults_after(&F);
+    fz_calls_now(end);
+    fz_trace("%s secret %u: %s", what, SEC_ID(s), fz_st(st));
+    if (M.tainted)
+        return;
+    if (!fr.called) {
+        /* Refused as the cell says, or its window could not be opened (a fault). */
+        FZ_CHECK(!outcome(st, cell->st, SM_OK, what), "%s: SM_OK without calling fn", what);
+        fz_calls_add(own, fr.start, end);
+        if (cell->st != SM_OK)
+            check_calls(what, own, NULL);
+        return;
+    }
+    FZ_CHECK(cell->st == SM_OK, "%s: fn called, the table says %s", what, fz_st(cell->st));
+    fz_calls_add(own, fr.start, fr.entered);
+    fz_calls_add(own, fr.leaving, end);
+    if (s->depth > 0 || (F.fired == 0 && !stuck)) {
+        /* Joined (window 0), or opened and shut it (window 2). */
+        FZ_CHECK(st == fn_st, "%s: %s, fn returned %s", what, fz_st(st), fz_st(fn_st));
+        if (cell->window == 0)
+            check_calls(what, own, NULL);
+        else if (cell->window == 2 && fr.open_fired == 0 && !(M.aged && s->fac == FACT_ENCRYPTED))
+            check_calls(what, own, fz_sec_calls_row("with_bytes", s->fac));
+    } else if (F.fired == 0) {
+        FZ_CHECK(st == fn_st, "%s: %s, fn returned %s", what, fz_st(st), fz_st(fn_st));
+    } else if (fn_st != SM_OK) {
+        /* The shut failed, and fn's error is what the access returns. */
+        FZ_CHECK(st == fn_st, "%s: %s, fn returned %s", what, fz_st(st), fz_st(fn_st));
+        if (F.fired > 1)
+            M.tainted = true;
+        return;
+    } else {
+        (void)outcome(st, SM_OK, SM_OK, what);
+        return; /* the window stays open (secret.h), the next last exit shuts it */
+    }
+    if (s->depth == 0)
+        s->readable = s->opened = s->audited = false;
+}
+
+void op_read_at(fz_in *in)
+{
+    msec *s = &M.sec[fz_u8(in) % NSEC];
+    uint16_t a = fz_u16(in), b = fz_u16(in);
+    size_t off = (a & 0x8000) ? SIZE_MAX - (a & 0xff) : a % (s->size + 2);
+    size_t n = (b & 0x8000) ? SIZE_MAX - (b & 0xff) : b % (s->size + 2), k = 0, got = 0x0bad;
+    int state = fz_sec_state(s->open, s->depth);
+    const fz_sec_cell *cell = &sec_rows[FZ_SOP_READ_AT]->cell[state];
+    bool stuck = (s->readable || s->audited) && s->depth == 0;
+    sm_status want = cell->st, st;
+    fz_calls c0, c1, own = { 0 };
+
+    if (want == SM_OK && off > s->size)
+        want = SM_E_INVAL;
+    if (want == SM_OK)
+        k = n < s->size - off ? n : s->size - off;
+    memset(src, 0xa5, maxb + 1);
+    fz_calls_now(c0);
+    fz_faults_before(&F);
+    st = sm_secret_read_at(s->h, off, src, n, &got);
+    fz_faults_after(&F);
+    fz_calls_now(c1);
+    fz_calls_add(own, c0, c1);
+    fz_trace("read_at secret %u off %zu n %zu: %s got %zu", SEC_ID(s), off, n, fz_st(st), got);
+    if (!outcome(st, want, SM_OK, "read_at")) {
+        FZ_CHECK(got == 0x0bad, "failed read_at wrote *got");
+        for (size_t i = 0; i <= maxb; i++)
+            FZ_CHECK(src[i] == 0xa5 || src[i] == 0, "failed read_at left byte %zu in dst", i);
+        if (want != SM_OK) {
+            check_calls("read_at", own, NULL); /* refused before any OS call */
+        } else if (F.fired > 0 && s->depth == 0 && s->audited) {
+            M.tainted = true; /* which mprotect was the shut's is not known */
+        } else if (F.fired > 0 && s->depth == 0 && shut_failed(s)) {
+            if (s->fac == FACT_ENCRYPTED && !stuck)
+                M.made++; /* the window it made stays */
+            s->readable = true;
+        }
+        return;
+    }
+    FZ_CHECK(got == k, "read_at got %zu, model %zu", got, k);
+    for (size_t i = 0; i < k; i++)
+        if (!s->have[off + i]) {
+            s->want[off + i] = src[i];
+            s->have[off + i] = 1;
+        }
+    FZ_CHECK(memcmp(src, s->want + off, k) == 0, "read_at: bytes differ from the model");
+    for (size_t i = k; i <= maxb; i++)
+        FZ_CHECK(src[i] == 0xa5, "read_at wrote past its %zu bytes", k);
+    /* Nothing to copy does not open the window (secret.h); a join changes nothing. */
+    if (k == 0 || cell->window == 0)
+        check_calls("read_at", own, NULL);
+    else if (cell->window == 2 && !stuck && !(M.aged && s->fac == FACT_ENCRYPTED))
+        check_calls("read_at", own, fz_sec_calls_row("with_bytes", s->fac));
+    if (k > 0 && s->depth == 0) {
+        if (s->fac == FACT_ENCRYPTED && !stuck)
+            M.made++; /* each window is a guarded region made */
+        s->readable = s->opened = s->audited = false;
+    }
+}
+
+void op_secret_close(fz_in *in)
+{
+    msec *s = &M.sec[fz_u8(in) % NSEC];
+    sm_status want, st;
+    int next;
+    fz_calls c0, c1, own = { 0 };
+
+    fz_sec_own_close(sec_rows[FZ_SOP_CLOSE], fz_sec_state(s->open, s->depth), &want, &next);
+    fz_calls_now(c0);
+    fz_faults_before(&F);
+    st = sm_secret_close(s->h);
+    fz_faults_after(&F);
+    fz_calls_now(c1);
+    fz_calls_add(own, c0, c1);
+    fz_trace("close secret %u: %s", SEC_ID(s), fz_st(st));
+    if (outcome(st, want, SM_OK, "close")) {
+        /* The row is a close at rest; open pages need no mprotect to be wiped. */
+        if (!s->readable && !s->opened)
+            check_calls("close", own, fz_sec_calls_row("close", s->fac));
+        s->open = next != FZ_SEC_CLOSED;
+        s->readable = s->opened = s->audited = false;
+        return;
+    }
+    if (want != SM_OK) {
+        check_calls("close", own, NULL);
+        return;
+    }
+    /*
+     * Open again, as after a failed sm_buffer_destroy: unchanged if the pages could not
+     * be opened for the wipe, wiped and read-write if only the final munmap failed. An
+     * encrypted secret has no plaintext at rest, and its window is decrypted again.
+     */
+    if (failed_last_munmap() && s->fac != FACT_ENCRYPTED) {
+        memset(s->want, 0, s->size);
+        memset(s->have, 1, s->size);
+        s->opened = true;
+    }
+}
+
+/* size and is_closed, answered from the model's cell without any OS call. */
+void op_secret_query(fz_in *in)
+{
+    msec *s = &M.sec[fz_u8(in) % NSEC];
+    int state = fz_sec_state(s->open, s->depth);
+    fz_calls own;
+
+    fz_trace("size/is_closed secret %u", SEC_ID(s));
+    fz_sec_query(sec_rows, s->h, state, s->size, own);
+    if (sec_rows[FZ_SOP_SIZE]->cell[state].window == 0 &&
+        sec_rows[FZ_SOP_IS_CLOSED]->cell[state].window == 0)
+        check_calls("size/is_closed", own, NULL);
+}
+
+static sm_status never_called(const uint8_t *bytes, size_t len, void *ctx)
+{
+    (void)bytes;
+    (void)len;
+    (void)ctx;
+    fz_fail("a refused access called fn");
+}
+
+/*
+ * Bad arguments and stale handles: NULL factory, source, callback and out-pointers,
+ * lengths 0 and 2^62, custom tables that are incomplete or of another version
+ * (SM_E_INVAL); ids that name no open secret (closed ones, those of other kinds,
+ * forged: SM_E_STATE, 0, closed); a secret's id as every other kind. None makes an OS
+ * call, writes its out-parameter or wipes its source.
+ */
+void op_secret_bad(fz_in *in)
+{
+    static const uint64_t forged[] = {
+        0, 0x0000000100000000ull, 0xf000000100000000ull, 0x5000000100000000ull,
+        0x40000001ffffffffull, 0x4000000000000000ull, 0x1000000000000000ull, UINT64_MAX,
+    };
+    uint8_t how = fz_u8(in);
+    msec *s = &M.sec[how % NSEC];
+    sm_factory bad = *example_factory();
+    const sm_factory *f = factory((how >> 2) % NFACT);
+    sm_secret out = { 0x0badull }, x;
+    sm_buffer bo;
+    fz_calls c0, c1, own = { 0 };
+    size_t got = 0x0bad;
+    sm_status st;
+    uint64_t id;
+
+    switch (how >> 5) {
+    case 0:
+        bad.version = SM_FACTORY_VERSION + 1;
+        break;
+    case 1:
+        bad.create = NULL;
+        break;
+    case 2:
+        bad.seal = NULL;
+        break;
+    case 3:
+        bad.make_readable = NULL;
+        break;
+    case 4:
+        bad.make_unreadable = NULL;
+        break;
+    default:
+        bad.destroy = NULL;
+        break;
+    }
+    switch (fz_u8(in) % 4) {
+    case 0:
+        id = forged[fz_u8(in) % 8];
+        break;
+    case 1:
+        id = M.b[fz_u8(in) % NB].h.id;
+        break;
+    case 2:
+        id = M.e[fz_u8(in) % NE].h.id;
+        break;
+    default:
+        id = M.s[fz_u8(in) % NS].h.id;
+        break;
+    }
+    x.id = s->open ? id : s->h.id; /* a closed secret's own id, or an id of no secret */
+    memset(src, 0x77, 16);
+    fz_calls_now(c0);
+#define SEC_INVAL(call)                                                                   \
+    do {                                                                                  \
+        st = (call);                                                                      \
+        FZ_CHECK(st == SM_E_INVAL, "%s: %s, want SM_E_INVAL", #call, fz_st(st));           \
+    } while (0)
+#define SEC_STATE(call)                                                                   \
+    do {                                                                                  \
+        st = (call);                                                                      \
+        FZ_CHECK(st == SM_E_STATE, "%s: %s, want SM_E_STATE", #call, fz_st(st));           \
+    } while (0)
+    SEC_INVAL(sm_secret_new(NULL, src, 16, &out));
+    SEC_INVAL(sm_secret_new(f, NULL, 16, &out));
+    SEC_INVAL(sm_secret_new(f, src, 16, NULL));
+    SEC_INVAL(sm_secret_new(f, src, 0, &out));
+    SEC_INVAL(sm_secret_new(&bad, src, 16, &out));
+    SEC_INVAL(sm_secret_random(f, SECRET_MAX + 1, &out));
+    SEC_INVAL(sm_secret_random(f, 16, NULL));
+    SEC_INVAL(sm_secret_random(&bad, 16, &out));
+    /* With a handle, live or not: the arguments are checked first (secret.c). */
+    SEC_INVAL(sm_secret_with_bytes(s->h, NULL, NULL));
+    SEC_INVAL(sm_secret_try_with_bytes(s->h, NULL, NULL));
+    SEC_INVAL(sm_secret_read_at(s->h, 0, src, 1, NULL));
+    SEC_INVAL(sm_secret_read_at(s->h, 0, NULL, 1, &got));
+    SEC_STATE(sm_secret_with_bytes(x, never_called, NULL));
+    SEC_STATE(sm_secret_try_with_bytes(x, never_called, NULL));
+    SEC_STATE(sm_secret_read_at(x, 0, src, 1, &got));
+    SEC_STATE(sm_secret_close(x));
+#undef SEC_INVAL
+#undef SEC_STATE
+    FZ_CHECK(sm_secret_size(x) == 0 && sm_secret_is_closed(x), "id %016llx works as a secret",
+             (unsigned long long)x.id);
+    /* A secret's id is no buffer, enclave or stream. */
+    bo.id = s->h.id;
+    FZ_CHECK(sm_buffer_size(bo) == 0 && sm_buffer_destroy(bo) == SM_E_STATE &&
+                 sm_enclave_size((sm_enclave){ s->h.id }) == 0 &&
+                 sm_stream_size((sm_stream){ s->h.id }) == 0,
+             "a secret's id works as another kind");
+    fz_calls_now(c1);
+    fz_calls_add(own, c0, c1);
+    check_calls("bad secret arguments", own, NULL);
+    FZ_CHECK(out.id == 0x0badull && got == 0x0bad, "a refused call wrote its out-parameter");
+    for (unsigned i = 0; i < 16; i++)
+        FZ_CHECK(src[i] == 0x77, "a refused sm_secret_new wiped its source");
+    fz_trace("bad secret arguments, id %016llx", (unsigned long long)x.id);
+}
