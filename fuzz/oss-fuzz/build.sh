@@ -34,7 +34,7 @@ fi
 
 # The harnesses also run secrets over the example custom factory (tests/factory).
 objs=""
-for f in "$proj"/src/*.c "$proj"/src/core/*.c "$proj"/src/os/linux.c "$proj"/src/os/fault.c \
+for f in "$proj"/src/*.c "$proj"/src/core/*.c "$proj"/src/os/posix.c "$proj"/src/os/linux.c "$proj"/src/os/fault.c \
          "$proj"/src/os/fuzz_random.c "$proj"/fuzz/support/*.c \
          "$proj"/tests/factory/example_factory.c; do
     o="$work/$(echo "${f#"$proj/"}" | tr / _).o"

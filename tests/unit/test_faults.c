@@ -539,6 +539,7 @@ static void run_plan(void *arg)
 
 Test(faults, every_call_site_of_every_operation)
 {
+    SKIP_WITHOUT_LINUX("no memfd_secret");
     tsv_row *rows;
     size_t n = tsv_load("syscalls.tsv", &rows);
     size_t runs = 0;
