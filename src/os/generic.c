@@ -14,6 +14,12 @@
 #include "posix.h"
 
 /* Locked (mlock) and guard pages (mprotect PROT_NONE) are POSIX; nothing else is. */
+/* Nothing to add: the advice comes after the mapping (sm_os_madvise). */
+int sm_os_sys_map_flags(void)
+{
+    return 0;
+}
+
 unsigned sm_os_caps(void)
 {
     return SM_CAP_LOCKED | SM_CAP_GUARD;

@@ -18,6 +18,12 @@
 
 #include "posix.h"
 
+/* Nothing to add: the advice comes after the mapping (sm_os_madvise). */
+int sm_os_sys_map_flags(void)
+{
+    return 0;
+}
+
 unsigned sm_os_caps(void)
 {
     return SM_CAP_LOCKED | SM_CAP_NODUMP | SM_CAP_NOFORK | SM_CAP_GUARD | SM_CAP_NODIRECTMAP;

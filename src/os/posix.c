@@ -140,7 +140,7 @@ sm_status sm_os_posix_map(size_t len, int prot, int flags, void **out)
 
 sm_status sm_os_mmap(size_t len, sm_prot prot, void **out)
 {
-    return sm_os_posix_map(len, sm_os_posix_prot(prot), 0, out);
+    return sm_os_posix_map(len, sm_os_posix_prot(prot), sm_os_sys_map_flags(), out);
 }
 
 sm_status sm_os_munmap(void *p, size_t len)

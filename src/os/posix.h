@@ -34,6 +34,12 @@ int sm_os_posix_prot(sm_prot prot);
 sm_status sm_os_posix_map(size_t len, int prot, int flags, void **out);
 
 /*
+ * Supplied by the system's file: extra mmap flags for every private mapping of the
+ * library (OpenBSD's MAP_CONCEAL keeps the pages out of core dumps from the start).
+ */
+int sm_os_sys_map_flags(void);
+
+/*
  * Supplied by the system's file: fill up to n bytes (n > 0) from the system's CSPRNG;
  * the count filled (at least 1), or -1 with errno set. sm_os_random loops over it.
  */
