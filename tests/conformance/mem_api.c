@@ -19,12 +19,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <securemem.h>
+
+#if defined(__linux__)
+#include <sys/prctl.h>
+#define DUMPABLE() prctl(PR_GET_DUMPABLE, 0, 0, 0, 0)
+#else
+/* Only Linux has a dumpable flag; elsewhere RLIMIT_CORE is what the checks see. */
+#define DUMPABLE() 0
+#endif
 
 static const char *group = "start";
 
@@ -629,27 +636,27 @@ static void disable_dumps(void *unused)
         _exit(5);
     if (getrlimit(RLIMIT_CORE, &rl) != 0 || rl.rlim_cur != 0)
         _exit(6);
-    if (prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 0)
+    if (DUMPABLE() != 0)
         _exit(7);
     /* Idempotent. */
     if (sm_disable_core_dumps() != SM_OK)
         _exit(8);
     if (getrlimit(RLIMIT_CORE, &rl) != 0 || rl.rlim_cur != 0)
         _exit(9);
-    if (prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 0)
+    if (DUMPABLE() != 0)
         _exit(10);
 }
 
 static void check_core_dumps(void)
 {
-    int dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
+    int dumpable = DUMPABLE();
     struct rlimit before, after;
 
     group = "sm_disable_core_dumps (in a child)";
     CHECK(getrlimit(RLIMIT_CORE, &before) == 0);
     exited_ok(in_child(disable_dumps, NULL), "sm_disable_core_dumps");
     /* The child's settings must not have leaked into this process. */
-    CHECK(prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) == dumpable);
+    CHECK(DUMPABLE() == dumpable);
     CHECK(getrlimit(RLIMIT_CORE, &after) == 0);
     CHECK(after.rlim_cur == before.rlim_cur && after.rlim_max == before.rlim_max);
     passed();
