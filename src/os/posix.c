@@ -8,7 +8,6 @@
  * follows spec/os-errors.tsv, and tests/unit/test_os.c checks every row of that table.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
