@@ -295,7 +295,10 @@ void smi_rng_canary(uint8_t out[SMI_CANARY_SEED])
     (void)keystream(out, SMI_CANARY_SEED);
 }
 
-/* Through parameters: inline, -Wtype-limits calls n < max "always true" on 32 bits. */
+/*
+ * The smaller of two: through parameters, so that gcc's -Wtype-limits does not reject
+ * n < max as "always true" where size_t has 32 bits.
+ */
 static inline uint64_t smi_min_u64(uint64_t a, uint64_t b)
 {
     return a < b ? a : b;
