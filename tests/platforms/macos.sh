@@ -9,6 +9,9 @@
 set -u
 out=$1 zig=$2 bsrc=$3
 mkdir -p "$out"
+# BEARSSL_SRC is the unpacked source, or the folder apt-get source unpacked it in.
+[ -d "$bsrc/inc" ] || bsrc=$(ls -d "$bsrc"/bearssl-*/ 2>/dev/null | head -n 1)
+bsrc=${bsrc%/}
 : > "$out/rows"
 export ZIG_GLOBAL_CACHE_DIR=${ZIG_GLOBAL_CACHE_DIR:-$out/zig-cache}
 if [ ! -x "$zig" ] || [ ! -d "$bsrc" ]; then

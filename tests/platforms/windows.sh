@@ -9,6 +9,9 @@ set -u
 out=$1 bsrc=$2
 cc=x86_64-w64-mingw32-gcc
 mkdir -p "$out/obj"
+# BEARSSL_SRC is the unpacked source, or the folder apt-get source unpacked it in.
+[ -d "$bsrc/inc" ] || bsrc=$(ls -d "$bsrc"/bearssl-*/ 2>/dev/null | head -n 1)
+bsrc=${bsrc%/}
 : > "$out/rows"
 row() { printf 'windows-x86_64\t%s\t%s\n' "$1" "$2" >> "$out/rows"; echo "platforms-windows: $1 ($2)"; }
 if ! command -v $cc >/dev/null || ! command -v wine >/dev/null || [ ! -d "$bsrc" ]; then
