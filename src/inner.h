@@ -430,6 +430,14 @@ void smi_registry_fork_parent(void);
 #define SMI_AEAD_TAG 16u
 /* The longest message: GCM's 2^39 - 256 bits (ChaCha20's limit, 256 GiB, is higher). */
 #define SMI_AEAD_MAX_LEN ((((uint64_t)1) << 36) - 32u)
+/*
+ * len <= SMI_AEAD_MAX_LEN, through a uint64_t parameter: a 32-bit size_t is always
+ * within it, and gcc's -Wtype-limits rejects the comparison written inline there (i686).
+ */
+static inline bool smi_aead_len_ok(uint64_t len)
+{
+    return len <= SMI_AEAD_MAX_LEN;
+}
 
 /*
  * Every piece of key-derived state of one AEAD call: the AES key schedule and the GHASH

@@ -34,11 +34,11 @@ fi
 
 # The harnesses also run secrets over the example custom factory (tests/factory).
 objs=""
-# One folder per layer under src/ (spec/layers.tsv); of src/os/, the Linux shim and the
-# two shims of the fuzz flavour.
+# One folder per layer under src/ (spec/layers.tsv); of src/os/, the POSIX base, the
+# Linux shim and the two shims of the fuzz flavour.
 for f in "$proj"/src/*/*.c "$proj"/fuzz/support/*.c "$proj"/tests/factory/example_factory.c; do
     case "$f" in
-    "$proj"/src/os/linux.c | "$proj"/src/os/fault.c | "$proj"/src/os/fuzz_random.c) ;;
+    "$proj"/src/os/posix.c | "$proj"/src/os/linux.c | "$proj"/src/os/fault.c | "$proj"/src/os/fuzz_random.c) ;;
     "$proj"/src/os/*) continue ;;
     esac
     o="$work/$(echo "${f#"$proj/"}" | tr / _).o"

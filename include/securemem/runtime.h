@@ -133,6 +133,37 @@ typedef struct sm_stats {
  */
 SM_API SM_MUST_CHECK sm_status sm_stats_get(sm_stats *out);
 
+/*
+ * The protections of the library's guarded memory (buffers, enclaves' and streams' key
+ * pages, secrets), one bit each (spec/platforms.md says which call gives each, per OS):
+ */
+#define SM_CAP_LOCKED      0x01u /* locked in RAM, never written to swap */
+#define SM_CAP_NODUMP      0x02u /* left out of core dumps */
+#define SM_CAP_NOFORK      0x04u /* hidden from children: zeroed or absent after fork */
+#define SM_CAP_GUARD       0x08u /* guard pages on both sides: an overrun faults */
+#define SM_CAP_NODIRECTMAP 0x10u /* off the kernel's direct map (Linux memfd_secret) */
+#define SM_CAP_ALL         0x1fu
+
+/*
+ * Which protections the library applies in this process: those the platform's shim can
+ * give at all, narrowed by the configuration and by what the kernel accepted at sm_init
+ * (SM_CAP_NODIRECTMAP only with the secretmem backing in use; SM_CAP_LOCKED under
+ * SM_LOCK_BEST_EFFORT only while no live secret byte is unlocked). Under
+ * SM_LOCK_REQUIRED a region that cannot be locked is an error, never made unlocked;
+ * advice that the platform does not have at all (no dump exclusion on a bare POSIX
+ * system) is not an error of each allocation but is missing from this set, and
+ * sm_platform_require makes it one. Initialises the runtime if needed; 0 when that fails.
+ */
+SM_API unsigned sm_platform_caps(void);
+
+/*
+ * SM_OK when every protection in caps (SM_CAP_* bits) is applied (sm_platform_caps),
+ * SM_E_UNSUPPORTED when one is not: a program that must not run without them calls
+ * this once after sm_init. Errors: SM_E_INVAL for a bit outside SM_CAP_ALL; the errors
+ * of sm_init.
+ */
+SM_API SM_MUST_CHECK sm_status sm_platform_require(unsigned caps);
+
 SM_END_DECLS
 
 #endif

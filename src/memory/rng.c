@@ -298,10 +298,22 @@ void smi_rng_canary(uint8_t out[SMI_CANARY_SEED])
     (void)keystream(out, SMI_CANARY_SEED);
 }
 
+/*
+ * The smaller of two: through parameters, so that gcc's -Wtype-limits does not reject
+ * n < max as "always true" where size_t has 32 bits.
+ */
+static inline uint64_t smi_min_u64(uint64_t a, uint64_t b)
+{
+    return a < b ? a : b;
+}
+
 sm_status smi_rng_fill(void *out, size_t n)
 {
-    /* ChaCha20's 32-bit block counter bounds one nonce to 256 GiB; split beyond that. */
-    const size_t max = (size_t)1 << 37;
+    /*
+     * ChaCha20's 32-bit block counter bounds one nonce to 256 GiB; split beyond that.
+     * In uint64_t: a 32-bit size_t cannot hold the bound (and never reaches it).
+     */
+    const uint64_t max = (uint64_t)1 << 37;
     uint8_t *p = out;
 
     /* A forked child under SM_LOCK_REQUIRED: no secret from an unlocked key page. */
@@ -316,7 +328,7 @@ sm_status smi_rng_fill(void *out, size_t n)
     }
 
     while (n > 0) {
-        size_t k = n < max ? n : max;
+        size_t k = (size_t)smi_min_u64(n, max);
 
         if (!keystream(p, k)) {
             smi_wipe(out, (size_t)(p - (uint8_t *)out) + k);

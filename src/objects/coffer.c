@@ -561,7 +561,7 @@ static bool purged_since(uint64_t epoch)
 static bool args_ok(const void *aad, size_t aad_len, const uint8_t *data, size_t len)
 {
     return (aad != NULL || aad_len == 0) && (data != NULL || len == 0) &&
-           (uint64_t)len <= SMI_AEAD_MAX_LEN;
+           smi_aead_len_ok(len);
 }
 
 /*

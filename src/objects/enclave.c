@@ -56,7 +56,7 @@ static sm_status map_for(size_t size, smi_enclave *e)
     void *p;
     sm_status st;
 
-    if (size == 0 || size > SMI_AEAD_MAX_LEN)
+    if (size == 0 || !smi_aead_len_ok(size))
         return SM_E_INVAL;
     len = smi_round_up(HEAD + size, sm_os_page_size());
     if (len == 0)
@@ -136,7 +136,7 @@ static sm_status prepare(size_t size, uint32_t *slot)
 {
     sm_status st = smi_runtime_ready();
 
-    if (st == SM_OK && (size == 0 || size > SMI_AEAD_MAX_LEN))
+    if (st == SM_OK && (size == 0 || !smi_aead_len_ok(size)))
         st = SM_E_INVAL;
     if (st == SM_OK)
         st = smi_registry_reserve(slot);

@@ -4,7 +4,8 @@
 
 /*
  * The OS shim: the only code that makes system calls. One implementation per platform
- * (src/os/<platform>.c), chosen by the build. Every function either succeeds with
+ * (src/os/<platform>.c, on the POSIX base src/os/posix.c for Unix systems), chosen by
+ * the build (spec/platforms.md). Every function either succeeds with
  * SM_OK or returns the sm_status that its failure maps to (spec/os-errors.tsv), after
  * recording the raw OS error for sm_last_os_error.
  *
@@ -38,6 +39,15 @@ typedef enum sm_os_fn {
 } sm_os_fn;
 
 typedef enum { SM_OS_DONTDUMP, SM_OS_WIPEONFORK, SM_OS_DONTFORK } sm_os_advice;
+
+/*
+ * The protections this shim can give (SM_CAP_* of securemem/runtime.h): a constant of
+ * the platform, which sm_platform_caps narrows to what this process's configuration
+ * and kernel actually deliver. An advice the platform lacks is not refused by
+ * sm_os_madvise (the layers above would then fail every allocation): it is left out
+ * here, and sm_platform_require turns its absence into SM_E_UNSUPPORTED.
+ */
+unsigned sm_os_caps(void);
 
 /* The page size; it comes from the auxiliary vector, so it cannot fail. */
 size_t sm_os_page_size(void);

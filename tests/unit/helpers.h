@@ -33,6 +33,17 @@
 #define SM_TEST_MLOCK_IS_REAL 1
 #endif
 
+/*
+ * make test-posix builds this suite against the POSIX base with no Linux extras
+ * (src/os/generic.c, spec/platforms.md): a test of an effect that only Linux's extras
+ * give skips there, saying which extra it needs. Every other test runs in both builds.
+ */
+#if defined(SM_OS_GENERIC)
+#define SKIP_WITHOUT_LINUX(why) cr_skip_test("POSIX flavour: %s", why)
+#else
+#define SKIP_WITHOUT_LINUX(why) ((void)0)
+#endif
+
 typedef struct tsv_row {
     int   nf;
     char *f[8];

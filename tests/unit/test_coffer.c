@@ -583,6 +583,7 @@ static void child_after_fork(void *arg)
 
 Test(coffer, forked_child_finds_no_key_and_makes_its_own, .init = init)
 {
+    SKIP_WITHOUT_LINUX("no MADV_WIPEONFORK: a forked child keeps its copy of the pages");
     uint8_t d[40];
 
     memset(pre_ct, 0x77, sizeof pre_ct);

@@ -537,6 +537,24 @@ static void run_plan(void *arg)
     _exit(0);
 }
 
+/*
+ * The POSIX flavour (make test-posix) has no memfd_secret, no prctl and no WIPEONFORK:
+ * the rows of the operations that use them, or that count on a forked child finding its
+ * key pages zeroed, describe Linux's calls, and are left out there. Every other
+ * operation's counts and fault paths are checked in both builds.
+ */
+static bool linux_only(const char *name)
+{
+#if defined(SM_OS_GENERIC)
+    return strstr(name, "secretmem") != NULL || strstr(name, "after_fork") != NULL ||
+           strcmp(name, "disable_core_dumps") == 0 ||
+           strcmp(name, "init.no_core_dumps") == 0;
+#else
+    (void)name;
+    return false;
+#endif
+}
+
 Test(faults, every_call_site_of_every_operation)
 {
     tsv_row *rows;
@@ -546,6 +564,9 @@ Test(faults, every_call_site_of_every_operation)
     for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
         plan count = { .op = &ops[i], .fn = -1 };
         bool seen = false;
+
+        if (linux_only(ops[i].name))
+            continue;
 
         for (size_t j = 0; j < n; j++) {
             int fn;
@@ -565,6 +586,9 @@ Test(faults, every_call_site_of_every_operation)
     for (size_t j = 0; j < n; j++) {
         const op *o = op_named(rows[j].f[0]);
         plan p = { .op = o };
+
+        if (linux_only(rows[j].f[0]))
+            continue;
 
         cr_assert(rows[j].nf == 5, "spec/syscalls.tsv row %zu needs 5 fields", j);
         cr_assert(o != NULL, "no test operation for %s", rows[j].f[0]);

@@ -10,6 +10,7 @@
 
 Test(kernel, smaps_shows_locked_dontdump_wipeonfork)
 {
+    SKIP_WITHOUT_LINUX("no MADV_DONTDUMP or MADV_WIPEONFORK, whose flags this test reads in smaps");
     smi_region r;
     char perms[5], flags[256];
     size_t locked = 0;
@@ -32,6 +33,7 @@ Test(kernel, smaps_shows_locked_dontdump_wipeonfork)
 
 Test(kernel, forked_child_reads_zeroes)
 {
+    SKIP_WITHOUT_LINUX("no MADV_WIPEONFORK: a forked child keeps its copy of the pages");
     smi_region r;
     uint8_t *d;
     pid_t pid;

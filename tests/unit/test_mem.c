@@ -59,6 +59,7 @@ Test(mem, free_rejects_bad_arguments_and_handles_any_protection)
 
 Test(mem, lock_unlock_protect_arguments)
 {
+    SKIP_WITHOUT_LINUX("no MADV_DONTDUMP or MADV_WIPEONFORK, whose flags this test reads in smaps");
     uint8_t *p;
     char perms[5], flags[256];
     size_t locked = 0;
@@ -143,6 +144,7 @@ Test(mem, random_fills_large_requests)
 
 Test(mem, disable_core_dumps)
 {
+    SKIP_WITHOUT_LINUX("no prctl(PR_SET_DUMPABLE); spec/os-errors.tsv and spec/syscalls.tsv are Linux's");
     struct rlimit rl;
 
     cr_assert_eq(sm_disable_core_dumps(), SM_OK);

@@ -56,6 +56,7 @@ static int unlisted(tsv_row *rows, size_t n, const char *fn)
 
 Test(os, every_row_of_os_errors)
 {
+    SKIP_WITHOUT_LINUX("no prctl(PR_SET_DUMPABLE); spec/os-errors.tsv and spec/syscalls.tsv are Linux's");
     tsv_row *rows;
     size_t n = tsv_load("os-errors.tsv", &rows);
     bool covered[SM_OS_FN_COUNT] = { false };
@@ -154,6 +155,7 @@ Test(os, refused_munmaps_are_remembered_and_reclaimed)
  */
 Test(os, mmap_filled_pages_are_present_at_once)
 {
+    SKIP_WITHOUT_LINUX("no MAP_POPULATE");
     size_t len = 16 * 4096;
     unsigned char vec[16];
     uint8_t *p;

@@ -163,6 +163,7 @@ Test(region, required_lock_policy_refuses_unlockable_memory)
 
 Test(region, best_effort_counts_unlocked_bytes)
 {
+    SKIP_WITHOUT_LINUX("no MADV_DONTDUMP or MADV_WIPEONFORK, whose flags this test reads in smaps");
     smi_region r;
     sm_stats s0, s1;
     char perms[5], flags[256];
@@ -186,6 +187,7 @@ Test(region, best_effort_counts_unlocked_bytes)
 
 Test(region, secretmem_backing)
 {
+    SKIP_WITHOUT_LINUX("no memfd_secret");
     smi_region r;
     sm_stats s;
     char perms[5], flags[256];
@@ -231,6 +233,7 @@ Test(region, secretmem_preferred_falls_back_per_region)
 
 Test(region, secretmem_required_does_not_fall_back)
 {
+    SKIP_WITHOUT_LINUX("no memfd_secret");
     smi_region r;
 
     init_with(SM_LOCK_REQUIRED, SM_BACKING_SECRETMEM_REQUIRED);

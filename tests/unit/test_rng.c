@@ -121,6 +121,7 @@ static void child_refused_then_allowed(void *arg)
 
 Test(rng, forked_child_under_required_makes_no_secret_on_an_unlocked_key_page)
 {
+    SKIP_WITHOUT_LINUX("no MADV_WIPEONFORK: a forked child keeps its copy of the pages");
     int rc;
 
     init_with(SM_LOCK_REQUIRED);

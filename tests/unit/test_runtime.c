@@ -48,6 +48,7 @@ Test(runtime, stats_rejects_null)
 
 Test(runtime, failed_init_is_retryable_and_changes_nothing)
 {
+    SKIP_WITHOUT_LINUX("no prctl(PR_SET_DUMPABLE); spec/os-errors.tsv and spec/syscalls.tsv are Linux's");
     sm_config cfg = { SM_LOCK_REQUIRED, SM_BACKING_ANON, true };
     counters before, after;
     sm_stats s;
@@ -77,6 +78,7 @@ Test(runtime, stats_propagates_init_failure)
 
 Test(runtime, secretmem_preferred_reports_it)
 {
+    SKIP_WITHOUT_LINUX("no memfd_secret");
     sm_config cfg = { SM_LOCK_REQUIRED, SM_BACKING_SECRETMEM_PREFERRED, false };
     sm_stats s;
 
@@ -99,6 +101,7 @@ Test(runtime, secretmem_preferred_without_kernel_support_falls_back)
 
 Test(runtime, secretmem_required_without_kernel_support_is_unsupported)
 {
+    SKIP_WITHOUT_LINUX("no memfd_secret");
     sm_config cfg = { SM_LOCK_REQUIRED, SM_BACKING_SECRETMEM_REQUIRED, false };
     counters before, after;
 
@@ -113,6 +116,7 @@ Test(runtime, secretmem_required_without_kernel_support_is_unsupported)
 
 Test(runtime, forked_child_gets_a_fresh_canary_key)
 {
+    SKIP_WITHOUT_LINUX("no MADV_WIPEONFORK: a forked child keeps its copy of the pages");
     smi_region a, b;
     int fds[2];
     pid_t pid;

@@ -549,6 +549,7 @@ static sm_status perms_fn(const uint8_t *b, size_t n, void *ctx)
 
 Test(secret, unreadable_at_rest_read_only_inside_and_fn_status_returned, .timeout = 60)
 {
+    SKIP_WITHOUT_LINUX("no MADV_DONTDUMP or MADV_WIPEONFORK, whose flags this test reads in smaps");
     cr_assert_eq(sm_init(NULL), SM_OK);
     for (size_t k = 0; k < NFAC; k++) {
         const sm_factory *f = factories[k].get();
@@ -1097,6 +1098,7 @@ Test(secret, lowered_memlock_limit, .timeout = 60)
 
 Test(secret, secretmem_backing, .timeout = 60)
 {
+    SKIP_WITHOUT_LINUX("no memfd_secret");
     sm_config cfg = { SM_LOCK_REQUIRED, SM_BACKING_SECRETMEM_PREFERRED, false };
     sm_stats a, b;
 
