@@ -5,7 +5,7 @@
  * regions are wiped with plain stores and unmapped with one system call each, and no
  * memory is allocated.
  */
-#include "inner.h"
+#include "compact.h"
 
 const char smi_corrupt_msg[] =
     "canary of a guarded region is damaged: buffer underflow or stray write";
@@ -13,6 +13,8 @@ const char smi_corrupt_msg[] =
 bool smi_purge_all(bool ending)
 {
     bool intact = smi_registry_purge(ending);
+
+    intact = smi_compact_purge(ending) && intact;
 
     if (ending)
         smi_coffer_purge_now();
@@ -61,6 +63,9 @@ _Noreturn void smi_panic(const char *msg)
 sm_status sm_audit(void)
 {
     sm_status st = smi_registry_audit();
+
+    if (st == SM_OK)
+        st = smi_compact_audit();
     /* The key's shares are canaried regions too; opening them to look can fail. */
     sm_status k = smi_coffer_audit();
 

@@ -4,7 +4,7 @@
  * first call that needs it (SM-REQ-001). After initialisation the configuration is
  * read without a lock: "ready" is published with release order after it is written.
  */
-#include "inner.h"
+#include "compact.h"
 
 _Atomic uint64_t smi_stat_allocations, smi_stat_locked, smi_stat_unlocked;
 
@@ -60,10 +60,12 @@ static void before_fork(void)
 {
     pthread_mutex_lock(&init_lock);
     smi_registry_before_fork();
+    smi_compact_before_fork(); /* last: no compact path takes the others inside it */
 }
 
 static void fork_parent(void)
 {
+    smi_compact_fork_parent();
     smi_registry_fork_parent();
     pthread_mutex_unlock(&init_lock);
 }
@@ -73,6 +75,7 @@ static void after_fork(void)
 {
     pthread_mutex_init(&init_lock, NULL);
     smi_registry_after_fork();
+    smi_compact_after_fork();
     smi_rng_after_fork();
 }
 
@@ -171,7 +174,7 @@ sm_status sm_stats_get(sm_stats *out)
     s.buffers_live = smi_registry_live(SMI_KIND_BUFFER);
     s.enclaves_live = smi_registry_live(SMI_KIND_ENCLAVE);
     s.streams_live = smi_registry_live(SMI_KIND_STREAM);
-    s.secrets_live = smi_registry_live(SMI_KIND_SECRET);
+    s.secrets_live = smi_registry_live(SMI_KIND_SECRET) + smi_compact_live();
     s.allocations_total = atomic_load(&smi_stat_allocations);
     s.bytes_locked = atomic_load(&smi_stat_locked);
     s.bytes_unlocked = atomic_load(&smi_stat_unlocked);
