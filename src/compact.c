@@ -352,8 +352,12 @@ static sm_status slab_new(unsigned c, slab **out)
     return SM_OK;
 }
 
-/* Take the slab's counters back and free its number for a slab of higher generations. */
-static void slab_count_out(cls *C, const slab *sb)
+/*
+ * Take the slab's counters back and free its number for a slab of higher generations.
+ * sb is a copy taken before the unmap; orig, the slab's address, is what the directory
+ * holds (unless a purge already took it out, and a new slab may have the number now).
+ */
+static void slab_count_out(cls *C, const slab *sb, const slab *orig)
 {
     for (unsigned p = 0; p < SLAB_PAGES; p++) {
         if (sb->pages[p].lock == PG_LOCKED)
@@ -361,9 +365,10 @@ static void slab_count_out(cls *C, const slab *sb)
         else if (sb->pages[p].lock == PG_UNLOCKED)
             atomic_fetch_sub(&smi_stat_unlocked, page());
     }
-    C->floor[sb->no] = sb->maxgen + 1;
-    if (C->dir[sb->no] == sb)
+    if (C->dir[sb->no] == orig) {
+        C->floor[sb->no] = sb->maxgen + 1;
         C->dir[sb->no] = NULL;
+    }
     atomic_fetch_sub(&slabs_mapped, 1);
 }
 
@@ -380,7 +385,7 @@ static void unlink_from(slab **head, slab *sb)
  * Unmap an empty slab (every slot was wiped when it was freed). A refused munmap keeps
  * it, empty and in use. Lock held.
  */
-static void slab_unmap(cls *C, slab *sb)
+static bool slab_unmap(cls *C, slab *sb)
 {
     slab copy = *sb;
 
@@ -388,10 +393,11 @@ static void slab_unmap(cls *C, slab *sb)
     if (sm_os_munmap(copy.base, copy.map_len) != SM_OK) {
         sb->next = C->head;
         C->head = sb;
-        return;
+        return false;
     }
     C->empty--;
-    slab_count_out(C, &copy);
+    slab_count_out(C, &copy, sb);
+    return true;
 }
 
 /* Wipe every data byte (the slab is going) and unmap; async-signal-safe. */
@@ -408,7 +414,7 @@ static bool slab_destroy(cls *C, slab *sb)
         smi_wipe(sb->data, data_len);
     }
     (void)sm_os_munmap(copy.base, copy.map_len);
-    slab_count_out(C, &copy);
+    slab_count_out(C, &copy, sb);
     return intact;
 }
 
@@ -438,10 +444,8 @@ static bool slot_free(cls *C, slab *sb, uint32_t i)
     if (--sb->nused == 0) {
         C->empty++;
         /* Hysteresis: one empty slab per class stays, so alloc+free never maps. */
-        if (C->empty > 1 && sb->spans == 0) {
-            slab_unmap(C, sb);
-            return C->dir[sb->no] != sb;
-        }
+        if (C->empty > 1 && sb->spans == 0)
+            return slab_unmap(C, sb);
     }
     return false;
 }
@@ -477,7 +481,7 @@ static sm_status slot_reserve(unsigned c, slab **psb, uint32_t *pi, bool *pmade)
     if (st != SM_OK) {
         /* A refused call changes nothing: a slab made for it goes again. */
         if (sb->nused == 0 && sb->spans == 0 && (made || C->empty > 1))
-            slab_unmap(C, sb);
+            (void)slab_unmap(C, sb);
         return st;
     }
     if (sb->free_head != 0)
@@ -594,7 +598,7 @@ static void unmake(cls *C, slab *sb, uint32_t i, bool open, bool made)
     smi_wipe(slot_at(sb, i), stride(sb));
     (void)span_close(sb, i, true);
     if (!slot_free(C, sb, i) && made && sb->nused == 0 && sb->spans == 0)
-        slab_unmap(C, sb);
+        (void)slab_unmap(C, sb);
 }
 
 sm_status smi_compact_make(size_t len, smi_compact_fill fill, void *ctx,
@@ -1010,7 +1014,7 @@ static void forget_list(cls *C, slab *sb)
             (void)sm_os_munmap(copy.base + copy.meta_off, copy.map_len - copy.meta_off);
         else
             (void)sm_os_munmap(copy.base, copy.map_len);
-        slab_count_out(C, &copy);
+        slab_count_out(C, &copy, sb);
     }
 }
 
@@ -1028,6 +1032,22 @@ void smi_compact_after_fork(void)
         C->empty = 0;
     }
     atomic_store(&live, 0);
+}
+
+void smi_compact_trim(void)
+{
+    for (unsigned c = 0; c < NCLS; c++) {
+        cls *C = &classes[c];
+        slab *next;
+
+        pthread_mutex_lock(&C->lock);
+        for (slab *sb = C->head; sb != NULL; sb = next) {
+            next = sb->next;
+            if (sb->nused == 0 && sb->spans == 0)
+                (void)slab_unmap(C, sb);
+        }
+        class_unlock(C);
+    }
 }
 
 void smi_compact_counts_get(smi_compact_counts *out)
