@@ -7,6 +7,7 @@
  * (the compact.* rows of spec/syscalls.tsv); density is the hostile suite's.
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -403,4 +404,84 @@ Test(compact, required_refuses_an_unlockable_page_and_changes_nothing)
     counters_get(&after);
     cr_assert(counters_equal(&before, &after, CMP_MAPPED | CMP_ALLOCATIONS));
     cr_assert_eq(counts().slabs, 0, "the slab made for the call went again");
+}
+
+/*
+ * Threads on one class: readers of secrets that share pages, a closer, and a thread
+ * making and closing its own, all at once. Every access sees its own bytes or
+ * SM_E_STATE once closed; at the end no page is open and nothing is left live.
+ */
+#define RACE_N 200
+#define RACE_OPS 3000
+static sm_secret race_s[RACE_N];
+
+static sm_status race_check(const uint8_t *b, size_t n, void *ctx)
+{
+    unsigned k = *(const unsigned *)ctx;
+
+    for (size_t i = 0; i < n; i++)
+        if (b[i] != (uint8_t)(k + i))
+            return SM_E_AUTH;
+    return SM_OK;
+}
+
+static void *race_reader(void *arg)
+{
+    unsigned seed = (unsigned)(uintptr_t)arg;
+
+    for (int i = 0; i < RACE_OPS; i++) {
+        unsigned k = (seed = seed * 1103515245u + 12345u) / 65536u % RACE_N;
+        sm_status st = (i & 1) ? sm_secret_with_bytes(race_s[k], race_check, &k)
+                               : sm_secret_try_with_bytes(race_s[k], race_check, &k);
+
+        if (st != SM_OK && st != SM_E_STATE && st != SM_E_BUSY)
+            return (void *)1;
+    }
+    return NULL;
+}
+
+static void *race_closer(void *arg)
+{
+    (void)arg;
+    for (unsigned k = 0; k < RACE_N; k += 2)
+        if (sm_secret_close(race_s[k]) != SM_OK)
+            return (void *)1;
+    return NULL;
+}
+
+static void *race_churn(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < RACE_OPS / 4; i++) {
+        sm_secret s;
+
+        if (sm_secret_random(cf(), 32, &s) != SM_OK || sm_secret_close(s) != SM_OK)
+            return (void *)1;
+    }
+    return NULL;
+}
+
+Test(compact, threads_reading_closing_and_making_on_shared_pages)
+{
+    pthread_t t[6];
+    void *r;
+    uint8_t src[32];
+
+    for (unsigned k = 0; k < RACE_N; k++) {
+        for (unsigned i = 0; i < 32; i++)
+            src[i] = (uint8_t)(k + i);
+        cr_assert_eq(sm_secret_new(cf(), src, 32, &race_s[k]), SM_OK);
+    }
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(pthread_create(&t[i], NULL, race_reader, (void *)(uintptr_t)(i + 1)), 0);
+    cr_assert_eq(pthread_create(&t[4], NULL, race_closer, NULL), 0);
+    cr_assert_eq(pthread_create(&t[5], NULL, race_churn, NULL), 0);
+    for (int i = 0; i < 6; i++) {
+        cr_assert_eq(pthread_join(t[i], &r), 0);
+        cr_assert_null(r, "thread %d failed", i);
+    }
+    cr_assert_eq(counts().pages_open, 0);
+    for (unsigned k = 0; k < RACE_N; k++)
+        cr_assert_eq(sm_secret_close(race_s[k]), k % 2 ? SM_OK : SM_E_STATE);
+    cr_assert_eq(counts().slots_live, 0);
 }
