@@ -631,9 +631,8 @@ sm_status smi_compact_make(size_t len, smi_compact_fill fill, void *ctx,
     if (st == SM_OK) {
         st = span_close(sb, i, true);
         if (st != SM_OK) {
-            /* Still writable (the shut was refused): wipe and free as an open slot. */
-            (void)span_open(sb, i, true);
-            unmake(C, sb, i, true, made);
+            /* Opened again for the wipe (no call where the refused page is still open). */
+            unmake(C, sb, i, false, made);
             class_unlock(C);
             return st;
         }
@@ -643,14 +642,12 @@ sm_status smi_compact_make(size_t len, smi_compact_fill fill, void *ctx,
         return st;
     }
     if (commit != NULL) {
-        /* Pinned (a span that opens no page), so that a purge meanwhile leaves it mapped. */
-        sb->spans++;
-        class_unlock(C);
+        /*
+         * Under the class lock (commit takes none of ours: it frees a buffer's region),
+         * so that no purge comes between the commit, which consumes the caller's buffer,
+         * and the publication: a purge then waits for class_unlock and takes the secret.
+         */
         st = commit(ctx);
-        pthread_mutex_lock(&C->lock);
-        sb->spans--;
-        if (sb->purged)
-            return make_purged(C, sb, i, false);
         if (st != SM_OK) {
             unmake(C, sb, i, false, made);
             class_unlock(C);

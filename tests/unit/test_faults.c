@@ -329,6 +329,15 @@ static void compact_secret(ctx *c) { compact_warm(c); secret_setup(c); }
 static void compact_release(ctx *c) { secret_release(c); smi_compact_trim(); }
 static void compact_release_if_done(ctx *c) { if (c->done) secret_release(c); smi_compact_trim(); }
 static void compact_release_unless_done(ctx *c) { if (!c->done) secret_release(c); smi_compact_trim(); }
+/* The buffer holds 100 bytes: the 128-byte class, warmed with a secret of that class. */
+static void compact_frozen(ctx *c)
+{
+    use_compact(c);
+    must(sm_secret_random(fac_compact(), 100, &c->sec), "secret");
+    secret_release(c);
+    buffer_setup_frozen(c);
+}
+static void compact_or_buffer_release(ctx *c) { secret_or_buffer_release(c); smi_compact_trim(); }
 
 #define ANON { SM_LOCK_REQUIRED, SM_BACKING_ANON, false }
 static const op ops[] = {
@@ -340,6 +349,8 @@ static const op ops[] = {
     { "compact.new", ANON, true, false, compact_warm, secret_new, compact_release_if_done, false, false },
     { "compact.from_callback", ANON, true, false, compact_warm, secret_from_callback,
       compact_release_if_done, false, false },
+    { "compact.from_buffer", ANON, true, false, compact_frozen, secret_from_buffer,
+      compact_or_buffer_release, false, false },
     { "compact.with_bytes", ANON, true, false, compact_secret, secret_with_bytes, compact_release,
       false, true },
     { "compact.close", ANON, true, false, compact_secret, secret_close, compact_release_unless_done,
