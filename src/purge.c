@@ -63,9 +63,11 @@ _Noreturn void smi_panic(const char *msg)
 sm_status sm_audit(void)
 {
     sm_status st = smi_registry_audit();
+    /* Compact slots have no registry slot: their slabs are checked on their own. */
+    sm_status c = smi_compact_audit();
 
     if (st == SM_OK)
-        st = smi_compact_audit();
+        st = c;
     /* The key's shares are canaried regions too; opening them to look can fail. */
     sm_status k = smi_coffer_audit();
 
