@@ -230,6 +230,11 @@ static sm_status lock_pages(slab *sb, uint32_t i)
             ps->lock = PG_LOCKED;
             atomic_fetch_add(&smi_stat_locked, page());
         } else if (smi_runtime_config()->lock_policy == SM_LOCK_REQUIRED) {
+            /*
+             * Nothing was locked by this call before: fresh slots are taken in order,
+             * so the first page of a slot across two was touched by the slot before it,
+             * and only the second can be new.
+             */
             return SM_E_LOCK;
         } else {
             ps->lock = PG_UNLOCKED;
