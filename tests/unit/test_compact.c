@@ -485,3 +485,37 @@ Test(compact, threads_reading_closing_and_making_on_shared_pages)
         cr_assert_eq(sm_secret_close(race_s[k]), k % 2 ? SM_OK : SM_E_STATE);
     cr_assert_eq(counts().slots_live, 0);
 }
+
+/*
+ * What the kernel shows of a compact secret's page: PROT_NONE at rest, read-only during
+ * an access, locked, out of core dumps (dd) and wiped in forked children (wf).
+ */
+static sm_status smaps_inside(const uint8_t *b, size_t n, void *ctx)
+{
+    char perms[5], flags[512];
+    size_t locked = 0;
+
+    (void)n;
+    cr_assert_eq(smaps_of(b, perms, flags, sizeof flags, &locked), 0);
+    cr_assert_str_eq(perms, "r--p", "during an access: %s", perms);
+    *(const uint8_t **)ctx = b;
+    return SM_OK;
+}
+
+Test(compact, the_kernel_sees_the_page_locked_undumped_wiped_on_fork_and_shut)
+{
+    char perms[5], flags[512];
+    size_t locked = 0;
+    const uint8_t *at = NULL;
+    sm_secret s;
+
+    cr_assert_eq(sm_init(NULL), SM_OK);
+    cr_assert_eq(sm_secret_random(cf(), 32, &s), SM_OK);
+    cr_assert_eq(sm_secret_with_bytes(s, smaps_inside, &at), SM_OK);
+    cr_assert_eq(smaps_of(at, perms, flags, sizeof flags, &locked), 0);
+    cr_assert_str_eq(perms, "---p", "at rest: %s", perms);
+    cr_assert(locked > 0 && strstr(flags, " lo") != NULL, "not locked: %s", flags);
+    cr_assert(strstr(flags, " dd") != NULL, "no DONTDUMP: %s", flags);
+    cr_assert(strstr(flags, " wf") != NULL, "no WIPEONFORK: %s", flags);
+    cr_assert_eq(sm_secret_close(s), SM_OK);
+}
