@@ -519,3 +519,68 @@ Test(compact, the_kernel_sees_the_page_locked_undumped_wiped_on_fork_and_shut)
     cr_assert(strstr(flags, " wf") != NULL, "no WIPEONFORK: %s", flags);
     cr_assert_eq(sm_secret_close(s), SM_OK);
 }
+
+/* A purge during the fill: the make gives SM_E_STATE, makes nothing and leaks nothing. */
+static sm_status fill_and_purge(uint8_t *b, size_t n, void *ctx)
+{
+    (void)ctx;
+    memset(b, 0x77, n);
+    sm_purge();
+    return SM_OK;
+}
+
+Test(compact, a_purge_during_the_fill_makes_nothing)
+{
+    sm_secret s = { 0 };
+    counters before, after;
+
+    cr_assert_eq(sm_init(NULL), SM_OK);
+    counters_get(&before);
+    cr_assert_eq(sm_secret_from_callback(cf(), 32, fill_and_purge, NULL, &s), SM_E_STATE);
+    cr_assert_eq(s.id, 0, "no handle written");
+    cr_assert_eq(counts().slabs, 0, "the purged slab went with the fill's exit");
+    counters_get(&after);
+    cr_assert_eq(after.mapped, before.mapped);
+    cr_assert_eq(after.locked, before.locked);
+}
+
+/*
+ * A close waiting for a reader, and a purge inside that access: the close wakes to a
+ * purged secret and returns SM_OK (the purge wiped it), as for the other factories.
+ */
+static pthread_barrier_t in_access;
+static sm_secret waited;
+
+static sm_status purge_later(const uint8_t *b, size_t n, void *ctx)
+{
+    (void)b;
+    (void)n;
+    (void)ctx;
+    pthread_barrier_wait(&in_access);
+    /* Time for the closer to start waiting (after the purge it would get SM_E_STATE). */
+    usleep(100 * 1000);
+    sm_purge();
+    return SM_OK;
+}
+
+static void *closer(void *arg)
+{
+    (void)arg;
+    pthread_barrier_wait(&in_access);
+    return (void *)(uintptr_t)sm_secret_close(waited);
+}
+
+Test(compact, a_close_waiting_for_a_reader_that_purges)
+{
+    pthread_t t;
+    void *r;
+
+    cr_assert_eq(pthread_barrier_init(&in_access, NULL, 2), 0);
+    cr_assert_eq(sm_secret_random(cf(), 32, &waited), SM_OK);
+    cr_assert_eq(pthread_create(&t, NULL, closer, NULL), 0);
+    cr_assert_eq(sm_secret_with_bytes(waited, purge_later, NULL), SM_OK);
+    cr_assert_eq(pthread_join(t, &r), 0);
+    cr_assert_eq((sm_status)(uintptr_t)r, SM_OK);
+    cr_assert(sm_secret_is_closed(waited));
+    cr_assert_eq(counts().slabs, 0);
+}
