@@ -8,8 +8,9 @@
  *
  * Every thread runs a random mix of new, random, with_bytes (a quarter of them with a
  * nested access inside), read_at, try_with_bytes, size, is_closed and close on secrets
- * of every factory (the compact one too), published in a small shared table. Thread 0 is mostly a
- * closer: it keeps replacing and closing secrets that the others are reading. The rules:
+ * of every factory (the compact one too), published in a small shared table. Thread 0
+ * is mostly a closer: it keeps replacing and closing secrets that the others are
+ * reading. The rules:
  *  - with_bytes and read_at give the exact bytes or SM_E_STATE, nothing else;
  *  - try_with_bytes gives the exact bytes, SM_E_STATE or SM_E_BUSY;
  *  - the thread that takes a secret out of the table closes it with SM_OK;
