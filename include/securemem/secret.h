@@ -136,6 +136,23 @@ SM_API const sm_factory *sm_factory_guarded(void);
 SM_API const sm_factory *sm_factory_encrypted(void);
 
 /*
+ * compact (spec/compact.md): secrets of 1 to 2,048 bytes (larger: SM_E_INVAL) packed
+ * into slabs of locked pages shared by secrets of one size class (16, 32, 64, ...,
+ * 2,048 bytes), with guard pages around each slab and a random canary in front of each
+ * slot, checked at close, at purge and by sm_audit (a damaged one panics). PROT_NONE at
+ * rest; an access opens only the page or two that hold its slot, PROT_READ, and the page
+ * shuts when its last access in flight leaves. While a page is open, the other secrets
+ * on it are readable too (spec/threat-model.md). A 32-byte secret locks 40 bytes, not a
+ * page: some 100,000 fit under an 8 MiB RLIMIT_MEMLOCK. A slab's pages are locked as
+ * its slots first use them, following the lock policy (SM_E_LOCK, or bytes_unlocked)
+ * and the backing; an empty slab is unmapped once its class has another empty one.
+ * Accesses to secrets of one size class share one lock for their bookkeeping and the
+ * page changes (an mprotect), which a query may wait behind. A purge during
+ * sm_secret_new or a fill of a compact secret gives SM_E_STATE and makes nothing.
+ */
+SM_API const sm_factory *sm_factory_compact(void);
+
+/*
  * Called with the bytes of one access; its status is the access's status, returned
  * unchanged. A callback that fails returns SM_E_CALLBACK, or one of SM_E_USER to
  * SM_E_USER_MAX to tell its failures apart (securemem/status.h): sm_status_str names

@@ -7,6 +7,7 @@
  * call each, and no memory is allocated.
  */
 #include "inner.h"
+#include "objects/compact.h"
 
 void sm_purge(void)
 {
@@ -24,8 +25,12 @@ _Noreturn void sm_safe_exit(int code)
 sm_status sm_audit(void)
 {
     sm_status st = smi_registry_audit();
+    /* Compact slots have no registry slot: their slabs are checked on their own. */
+    sm_status c = smi_compact_audit();
     /* The key's shares are canaried regions too; opening them to look can fail. */
     sm_status k = smi_coffer_audit();
 
+    if (st == SM_OK)
+        st = c;
     return st != SM_OK ? st : k;
 }

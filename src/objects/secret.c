@@ -24,7 +24,7 @@
  */
 #include <string.h>
 
-#include "inner.h"
+#include "compact.h"
 
 static const char corrupt_msg[] =
     "canary of a guarded region is damaged: buffer underflow or stray write";
@@ -468,7 +468,8 @@ static const backend *backend_of(const sm_factory *f)
 
 static bool factory_ok(const sm_factory *f)
 {
-    if (f == &protected_factory || f == &guarded_factory || f == &encrypted_factory)
+    if (f == &protected_factory || f == &guarded_factory || f == &encrypted_factory ||
+        f == sm_factory_compact())
         return true;
     return f->version == SM_FACTORY_VERSION && f->create != NULL && f->seal != NULL &&
            f->make_readable != NULL && f->make_unreadable != NULL && f->destroy != NULL;
@@ -745,6 +746,8 @@ static sm_status run_access(sm_secret sec, sm_bytes_fn fn, void *ctx, bool try)
     smi_slot *s;
     sm_status st, r;
 
+    if (smi_compact_handle(sec.id))
+        return smi_compact_access(sec.id, fn, ctx, try);
     if (fn == NULL)
         return SM_E_INVAL;
     /* A try gets SM_E_BUSY from the table's WINDOW-CHANGING cell: it does not wait. */
@@ -780,6 +783,8 @@ sm_status sm_secret_read_at(sm_secret sec, size_t off, void *dst, size_t n, size
     size_t size, k;
     sm_status st;
 
+    if (smi_compact_handle(sec.id))
+        return smi_compact_read_at(sec.id, off, dst, n, got);
     if (got == NULL || (dst == NULL && n > 0))
         return SM_E_INVAL;
     if (id_on(&changing, sec.id))
@@ -823,6 +828,8 @@ size_t sm_secret_size(sm_secret sec)
     smi_slot *s;
     size_t n = 0;
 
+    if (smi_compact_handle(sec.id))
+        return smi_compact_size(sec.id);
     if (smi_registry_acquire(sec.id, SMI_KIND_SECRET, &s) != SM_OK)
         return 0;
     if (decide(secret_of(s), SMI_SOP_QUERY) == SMI_SACT_ANSWER)
@@ -836,6 +843,8 @@ bool sm_secret_is_closed(sm_secret sec)
     smi_slot *s;
     bool closed;
 
+    if (smi_compact_handle(sec.id))
+        return smi_compact_is_closed(sec.id);
     if (smi_registry_acquire(sec.id, SMI_KIND_SECRET, &s) != SM_OK)
         return true;
     closed = decide(secret_of(s), SMI_SOP_QUERY) == SMI_SACT_REFUSE;
@@ -848,6 +857,8 @@ smi_sec_state smi_secret_state(uint64_t id)
     smi_slot *s;
     smi_sec_state state;
 
+    if (smi_compact_handle(id))
+        return smi_compact_state(id);
     if (smi_registry_acquire(id, SMI_KIND_SECRET, &s) != SM_OK)
         return SMI_SEC_CLOSED;
     {
@@ -862,6 +873,32 @@ smi_sec_state smi_secret_state(uint64_t id)
 
 /* ---- life cycle ---- */
 
+/* The compact factory's fill steps for make(): src's bytes, or random ones (ctx NULL). */
+static sm_status compact_fill(uint8_t *fill, size_t len, void *ctx)
+{
+    sm_status st;
+
+    if (ctx == NULL)
+        return smi_rng_fill(fill, len);
+    /* Ask before copying: the wipe of a read-only src (a FROZEN buffer's data) would fault. */
+    st = sm_os_writable(ctx, len);
+    if (st == SM_OK)
+        memcpy(fill, ctx, len);
+    return st;
+}
+
+/* A compact secret: its handle names its slab slot, not a registry slot (compact.c). */
+static sm_status compact_make(size_t len, smi_compact_fill fill, void *ctx,
+                              sm_status (*commit)(void *ctx), sm_secret *out)
+{
+    uint64_t id = 0;
+    sm_status st = smi_compact_make(len, fill, ctx, commit, &id);
+
+    if (st == SM_OK)
+        out->id = id;
+    return st;
+}
+
 /* Make a secret from the bytes at src, or random bytes when src is NULL. */
 static sm_status make(const sm_factory *f, const void *src, size_t len, sm_secret *out)
 {
@@ -873,6 +910,8 @@ static sm_status make(const sm_factory *f, const void *src, size_t len, sm_secre
 
     if (f == NULL || out == NULL || len == 0 || len > SECRET_MAX || !factory_ok(f))
         return SM_E_INVAL;
+    if (f == sm_factory_compact())
+        return compact_make(len, compact_fill, (void *)(uintptr_t)src, NULL, out);
     st = smi_runtime_ready();
     if (st != SM_OK)
         return st;
@@ -925,6 +964,8 @@ sm_status sm_secret_close(sm_secret sec)
     change c;
     sm_status st;
 
+    if (smi_compact_handle(sec.id))
+        return smi_compact_close(sec.id);
     if (id_on(&held, sec.id) || id_on(&changing, sec.id))
         return SM_E_STATE;
     st = smi_registry_acquire(sec.id, SMI_KIND_SECRET, &s);
@@ -1027,6 +1068,8 @@ static sm_status make_filled(const sm_factory *f, size_t len, make_step fill_fn,
 
     if (f == NULL || out == NULL || len == 0 || len > SECRET_MAX || !factory_ok(f))
         return SM_E_INVAL;
+    if (f == sm_factory_compact())
+        return compact_make(len, fill_fn, ctx, commit, out);
     st = smi_runtime_ready();
     if (st != SM_OK)
         return st;

@@ -16,12 +16,16 @@ static atomic_bool atfork_ok;
  * runtime reaches it through this pointer rather than by name (spec/layers.tsv).
  */
 static void (*_Atomic key_purge)(bool ending);
+/* The objects outside the registry (smi_runtime_pool), and the table a fork locked. */
+static const smi_pool_ops *_Atomic pool;
+static const smi_pool_ops *pool_forking;
 
 SMI_VG_AT_START(vg_runtime)
 {
     SMI_VG_ATOMIC(&ready, sizeof ready);
     SMI_VG_ATOMIC(&atfork_ok, sizeof atfork_ok);
     SMI_VG_ATOMIC(&key_purge, sizeof key_purge);
+    SMI_VG_ATOMIC(&pool, sizeof pool);
 }
 
 static bool config_equal(const sm_config *a, const sm_config *b)
@@ -60,10 +64,16 @@ static void before_fork(void)
 {
     pthread_mutex_lock(&init_lock);
     smi_registry_before_fork();
+    /* Last: no pool path takes the others inside its own locks. */
+    pool_forking = atomic_load(&pool);
+    if (pool_forking != NULL)
+        pool_forking->before_fork();
 }
 
 static void fork_parent(void)
 {
+    if (pool_forking != NULL)
+        pool_forking->fork_parent();
     smi_registry_fork_parent();
     pthread_mutex_unlock(&init_lock);
 }
@@ -71,8 +81,17 @@ static void fork_parent(void)
 /* The forked child: both locks afresh, the registry's slots, the canary generator's key. */
 static void after_fork(void)
 {
+    const smi_pool_ops *p = atomic_load(&pool);
+
     pthread_mutex_init(&init_lock, NULL);
     smi_registry_after_fork();
+    /*
+     * The table as it is now, not as the prepare handler saw it: a pool registered by
+     * another thread during the fork may have made its first slab, and the child must
+     * forget it too (new locks need no old lock to be held).
+     */
+    if (p != NULL)
+        p->after_fork();
     smi_rng_after_fork();
 }
 
@@ -154,10 +173,19 @@ void smi_runtime_key_purge(void (*hook)(bool ending))
     atomic_store(&key_purge, hook);
 }
 
+void smi_runtime_pool(const smi_pool_ops *ops)
+{
+    atomic_store(&pool, ops);
+}
+
 bool smi_purge_all(bool ending)
 {
     bool intact = smi_registry_purge(ending);
+    const smi_pool_ops *p = atomic_load(&pool);
     void (*key)(bool) = atomic_load(&key_purge);
+
+    if (p != NULL)
+        intact = p->purge(ending) && intact;
 
     if (key != NULL)
         key(ending);
@@ -167,6 +195,7 @@ bool smi_purge_all(bool ending)
 
 sm_status sm_stats_get(sm_stats *out)
 {
+    const smi_pool_ops *p = atomic_load(&pool);
     sm_stats s = { 0 };
     sm_status st;
 
@@ -178,7 +207,7 @@ sm_status sm_stats_get(sm_stats *out)
     s.buffers_live = smi_registry_live(SMI_KIND_BUFFER);
     s.enclaves_live = smi_registry_live(SMI_KIND_ENCLAVE);
     s.streams_live = smi_registry_live(SMI_KIND_STREAM);
-    s.secrets_live = smi_registry_live(SMI_KIND_SECRET);
+    s.secrets_live = smi_registry_live(SMI_KIND_SECRET) + (p != NULL ? p->live() : 0);
     s.allocations_total = atomic_load(&smi_stat_allocations);
     s.bytes_locked = atomic_load(&smi_stat_locked);
     s.bytes_unlocked = atomic_load(&smi_stat_unlocked);

@@ -901,20 +901,25 @@ static void one_round(unsigned i, bool purging)
      * handler wipes a window in place while this thread is in it (secret.h): other bytes
      * are allowed then, and only then, once the secret is closed.
      */
-    memcpy(back, rec, n);
-    OK_OR_PURGED(sm_secret_new(factory(i), back, n, &sec));
-    if (st == SM_OK) {
-        round_bytes rb = { rec, n };
+    /* Then a compact one (spec/compact.md): its slab is purged from the handler too. */
+    for (int j = 0; j < 2; j++) {
+        memcpy(back, rec, n);
+        OK_OR_PURGED(sm_secret_new(j == 0 ? factory(i) : sm_factory_compact(), back, n, &sec));
+        if (st == SM_OK) {
+            round_bytes rb = { rec, n };
 
-        OK_OR_PURGED(sm_secret_with_bytes(sec, round_fn, &rb));
-        /* Or, as for an enclave, an encrypted secret sealed under the key that a purge
-           took meanwhile: it cannot be opened (SM_E_AUTH) and is still closed below. */
-        HX_CHECK(st != SM_E_AUTH || sm_secret_is_closed(sec) || i % NFACT == FACT_ENCRYPTED,
-                 "secret bytes (round %u)", i);
-        OK_OR_PURGED(sm_secret_read_at(sec, 0, back, sizeof back, &got));
-        HX_CHECK(st != SM_OK || (got == n && memcmp(back, rec, n) == 0) ||
-                 (purging && sm_secret_is_closed(sec)), "secret reader (round %u)", i);
-        OK_OR_PURGED(sm_secret_close(sec));
+            OK_OR_PURGED(sm_secret_with_bytes(sec, round_fn, &rb));
+            /* Or, as for an enclave, an encrypted secret sealed under the key that a purge
+               took meanwhile: it cannot be opened (SM_E_AUTH) and is still closed below. */
+            HX_CHECK(st != SM_E_AUTH || sm_secret_is_closed(sec) ||
+                         (j == 0 && i % NFACT == FACT_ENCRYPTED),
+                     "secret bytes (round %u)", i);
+            OK_OR_PURGED(sm_secret_read_at(sec, 0, back, sizeof back, &got));
+            HX_CHECK(st != SM_OK || (got == n && memcmp(back, rec, n) == 0) ||
+                         (purging && sm_secret_is_closed(sec)),
+                     "secret reader (round %u)", i);
+            OK_OR_PURGED(sm_secret_close(sec));
+        }
     }
 #undef OK_OR_PURGED
 }
@@ -1033,6 +1038,111 @@ static void t_caught_signal_during_allocation(void)
     }
 }
 
+/* ---- compact secrets: density under 8 MiB, the arithmetic under 64 KiB (issue 14 §2) -- */
+
+/* Resident bytes of the whole process (/proc/self/statm, in pages). */
+static size_t resident(void)
+{
+    unsigned long size = 0, res = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+
+    HX_CHECK(f != NULL && fscanf(f, "%lu %lu", &size, &res) == 2, "statm");
+    fclose(f);
+    return res * page();
+}
+
+#define DENSE 100000u
+
+static sm_status first_byte(const uint8_t *b, size_t n, void *ctx)
+{
+    *(uint8_t *)ctx = b[n - 1];
+    return SM_OK;
+}
+
+/*
+ * As nobody under the 8 MiB default RLIMIT_MEMLOCK, REQUIRED: 100,000 live 32-byte
+ * compact secrets, every one locked, none unlocked silently, and at most 96 resident
+ * bytes each, everything the library holds for them included (slab data, slot meta,
+ * page counts; there is no registry slot). The handles are the test's own 8 bytes each,
+ * touched before the first measure so that they are not counted.
+ */
+static void t_compact_density(void)
+{
+    sm_secret *s = mmap(NULL, DENSE * sizeof *s, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    size_t before, after;
+    sm_stats ss;
+    uint8_t last;
+
+    HX_CHECK(s != MAP_FAILED, "mmap");
+    memset(s, 0, DENSE * sizeof *s);
+    become_nobody_with_memlock(8u << 20);
+    HX_EXPECT(sm_init(NULL), SM_OK);
+    before = resident();
+    for (unsigned i = 0; i < DENSE; i++) {
+        sm_status st = sm_secret_random(sm_factory_compact(), 32, &s[i]);
+
+        HX_CHECK(st == SM_OK, "secret %u: %s", i, sm_status_str(st));
+    }
+    after = resident();
+    HX_EXPECT(sm_stats_get(&ss), SM_OK);
+    HX_CHECK(ss.secrets_live == DENSE, "%llu live", (unsigned long long)ss.secrets_live);
+    HX_CHECK(ss.bytes_unlocked == 0, "%llu bytes silently unlocked",
+             (unsigned long long)ss.bytes_unlocked);
+    HX_CHECK(locked_bytes_total() == ss.bytes_locked, "kernel Locked: %zu, library %llu",
+             locked_bytes_total(), (unsigned long long)ss.bytes_locked);
+    hx_say("  %u compact secrets live: %llu bytes locked, %.1f resident bytes each",
+           DENSE, (unsigned long long)ss.bytes_locked, (double)(after - before) / DENSE);
+    HX_CHECK(after - before <= 96u * DENSE, "%zu resident bytes for %u secrets: over 96 each",
+             after - before, DENSE);
+    for (unsigned i = 0; i < DENSE; i += 997)
+        HX_EXPECT(sm_secret_with_bytes(s[i], first_byte, &last), SM_OK);
+    HX_EXPECT(sm_audit(), SM_OK);
+    for (unsigned i = 0; i < DENSE; i++)
+        HX_EXPECT(sm_secret_close(s[i]), SM_OK);
+    HX_EXPECT(sm_stats_get(&ss), SM_OK);
+    HX_CHECK(ss.secrets_live == 0 && ss.bytes_unlocked == 0, "left over after close");
+}
+
+/*
+ * 64 KiB: with P pages of the limit left after sm_init, slots of 40 bytes fit while
+ * their last byte is on one of those pages: floor(P * page / 40) of them. The next is
+ * SM_E_LOCK and changes nothing; closing one makes room for one.
+ */
+static void t_compact_memlock_64k(void)
+{
+    static sm_secret s[4096];
+    size_t n = 0, fit;
+    sm_status st = SM_OK;
+    counters before;
+    sm_stats ss;
+    sm_secret x;
+
+    become_nobody_with_memlock(LIMIT);
+    HX_EXPECT(sm_init(NULL), SM_OK);
+    fit = (LIMIT - locked_bytes_total()) / page() * page() / 40u;
+    while (n < sizeof s / sizeof s[0]) {
+        st = sm_secret_random(sm_factory_compact(), 32, &s[n]);
+        if (st != SM_OK)
+            break;
+        n++;
+    }
+    HX_CHECK(st == SM_E_LOCK, "past the limit: %s, expected SM_E_LOCK", sm_status_str(st));
+    HX_CHECK(n == fit, "%zu compact secrets fitted, the arithmetic says %zu", n, fit);
+    hx_say("  %zu compact secrets locked in 64 KiB, then SM_E_LOCK", n);
+    snapshot(&before);
+    HX_EXPECT(sm_secret_random(sm_factory_compact(), 32, &x), SM_E_LOCK);
+    same_as(&before, "a refused compact secret");
+    HX_EXPECT(sm_stats_get(&ss), SM_OK);
+    HX_CHECK(ss.bytes_unlocked == 0, "silently unlocked");
+    HX_CHECK(locked_bytes_total() == ss.bytes_locked, "kernel Locked: %zu, library %llu",
+             locked_bytes_total(), (unsigned long long)ss.bytes_locked);
+    HX_EXPECT(sm_secret_close(s[--n]), SM_OK);
+    HX_EXPECT(sm_secret_random(sm_factory_compact(), 32, &s[n]), SM_OK);
+    for (size_t i = 0; i <= n; i++)
+        HX_EXPECT(sm_secret_close(s[i]), SM_OK);
+}
+
 static const hx_test tests[] = {
     { "memlock_64k_required", t_memlock_64k_required },
     { "memlock_64k_best_effort", t_memlock_64k_best_effort },
@@ -1046,6 +1156,8 @@ static const hx_test tests[] = {
     { "purge_from_a_handler_during_calls", t_purge_from_a_handler_during_calls },
     { "signal_during_purge", t_signal_during_purge },
     { "caught_signal_during_allocation", t_caught_signal_during_allocation },
+    { "compact_density", t_compact_density },
+    { "compact_memlock_64k", t_compact_memlock_64k },
 };
 
 int main(int argc, char **argv)

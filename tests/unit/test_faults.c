@@ -13,6 +13,7 @@
 
 #include "example_factory.h"
 #include "helpers.h"
+#include "objects/compact.h"
 
 typedef struct ctx {
     sm_enclave e;
@@ -315,8 +316,45 @@ FILL_SETUPS(guarded)
 FILL_SETUPS(encrypted)
 FILL_SETUPS(custom)
 
+/*
+ * The compact factory (spec/compact.md). Its first secret maps a slab; "warm" setups
+ * make and close one first, so that the run is the steady state: the slab exists (one
+ * empty slab per class stays by design) and its page is locked; the undo trims it.
+ */
+static const sm_factory *fac_compact(void) { return sm_factory_compact(); }
+static void use_compact(ctx *c) { secret_factory = fac_compact; (void)c; }
+static void compact_warm(ctx *c) { use_compact(c); secret_setup(c); secret_release(c); }
+static void compact_secret(ctx *c) { compact_warm(c); secret_setup(c); }
+/* The undo also unmaps the empty slab that a class keeps, so that nothing is left. */
+static void compact_release(ctx *c) { secret_release(c); smi_compact_trim(); }
+static void compact_release_if_done(ctx *c) { if (c->done) secret_release(c); smi_compact_trim(); }
+static void compact_release_unless_done(ctx *c) { if (!c->done) secret_release(c); smi_compact_trim(); }
+/* The buffer holds 100 bytes: the 128-byte class, warmed with a secret of that class. */
+static void compact_frozen(ctx *c)
+{
+    use_compact(c);
+    must(sm_secret_random(fac_compact(), 100, &c->sec), "secret");
+    secret_release(c);
+    buffer_setup_frozen(c);
+}
+static void compact_or_buffer_release(ctx *c) { secret_or_buffer_release(c); smi_compact_trim(); }
+
 #define ANON { SM_LOCK_REQUIRED, SM_BACKING_ANON, false }
 static const op ops[] = {
+    { "compact.new.first", ANON, true, false, use_compact, secret_new, compact_release_if_done, false, false },
+    { "compact.new.best_effort", { SM_LOCK_BEST_EFFORT, SM_BACKING_ANON, false }, true, false,
+      use_compact, secret_new, compact_release_if_done, false, false },
+    { "compact.new.secretmem", { SM_LOCK_REQUIRED, SM_BACKING_SECRETMEM_PREFERRED, false }, true,
+      false, use_compact, secret_new, compact_release_if_done, false, false },
+    { "compact.new", ANON, true, false, compact_warm, secret_new, compact_release_if_done, false, false },
+    { "compact.from_callback", ANON, true, false, compact_warm, secret_from_callback,
+      compact_release_if_done, false, false },
+    { "compact.from_buffer", ANON, true, false, compact_frozen, secret_from_buffer,
+      compact_or_buffer_release, false, false },
+    { "compact.with_bytes", ANON, true, false, compact_secret, secret_with_bytes, compact_release,
+      false, true },
+    { "compact.close", ANON, true, false, compact_secret, secret_close, compact_release_unless_done,
+      false, false },
     { "mem.alloc", ANON, false, false, nothing, mem_alloc, mem_release_if_done, false, false },
     { "mem.free", ANON, false, false, mem_setup, mem_free, mem_release_unless_done, false, false },
     { "mem.lock", ANON, false, false, mem_setup, mem_lock, mem_release, false, false },

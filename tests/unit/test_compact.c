@@ -1,0 +1,586 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * The compact factory (spec/compact.md): slots of size classes in slabs of locked
+ * pages, PROT_NONE at rest, opened per page and counted per page, a canary per slot,
+ * generation-checked handles that name the slot, slabs reused and given back with
+ * hysteresis, purge and fork. Fault injection at its OS calls is test_faults.c's
+ * (the compact.* rows of spec/syscalls.tsv); density is the hostile suite's.
+ */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "helpers.h"
+#include "objects/compact.h"
+
+static const sm_factory *cf(void)
+{
+    return sm_factory_compact();
+}
+
+static smi_compact_counts counts(void)
+{
+    smi_compact_counts n;
+
+    smi_compact_counts_get(&n);
+    return n;
+}
+
+typedef struct seen {
+    const uint8_t *bytes;
+    size_t len;
+    uint8_t copy[2048];
+    uint64_t pages_open;
+} seen;
+
+static sm_status look(const uint8_t *b, size_t n, void *ctx)
+{
+    seen *v = ctx;
+
+    v->bytes = b;
+    v->len = n;
+    memcpy(v->copy, b, n);
+    v->pages_open = counts().pages_open;
+    return SM_OK;
+}
+
+Test(compact, every_size_class_round_trips_and_closes)
+{
+    static const size_t sizes[] = { 1, 16, 17, 32, 33, 64, 100, 128, 255, 512, 1000, 2048 };
+    sm_secret s[sizeof sizes / sizeof sizes[0]];
+    uint8_t src[2048];
+    sm_stats st;
+
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        for (size_t i = 0; i < sizes[k]; i++)
+            src[i] = (uint8_t)(k * 7 + i);
+        cr_assert_eq(sm_secret_new(cf(), src, sizes[k], &s[k]), SM_OK, "size %zu", sizes[k]);
+        cr_assert_eq(src[0], 0, "the source is wiped");
+        cr_assert_eq(sm_secret_size(s[k]), sizes[k]);
+    }
+    cr_assert_eq(sm_stats_get(&st), SM_OK);
+    cr_assert_eq(st.secrets_live, sizeof sizes / sizeof sizes[0]);
+    cr_assert_eq(counts().pages_open, 0, "PROT_NONE at rest");
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        seen v = { 0 };
+
+        cr_assert_eq(sm_secret_with_bytes(s[k], look, &v), SM_OK);
+        cr_assert_eq(v.len, sizes[k]);
+        for (size_t i = 0; i < sizes[k]; i++)
+            cr_assert_eq(v.copy[i], (uint8_t)(k * 7 + i), "size %zu byte %zu", sizes[k], i);
+        cr_assert(v.pages_open >= 1 && v.pages_open <= 2, "one or two pages open, not %lu",
+                  (unsigned long)v.pages_open);
+    }
+    cr_assert_eq(counts().pages_open, 0, "shut after the last access");
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        cr_assert_eq(sm_secret_close(s[k]), SM_OK);
+        cr_assert(sm_secret_is_closed(s[k]));
+        cr_assert_eq(sm_secret_size(s[k]), 0);
+        cr_assert_eq(sm_secret_close(s[k]), SM_E_STATE, "double close");
+        cr_assert_eq(sm_secret_with_bytes(s[k], look, &(seen){ 0 }), SM_E_STATE);
+    }
+    cr_assert_eq(sm_stats_get(&st), SM_OK);
+    cr_assert_eq(st.secrets_live, 0);
+}
+
+Test(compact, refuses_what_it_cannot_hold)
+{
+    uint8_t src[4096] = { 0 };
+    sm_secret s;
+
+    cr_assert_eq(sm_secret_new(cf(), src, SMI_COMPACT_MAX + 1, &s), SM_E_INVAL);
+    cr_assert_eq(sm_secret_random(cf(), 0, &s), SM_E_INVAL);
+    cr_assert_eq(sm_secret_random(cf(), 32, NULL), SM_E_INVAL);
+    cr_assert_eq(sm_secret_close((sm_secret){ 0 }), SM_E_STATE);
+    /* A forged compact handle: class 7, slab 1023, slot 65535, never handed out. */
+    s.id = smi_handle_make(SMI_COMPACT_KIND, 1, (7u << 26) | (1023u << 16) | 0xffffu);
+    cr_assert_eq(sm_secret_close(s), SM_E_STATE);
+    cr_assert(sm_secret_is_closed(s));
+    /* A compact handle is no buffer, and a buffer handle no compact secret. */
+    cr_assert_eq(sm_secret_random(cf(), 32, &s), SM_OK);
+    cr_assert_eq(sm_buffer_destroy((sm_buffer){ s.id }), SM_E_STATE);
+    cr_assert_eq(sm_secret_close(s), SM_OK);
+}
+
+/* A 32-byte slot is 40 bytes: slot 102 covers bytes 4080..4119, across pages 0 and 1. */
+Test(compact, a_slot_across_two_pages_opens_both)
+{
+    sm_secret s[103];
+    seen v = { 0 };
+
+    for (int i = 0; i < 103; i++)
+        cr_assert_eq(sm_secret_random(cf(), 32, &s[i]), SM_OK);
+    cr_assert_eq(sm_secret_with_bytes(s[101], look, &v), SM_OK);
+    cr_assert_eq(v.pages_open, 1);
+    cr_assert_eq(sm_secret_with_bytes(s[102], look, &v), SM_OK);
+    cr_assert_eq(v.pages_open, 2, "the straddling slot opens both of its pages");
+    cr_assert_eq(counts().pages_open, 0);
+    for (int i = 0; i < 103; i++)
+        cr_assert_eq(sm_secret_close(s[i]), SM_OK);
+}
+
+static sm_status nest(const uint8_t *b, size_t n, void *ctx)
+{
+    sm_secret *other = ctx;
+    seen v = { 0 };
+
+    (void)b;
+    (void)n;
+    /* Same page, another secret: the page stays open, counted twice. */
+    cr_assert_eq(sm_secret_with_bytes(*other, look, &v), SM_OK);
+    cr_assert_eq(v.pages_open, 1);
+    cr_assert_eq(sm_secret_close(*other), SM_OK, "a neighbour closes under an access");
+    cr_assert_eq(counts().pages_open, 1, "still open for the outer access");
+    return SM_OK;
+}
+
+static sm_status close_self(const uint8_t *b, size_t n, void *ctx)
+{
+    (void)b;
+    (void)n;
+    cr_assert_eq(sm_secret_close(*(sm_secret *)ctx), SM_E_STATE, "would wait for itself");
+    return SM_OK;
+}
+
+Test(compact, nested_accesses_share_a_page_and_close_is_refused_inside)
+{
+    sm_secret a, b;
+
+    cr_assert_eq(sm_secret_random(cf(), 32, &a), SM_OK);
+    cr_assert_eq(sm_secret_random(cf(), 32, &b), SM_OK);
+    cr_assert_eq(sm_secret_with_bytes(a, nest, &b), SM_OK);
+    cr_assert_eq(counts().pages_open, 0);
+    cr_assert_eq(sm_secret_with_bytes(a, close_self, &a), SM_OK);
+    cr_assert_eq(sm_secret_try_with_bytes(a, look, &(seen){ 0 }), SM_OK);
+    cr_assert_eq(sm_secret_close(a), SM_OK);
+}
+
+Test(compact, read_at_and_fills_in_place)
+{
+    uint8_t src[48], out[48];
+    size_t got;
+    sm_secret s, r, f;
+    sm_buffer b;
+    int fds[2];
+
+    for (int i = 0; i < 48; i++)
+        src[i] = (uint8_t)i;
+    cr_assert_eq(sm_buffer_from_bytes(src, sizeof src, &b), SM_OK);
+    cr_assert_eq(sm_secret_from_buffer(cf(), b, &s), SM_OK);
+    cr_assert(!sm_buffer_is_alive(b), "consumed");
+    cr_assert_eq(sm_secret_read_at(s, 40, out, 20, &got), SM_OK);
+    cr_assert_eq(got, 8);
+    cr_assert_eq(out[0], 40);
+    cr_assert_eq(sm_secret_read_at(s, 49, out, 1, &got), SM_E_INVAL);
+    cr_assert_eq(sm_secret_read_at(s, 48, out, 1, &got), SM_OK);
+    cr_assert_eq(got, 0);
+    cr_assert(pipe(fds) == 0);
+    cr_assert(write(fds[1], "0123456789abcdef", 16) == 16);
+    close(fds[1]);
+    cr_assert_eq(sm_secret_from_fd(cf(), fds[0], 16, &r), SM_OK);
+    cr_assert_eq(sm_secret_from_fd(cf(), fds[0], 16, &f), SM_E_IO, "the input ended");
+    close(fds[0]);
+    cr_assert_eq(sm_secret_read_at(r, 10, out, 6, &got), SM_OK);
+    cr_assert(memcmp(out, "abcdef", 6) == 0);
+    cr_assert_eq(sm_secret_close(s), SM_OK);
+    cr_assert_eq(sm_secret_close(r), SM_OK);
+}
+
+/* A closed slot's handle stays stale when the slot is reused: its generation moved on. */
+Test(compact, handles_are_generation_checked)
+{
+    sm_secret a, b;
+
+    cr_assert_eq(sm_secret_random(cf(), 32, &a), SM_OK);
+    cr_assert_eq(sm_secret_close(a), SM_OK);
+    cr_assert_eq(sm_secret_random(cf(), 32, &b), SM_OK);
+    cr_assert_eq(smi_handle_index(a.id), smi_handle_index(b.id), "the slot is reused");
+    cr_assert_neq(a.id, b.id);
+    cr_assert(sm_secret_is_closed(a));
+    cr_assert(!sm_secret_is_closed(b));
+    cr_assert_eq(sm_secret_close(b), SM_OK);
+}
+
+/* Two slabs' worth and one: freed, they go back but for one empty slab (hysteresis). */
+Test(compact, empty_slabs_are_unmapped_but_one)
+{
+    enum { N = 2 * 1638 + 1 };
+    static sm_secret s[N];
+    counters before, after;
+    sm_stats st;
+
+    cr_assert_eq(sm_init(NULL), SM_OK);
+    counters_get(&before);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(sm_secret_random(cf(), 32, &s[i]), SM_OK);
+    cr_assert_eq(counts().slabs, 3);
+    cr_assert_eq(counts().slots_live, N);
+    cr_assert_eq(sm_stats_get(&st), SM_OK);
+    cr_assert_eq(st.bytes_unlocked, 0);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(sm_secret_close(s[i]), SM_OK);
+    cr_assert_eq(counts().slabs, 1, "one empty slab kept, the others unmapped");
+    /* Reused: the next secrets go into the kept slab, no new mapping. */
+    counters_get(&after);
+    for (int i = 0; i < 100; i++)
+        cr_assert_eq(sm_secret_random(cf(), 32, &s[i]), SM_OK);
+    cr_assert_eq(counts().slabs, 1);
+    for (int i = 0; i < 100; i++)
+        cr_assert_eq(sm_secret_close(s[i]), SM_OK);
+    cr_assert(after.mapped > before.mapped, "the kept slab is mapped");
+}
+
+Test(compact, locks_the_pages_it_uses_and_counts_them)
+{
+    sm_secret s[300];
+    sm_stats a, b;
+
+    cr_assert_eq(sm_init(NULL), SM_OK);
+    cr_assert_eq(sm_stats_get(&a), SM_OK);
+    /* 300 slots of 40 bytes: 12,000 bytes, three pages. */
+    for (int i = 0; i < 300; i++)
+        cr_assert_eq(sm_secret_random(cf(), 32, &s[i]), SM_OK);
+    cr_assert_eq(sm_stats_get(&b), SM_OK);
+    cr_assert_eq(b.bytes_locked - a.bytes_locked, 3 * sm_page_size());
+    cr_assert_eq(b.allocations_total - a.allocations_total, 300);
+    cr_assert_eq(sm_audit(), SM_OK);
+    for (int i = 0; i < 300; i++)
+        cr_assert_eq(sm_secret_close(s[i]), SM_OK);
+}
+
+Test(compact, purge_wipes_and_unmaps_every_slab)
+{
+    sm_secret s[50];
+    sm_stats a, b;
+
+    cr_assert_eq(sm_init(NULL), SM_OK);
+    cr_assert_eq(sm_stats_get(&a), SM_OK);
+    for (int i = 0; i < 50; i++)
+        cr_assert_eq(sm_secret_random(cf(), 16 + i * 40, &s[i]), SM_OK);
+    cr_assert(counts().slabs >= 7);
+    sm_purge();
+    cr_assert_eq(counts().slabs, 0);
+    cr_assert_eq(counts().slots_live, 0);
+    cr_assert_eq(sm_stats_get(&b), SM_OK);
+    cr_assert_eq(b.bytes_locked, a.bytes_locked);
+    cr_assert_eq(b.secrets_live, 0);
+    for (int i = 0; i < 50; i++) {
+        cr_assert(sm_secret_is_closed(s[i]));
+        cr_assert_eq(sm_secret_close(s[i]), SM_E_STATE);
+    }
+    /* And the factory works on afterwards, with fresh generations. */
+    cr_assert_eq(sm_secret_random(cf(), 32, &s[0]), SM_OK);
+    cr_assert(!sm_secret_is_closed(s[0]));
+    cr_assert(sm_secret_is_closed(s[1]));
+    cr_assert_eq(sm_secret_close(s[0]), SM_OK);
+}
+
+/* A purge during an access wipes the bytes in place; the reader's exit unmaps the slab. */
+static sm_status purge_inside(const uint8_t *b, size_t n, void *ctx)
+{
+    (void)ctx;
+    sm_purge();
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(b[i], 0, "wiped in place");
+    cr_assert_eq(counts().slots_live, 0, "nothing live any more");
+    cr_assert_eq(counts().slabs, 1, "the slab stays mapped for this access");
+    return SM_OK;
+}
+
+Test(compact, purge_during_an_access)
+{
+    sm_secret s;
+    counters before, after;
+
+    cr_assert_eq(sm_init(NULL), SM_OK);
+    counters_get(&before);
+    cr_assert_eq(sm_secret_random(cf(), 32, &s), SM_OK);
+    cr_assert_eq(sm_secret_with_bytes(s, purge_inside, NULL), SM_OK);
+    cr_assert(sm_secret_is_closed(s));
+    counters_get(&after);
+    cr_assert_eq(after.mapped, before.mapped, "the last reader out unmapped the slab");
+    cr_assert_eq(after.locked, before.locked);
+}
+
+Test(compact, a_forked_child_finds_every_handle_stale)
+{
+    sm_secret s;
+    pid_t pid;
+    int status;
+
+    cr_assert_eq(sm_secret_random(cf(), 32, &s), SM_OK);
+    pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        sm_secret t;
+
+        if (!sm_secret_is_closed(s) || counts().slabs != 0)
+            _exit(1);
+        if (sm_secret_random(cf(), 32, &t) != SM_OK || sm_secret_close(t) != SM_OK)
+            _exit(2);
+        _exit(0);
+    }
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child: %#x", status);
+    cr_assert(!sm_secret_is_closed(s));
+    cr_assert_eq(sm_secret_close(s), SM_OK);
+}
+
+/* Outside an access the bytes are unreachable: PROT_NONE. */
+Test(compact, reading_at_rest_faults, .signal = SIGSEGV)
+{
+    sm_secret s;
+    seen v = { 0 };
+
+    cr_assert_eq(sm_secret_random(cf(), 32, &s), SM_OK);
+    cr_assert_eq(sm_secret_with_bytes(s, look, &v), SM_OK);
+    (void)*(volatile const uint8_t *)v.bytes;
+}
+
+/* A write in front of the bytes (an underflow) damages the canary: close panics. */
+Test(compact, a_damaged_canary_panics_at_close, .signal = SIGABRT)
+{
+    sm_secret s;
+    seen v = { 0 };
+    size_t pg = sm_page_size();
+    uint8_t *p;
+
+    cr_assert_eq(sm_secret_random(cf(), 32, &s), SM_OK);
+    cr_assert_eq(sm_secret_with_bytes(s, look, &v), SM_OK);
+    p = (uint8_t *)((uintptr_t)v.bytes & ~(uintptr_t)(pg - 1));
+    cr_assert(mprotect(p, pg, PROT_READ | PROT_WRITE) == 0);
+    ((uint8_t *)(uintptr_t)v.bytes)[-1] ^= 1;
+    cr_assert(mprotect(p, pg, PROT_NONE) == 0);
+    cr_assert_fail("close returned %d", (int)sm_secret_close(s));
+}
+
+Test(compact, a_damaged_canary_panics_at_audit, .signal = SIGABRT)
+{
+    sm_secret s;
+    seen v = { 0 };
+    size_t pg = sm_page_size();
+    uint8_t *p;
+
+    cr_assert_eq(sm_secret_random(cf(), 32, &s), SM_OK);
+    cr_assert_eq(sm_secret_with_bytes(s, look, &v), SM_OK);
+    p = (uint8_t *)((uintptr_t)v.bytes & ~(uintptr_t)(pg - 1));
+    cr_assert(mprotect(p, pg, PROT_READ | PROT_WRITE) == 0);
+    ((uint8_t *)(uintptr_t)v.bytes)[-8] ^= 0x80;
+    cr_assert(mprotect(p, pg, PROT_NONE) == 0);
+    cr_assert_fail("audit returned %d", (int)sm_audit());
+}
+
+Test(compact, best_effort_counts_what_it_could_not_lock)
+{
+    sm_config cfg = { SM_LOCK_BEST_EFFORT, SM_BACKING_ANON, false };
+    sm_secret s;
+    sm_stats st;
+
+    cr_assert_eq(sm_init(&cfg), SM_OK);
+    sm_os_fault_reset();
+    sm_os_fault_arm(SM_OS_MLOCK, 1, 11 /* EAGAIN */, true);
+    cr_assert_eq(sm_secret_random(cf(), 32, &s), SM_OK);
+    sm_os_fault_reset();
+    cr_assert_eq(sm_stats_get(&st), SM_OK);
+    cr_assert_eq(st.bytes_unlocked, sm_page_size());
+    cr_assert_eq(sm_secret_close(s), SM_OK);
+}
+
+Test(compact, required_refuses_an_unlockable_page_and_changes_nothing)
+{
+    sm_secret s;
+    counters before, after;
+
+    cr_assert_eq(sm_init(NULL), SM_OK);
+    counters_get(&before);
+    sm_os_fault_reset();
+    sm_os_fault_arm(SM_OS_MLOCK, 1, 11 /* EAGAIN */, true);
+    cr_assert_eq(sm_secret_random(cf(), 32, &s), SM_E_LOCK);
+    sm_os_fault_reset();
+    counters_get(&after);
+    cr_assert(counters_equal(&before, &after, CMP_MAPPED | CMP_ALLOCATIONS));
+    cr_assert_eq(counts().slabs, 0, "the slab made for the call went again");
+}
+
+/*
+ * Threads on one class: readers of secrets that share pages, a closer, and a thread
+ * making and closing its own, all at once. Every access sees its own bytes or
+ * SM_E_STATE once closed; at the end no page is open and nothing is left live.
+ */
+#define RACE_N 200
+#define RACE_OPS 3000
+static sm_secret race_s[RACE_N];
+
+static sm_status race_check(const uint8_t *b, size_t n, void *ctx)
+{
+    unsigned k = *(const unsigned *)ctx;
+
+    for (size_t i = 0; i < n; i++)
+        if (b[i] != (uint8_t)(k + i))
+            return SM_E_AUTH;
+    return SM_OK;
+}
+
+static void *race_reader(void *arg)
+{
+    unsigned seed = (unsigned)(uintptr_t)arg;
+
+    for (int i = 0; i < RACE_OPS; i++) {
+        unsigned k = (seed = seed * 1103515245u + 12345u) / 65536u % RACE_N;
+        sm_status st = (i & 1) ? sm_secret_with_bytes(race_s[k], race_check, &k)
+                               : sm_secret_try_with_bytes(race_s[k], race_check, &k);
+
+        if (st != SM_OK && st != SM_E_STATE && st != SM_E_BUSY)
+            return (void *)1;
+    }
+    return NULL;
+}
+
+static void *race_closer(void *arg)
+{
+    (void)arg;
+    for (unsigned k = 0; k < RACE_N; k += 2)
+        if (sm_secret_close(race_s[k]) != SM_OK)
+            return (void *)1;
+    return NULL;
+}
+
+static void *race_churn(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < RACE_OPS / 4; i++) {
+        sm_secret s;
+
+        if (sm_secret_random(cf(), 32, &s) != SM_OK || sm_secret_close(s) != SM_OK)
+            return (void *)1;
+    }
+    return NULL;
+}
+
+Test(compact, threads_reading_closing_and_making_on_shared_pages)
+{
+    pthread_t t[6];
+    void *r;
+    uint8_t src[32];
+
+    for (unsigned k = 0; k < RACE_N; k++) {
+        for (unsigned i = 0; i < 32; i++)
+            src[i] = (uint8_t)(k + i);
+        cr_assert_eq(sm_secret_new(cf(), src, 32, &race_s[k]), SM_OK);
+    }
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(pthread_create(&t[i], NULL, race_reader, (void *)(uintptr_t)(i + 1)), 0);
+    cr_assert_eq(pthread_create(&t[4], NULL, race_closer, NULL), 0);
+    cr_assert_eq(pthread_create(&t[5], NULL, race_churn, NULL), 0);
+    for (int i = 0; i < 6; i++) {
+        cr_assert_eq(pthread_join(t[i], &r), 0);
+        cr_assert_null(r, "thread %d failed", i);
+    }
+    cr_assert_eq(counts().pages_open, 0);
+    for (unsigned k = 0; k < RACE_N; k++)
+        cr_assert_eq(sm_secret_close(race_s[k]), k % 2 ? SM_OK : SM_E_STATE);
+    cr_assert_eq(counts().slots_live, 0);
+}
+
+/*
+ * What the kernel shows of a compact secret's page: PROT_NONE at rest, read-only during
+ * an access, locked, out of core dumps (dd) and wiped in forked children (wf).
+ */
+static sm_status smaps_inside(const uint8_t *b, size_t n, void *ctx)
+{
+    char perms[5], flags[512];
+    size_t locked = 0;
+
+    (void)n;
+    cr_assert_eq(smaps_of(b, perms, flags, sizeof flags, &locked), 0);
+    cr_assert_str_eq(perms, "r--p", "during an access: %s", perms);
+    *(const uint8_t **)ctx = b;
+    return SM_OK;
+}
+
+Test(compact, the_kernel_sees_the_page_locked_undumped_wiped_on_fork_and_shut)
+{
+    char perms[5], flags[512];
+    size_t locked = 0;
+    const uint8_t *at = NULL;
+    sm_secret s;
+
+    cr_assert_eq(sm_init(NULL), SM_OK);
+    cr_assert_eq(sm_secret_random(cf(), 32, &s), SM_OK);
+    cr_assert_eq(sm_secret_with_bytes(s, smaps_inside, &at), SM_OK);
+    cr_assert_eq(smaps_of(at, perms, flags, sizeof flags, &locked), 0);
+    cr_assert_str_eq(perms, "---p", "at rest: %s", perms);
+    cr_assert(locked > 0 && strstr(flags, " lo") != NULL, "not locked: %s", flags);
+    cr_assert(strstr(flags, " dd") != NULL, "no DONTDUMP: %s", flags);
+    cr_assert(strstr(flags, " wf") != NULL, "no WIPEONFORK: %s", flags);
+    cr_assert_eq(sm_secret_close(s), SM_OK);
+}
+
+/* A purge during the fill: the make gives SM_E_STATE, makes nothing and leaks nothing. */
+static sm_status fill_and_purge(uint8_t *b, size_t n, void *ctx)
+{
+    (void)ctx;
+    memset(b, 0x77, n);
+    sm_purge();
+    return SM_OK;
+}
+
+Test(compact, a_purge_during_the_fill_makes_nothing)
+{
+    sm_secret s = { 0 };
+    counters before, after;
+
+    cr_assert_eq(sm_init(NULL), SM_OK);
+    counters_get(&before);
+    cr_assert_eq(sm_secret_from_callback(cf(), 32, fill_and_purge, NULL, &s), SM_E_STATE);
+    cr_assert_eq(s.id, 0, "no handle written");
+    cr_assert_eq(counts().slabs, 0, "the purged slab went with the fill's exit");
+    counters_get(&after);
+    cr_assert_eq(after.mapped, before.mapped);
+    cr_assert_eq(after.locked, before.locked);
+}
+
+/*
+ * A close waiting for a reader, and a purge inside that access: the close wakes to a
+ * purged secret and returns SM_OK (the purge wiped it), as for the other factories.
+ */
+static pthread_barrier_t in_access;
+static sm_secret waited;
+
+static sm_status purge_later(const uint8_t *b, size_t n, void *ctx)
+{
+    (void)b;
+    (void)n;
+    (void)ctx;
+    pthread_barrier_wait(&in_access);
+    /* Time for the closer to start waiting (after the purge it would get SM_E_STATE). */
+    usleep(100 * 1000);
+    sm_purge();
+    return SM_OK;
+}
+
+static void *closer(void *arg)
+{
+    (void)arg;
+    pthread_barrier_wait(&in_access);
+    return (void *)(uintptr_t)sm_secret_close(waited);
+}
+
+Test(compact, a_close_waiting_for_a_reader_that_purges)
+{
+    pthread_t t;
+    void *r;
+
+    cr_assert_eq(pthread_barrier_init(&in_access, NULL, 2), 0);
+    cr_assert_eq(sm_secret_random(cf(), 32, &waited), SM_OK);
+    cr_assert_eq(pthread_create(&t, NULL, closer, NULL), 0);
+    cr_assert_eq(sm_secret_with_bytes(waited, purge_later, NULL), SM_OK);
+    cr_assert_eq(pthread_join(t, &r), 0);
+    cr_assert_eq((sm_status)(uintptr_t)r, SM_OK);
+    cr_assert(sm_secret_is_closed(waited));
+    cr_assert_eq(counts().slabs, 0);
+}
