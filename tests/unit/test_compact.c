@@ -509,6 +509,8 @@ Test(compact, the_kernel_sees_the_page_locked_undumped_wiped_on_fork_and_shut)
     const uint8_t *at = NULL;
     sm_secret s;
 
+    SKIP_WITHOUT_LINUX("no MADV_DONTDUMP or MADV_WIPEONFORK, whose flags this test reads in smaps");
+
     cr_assert_eq(sm_init(NULL), SM_OK);
     cr_assert_eq(sm_secret_random(cf(), 32, &s), SM_OK);
     cr_assert_eq(sm_secret_with_bytes(s, smaps_inside, &at), SM_OK);
