@@ -14,6 +14,7 @@
  * sm_stream_destroy; sm_mem_alloc, sm_mem_free, sm_mem_lock, sm_mem_unlock,
  * sm_mem_protect, sm_wipe, sm_equal, sm_random, sm_page_size; sm_init, sm_stats_get,
  * sm_purge, sm_audit, sm_status_str, sm_last_os_error; sm_secret_new, sm_secret_random,
+ * sm_secret_from_callback (opcode 0x3d),
  * sm_secret_with_bytes, sm_secret_try_with_bytes, sm_secret_read_at, sm_secret_size,
  * sm_secret_is_closed, sm_secret_close over sm_factory_protected, sm_factory_guarded,
  * sm_factory_encrypted and the example custom factory (tests/factory); in forked
@@ -1154,6 +1155,94 @@ static void op_secret_new(fz_in *in, bool random)
         M.made++; /* an encrypted secret's fill region is made, then freed by its seal */
 }
 
+/* What sm_secret_from_callback's fill sees and does (op_secret_from_callback). */
+typedef struct fill_ctx {
+    const uint8_t *from;   /* the bytes to write */
+    size_t         size;   /* the length asked for */
+    sm_status      ret;    /* what the fill returns */
+    unsigned       calls;
+} fill_ctx;
+
+static sm_status fill_fn(uint8_t *bytes, size_t len, void *ctx)
+{
+    fill_ctx *c = ctx;
+
+    c->calls++;
+    FZ_CHECK(bytes != NULL && len == c->size, "from_callback: fill got %p and %zu, want %zu",
+             (void *)bytes, len, c->size);
+    /* Writable in full (a fault here is the finding); a failing fill writes too. */
+    memcpy(bytes, c->from, len);
+    return c->ret;
+}
+
+/*
+ * sm_secret_from_callback: as sm_secret_new (the same factories, sizes and faults, its
+ * own syscalls.tsv rows), with the bytes written in place by a fill that sometimes
+ * fails with one of the caller's statuses, which is then the result, nothing made.
+ */
+static void op_secret_from_callback(fz_in *in)
+{
+    const char *what = "secret_from_callback";
+    msec *s = free_sec(in);
+    unsigned fac = fz_u8(in) % NFACT;
+    size_t size = pick_secret_size(in), k = size <= maxb ? size : 0;
+    uint8_t how = fz_u8(in);
+    sm_secret out = { 0x0badull };
+    bool coffer = fz_coffer_exists();
+    fill_ctx c = { src, size, (how & 3) == 3 ? (sm_status)(SM_E_USER + (how >> 2)) : SM_OK, 0 };
+    fz_calls c0, c1, own = { 0 };
+    sm_status want, st;
+
+    if (s == NULL)
+        return;
+    if (size == 0 || size > SECRET_MAX)
+        want = SM_E_INVAL;
+    else if (size > maxb)
+        want = SM_E_NOMEM;
+    else if (fac == FACT_ENCRYPTED && M.exhausted && c.ret == SM_OK)
+        want = SM_E_STATE; /* the seal, after the fill, needs a nonce */
+    else
+        want = c.ret;
+    fz_fill(in, src, k > 0 ? k : 1);
+    memcpy(src2, src, k);
+    fz_calls_now(c0);
+    fz_faults_before(&F);
+    st = sm_secret_from_callback(factory(fac), size, fill_fn, &c, &out);
+    fz_faults_after(&F);
+    fz_calls_now(c1);
+    fz_trace("%s %s %zu into %u (fill %s): %s", what, factory_name(fac), size, SEC_ID(s),
+             fz_st(c.ret), fz_st(st));
+    FZ_CHECK(c.calls <= 1, "%s: fill called %u times", what, c.calls);
+    /* Refused before the storage is made: no fill; an injected fault may stop it too. */
+    if (size == 0 || size > maxb)
+        FZ_CHECK(c.calls == 0, "%s: fill called for a refused size", what);
+    else if (F.fired == 0)
+        FZ_CHECK(c.calls == 1, "%s: fill not called", what);
+    if (c.calls == 0 && want == c.ret && c.ret != SM_OK)
+        want = SM_OK; /* not reached: only an injected fault can fail it now */
+    if (!outcome(st, want, SM_OK, what)) {
+        FZ_CHECK(out.id == 0x0badull, "failed %s wrote its out-parameter", what);
+        return;
+    }
+    FZ_CHECK(c.calls == 1 && c.ret == SM_OK, "%s: SM_OK, fill called %u times", what, c.calls);
+    if (F.fired == 0 && (fac != FACT_ENCRYPTED || (coffer && !M.aged))) {
+        fz_calls_add(own, c0, c1);
+        check_calls(what, own, fz_sec_calls_row("from_callback", fac));
+    }
+    FZ_CHECK(memcmp(src, src2, size) == 0, "%s changed the fill's source", what);
+    s->h = out;
+    s->open = true;
+    s->fac = fac;
+    s->size = size;
+    s->depth = 0;
+    s->readable = s->opened = s->audited = false;
+    s->addr = NULL;
+    memcpy(s->want, src2, size);
+    memset(s->have, 1, size);
+    if (fac != FACT_CUSTOM)
+        M.made++; /* its storage is a region made, as for sm_secret_new */
+}
+
 /* What an access sees: the model's bytes (a random secret's are learnt here), read-only
    (read-write only in a window that a failed close opened), in the factory's layout. */
 static void check_window(msec *s, const uint8_t *bytes)
@@ -2253,6 +2342,7 @@ static void run_mprotect(fz_in *in, unsigned a) { (void)a; op_mem_protect(in); }
 static void run_mlock(fz_in *in, unsigned a) { (void)a; op_mem_lock(in); }
 static void run_mbytes(fz_in *in, unsigned a) { (void)a; op_mem_bytes(in); }
 static void run_secnew(fz_in *in, unsigned random) { op_secret_new(in, random != 0); }
+static void run_secfill(fz_in *in, unsigned a) { (void)a; op_secret_from_callback(in); }
 static void run_access(fz_in *in, unsigned try) { op_access(in, try != 0); }
 static void run_read_at(fz_in *in, unsigned a) { (void)a; op_read_at(in); }
 static void run_secquery(fz_in *in, unsigned a) { (void)a; op_secret_query(in); }
@@ -2314,6 +2404,7 @@ static const op_kind op_table[64] = {
     [0x3a] = { "mem_protect", run_mprotect, 0 },
     [0x3b] = { "mem_lock", run_mlock, 0 },
     [0x3c] = { "mem_bytes", run_mbytes, 0 },
+    [0x3d] = { "secret_from_callback", run_secfill, 0 },
 };
 
 /* Everything left alive, destroyed fault-free through the API; nothing may remain. */
