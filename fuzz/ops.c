@@ -14,7 +14,7 @@
  * sm_stream_destroy; sm_mem_alloc, sm_mem_free, sm_mem_lock, sm_mem_unlock,
  * sm_mem_protect, sm_wipe, sm_equal, sm_random, sm_page_size; sm_init, sm_stats_get,
  * sm_purge, sm_audit, sm_status_str, sm_last_os_error; sm_secret_new, sm_secret_random,
- * sm_secret_from_callback (opcode 0x3d),
+ * sm_secret_from_callback (opcode 0x3d), sm_secret_from_buffer (0x3e),
  * sm_secret_with_bytes, sm_secret_try_with_bytes, sm_secret_read_at, sm_secret_size,
  * sm_secret_is_closed, sm_secret_close over sm_factory_protected, sm_factory_guarded,
  * sm_factory_encrypted and the example custom factory (tests/factory); in forked
@@ -1243,6 +1243,64 @@ static void op_secret_from_callback(fz_in *in)
         M.made++; /* its storage is a region made, as for sm_secret_new */
 }
 
+/*
+ * sm_secret_from_buffer: the buffer's bytes into a new secret, the buffer destroyed, as
+ * sm_buffer_destroy's row says (a stale buffer: SM_E_STATE), and all or nothing, except
+ * that a failed last munmap of the buffer's pages leaves it wiped and read-write, as
+ * after a failed sm_buffer_destroy (secret.h). That munmap is the call's first, but for
+ * the encrypted factory, whose seal frees the fill region first (its second).
+ */
+static void op_secret_from_buffer(fz_in *in)
+{
+    const char *what = "secret_from_buffer";
+    msec *s = free_sec(in);
+    mbuf *b = &M.b[fz_u8(in) % NB];
+    unsigned fac = fz_u8(in) % NFACT;
+    sm_secret out = { 0x0badull };
+    bool coffer = fz_coffer_exists(), frozen = b->state == FZ_FROZEN && !b->opened;
+    sm_status want = rows[R_DESTROY]->st[b->state], st;
+    const fz_plan *p = &F.plan[SM_OS_MUNMAP];
+    fz_calls c0, c1, own = { 0 };
+
+    if (s == NULL)
+        return;
+    if (want == SM_OK && fac == FACT_ENCRYPTED && M.exhausted)
+        want = SM_E_STATE; /* the seal needs a nonce */
+    fz_calls_now(c0);
+    fz_faults_before(&F);
+    st = sm_secret_from_buffer(factory(fac), b->h, &out);
+    fz_faults_after(&F);
+    fz_calls_now(c1);
+    fz_trace("%s %s buffer %u into %u: %s", what, factory_name(fac), BUF_ID(b), SEC_ID(s),
+             fz_st(st));
+    M.touched |= 1u << BUF_ID(b);
+    if (!outcome(st, want, SM_OK, what)) {
+        FZ_CHECK(out.id == 0x0badull, "failed %s wrote its out-parameter", what);
+        if (want == SM_OK && failed_last_munmap() &&
+            p->nth - F.before[SM_OS_MUNMAP] == (fac == FACT_ENCRYPTED ? 2u : 1u)) {
+            memset(b->want, 0, b->size);
+            b->opened = true;
+        }
+        return;
+    }
+    if (F.fired == 0 && frozen && (fac != FACT_ENCRYPTED || (coffer && !M.aged))) {
+        fz_calls_add(own, c0, c1);
+        check_calls(what, own, fz_sec_calls_row("from_buffer", fac));
+    }
+    s->h = out;
+    s->open = true;
+    s->fac = fac;
+    s->size = b->size;
+    s->depth = 0;
+    s->readable = s->opened = s->audited = false;
+    s->addr = NULL;
+    memcpy(s->want, b->want, b->size);
+    memset(s->have, 1, b->size);
+    if (fac != FACT_CUSTOM)
+        M.made++;
+    b->state = rows[R_DESTROY]->next[b->state];
+}
+
 /* What an access sees: the model's bytes (a random secret's are learnt here), read-only
    (read-write only in a window that a failed close opened), in the factory's layout. */
 static void check_window(msec *s, const uint8_t *bytes)
@@ -2343,6 +2401,7 @@ static void run_mlock(fz_in *in, unsigned a) { (void)a; op_mem_lock(in); }
 static void run_mbytes(fz_in *in, unsigned a) { (void)a; op_mem_bytes(in); }
 static void run_secnew(fz_in *in, unsigned random) { op_secret_new(in, random != 0); }
 static void run_secfill(fz_in *in, unsigned a) { (void)a; op_secret_from_callback(in); }
+static void run_secbuf(fz_in *in, unsigned a) { (void)a; op_secret_from_buffer(in); }
 static void run_access(fz_in *in, unsigned try) { op_access(in, try != 0); }
 static void run_read_at(fz_in *in, unsigned a) { (void)a; op_read_at(in); }
 static void run_secquery(fz_in *in, unsigned a) { (void)a; op_secret_query(in); }
@@ -2405,6 +2464,7 @@ static const op_kind op_table[64] = {
     [0x3b] = { "mem_lock", run_mlock, 0 },
     [0x3c] = { "mem_bytes", run_mbytes, 0 },
     [0x3d] = { "secret_from_callback", run_secfill, 0 },
+    [0x3e] = { "secret_from_buffer", run_secbuf, 0 },
 };
 
 /* Everything left alive, destroyed fault-free through the API; nothing may remain. */
