@@ -1262,7 +1262,8 @@ static void op_secret_from_buffer(fz_in *in)
     const fz_plan *p = &F.plan[SM_OS_MUNMAP];
     fz_calls c0, c1, own = { 0 };
 
-    if (s == NULL)
+    /* The model's secrets hold maxb bytes; a stream's flush gives larger buffers. */
+    if (s == NULL || (b->state != FZ_DESTROYED && b->size > maxb))
         return;
     if (want == SM_OK && fac == FACT_ENCRYPTED && M.exhausted)
         want = SM_E_STATE; /* the seal needs a nonce */
