@@ -9,6 +9,7 @@
  */
 #include <criterion/criterion.h>
 #include <criterion/redirect.h>
+#include <valgrind/valgrind.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
@@ -1549,8 +1550,14 @@ static sm_status purge_nested_fn(const uint8_t *b, size_t n, void *ctx)
     if (st != SM_OK)
         return st;
     counters_get(&now);
-    if (counters_equal(base, &now, CMP_MAPPED))
-        return SM_E_SYS; /* freed while this access still reads it */
+    /*
+     * Freed while this access still reads it? Under Valgrind the mapped total is not
+     * compared (it moves by itself, helpers.c), and a custom factory's window moves no
+     * counter either, so nothing tells there and this check was a false alarm under
+     * make test-memcheck; make test checks it, and the bytes are checked below anyway.
+     */
+    if (!RUNNING_ON_VALGRIND && counters_equal(base, &now, CMP_MAPPED))
+        return SM_E_SYS;
     for (size_t i = 0; i < n; i++)
         if (b[i] != 0)
             return SM_E_AUTH;
