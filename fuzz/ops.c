@@ -14,6 +14,8 @@
  * sm_stream_destroy; sm_mem_alloc, sm_mem_free, sm_mem_lock, sm_mem_unlock,
  * sm_mem_protect, sm_wipe, sm_equal, sm_random, sm_page_size; sm_init, sm_stats_get,
  * sm_purge, sm_audit, sm_status_str, sm_last_os_error; sm_secret_new, sm_secret_random,
+ * sm_secret_from_callback (opcode 0x3d), sm_secret_from_buffer (0x3e),
+ * sm_secret_from_callback (opcode 0x3d), sm_secret_from_buffer (0x3e),
  * sm_secret_with_bytes, sm_secret_try_with_bytes, sm_secret_read_at, sm_secret_size,
  * sm_secret_is_closed, sm_secret_close over sm_factory_protected, sm_factory_guarded,
  * sm_factory_encrypted and the example custom factory (tests/factory); in forked
@@ -143,6 +145,8 @@ static void run_mprotect(fz_in *in, unsigned a) { (void)a; op_mem_protect(in); }
 static void run_mlock(fz_in *in, unsigned a) { (void)a; op_mem_lock(in); }
 static void run_mbytes(fz_in *in, unsigned a) { (void)a; op_mem_bytes(in); }
 static void run_secnew(fz_in *in, unsigned random) { op_secret_new(in, random != 0); }
+static void run_secfill(fz_in *in, unsigned a) { (void)a; op_secret_from_callback(in); }
+static void run_secbuf(fz_in *in, unsigned a) { (void)a; op_secret_from_buffer(in); }
 static void run_access(fz_in *in, unsigned try) { op_access(in, try != 0); }
 static void run_read_at(fz_in *in, unsigned a) { (void)a; op_read_at(in); }
 static void run_secquery(fz_in *in, unsigned a) { (void)a; op_secret_query(in); }
@@ -204,6 +208,8 @@ static const op_kind op_table[64] = {
     [0x3a] = { "mem_protect", run_mprotect, 0 },
     [0x3b] = { "mem_lock", run_mlock, 0 },
     [0x3c] = { "mem_bytes", run_mbytes, 0 },
+    [0x3d] = { "secret_from_callback", run_secfill, 0 },
+    [0x3e] = { "secret_from_buffer", run_secbuf, 0 },
 };
 
 /*

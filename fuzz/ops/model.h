@@ -65,7 +65,7 @@ typedef struct msec {
     unsigned       depth;    /* this input's accesses in flight (nested callbacks) */
     bool           readable; /* the window is open: accessed, or a failed shut kept it */
     bool           opened;   /* a failed close left the pages wiped and read-write */
-    bool           audited;  /* a failed audit may have left the pages readable */
+    bool           audited;  /* a failed audit left the pages readable (op_audit) */
     const uint8_t *addr;     /* where the bytes were last seen (not encrypted: fixed) */
 } msec;
 
@@ -162,6 +162,8 @@ void op_mem_bytes(fz_in *in);
 
 /* secrets.c */
 void op_secret_new(fz_in *in, bool random);
+void op_secret_from_callback(fz_in *in);
+void op_secret_from_buffer(fz_in *in);
 void op_access(fz_in *in, bool try);
 void op_read_at(fz_in *in);
 void op_secret_close(fz_in *in);

@@ -95,6 +95,153 @@ void op_secret_new(fz_in *in, bool random)
         M.made++; /* an encrypted secret's fill region is made, then freed by its seal */
 }
 
+/* What sm_secret_from_callback's fill sees and does (op_secret_from_callback). */
+typedef struct fill_ctx {
+    const uint8_t *from;   /* the bytes to write */
+    size_t         size;   /* the length asked for */
+    sm_status      ret;    /* what the fill returns */
+    unsigned       calls;
+} fill_ctx;
+
+static sm_status fill_fn(uint8_t *bytes, size_t len, void *ctx)
+{
+    fill_ctx *c = ctx;
+
+    c->calls++;
+    FZ_CHECK(bytes != NULL && len == c->size, "from_callback: fill got %p and %zu, want %zu",
+             (void *)bytes, len, c->size);
+    /* Writable in full (a fault here is the finding); a failing fill writes too. */
+    memcpy(bytes, c->from, len);
+    return c->ret;
+}
+
+/*
+ * sm_secret_from_callback: as sm_secret_new (the same factories, sizes and faults, its
+ * own syscalls.tsv rows), with the bytes written in place by a fill that sometimes
+ * fails with one of the caller's statuses, which is then the result, nothing made.
+ */
+void op_secret_from_callback(fz_in *in)
+{
+    const char *what = "secret_from_callback";
+    msec *s = free_sec(in);
+    unsigned fac = fz_u8(in) % NFACT;
+    size_t size = pick_secret_size(in), k = size <= maxb ? size : 0;
+    uint8_t how = fz_u8(in);
+    sm_secret out = { 0x0badull };
+    bool coffer = fz_coffer_exists();
+    fill_ctx c = { src, size, (how & 3) == 3 ? (sm_status)(SM_E_USER + (how >> 2)) : SM_OK, 0 };
+    fz_calls c0, c1, own = { 0 };
+    sm_status want, st;
+
+    if (s == NULL)
+        return;
+    if (size == 0 || size > SECRET_MAX)
+        want = SM_E_INVAL;
+    else if (size > maxb)
+        want = SM_E_NOMEM;
+    else if (fac == FACT_ENCRYPTED && M.exhausted && c.ret == SM_OK)
+        want = SM_E_STATE; /* the seal, after the fill, needs a nonce */
+    else
+        want = c.ret;
+    fz_fill(in, src, k > 0 ? k : 1);
+    memcpy(src2, src, k);
+    fz_calls_now(c0);
+    fz_faults_before(&F);
+    st = sm_secret_from_callback(factory(fac), size, fill_fn, &c, &out);
+    fz_faults_after(&F);
+    fz_calls_now(c1);
+    fz_trace("%s %s %zu into %u (fill %s): %s", what, factory_name(fac), size, SEC_ID(s),
+             fz_st(c.ret), fz_st(st));
+    FZ_CHECK(c.calls <= 1, "%s: fill called %u times", what, c.calls);
+    /* Refused before the storage is made: no fill; an injected fault may stop it too. */
+    if (size == 0 || size > maxb)
+        FZ_CHECK(c.calls == 0, "%s: fill called for a refused size", what);
+    else if (F.fired == 0)
+        FZ_CHECK(c.calls == 1, "%s: fill not called", what);
+    if (c.calls == 0 && want == c.ret && c.ret != SM_OK)
+        want = SM_OK; /* not reached: only an injected fault can fail it now */
+    if (!outcome(st, want, SM_OK, what)) {
+        FZ_CHECK(out.id == 0x0badull, "failed %s wrote its out-parameter", what);
+        return;
+    }
+    FZ_CHECK(c.calls == 1 && c.ret == SM_OK, "%s: SM_OK, fill called %u times", what, c.calls);
+    if (F.fired == 0 && (fac != FACT_ENCRYPTED || (coffer && !M.aged))) {
+        fz_calls_add(own, c0, c1);
+        check_calls(what, own, fz_sec_calls_row("from_callback", fac));
+    }
+    FZ_CHECK(memcmp(src, src2, size) == 0, "%s changed the fill's source", what);
+    s->h = out;
+    s->open = true;
+    s->fac = fac;
+    s->size = size;
+    s->depth = 0;
+    s->readable = s->opened = s->audited = false;
+    s->addr = NULL;
+    memcpy(s->want, src2, size);
+    memset(s->have, 1, size);
+    if (fac != FACT_CUSTOM)
+        M.made++; /* its storage is a region made, as for sm_secret_new */
+}
+
+/*
+ * sm_secret_from_buffer: the buffer's bytes into a new secret, the buffer destroyed, as
+ * sm_buffer_destroy's row says (a stale buffer: SM_E_STATE), and all or nothing, except
+ * that a failed last munmap of the buffer's pages leaves it wiped and read-write, as
+ * after a failed sm_buffer_destroy (secret.h). That munmap is the call's first, but for
+ * the encrypted factory, whose seal frees the fill region first (its second).
+ */
+void op_secret_from_buffer(fz_in *in)
+{
+    const char *what = "secret_from_buffer";
+    msec *s = free_sec(in);
+    mbuf *b = &M.b[fz_u8(in) % NB];
+    unsigned fac = fz_u8(in) % NFACT;
+    sm_secret out = { 0x0badull };
+    bool coffer = fz_coffer_exists(), frozen = b->state == FZ_FROZEN && !b->opened;
+    sm_status want = rows[R_DESTROY]->st[b->state], st;
+    const fz_plan *p = &F.plan[SM_OS_MUNMAP];
+    fz_calls c0, c1, own = { 0 };
+
+    /* The model's secrets hold maxb bytes; a stream's flush gives larger buffers. */
+    if (s == NULL || (b->state != FZ_DESTROYED && b->size > maxb))
+        return;
+    if (want == SM_OK && fac == FACT_ENCRYPTED && M.exhausted)
+        want = SM_E_STATE; /* the seal needs a nonce */
+    fz_calls_now(c0);
+    fz_faults_before(&F);
+    st = sm_secret_from_buffer(factory(fac), b->h, &out);
+    fz_faults_after(&F);
+    fz_calls_now(c1);
+    fz_trace("%s %s buffer %u into %u: %s", what, factory_name(fac), BUF_ID(b), SEC_ID(s),
+             fz_st(st));
+    M.touched |= 1u << BUF_ID(b);
+    if (!outcome(st, want, SM_OK, what)) {
+        FZ_CHECK(out.id == 0x0badull, "failed %s wrote its out-parameter", what);
+        if (want == SM_OK && failed_last_munmap() &&
+            p->nth - F.before[SM_OS_MUNMAP] == (fac == FACT_ENCRYPTED ? 2u : 1u)) {
+            memset(b->want, 0, b->size);
+            b->opened = true;
+        }
+        return;
+    }
+    if (F.fired == 0 && frozen && (fac != FACT_ENCRYPTED || (coffer && !M.aged))) {
+        fz_calls_add(own, c0, c1);
+        check_calls(what, own, fz_sec_calls_row("from_buffer", fac));
+    }
+    s->h = out;
+    s->open = true;
+    s->fac = fac;
+    s->size = b->size;
+    s->depth = 0;
+    s->readable = s->opened = s->audited = false;
+    s->addr = NULL;
+    memcpy(s->want, b->want, b->size);
+    memset(s->have, 1, b->size);
+    if (fac != FACT_CUSTOM)
+        M.made++;
+    b->state = rows[R_DESTROY]->next[b->state];
+}
+
 /* What an access sees: the model's bytes (a random secret's are learnt here), read-only
    (read-write only in a window that a failed close opened), in the factory's layout. */
 static void check_window(msec *s, const uint8_t *bytes)
@@ -127,6 +274,7 @@ typedef struct frame {
     uint8_t  how;
     bool     called;
     unsigned open_fired; /* faults that fired while the window opened */
+    bool     share_was;  /* M.share_open when the access began: what its own view found */
     fz_calls start, entered, leaving;
 } frame;
 
@@ -163,8 +311,12 @@ static sm_status access_fn(const uint8_t *bytes, size_t len, void *ctx)
     if (!s->readable) {
         s->readable = true;
         s->opened = false;
-        if (s->fac == FACT_ENCRYPTED)
+        if (s->fac == FACT_ENCRYPTED) {
             M.made++; /* each window is a guarded region made */
+            /* Its view of the enclave key shut both shares: nothing fired, it opened. */
+            if (fr->open_fired == 0)
+                M.share_open = false;
+        }
     }
     s->depth++;
     M.depth++;
@@ -208,7 +360,7 @@ void op_access(fz_in *in, bool try)
 {
     const char *what = try ? "try_with_bytes" : "with_bytes";
     msec *s = &M.sec[fz_u8(in) % NSEC];
-    frame fr = { .s = s, .in = in, .how = fz_u8(in) };
+    frame fr = { .s = s, .in = in, .how = fz_u8(in), .share_was = M.share_open };
     int state = fz_sec_state(s->open, s->depth);
     const fz_sec_cell *cell = &sec_rows[try ? FZ_SOP_TRY : FZ_SOP_WITH]->cell[state];
     /* A failed shut kept the window open, or a failed audit may have left it readable. */
@@ -244,8 +396,19 @@ void op_access(fz_in *in, bool try)
         FZ_CHECK(st == fn_st, "%s: %s, fn returned %s", what, fz_st(st), fz_st(fn_st));
         if (cell->window == 0)
             check_calls(what, own, NULL);
-        else if (cell->window == 2 && fr.open_fired == 0 && !(M.aged && s->fac == FACT_ENCRYPTED))
+        else if (cell->window == 2 && fr.open_fired == 0 &&
+                 !(M.aged && s->fac == FACT_ENCRYPTED)) {
+            /*
+             * The access's only view of the enclave key ran when its window opened, before
+             * the nest: it found the shares as they were then (fr.share_was), while what
+             * is open now is what the nest's last view left (regress-share-open-nested).
+             */
+            bool now = M.share_open;
+
+            M.share_open = fr.share_was;
             check_calls(what, own, fz_sec_calls_row("with_bytes", s->fac));
+            M.share_open = now;
+        }
     } else if (F.fired == 0) {
         FZ_CHECK(st == fn_st, "%s: %s, fn returned %s", what, fz_st(st), fz_st(fn_st));
     } else if (fn_st != SM_OK) {

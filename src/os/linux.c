@@ -193,12 +193,21 @@ static int maps_writable(uintptr_t a, uintptr_t b)
  */
 sm_status sm_os_writable(void *p, size_t n)
 {
-    uintptr_t pg = (uintptr_t)sm_os_page_size();
-    uintptr_t a = (uintptr_t)p & ~(pg - 1), b = ((uintptr_t)p + n + pg - 1) & ~(pg - 1);
+    uintptr_t pg = (uintptr_t)sm_os_page_size(), a, b;
     int err, m;
 
     if (n == 0)
         return SM_OK;
+    /*
+     * A range that wraps the address space is not writable. Unchecked, its rounded end
+     * wrapped back to p's page and madvise, asked about 0 bytes, said yes.
+     */
+    if ((uintptr_t)p > UINTPTR_MAX - n || (uintptr_t)p + n > UINTPTR_MAX - (pg - 1)) {
+        sm_os_set_last_error(EFAULT);
+        return SM_E_READONLY;
+    }
+    a = (uintptr_t)p & ~(pg - 1);
+    b = ((uintptr_t)p + n + pg - 1) & ~(pg - 1);
     do {
         err = madvise((void *)a, b - a, MADV_POPULATE_WRITE) == 0 ? 0 : errno;
     } while (err == EINTR || err == EAGAIN);

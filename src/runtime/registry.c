@@ -248,6 +248,13 @@ static bool finish_purge(smi_slot *s, bool *recycle)
         return intact;
     }
     smi_wipe(s->body, sizeof s->body);
+    /*
+     * Spent: retired on no list, so off the walks too. Left marked, every walk visited it
+     * and a forked child's handler recycled it past its last generation (an atomic and,
+     * safe in a signal handler).
+     */
+    if (!*recycle)
+        mark_free(s->index);
     return intact;
 }
 

@@ -180,3 +180,21 @@ Test(os, mmap_filled_pages_are_present_at_once)
     cr_assert_eq(sm_last_os_error(), ENOMEM);
     sm_os_fault_reset();
 }
+
+/*
+ * h2 review: sm_os_writable rounded [p, p + n) to pages without checking for a wrap: for
+ * n near SIZE_MAX the end wrapped back to p's page, madvise was asked about 0 bytes, said
+ * yes, and the range was "writable". A range that wraps the address space is not.
+ */
+Test(os, writable_refuses_a_range_that_wraps)
+{
+    size_t page = sm_os_page_size();
+    uint8_t *p = aligned_alloc(page, page);
+
+    cr_assert_not_null(p);
+    cr_assert_eq(sm_os_writable(p, page), SM_OK);
+    cr_assert_eq(sm_os_writable(p, SIZE_MAX), SM_E_READONLY);
+    cr_assert_eq(sm_os_last_error(), EFAULT);
+    cr_assert_eq(sm_os_writable(p + 1, SIZE_MAX - page + 2), SM_E_READONLY);
+    free(p);
+}

@@ -89,6 +89,44 @@ Test(registry, a_spent_slot_is_retired)
     cr_assert_neq(smi_handle_index(next), smi_handle_index(id), "not handed out again");
 }
 
+/*
+ * The same for a purge (h2 review): a purge that spent a slot's last generation kept
+ * its bit in the in-use bitmap, so every later walk visited it, and a forked child's
+ * fork handler put it on the free list with a generation past the last: its next id
+ * wrapped to generation 0 and repeated one handed out long before (SM-REQ-040).
+ */
+static uint32_t spent_index;
+
+static void child_never_reuses_spent(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 100; i++) {
+        sm_buffer b;
+
+        if (sm_buffer_new(16, &b) != SM_OK)
+            _exit(2);
+        if (smi_handle_index(b.id) == spent_index)
+            _exit(3);
+    }
+    _exit(0);
+}
+
+Test(registry, a_spent_slot_purged_is_retired)
+{
+    sm_buffer b;
+    smi_slot *s;
+
+    cr_assert_eq(sm_buffer_new(16, &b), SM_OK);
+    cr_assert_eq(smi_registry_acquire(b.id, SMI_KIND_BUFFER, &s), SM_OK);
+    s->gen = SMI_HANDLE_GEN_MAX; /* as if 2^28 - 1 objects had lived here */
+    spent_index = s->index;
+    smi_registry_release(s);
+    sm_purge();
+    cr_assert_eq(sm_audit(), SM_OK);
+    cr_assert_eq(smi_registry_test_walked(), 0, "a retired slot is still walked");
+    cr_assert_eq(in_child(child_never_reuses_spent, NULL), 0, "the child reused a spent slot");
+}
+
 Test(registry, grows_across_chunks)
 {
     static uint64_t ids[3000];

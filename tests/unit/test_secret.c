@@ -9,6 +9,7 @@
  */
 #include <criterion/criterion.h>
 #include <criterion/redirect.h>
+#include <valgrind/valgrind.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
@@ -16,7 +17,6 @@
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <time.h>
-#include <valgrind/valgrind.h>
 
 #include "example_factory.h"
 #include "helpers.h"
@@ -1553,11 +1553,13 @@ static sm_status purge_nested_fn(const uint8_t *b, size_t n, void *ctx)
         return st;
     counters_get(&now);
     /*
-     * Under Valgrind the mapped total is not compared (helpers.c), and the custom
-     * factory's pages are not locked: nothing else would show the window still there.
+     * Freed while this access still reads it? Under Valgrind the mapped total is not
+     * compared (it moves by itself, helpers.c), and a custom factory's window moves no
+     * counter either, so nothing tells there and this check was a false alarm under
+     * make test-memcheck; make test checks it, and the bytes are checked below anyway.
      */
-    if (counters_equal(base, &now, CMP_MAPPED) && !RUNNING_ON_VALGRIND)
-        return SM_E_SYS; /* freed while this access still reads it */
+    if (!RUNNING_ON_VALGRIND && counters_equal(base, &now, CMP_MAPPED))
+        return SM_E_SYS;
     for (size_t i = 0; i < n; i++)
         if (b[i] != 0)
             return SM_E_AUTH;
