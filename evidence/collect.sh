@@ -41,7 +41,8 @@ run() {
     shift
     mkdir -p "$RAW/$stage"
     t0=$(date +%s)
-    nice "$MAKE" --no-print-directory "${MAKEOPTS[@]}" "$@" > "$RAW/$stage/log" 2>&1
+    # -k: the targets of one stage are independent; one failing must not hide the others.
+    nice "$MAKE" -k --no-print-directory "${MAKEOPTS[@]}" "$@" > "$RAW/$stage/log" 2>&1
     rc=$?
     record "$stage" "$rc" $(($(date +%s) - t0)) "make $*"
     return $rc
@@ -76,7 +77,7 @@ stage_meta() {
         printf 'Criterion\t%s\n' "$(dpkg-query -W -f='${Version}' libcriterion-dev 2>/dev/null)"
         printf 'gcovr\t%s\n' "$(ver gcovr --version)"
         printf 'gnuplot\t%s\n' "$(ver gnuplot --version)"
-        printf 'Chromium\t%s\n' "$(ver chromium --version)"
+        printf 'Chromium\t%s\n' "$(dpkg-query -W -f='${Version}' chromium 2>/dev/null)"
     } > "$RAW/meta.tsv"
     record meta 0 0 "tool versions"
 }

@@ -248,7 +248,10 @@ def bench(plots):
     text = read("bench/log")
     if not text:
         return '<p class="missing">make bench not collected.</p>'
-    bars = [(m.group(1).strip(), float(m.group(4))) for m in map(BENCH_LINE.match, text.splitlines()) if m]
+    # Only the rows with one securemem and one libsodium time; the purge and audit table's
+    # rows have three times and a ratio of its own kind.
+    bars = [(m.group(1).strip(), float(m.group(4))) for m in map(BENCH_LINE.match, text.splitlines())
+            if m and " ns" not in m.group(1)]
     png = plot_bars("bench-ratios", "securemem / libsodium", ["ratio"],
                     [(n, r) for n, r in bars], plots) if bars else ""
     return png + "<pre>%s</pre>" % esc(text)
@@ -308,7 +311,7 @@ def gnuplot(name, script, data, plots):
     with open(dat, "w") as f:
         f.write(data)
     png = os.path.join(OUT, "plots", name + ".png")
-    full = 'set terminal pngcairo size 900,420 noenhanced font "sans,9"\nset output "%s"\n%s' % (png, script.replace("@DAT@", dat))
+    full = 'set terminal pngcairo size 1000,560 noenhanced font "sans,9"\nset output "%s"\n%s' % (png, script.replace("@DAT@", dat))
     try:
         subprocess.run(["gnuplot"], input=full, text=True, check=True, capture_output=True)
     except (OSError, subprocess.CalledProcessError) as e:
@@ -354,7 +357,7 @@ def main():
         ("Suites", suite_html + "<p>%s</p>" % link("summary.tsv", "summary.tsv")),
         ("Proofs (Frama-C WP, mutation, Eva)", proofs()),
         ("Sanitizers and Valgrind", sanitizers()),
-        ("Constant time", "<pre>%s</pre>" % esc(read("ct/log") or "not collected")),
+        ("Constant time", constant_time()),
         ("Fuzzing", fuzz(plots)),
         ("Coverage", coverage(plots)),
         ("Bench (make bench)", bench(plots)),
@@ -394,6 +397,15 @@ output it was made from (raw/), and SHA256SUMS lists every file of the bundle.</
         sys.exit("render: plots failed: %s" % bad)
 
 
+def constant_time():
+    """The ct lines of make ct's log (the build lines before them are in the log itself)."""
+    text = read("ct/log")
+    if not text:
+        return '<p class="missing">make ct not collected.</p>'
+    lines = [l for l in text.splitlines() if l.startswith("ct:")]
+    return "<pre>%s</pre><p>%s</p>" % (esc("\n".join(lines)), raw_link("ct/log", "full log")[1])
+
+
 def sanitizers():
     rows = []
     for st in tsv("stages.tsv"):
@@ -403,9 +415,12 @@ def sanitizers():
     d = os.path.join(RAW, "sanitizers")
     if os.path.isdir(d):
         for fn in sorted(os.listdir(d)):
+            if not fn.endswith(".supp"):
+                continue
             text = read("sanitizers/" + fn)
-            # Each suppression carries its reason in the comment lines above it.
-            n = len(re.findall(r"^\{", text, re.M)) or len([l for l in text.splitlines() if l and not l.startswith("#")])
+            # Valgrind's entries are {...} blocks, the sanitizers' one line each; each
+            # carries its reason in the comment lines above it.
+            n = len(re.findall(r"^\{", text, re.M)) or len([l for l in text.splitlines() if l.strip() and not l.startswith("#")])
             supp.append([fn, n, raw_link("sanitizers/" + fn, "file with reasons")])
     out = table(["run", "status", ""], rows) if rows else '<p class="missing">No sanitizer run collected.</p>'
     out += table(["suppression file", "entries", ""], supp) if supp else '<p class="missing">No suppression files collected.</p>'
