@@ -168,13 +168,25 @@ def proofs():
         return '<p class="missing">Proof results not collected.</p>'
     total = sum(int(r[3]) for r in rows)
     proved = sum(int(r[4]) for r in rows)
-    mut = read("proofs/mutation.log")
-    killed = len(re.findall(r"(?im)^.*\b(killed|rejected|fails as it must)\b.*$", mut))
-    parts = ["<p>WP: <b>%d / %d</b> goals proved over %d functions and lemma sets.</p>" % (proved, total, len(rows)),
+    parts = ["<p>WP: <b>%d / %d</b> goals proved over %d functions and lemma sets (%s).</p>" % (
+                 proved, total, len(rows), raw_link("proofs/summary", "summary")[1]),
              table(["function", "file", "machdep", "goals", "proved", "by prover", ""], rows)]
-    parts.append("<p>Mutation table (each mutant WP must reject): %d lines that say so; %s. Eva: %s. Summary: %s.</p>" % (
-        killed, raw_link("proofs/mutation.log", "mutation log")[1], raw_link("proofs/eva.log", "Eva report")[1],
-        raw_link("proofs/summary", "summary")[1]))
+    # proofs/mutate.sh: "mutate: killed: NAME  P / T goals proved  S s", or SURVIVED.
+    mrows = []
+    for line in read("proofs/mutation.log").splitlines():
+        m = re.match(r"mutate: killed: (.*?)\s+(\d+) / (\d+)\s+goals proved\s+([\d.]+) s", line)
+        if m:
+            mrows.append([m.group(1), "killed", "%s / %s" % (m.group(2), m.group(3)), m.group(4)])
+        elif line.startswith("mutate: SURVIVED:"):
+            mrows.append([line[len("mutate: SURVIVED: "):], "SURVIVED", "", ""])
+    if mrows:
+        parts.append("<p>Mutants that WP must reject (%s):</p>" % raw_link("proofs/mutation.log", "log")[1])
+        parts.append(table(["mutant", "result", "goals proved", "seconds"], mrows))
+    else:
+        parts.append('<p class="missing">Mutation table not collected.</p>')
+    eva = read("proofs/eva-summary.log").strip()
+    parts.append("<p>Eva: %s (%s).</p>" % (esc(eva) if eva else "not collected",
+                                             raw_link("proofs/eva.log", "full report")[1]))
     return "\n".join(parts)
 
 

@@ -18,6 +18,8 @@ evidence/pack.sh "$out" > "$work/pack.log" 2>&1 || { cat "$work/pack.log"; fail 
 has() { grep -q -- "$2" "$out/$1" || fail "$1 lacks: $2"; }
 has index.html '7 / 7</b> goals proved'
 has index.html 'no AES-NI and PCLMULQDQ on this CPU'
+has index.html '<td>layout: guard page dropped</td><td>killed</td><td>10 / 12</td>'
+has index.html 'Eva: eva: mem.c + core: 0 alarms'
 has index.html '<img src="plots/coverage-per-file.png"'
 has index.html '<img src="plots/bench-ratios.png"'
 has index.html '<img src="plots/fuzz-coverage.png"'
