@@ -210,7 +210,9 @@ def fuzz(plots):
                 return m[-1] if m else ""
             pts = [(int(m.group(1)), int(m.group(2))) for m in map(FUZZ_LINE.match, text.splitlines()) if m]
             series[h] = pts
-            crashes = len(re.findall(r"^==\d+==ERROR|^SUMMARY: (Address|Undefined)|Test unit written", text, re.M))
+            # The artifacts libFuzzer saved, or failing that the reports in its log.
+            crashes = read("fuzz/%s.crashes" % h).strip() or \
+                len(re.findall(r"^==\d+==ERROR|^SUMMARY: (Address|Undefined)|Test unit written", text, re.M))
             rows.append([h, stat("number_of_executed_units"), pts[-1][1] if pts else "",
                          pts[-1][0] if pts else "", read("fuzz/%s.corpus" % h).strip(),
                          crashes, raw_link("fuzz/" + fn, "log")])
