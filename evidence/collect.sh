@@ -110,8 +110,8 @@ stage_proofs() {
     cp "$B"/proofs/results/*.json "$RAW/proofs/results/" 2>/dev/null
     cp "$B/proofs/summary" "$RAW/proofs/summary" 2>/dev/null
     # mutate.sh and eva.sh print their tables; the log holds all three parts.
-    sed -n '/mutat/Ip' "$RAW/proofs/log" > "$RAW/proofs/mutation.log"
-    sed -n '/eva/Ip' "$RAW/proofs/log" > "$RAW/proofs/eva.log"
+    sed -n '/^mutate:/p' "$RAW/proofs/log" > "$RAW/proofs/mutation.log"
+    sed -n '/^eva:/p' "$RAW/proofs/log" > "$RAW/proofs/eva-summary.log"
     [ -f "$B/proofs/eva.log" ] && cp "$B/proofs/eva.log" "$RAW/proofs/eva.log"
 }
 
@@ -122,7 +122,9 @@ stage_fuzz() {
         h=$(basename "$d")
         [ -f "$d/log" ] || continue
         cp "$d/log" "$RAW/fuzz/$h.log"
-        ls "fuzz/corpus/$h" "$d/corpus" 2>/dev/null | grep -vc ':$' > "$RAW/fuzz/$h.corpus"
+        # Files in the committed corpus and the run's new ones; the crash artifacts saved.
+        echo $(( $(find "fuzz/corpus/$h" "$d/corpus" -type f 2>/dev/null | wc -l) )) > "$RAW/fuzz/$h.corpus"
+        find "$d/artifacts" -type f 2>/dev/null | wc -l > "$RAW/fuzz/$h.crashes"
     done
     cp -r sanitizers "$RAW/sanitizers"
 }
@@ -136,18 +138,25 @@ stage_coverage() {
     cp -r "$B/fuzz-cov/html" "$RAW/coverage/fuzz-html" 2>/dev/null
 }
 
-for s in "${stages[@]}"; do
-    progress "$s"
-    "stage_$s"
-done
-# Sanitizer suppressions (with their reasons) belong in the bundle whatever ran.
-[ -d "$RAW/sanitizers" ] || cp -r sanitizers "$RAW/sanitizers"
+# The run is one function, called on the last line: bash then has parsed all of it before
+# it starts, and an edit of this file during a long run cannot change what the run does
+# (bash otherwise reads a script as it goes, and a run broke that way).
+main() {
+    for s in "${stages[@]}"; do
+        progress "$s"
+        "stage_$s"
+    done
+    # Sanitizer suppressions (with their reasons) belong in the bundle whatever ran.
+    [ -d "$RAW/sanitizers" ] || cp -r sanitizers "$RAW/sanitizers"
 
-progress render
-evidence/render.py "$RAW" "$OUT" . || exit 1
-progress "browser check"
-evidence/browser.sh "$OUT" || exit 1
-progress "links, manifest and tarball"
-evidence/pack.sh "$OUT" || exit 1
-echo "evidence: $OUT/index.html, $OUT.tar.gz ($(($(date +%s) - start))s)"
-[ "$failed" = 0 ] || { echo "evidence: some stages failed (see index.html)"; exit 1; }
+    progress render
+    evidence/render.py "$RAW" "$OUT" . || exit 1
+    progress "browser check"
+    evidence/browser.sh "$OUT" || exit 1
+    progress "links, manifest and tarball"
+    evidence/pack.sh "$OUT" || exit 1
+    echo "evidence: $OUT/index.html, $OUT.tar.gz ($(($(date +%s) - start))s)"
+    [ "$failed" = 0 ] || { echo "evidence: some stages failed (see index.html)"; exit 1; }
+}
+
+main; exit
