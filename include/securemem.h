@@ -32,5 +32,6 @@
 #include <securemem/enclave.h>
 #include <securemem/stream.h>
 #include <securemem/secret.h>
+#include <securemem/version.h>
 
 #endif

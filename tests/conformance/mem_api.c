@@ -221,6 +221,26 @@ static void check_status(void)
     passed();
 }
 
+/* ---- version ----------------------------------------------------------------------- */
+
+/* The library this program runs with is the one whose header it was compiled against
+ * (SM-REQ-136): what a program does at start to catch a mismatched install. */
+static void check_version(void)
+{
+    char want[64];
+
+    group = "sm_version_*";
+    CHECK(sm_version_major() == SM_VERSION_MAJOR);
+    CHECK(sm_version_minor() == SM_VERSION_MINOR);
+    CHECK(sm_version_patch() == SM_VERSION_PATCH);
+    CHECK(sm_version_string() != NULL && strcmp(sm_version_string(), SM_VERSION_STRING) == 0);
+    snprintf(want, sizeof want, "%d.%d.%d", SM_VERSION_MAJOR, SM_VERSION_MINOR, SM_VERSION_PATCH);
+    CHECK(strcmp(SM_VERSION_STRING, want) == 0);
+    /* A version call is no OS call: sm_last_os_error is still 0 after it. */
+    CHECK(sm_last_os_error() == 0);
+    passed();
+}
+
 /* ---- page size and allocation ------------------------------------------------------ */
 
 static void check_page_size(void)
@@ -666,6 +686,7 @@ int main(void)
 {
     /* Before any other call: sm_last_os_error must still read 0. */
     check_status();
+    check_version();
     check_page_size();
     check_alloc();
     check_lock();

@@ -17,7 +17,7 @@ shift 2
 rm -rf "$work"
 mkdir -p "$work/src" "$work/stub" "$work/prefix"
 # Only what a release build and an install read: no build/ output comes along.
-(cd "$src" && tar -cf - GNUmakefile securemem.pc.in ci include src) | tar -xf - -C "$work/src"
+(cd "$src" && tar -cf - GNUmakefile securemem.pc.in ci include src man cmake) | tar -xf - -C "$work/src"
 
 for tool in apt-get apt aptitude sudo curl wget; do
     cat > "$work/stub/$tool" <<STUB
