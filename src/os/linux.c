@@ -18,46 +18,14 @@
 
 #include "posix.h"
 
-/* Nothing to add: the advice comes after the mapping (sm_os_madvise). */
-int sm_os_sys_map_flags(void)
+static int advise(void *p, size_t len, sm_os_advice advice)
 {
-    return 0;
+    return madvise(p, len, advice == SM_OS_DONTDUMP     ? MADV_DONTDUMP
+                           : advice == SM_OS_WIPEONFORK ? MADV_WIPEONFORK
+                                                        : MADV_DONTFORK);
 }
 
-unsigned sm_os_caps(void)
-{
-    return SM_CAP_LOCKED | SM_CAP_NODUMP | SM_CAP_NOFORK | SM_CAP_GUARD | SM_CAP_NODIRECTMAP;
-}
-
-/*
- * MAP_POPULATE faults every page in within the one mmap call. The caller fills the
- * mapping whole at once, so this does the work of a page fault per page without the
- * faults. A page the kernel cannot populate is faulted in later as usual: MAP_POPULATE
- * never makes mmap fail, so the errors are mmap's.
- */
-sm_status sm_os_mmap_filled(size_t len, void **out)
-{
-    return sm_os_posix_map(len, PROT_READ | PROT_WRITE, MAP_POPULATE, out);
-}
-
-sm_status sm_os_mmap_fd(void *addr, size_t len, int fd)
-{
-    SM_OS_CALL(SM_OS_MMAP_FD, == MAP_FAILED,
-               mmap(addr, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0));
-    return SM_OK;
-}
-
-sm_status sm_os_madvise(void *p, size_t len, sm_os_advice advice)
-{
-    int adv = advice == SM_OS_DONTDUMP ? MADV_DONTDUMP
-            : advice == SM_OS_WIPEONFORK ? MADV_WIPEONFORK
-                                         : MADV_DONTFORK;
-
-    SM_OS_CALL(SM_OS_MADVISE, != 0, madvise(p, len, adv));
-    return SM_OK;
-}
-
-sm_status sm_os_secretmem_create(size_t len, int *fd)
+static sm_status secretmem_create(size_t len, int *fd)
 {
     int f = -1;
     sm_status st;
@@ -83,12 +51,12 @@ sm_status sm_os_secretmem_create(size_t len, int *fd)
     return st;
 }
 
-ssize_t sm_os_sys_random(void *p, size_t n)
+static ssize_t random_bytes(void *p, size_t n)
 {
     return getrandom(p, n, 0);
 }
 
-sm_status sm_os_disable_core_dumps(void)
+static sm_status disable_core_dumps(void)
 {
     static const struct rlimit zero = { 0, 0 };
     int was = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
@@ -191,21 +159,11 @@ static int maps_writable(uintptr_t a, uintptr_t b)
  * but that it does not populate for others (memfd_secret, device memory), as does a
  * kernel before 5.14, which does not know the advice.
  */
-sm_status sm_os_writable(void *p, size_t n)
+static sm_status writable(void *p, size_t n)
 {
     uintptr_t pg = (uintptr_t)sm_os_page_size(), a, b;
     int err, m;
 
-    if (n == 0)
-        return SM_OK;
-    /*
-     * A range that wraps the address space is not writable. Unchecked, its rounded end
-     * wrapped back to p's page and madvise, asked about 0 bytes, said yes.
-     */
-    if ((uintptr_t)p > UINTPTR_MAX - n || (uintptr_t)p + n > UINTPTR_MAX - (pg - 1)) {
-        sm_os_set_last_error(EFAULT);
-        return SM_E_READONLY;
-    }
     a = (uintptr_t)p & ~(pg - 1);
     b = ((uintptr_t)p + n + pg - 1) & ~(pg - 1);
     do {
@@ -220,3 +178,21 @@ sm_status sm_os_writable(void *p, size_t n)
     sm_os_set_last_error(EFAULT);
     return SM_E_READONLY;
 }
+
+/*
+ * MAP_POPULATE (fill_flags) faults every page in within the one mmap call. The caller
+ * fills the mapping whole at once, so this does the work of a page fault per page
+ * without the faults. A page the kernel cannot populate is faulted in later as usual:
+ * MAP_POPULATE never makes mmap fail, so the errors are mmap's. The advice comes after
+ * the mapping (sm_os_madvise), so no flag is added to every mapping.
+ */
+const sm_os_system sm_os_system_of = {
+    .caps = SM_CAP_LOCKED | SM_CAP_NODUMP | SM_CAP_NOFORK | SM_CAP_GUARD | SM_CAP_NODIRECTMAP,
+    .fill_flags = MAP_POPULATE,
+    .advise = advise,
+    .random = random_bytes,
+    .secretmem_create = secretmem_create,
+    .disable_core_dumps = disable_core_dumps,
+    .writable = writable,
+};
+

@@ -146,8 +146,9 @@ void sm_os_set_last_error(int err);
  * Whether the n bytes at p can be written, asked of the kernel rather than found out by
  * a fault: SM_OK, or SM_E_READONLY (sm_last_os_error EFAULT) when some of them are
  * read-only or not mapped, or the range wraps the address space. A query, not an OS
- * function of the fault shim: its refusal is its answer. When the kernel cannot tell (an old kernel and no /proc) it says SM_OK,
- * which leaves the caller as it was before it asked.
+ * function of the fault shim: its refusal is its answer. When the kernel cannot tell
+ * (an old kernel and no /proc, or a system with no query) it says SM_OK, which leaves
+ * the caller as it was before it asked.
  */
 sm_status sm_os_writable(void *p, size_t n);
 

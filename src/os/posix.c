@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -139,7 +140,7 @@ sm_status sm_os_posix_map(size_t len, int prot, int flags, void **out)
 
 sm_status sm_os_mmap(size_t len, sm_prot prot, void **out)
 {
-    return sm_os_posix_map(len, sm_os_posix_prot(prot), sm_os_sys_map_flags(), out);
+    return sm_os_posix_map(len, sm_os_posix_prot(prot), sm_os_system_of.map_flags, out);
 }
 
 sm_status sm_os_munmap(void *p, size_t len)
@@ -185,7 +186,25 @@ sm_status sm_os_close(int fd)
 #if defined(SM_FUZZ_DETERMINISTIC)
 #define OS_RANDOM(p, n) (sm_os_fuzz_random((p), (n)), (ssize_t)(n))
 #else
-#define OS_RANDOM(p, n) sm_os_sys_random((p), (n))
+/*
+ * getentropy gives at most 256 bytes a call (POSIX.1-2024, glibc 2.25, every BSD). Its
+ * POSIX declaration, here: the systems put it in different headers (<unistd.h>, macOS's
+ * <sys/random.h>, which NetBSD and OpenBSD do not have), and a second declaration of
+ * the same prototype is harmless where a header included above already has it.
+ */
+int getentropy(void *buf, size_t len);
+
+/* The system's own source (sm_os_system.random), or getentropy. */
+static ssize_t sys_random(void *p, size_t n)
+{
+    size_t k = n < 256 ? n : 256;
+
+    if (sm_os_system_of.random != NULL)
+        return sm_os_system_of.random(p, n);
+    return getentropy(p, k) == 0 ? (ssize_t)k : -1;
+}
+
+#define OS_RANDOM(p, n) sys_random((p), (n))
 #endif
 
 sm_status sm_os_random(void *p, size_t n)
@@ -356,4 +375,70 @@ _Noreturn void sm_os_die(const char *msg)
     /* Best effort only: nothing can be done if stderr is gone, and abort must follow. */
     (void)!write(STDERR_FILENO, line, len);
     abort();
+}
+
+/* ---- what each system's table decides (posix.h, sm_os_system) ---- */
+
+unsigned sm_os_caps(void)
+{
+    return sm_os_system_of.caps;
+}
+
+sm_status sm_os_mmap_filled(size_t len, void **out)
+{
+    return sm_os_posix_map(len, PROT_READ | PROT_WRITE,
+                           sm_os_system_of.map_flags | sm_os_system_of.fill_flags, out);
+}
+
+sm_status sm_os_mmap_fd(void *addr, size_t len, int fd)
+{
+    SM_OS_CALL(SM_OS_MMAP_FD, == MAP_FAILED,
+               mmap(addr, len, PROT_READ | PROT_WRITE,
+                    MAP_SHARED | MAP_FIXED | sm_os_system_of.map_flags, fd, 0));
+    return SM_OK;
+}
+
+sm_status sm_os_madvise(void *p, size_t len, sm_os_advice advice)
+{
+    int (*advise)(void *, size_t, sm_os_advice) = sm_os_system_of.advise;
+
+    SM_OS_CALL(SM_OS_MADVISE, != 0, advise != NULL ? advise(p, len, advice) : 0);
+    return SM_OK;
+}
+
+sm_status sm_os_secretmem_create(size_t len, int *fd)
+{
+    if (sm_os_system_of.secretmem_create != NULL)
+        return sm_os_system_of.secretmem_create(len, fd);
+    return sm_os_posix_fail(SM_OS_MEMFD_SECRET, ENOSYS);
+}
+
+/* RLIMIT_CORE = 0 is all that POSIX has: no dumpable flag to clear first. */
+sm_status sm_os_disable_core_dumps(void)
+{
+    static const struct rlimit zero = { 0, 0 };
+
+    if (sm_os_system_of.disable_core_dumps != NULL)
+        return sm_os_system_of.disable_core_dumps();
+    SM_OS_CALL(SM_OS_SETRLIMIT, != 0, setrlimit(RLIMIT_CORE, &zero));
+    return SM_OK;
+}
+
+sm_status sm_os_writable(void *p, size_t n)
+{
+    uintptr_t pg = (uintptr_t)sm_os_page_size();
+
+    if (n == 0)
+        return SM_OK;
+    /*
+     * A range that wraps the address space is writable on no system. Unchecked, its end
+     * rounded up to a page wrapped back to p's page, and a query of 0 bytes said yes.
+     */
+    if ((uintptr_t)p > UINTPTR_MAX - n || (uintptr_t)p + n > UINTPTR_MAX - (pg - 1)) {
+        sm_os_set_last_error(EFAULT);
+        return SM_E_READONLY;
+    }
+    if (sm_os_system_of.writable != NULL)
+        return sm_os_system_of.writable(p, n);
+    return SM_OK;
 }

@@ -34,15 +34,34 @@ int sm_os_posix_prot(sm_prot prot);
 sm_status sm_os_posix_map(size_t len, int prot, int flags, void **out);
 
 /*
- * Supplied by the system's file: extra mmap flags for every private mapping of the
- * library (OpenBSD's MAP_CONCEAL keeps the pages out of core dumps from the start).
+ * What the system's own file supplies (linux.c, freebsd.c, ...): one table, defined
+ * there as sm_os_system_of, that the base reads. Only what differs from POSIX is filled
+ * in: a NULL entry is the POSIX default, said beside it. So each system's file holds
+ * its own calls and nothing the base already has.
  */
-int sm_os_sys_map_flags(void);
+typedef struct sm_os_system {
+    unsigned caps;       /* SM_CAP_* that this system can give (sm_os_caps) */
+    int      map_flags;  /* added to every mapping (OpenBSD's MAP_CONCEAL: no core dump) */
+    int      fill_flags; /* added for sm_os_mmap_filled (Linux's MAP_POPULATE) */
+    /*
+     * The advice, 0 or -1 with errno; NULL: none. sm_os_madvise counts the call as an
+     * OS function of the fault shim either way, so that the fault rows hold everywhere,
+     * and a system that lacks a kind of advice leaves its SM_CAP_* bit out of caps.
+     */
+    int (*advise)(void *p, size_t len, sm_os_advice advice);
+    /*
+     * Fill up to n bytes (n > 0) from the system's CSPRNG: the count filled (at least
+     * 1), or -1 with errno. NULL: getentropy, 256 bytes a call (POSIX.1-2024).
+     */
+    ssize_t (*random)(void *p, size_t n);
+    /* An off-direct-map memory file (os.h). NULL: none, ENOSYS. */
+    sm_status (*secretmem_create)(size_t len, int *fd);
+    /* The whole of sm_os_disable_core_dumps. NULL: RLIMIT_CORE = 0 alone. */
+    sm_status (*disable_core_dumps)(void);
+    /* sm_os_writable (os.h) of n > 0 bytes that do not wrap. NULL: cannot tell, SM_OK. */
+    sm_status (*writable)(void *p, size_t n);
+} sm_os_system;
 
-/*
- * Supplied by the system's file: fill up to n bytes (n > 0) from the system's CSPRNG;
- * the count filled (at least 1), or -1 with errno set. sm_os_random loops over it.
- */
-ssize_t sm_os_sys_random(void *p, size_t n);
+extern const sm_os_system sm_os_system_of;
 
 #endif
