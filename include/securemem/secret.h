@@ -185,7 +185,9 @@ SM_API SM_MUST_CHECK sm_status sm_secret_random(const sm_factory *f, size_t len,
  * its handle is stale. On error b is unchanged, except after an OS error in destroying
  * it, when it is as after a failed sm_buffer_destroy and no secret is made.
  * Errors: SM_E_INVAL (f, out), SM_E_STATE (b stale), and those of sm_secret_new and
- * sm_buffer_destroy.
+ * sm_buffer_destroy. b's lock is held for the whole call, the factory's hooks included,
+ * so that no other thread changes b meanwhile: a custom factory's hook MUST NOT call
+ * sm_buffer_* on b, which would wait for that lock for ever.
  */
 SM_API SM_MUST_CHECK sm_status sm_secret_from_buffer(const sm_factory *f, sm_buffer b, sm_secret *out);
 
