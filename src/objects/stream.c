@@ -664,67 +664,66 @@ void smi_stream_forget(void *body)
 }
 
 #if defined(SM_FAULT_INJECTION)
+/* The k-th record of stream h, its slot held (release it); NULL with *st on error. */
+static rec *test_rec(sm_stream h, size_t k, smi_slot **slot, sm_status *st)
+{
+    smi_stream *s;
+
+    *st = acquire(h, slot, &s);
+    if (*st != SM_OK)
+        return NULL;
+    if (k < s->count)
+        return rec_at(s, k);
+    smi_registry_release(*slot);
+    *st = SM_E_INVAL;
+    return NULL;
+}
+
 sm_status smi_stream_test_chunk(sm_stream h, size_t k, uint8_t **map, size_t *len)
 {
     smi_slot *slot;
-    smi_stream *s;
-    sm_status st = acquire(h, &slot, &s);
+    sm_status st;
+    const rec *r = test_rec(h, k, &slot, &st);
 
-    if (st != SM_OK)
+    if (r == NULL)
         return st;
-    if (k >= s->count) {
-        st = SM_E_INVAL;
-    } else {
-        *map = rec_at(s, k)->map;
-        *len = map_len();
-    }
+    *map = r->map;
+    *len = map_len();
     smi_registry_release(slot);
-    return st;
+    return SM_OK;
 }
 
 sm_status smi_stream_test_save(sm_stream h, size_t k, smi_stream_saved *out)
 {
     smi_slot *slot;
-    smi_stream *s;
-    sm_status st = acquire(h, &slot, &s);
+    sm_status st;
+    const rec *r = test_rec(h, k, &slot, &st);
 
-    if (st != SM_OK)
+    if (r == NULL)
         return st;
-    if (k >= s->count) {
-        st = SM_E_INVAL;
-    } else {
-        const rec *r = rec_at(s, k);
-
-        memcpy(out->bytes, r->map, map_len());
-        out->len = r->len;
-        memcpy(out->nonce, r->nonce, sizeof out->nonce);
-        memcpy(out->tag, r->tag, sizeof out->tag);
-    }
+    memcpy(out->bytes, r->map, map_len());
+    out->len = r->len;
+    memcpy(out->nonce, r->nonce, sizeof out->nonce);
+    memcpy(out->tag, r->tag, sizeof out->tag);
     smi_registry_release(slot);
-    return st;
+    return SM_OK;
 }
 
+/* The sealed contents of record k from in; the position stays the place's. */
 sm_status smi_stream_test_restore(sm_stream h, size_t k, const smi_stream_saved *in)
 {
     smi_slot *slot;
-    smi_stream *s;
-    sm_status st = acquire(h, &slot, &s);
+    sm_status st;
+    rec *r = test_rec(h, k, &slot, &st);
 
-    if (st != SM_OK)
+    if (r == NULL)
         return st;
-    if (k >= s->count) {
-        st = SM_E_INVAL;
-    } else {
-        rec *r = rec_at(s, k);
-
-        /* The sealed contents; the position stays the place's. */
-        memcpy(r->map, in->bytes, map_len());
-        r->len = in->len;
-        memcpy(r->nonce, in->nonce, sizeof r->nonce);
-        memcpy(r->tag, in->tag, sizeof r->tag);
-    }
+    memcpy(r->map, in->bytes, map_len());
+    r->len = in->len;
+    memcpy(r->nonce, in->nonce, sizeof r->nonce);
+    memcpy(r->tag, in->tag, sizeof r->tag);
     smi_registry_release(slot);
-    return st;
+    return SM_OK;
 }
 
 sm_status smi_stream_test_cut(sm_stream h, size_t keep)
