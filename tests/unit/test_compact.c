@@ -341,8 +341,11 @@ Test(compact, reading_at_rest_faults, .signal = SIGSEGV)
     (void)*(volatile const uint8_t *)v.bytes;
 }
 
-/* A write in front of the bytes (an underflow) damages the canary: close panics. */
-Test(compact, a_damaged_canary_panics_at_close, .signal = SIGABRT)
+/*
+ * A compact secret whose canary a write in front of the bytes (an underflow) damaged:
+ * the byte back bytes before them has bit flipped, through its page opened by hand.
+ */
+static sm_secret damaged(size_t back, uint8_t bit)
 {
     sm_secret s;
     seen v = { 0 };
@@ -353,24 +356,21 @@ Test(compact, a_damaged_canary_panics_at_close, .signal = SIGABRT)
     cr_assert_eq(sm_secret_with_bytes(s, look, &v), SM_OK);
     p = (uint8_t *)((uintptr_t)v.bytes & ~(uintptr_t)(pg - 1));
     cr_assert(mprotect(p, pg, PROT_READ | PROT_WRITE) == 0);
-    ((uint8_t *)(uintptr_t)v.bytes)[-1] ^= 1;
+    ((uint8_t *)(uintptr_t)v.bytes)[-(ptrdiff_t)back] ^= bit;
     cr_assert(mprotect(p, pg, PROT_NONE) == 0);
+    return s;
+}
+
+Test(compact, a_damaged_canary_panics_at_close, .signal = SIGABRT)
+{
+    sm_secret s = damaged(1, 1);
+
     cr_assert_fail("close returned %d", (int)sm_secret_close(s));
 }
 
 Test(compact, a_damaged_canary_panics_at_audit, .signal = SIGABRT)
 {
-    sm_secret s;
-    seen v = { 0 };
-    size_t pg = sm_page_size();
-    uint8_t *p;
-
-    cr_assert_eq(sm_secret_random(cf(), 32, &s), SM_OK);
-    cr_assert_eq(sm_secret_with_bytes(s, look, &v), SM_OK);
-    p = (uint8_t *)((uintptr_t)v.bytes & ~(uintptr_t)(pg - 1));
-    cr_assert(mprotect(p, pg, PROT_READ | PROT_WRITE) == 0);
-    ((uint8_t *)(uintptr_t)v.bytes)[-8] ^= 0x80;
-    cr_assert(mprotect(p, pg, PROT_NONE) == 0);
+    (void)damaged(8, 0x80);
     cr_assert_fail("audit returned %d", (int)sm_audit());
 }
 
