@@ -255,20 +255,24 @@ def coverage(plots):
 
 # ---- bench ----------------------------------------------------------------------------
 
-BENCH_LINE = re.compile(r"^(\S.*?)\s+([\d.]+) ns\s+([\d.]+) ns\s+([\d.]+)x")
-
-
 def bench(plots):
     text = read("bench/log")
     if not text:
         return '<p class="missing">make bench not collected.</p>'
-    # Only the rows with one securemem and one libsodium time; the purge and audit table's
-    # rows have three times and a ratio of its own kind.
-    bars = [(m.group(1).strip(), float(m.group(4))) for m in map(BENCH_LINE.match, text.splitlines())
-            if m and " ns" not in m.group(1)]
-    png = plot_bars("bench-ratios", "securemem / libsodium", ["ratio"],
-                    [(n, r) for n, r in bars], plots) if bars else ""
-    return png + "<pre>%s</pre>" % esc(text)
+    try:
+        with open(os.path.join(RAW, "bench", "results.json"), encoding="utf-8") as f:
+            rows = json.load(f)
+    except (OSError, ValueError):
+        rows = []
+    # The rows with a peer and a goal on the ratio to it: one bar each, beside its goal.
+    bars = [("%s / %s" % (r["name"], r["peer"]), r["ratio"], float(r["goal"].split()[1].rstrip("x")))
+            for r in rows if r.get("peer") and r.get("ratio") is not None and r.get("goal")]
+    png = plot_bars("bench-ratios", "securemem / peer", ["ratio", "goal"], bars, plots) if bars else ""
+    met = sum(1 for r in rows if r.get("met") is True)
+    goals = sum(1 for r in rows if r.get("met") is not None)
+    summary = ("<p>%d of %d goals met (%s).</p>" % (met, goals, raw_link("bench/results.json", "results.json")[1])
+               if rows else '<p class="missing">bench/results.json not collected.</p>')
+    return summary + png + "<pre>%s</pre>" % esc(text)
 
 
 # ---- traceability ---------------------------------------------------------------------

@@ -22,6 +22,7 @@ has index.html '<td>layout: guard page dropped</td><td>killed</td><td>10 / 12</t
 has index.html 'Eva: eva: mem.c + core: 0 alarms'
 has index.html '<img src="plots/coverage-per-file.png"'
 has index.html '<img src="plots/bench-ratios.png"'
+has index.html '2 of 3 goals met'
 has index.html '<img src="plots/fuzz-coverage.png"'
 has index.html 'SM-REQ-136'
 # The summary of the synthetic input is known exactly; the traceability table follows the
