@@ -219,6 +219,26 @@ bool smi_plain_purge(smi_plain *p);
 void smi_plain_wipe_in_place(smi_plain *p);
 void smi_plain_forget(smi_plain *p);
 
+/* ---- spare ciphertext mappings (spare.c) ---- */
+
+/*
+ * A bounded, lock-free pool of ordinary mappings that held ciphertext (enclaves, stream
+ * chunks), so that a seal reuses mapped, faulted-in pages instead of mapping fresh ones.
+ * take: a spare mapping of exactly len bytes, its contents stale ciphertext, or NULL.
+ * give: keep p (len bytes) as spare; false when the pool is full, and p is still the
+ * caller's to unmap. drain: unmap every spare mapping (smi_purge_all). All three are
+ * lock-free and async-signal-safe, and make no system call but drain's munmaps.
+ */
+void *smi_spare_take(size_t len);
+bool smi_spare_give(void *p, size_t len);
+void smi_spare_drain(void);
+#if defined(SM_FAULT_INJECTION)
+/* The bytes held spare (the tests' mapped-bytes counts leave them out). */
+size_t smi_spare_test_bytes(void);
+/* on: give refuses everything, as if the pool were full (the syscalls.tsv runs). */
+void smi_spare_test_off(bool on);
+#endif
+
 /* ---- handle registry (registry.c, spec/registry.md) ---- */
 
 typedef enum {

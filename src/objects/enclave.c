@@ -5,7 +5,8 @@
  * locked, which keeps RLIMIT_MEMLOCK for plaintext. Plaintext only ever exists in the
  * caller's memory or in guarded regions: sealing encrypts in place where the plaintext
  * already is and copies the ciphertext out; opening copies the ciphertext into a guarded
- * region and decrypts it there.
+ * region and decrypts it there. A destroyed enclave's mapping is kept spare for the next
+ * seal of the same length (spare.c).
  */
 #include <string.h>
 
@@ -49,7 +50,11 @@ static uint8_t *ct_of(const smi_enclave *e)
     return e->map + HEAD;
 }
 
-/* A ciphertext mapping for size bytes; its pages are the caller's until published. */
+/*
+ * A ciphertext mapping for size bytes; its pages are the caller's until published. A
+ * spare one of the same length first (spare.c: no system call, no page fault), with its
+ * stale tail zeroed so that it reads like a fresh one past the ciphertext.
+ */
 static sm_status map_for(size_t size, smi_enclave *e)
 {
     size_t len;
@@ -61,9 +66,14 @@ static sm_status map_for(size_t size, smi_enclave *e)
     len = smi_round_up(HEAD + size, sm_os_page_size());
     if (len == 0)
         return SM_E_INVAL;
-    st = sm_os_mmap_filled(len, &p);
-    if (st != SM_OK)
-        return st;
+    p = smi_spare_take(len);
+    if (p != NULL) {
+        memset((uint8_t *)p + HEAD + size, 0, len - HEAD - size);
+    } else {
+        st = sm_os_mmap_filled(len, &p);
+        if (st != SM_OK)
+            return st;
+    }
     e->map = p;
     e->map_len = len;
     e->size = size;
@@ -73,6 +83,12 @@ static sm_status map_for(size_t size, smi_enclave *e)
 static void unmap(smi_enclave *e)
 {
     (void)sm_os_munmap(e->map, e->map_len);
+}
+
+/* Give e's mapping back: kept spare for the next seal, or else unmapped (its status). */
+static sm_status put_back(smi_enclave *e)
+{
+    return smi_spare_give(e->map, e->map_len) ? SM_OK : sm_os_munmap(e->map, e->map_len);
 }
 
 /* Seal the plaintext at data in place, then copy nonce, tag and ciphertext into e. */
@@ -111,7 +127,7 @@ sm_status smi_sealed_seal(uint8_t *data, size_t size, smi_sealed *out)
         return st;
     st = seal_into(&e, data);
     if (st != SM_OK) {
-        unmap(&e);
+        (void)put_back(&e);
         return st;
     }
     *out = e;
@@ -125,7 +141,7 @@ sm_status smi_sealed_open(const smi_sealed *e, smi_region *r)
 
 sm_status smi_sealed_free(smi_sealed *e)
 {
-    return sm_os_munmap(e->map, e->map_len);
+    return put_back(e);
 }
 
 /*
@@ -296,7 +312,7 @@ sm_status sm_enclave_destroy(sm_enclave e)
 
     if (st != SM_OK)
         return st;
-    st = sm_os_munmap(enc->map, enc->map_len);
+    st = put_back(enc);
     if (st != SM_OK) {
         smi_registry_release(s);
         return st;
@@ -334,7 +350,7 @@ sm_status sm_buffer_seal(sm_buffer b, sm_enclave *out)
             if (st != SM_OK) {
                 /* Still mapped: decrypt back, so that the buffer is as it was. */
                 (void)open_in(&e, &buf->r);
-                unmap(&e);
+                (void)put_back(&e);
             }
         }
     }

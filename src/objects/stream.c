@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: ISC */
 /*
  * Streams (securemem/stream.h, spec/enclaves-streams.md). A stream is
- *  - chunk mappings of 4 pages each that hold ciphertext and nothing else;
+ *  - chunk mappings of 4 pages each that hold ciphertext and nothing else (a chunk
+ *    given back is kept spare for the next one sealed: spare.c);
  *  - an index: one record per chunk (where it is mapped, its position, length, nonce
  *    and tag), a FIFO ring in a mapping of its own between two PROT_NONE guard pages,
  *    so that an overflow from a neighbouring mapping, which may reach the chunks,
@@ -131,11 +132,29 @@ static sm_status ring_unmap(rec *ring, size_t pages)
     return sm_os_munmap((uint8_t *)ring - page, (pages + 2) * page);
 }
 
-/* Unmap every chunk and the index; a failure leaves ciphertext or metadata behind. */
+/*
+ * A chunk's mapping: a spare one (spare.c: no system call, no page fault), or a fresh
+ * one. *reused says that it holds stale ciphertext, which chunk_seal zeroes past its own.
+ */
+static sm_status chunk_map(void **map, bool *reused)
+{
+    *map = smi_spare_take(map_len());
+    *reused = *map != NULL;
+    return *reused ? SM_OK : sm_os_mmap_filled(map_len(), map);
+}
+
+/* Give a chunk's mapping back: kept spare, or unmapped (a failure leaves ciphertext). */
+static void chunk_unmap(void *map)
+{
+    if (!smi_spare_give(map, map_len()))
+        (void)sm_os_munmap(map, map_len());
+}
+
+/* Give back every chunk and unmap the index; a failure leaves ciphertext or metadata. */
 static void unmap_all(smi_stream *s)
 {
     for (size_t i = 0; i < s->count; i++)
-        (void)sm_os_munmap(rec_at(s, i)->map, map_len());
+        chunk_unmap(rec_at(s, i)->map);
     (void)ring_unmap(s->ring, s->ring_pages);
 }
 
@@ -164,9 +183,12 @@ static void make_aad(const smi_stream *s, char kind, uint64_t seq, uint64_t n,
     put_le64(aad + 16 + ID_LEN, n);
 }
 
-/* Seal the len plaintext bytes at p (in place) into the chunk map, described by r. */
+/*
+ * Seal the len plaintext bytes at p (in place) into the chunk map, described by r; a
+ * reused map is zeroed past them, as a fresh one is.
+ */
 static sm_status chunk_seal(smi_coffer_session *cs, const smi_stream *s, uint64_t seq,
-                            uint8_t *map, uint8_t *p, size_t len, rec *r)
+                            uint8_t *map, bool reused, uint8_t *p, size_t len, rec *r)
 {
     uint8_t aad[AAD_LEN];
     sm_status st;
@@ -176,6 +198,8 @@ static sm_status chunk_seal(smi_coffer_session *cs, const smi_stream *s, uint64_
     if (st != SM_OK)
         return st;
     memcpy(map, p, len);
+    if (reused)
+        memset(map + len, 0, map_len() - len);
     r->map = map;
     r->seq = seq;
     r->len = len;
@@ -317,7 +341,7 @@ static rec *plan_at(const smi_stream *s, const plan *p, size_t i)
 static void plan_drop(const smi_stream *s, plan *p)
 {
     for (size_t j = 0; j < p->made; j++)
-        (void)sm_os_munmap(plan_at(s, p, s->count + j)->map, map_len());
+        chunk_unmap(plan_at(s, p, s->count + j)->map);
     if (p->ring != s->ring)
         (void)ring_unmap(p->ring, p->pages);
 }
@@ -348,6 +372,7 @@ static sm_status build_append(smi_stream *s, const uint8_t *src, size_t n, plan 
     st = smi_coffer_begin(&cs, k + 1);
     while (st == SM_OK && done < n) {
         size_t fill = 0, take;
+        bool reused;
         void *map;
 
         if (p->made == 0 && p->replaces_tail) {
@@ -358,15 +383,15 @@ static sm_status build_append(smi_stream *s, const uint8_t *src, size_t n, plan 
                 memmove(pt, pt + tail_skip, fill);
         }
         if (st == SM_OK)
-            st = sm_os_mmap_filled(map_len(), &map);
+            st = chunk_map(&map, &reused);
         if (st != SM_OK)
             break;
         take = n - done < cap - fill ? n - done : cap - fill;
         memcpy(pt + fill, src + done, take);
-        st = chunk_seal(&cs, s, p->next_seq, map, pt, fill + take,
+        st = chunk_seal(&cs, s, p->next_seq, map, reused, pt, fill + take,
                         plan_at(s, p, s->count + p->made));
         if (st != SM_OK) {
-            (void)sm_os_munmap(map, map_len());
+            chunk_unmap(map);
             break;
         }
         p->next_seq++;
@@ -412,7 +437,7 @@ static void commit_append(smi_stream *s, plan *p, size_t n)
     memcpy(s->end_nonce, p->end_nonce, sizeof s->end_nonce);
     memcpy(s->end_tag, p->end_tag, sizeof s->end_tag);
     if (old_tail != NULL)
-        (void)sm_os_munmap(old_tail, map_len());
+        chunk_unmap(old_tail);
     if (old_ring != s->ring)
         (void)ring_unmap(old_ring, old_pages);
 }
@@ -474,7 +499,7 @@ static void shrink(smi_stream *s)
 static void drop_front(smi_stream *s, size_t i)
 {
     for (size_t j = 0; j < i; j++)
-        (void)sm_os_munmap(rec_at(s, j)->map, map_len());
+        chunk_unmap(rec_at(s, j)->map);
     s->first = (s->first + i) % ring_cap(s->ring_pages);
     s->count -= i;
 }

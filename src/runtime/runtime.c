@@ -190,6 +190,8 @@ bool smi_purge_all(bool ending)
     if (key != NULL)
         key(ending);
     smi_rng_forget_key();
+    /* Last: the walks above gave the chunks of the streams they purged to the spares. */
+    smi_spare_drain();
     return intact;
 }
 

@@ -227,6 +227,7 @@ Test(enclave, seal_failure_leaves_the_buffer_as_it_was)
         cr_assert_eq(sm_enclave_new(&x, 1, &warm), SM_OK);
         cr_assert_eq(sm_enclave_destroy(warm), SM_OK);
     }
+    smi_spare_drain(); /* or the seal takes warm's mapping, and maps nothing */
     counters_get(&before);
     sm_os_fault_arm(SM_OS_MMAP, 1, ENOMEM, false);
     cr_assert_eq(sm_buffer_seal(b, &e), SM_E_NOMEM);
@@ -246,4 +247,140 @@ Test(enclave, seal_checks_the_canary, .signal = SIGABRT, .init = cr_redirect_std
     cr_assert_eq(sm_buffer_new(10, &b), SM_OK);
     sm_buffer_data(b)[-1] ^= 1;
     cr_assert_fail("seal returned %s", sm_status_str(sm_buffer_seal(b, &e)));
+}
+
+/* ---- spare ciphertext mappings (src/memory/spare.c) ---- */
+
+/* An enclave of size bytes, made from a pattern, which must open back to it. */
+static sm_enclave made(size_t size, uint8_t seed)
+{
+    uint8_t *src = malloc(size);
+    sm_enclave e;
+
+    cr_assert_not_null(src);
+    fill(src, size, seed);
+    cr_assert_eq(sm_enclave_new(src, size, &e), SM_OK);
+    free(src);
+    return e;
+}
+
+static void opens_to(sm_enclave e, size_t size, uint8_t seed)
+{
+    uint8_t *want = malloc(size);
+    sm_buffer b;
+
+    cr_assert_not_null(want);
+    fill(want, size, seed);
+    cr_assert_eq(sm_enclave_open(e, &b), SM_OK);
+    cr_assert(sm_equal(sm_buffer_data(b), want, size));
+    cr_assert_eq(sm_buffer_destroy(b), SM_OK);
+    free(want);
+}
+
+Test(enclave, a_destroyed_enclaves_mapping_is_sealed_into_again_with_no_system_call)
+{
+    sm_enclave e;
+    size_t page = sm_page_size();
+
+    cr_assert_eq(sm_init(NULL), SM_OK);
+    e = made(100, 1); /* the key and the registry's chunk first: kept for good */
+    sm_os_fault_reset();
+    cr_assert_eq(sm_enclave_destroy(e), SM_OK);
+    cr_assert_eq(sm_os_fault_calls(SM_OS_MUNMAP), 0, "kept spare, not unmapped");
+    cr_assert_eq(smi_spare_test_bytes(), page);
+    e = made(200, 2); /* the same length in pages */
+    cr_assert_eq(sm_os_fault_calls(SM_OS_MMAP), 0, "the spare mapping was taken");
+    cr_assert_eq(smi_spare_test_bytes(), 0);
+    opens_to(e, 200, 2);
+    /* A shorter seal into it: the old ciphertext's tail is gone, the tag still holds. */
+    cr_assert_eq(sm_enclave_destroy(e), SM_OK);
+    e = made(10, 3);
+    opens_to(e, 10, 3);
+    cr_assert_eq(smi_enclave_test_resize(e, 200), SM_OK);
+    {
+        sm_buffer b;
+
+        cr_assert_eq(sm_enclave_open(e, &b), SM_E_AUTH);
+    }
+    cr_assert_eq(sm_enclave_destroy(e), SM_OK);
+    /* Another length finds no spare: a fresh mapping. */
+    sm_os_fault_reset();
+    e = made(page, 4);
+    cr_assert_eq(sm_os_fault_calls(SM_OS_MMAP), 1);
+    opens_to(e, page, 4);
+    cr_assert_eq(sm_enclave_destroy(e), SM_OK);
+}
+
+Test(enclave, spare_mappings_are_bounded_and_the_rest_unmapped, .timeout = 60)
+{
+    enum { N = 80 };
+    static sm_enclave e[N];
+    size_t page = sm_page_size();
+
+    cr_assert_eq(sm_init(NULL), SM_OK);
+    for (int i = 0; i < N; i++)
+        e[i] = made(64, (uint8_t)i);
+    sm_os_fault_reset();
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(sm_enclave_destroy(e[i]), SM_OK);
+    /* 64 entries: the other 16 were unmapped at once. */
+    cr_assert_eq(sm_os_fault_calls(SM_OS_MUNMAP), N - 64);
+    cr_assert_eq(smi_spare_test_bytes(), 64 * page);
+    /* And by bytes: 8 MiB at most, however few the mappings. */
+    smi_spare_drain();
+    {
+        size_t big = 3u << 20;
+        uint8_t *src = malloc(big);
+        sm_enclave b[4];
+
+        cr_assert_not_null(src);
+        for (int i = 0; i < 4; i++) {
+            memset(src, i, big);
+            cr_assert_eq(sm_enclave_new(src, big, &b[i]), SM_OK);
+        }
+        for (int i = 0; i < 4; i++)
+            cr_assert_eq(sm_enclave_destroy(b[i]), SM_OK);
+        cr_assert_eq(smi_spare_test_bytes(), 2 * smi_round_up(32 + big, page));
+        free(src);
+    }
+}
+
+Test(enclave, drain_unmaps_the_spare_mappings_and_purge_drains)
+{
+    size_t total;
+
+    cr_assert_eq(sm_init(NULL), SM_OK);
+    cr_assert_eq(sm_enclave_destroy(made(64, 1)), SM_OK);
+    cr_assert_eq(sm_enclave_destroy(made(sm_page_size() + 100, 2)), SM_OK);
+    cr_assert_eq(smi_spare_test_bytes(), 3 * sm_page_size());
+    total = mapped_bytes() + smi_spare_test_bytes(); /* what /proc/self/maps says */
+    sm_os_fault_reset();
+    smi_spare_drain();
+    cr_assert_eq(sm_os_fault_calls(SM_OS_MUNMAP), 2);
+    cr_assert_eq(smi_spare_test_bytes(), 0);
+    cr_assert_eq(mapped_bytes(), total - 3 * sm_page_size(), "unmapped, not just forgotten");
+    /* sm_purge gives the memory back too. */
+    cr_assert_eq(sm_enclave_destroy(made(64, 3)), SM_OK);
+    cr_assert_eq(smi_spare_test_bytes(), sm_page_size());
+    sm_purge();
+    cr_assert_eq(smi_spare_test_bytes(), 0);
+}
+
+Test(enclave, a_refused_unmap_of_a_spare_leaves_ciphertext_and_the_drain_goes_on)
+{
+    size_t total;
+
+    cr_assert_eq(sm_init(NULL), SM_OK);
+    cr_assert_eq(sm_enclave_destroy(made(64, 1)), SM_OK);
+    cr_assert_eq(sm_enclave_destroy(made(sm_page_size() + 100, 2)), SM_OK);
+    total = mapped_bytes() + smi_spare_test_bytes();
+    sm_os_fault_reset();
+    sm_os_fault_arm(SM_OS_MUNMAP, 1, ENOMEM, false);
+    smi_spare_drain();
+    cr_assert_eq(sm_os_fault_calls(SM_OS_MUNMAP), 2, "the second one was still tried");
+    sm_os_fault_reset();
+    cr_assert_eq(smi_spare_test_bytes(), 0, "forgotten by the pool");
+    cr_assert_gt(mapped_bytes(), total - 3 * sm_page_size(), "one left mapped (SM_OK_LEAKS)");
+    cr_assert_lt(mapped_bytes(), total, "the other one unmapped");
+    cr_assert_eq(sm_os_fault_reclaim(), 1);
 }

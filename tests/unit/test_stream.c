@@ -283,3 +283,43 @@ Test(stream, purge_unmaps_chunks)
     cr_assert_eq(sm_stream_size(f.s), 0);
     cr_assert_lt(mapped_bytes(), before, "the chunks, the scratch and the key are gone");
 }
+
+/* ---- spare chunk mappings (src/memory/spare.c) ---- */
+
+Test(stream, steady_writes_and_reads_map_and_unmap_no_chunk)
+{
+    fifo f = { .written = 0 };
+    size_t c = chunk_cap();
+
+    cr_assert_eq(sm_stream_new(&f.s), SM_OK);
+    put(&f, 8 * c); /* the key, the registry's chunk and the index: made and kept */
+    take(&f, 8 * c);
+    cr_assert_eq(smi_spare_test_bytes(), 8 * 4 * sm_page_size(), "the chunks kept spare");
+    sm_os_fault_reset();
+    for (int round = 0; round < 4; round++) {
+        put(&f, 8 * c);
+        take(&f, 8 * c);
+    }
+    cr_assert_eq(sm_os_fault_calls(SM_OS_MMAP), 0, "every chunk a spare one");
+    cr_assert_eq(sm_os_fault_calls(SM_OS_MUNMAP), 0, "every chunk kept spare");
+    cr_assert_eq(sm_stream_destroy(f.s), SM_OK);
+}
+
+Test(stream, a_reused_chunk_is_zeroed_past_its_ciphertext)
+{
+    fifo f = { .written = 0 };
+    size_t c = chunk_cap(), len;
+    uint8_t *map;
+
+    cr_assert_eq(sm_stream_new(&f.s), SM_OK);
+    put(&f, c);
+    take(&f, c);
+    cr_assert_eq(smi_spare_test_bytes(), 4 * sm_page_size());
+    put(&f, 10);
+    cr_assert_eq(smi_spare_test_bytes(), 0, "the spare chunk was taken");
+    cr_assert_eq(smi_stream_test_chunk(f.s, 0, &map, &len), SM_OK);
+    for (size_t i = 10; i < len; i++)
+        cr_assert_eq(map[i], 0, "byte %zu of the chunk still holds old ciphertext", i);
+    take(&f, 10);
+    cr_assert_eq(sm_stream_destroy(f.s), SM_OK);
+}
