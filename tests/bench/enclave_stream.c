@@ -91,9 +91,10 @@ static void raw_pass(raw *r, uint8_t *data, size_t len, int encrypt)
  * Read n bytes, a cache line at a time: the 1 MiB that securemem and the raw pass each
  * start from is then in the cache alike, whatever the 64 MiB stream evicted before.
  */
+static volatile uint8_t sink;
+
 static void warm(const uint8_t *p, size_t n)
 {
-    static volatile uint8_t sink;
     uint8_t acc = 0;
 
     for (size_t i = 0; i < n; i += 64)
