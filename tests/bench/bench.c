@@ -302,9 +302,9 @@ int main(int argc, char **argv)
         report_row("alloc+free, guarded", af[3].result, "ns", NA, af[0].result, "<=", 0.5);
         /* spec/compact.md: 4 mprotect calls per alloc+free; 0.02x needs none. */
         report_row("alloc+free, compact", af[4].result, "ns", NA, af[0].result, "<=", 0.02);
-        report_row("alloc+free, compact", af[4].result, "ns", OS, af[5].result, "<=", 1.0);
+        report_row("alloc+free, compact, dense peer", af[4].result, "ns", OS, af[5].result, "<=", 1.0);
         /* For reference: libsodium with its bytes PROT_NONE at rest, like a secret's. */
-        report_row("alloc+free, guarded", af[3].result, "ns", NA " +noaccess", af[1].result,
+        report_row("alloc+free, guarded, PROT_NONE peer", af[3].result, "ns", NA " +noaccess", af[1].result,
                    NULL, 0);
         measure(rd, 3, n_read);
         report_row("scoped read, protected", rd[1].result, "ns", NA, rd[0].result, "<=", 1.0);
@@ -336,9 +336,9 @@ int main(int argc, char **argv)
         report_row("alloc+free, guarded, 10000 live", lv[2].result, "ns", NA " 10000 live",
                    lv[0].result, "<=", 0.5);
         /* Flat: against the same with none live, before and after (the mean of both). */
-        report_row("alloc+free, protected, 10000 live", lv[1].result, "ns",
+        report_row("flat: protected, 10000 live / 0 live", lv[1].result, "ns",
                    "securemem, 0 live", (af[2].result + after[1].result) / 2, "<=", 1.1);
-        report_row("alloc+free, guarded, 10000 live", lv[2].result, "ns",
+        report_row("flat: guarded, 10000 live / 0 live", lv[2].result, "ns",
                    "securemem, 0 live", (af[3].result + after[2].result) / 2, "<=", 1.1);
     }
     for (int k = 0; k < 2; k++) {

@@ -49,6 +49,15 @@ static const char *met_str(const row *r)
     return s[met(r) + 1];
 }
 
+/* "<= 0.6x" on a ratio to the peer, "<= 50 ns" on the value when there is no peer. */
+static void goal_str(const row *r, char *out, size_t n)
+{
+    if (r->peer != NULL)
+        snprintf(out, n, "%s %gx", r->goal_op, r->goal);
+    else
+        snprintf(out, n, "%s %g %s", r->goal_op, r->goal, r->unit);
+}
+
 static void json_str(FILE *f, const char *key, const char *v)
 {
     fprintf(f, "\"%s\": ", key);
@@ -78,7 +87,7 @@ static bool write_json(const char *path)
         char goal[32] = "";
 
         if (r->goal_op != NULL)
-            snprintf(goal, sizeof goal, "%s %g%s", r->goal_op, r->goal, r->peer ? "x" : "");
+            goal_str(r, goal, sizeof goal);
         fputs("  {", f);
         json_str(f, "name", r->name);
         fputs(", ", f);
@@ -109,7 +118,7 @@ bool report_end(const char *title, const char *json_path)
         char goal[32] = "-", peer_v[32] = "-", rat[32] = "-";
 
         if (r->goal_op != NULL)
-            snprintf(goal, sizeof goal, "%s %g%s", r->goal_op, r->goal, r->peer ? "x" : "");
+            goal_str(r, goal, sizeof goal);
         if (r->peer != NULL) {
             snprintf(peer_v, sizeof peer_v, "%.4g", r->peer_value);
             snprintf(rat, sizeof rat, "%.3fx", ratio(r));
