@@ -20,7 +20,11 @@
 
 #include "inner.h"
 
-/* Entries, and the bytes they may hold at most: a 1 MiB enclave's or 8 MiB of chunks. */
+/*
+ * At most 64 mappings and 8 MiB: a few enclaves of a MiB, or 64 stream chunks (1 MiB
+ * with 4 KiB pages), the calls in flight of a few busy objects rather than a cache of
+ * everything ever freed. A seal that finds none maps fresh pages, as before.
+ */
 #define SPARE_ENTRIES 64u
 #define SPARE_MAX_BYTES (8u << 20)
 
