@@ -19,7 +19,7 @@ void report_row(const char *name, double value, const char *unit, const char *pe
 /* Print the table under title and write every row to json_path; false if it could not. */
 bool report_end(const char *title, const char *json_path);
 
-/* CLOCK_MONOTONIC in ns, and the median of n values (n <= 32; sorts them). */
+/* CLOCK_MONOTONIC in ns, and the median of n values (sorts them). */
 double bench_now_ns(void);
 double bench_median(double *v, int n);
 
