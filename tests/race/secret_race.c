@@ -45,14 +45,6 @@
 #define ANNOTATE_HAPPENS_AFTER(obj) ((void)(obj))
 #endif
 
-/*
- * The factories of factories.h, and the compact one (spec/compact.md), whose secrets
- * share pages and one lock per size class: accesses to neighbours overlap too.
- */
-static const sm_factory *race_factory(unsigned k)
-{
-    return k % (NFACT + 1u) == NFACT ? sm_factory_compact() : factory(k % (NFACT + 1u));
-}
 
 /* Few slots and callbacks that sometimes yield: accesses to one secret overlap often. */
 #define SLOTS 8
@@ -191,7 +183,7 @@ static void create(uint64_t *rng, bool random)
     r = &records[i];
     r->len = 1 + next_rand(rng) % MAXLEN;
     if (random) {
-        st = sm_secret_random(race_factory((unsigned)next_rand(rng)), r->len, &r->s);
+        st = sm_secret_random(factory((unsigned)next_rand(rng)), r->len, &r->s);
         if (st == SM_OK && (st = sm_secret_with_bytes(r->s, copy_fn, r)) != SM_OK)
             fail("reading a new random secret", st);
     } else {
@@ -199,7 +191,7 @@ static void create(uint64_t *rng, bool random)
 
         for (size_t k = 0; k < r->len; k++)
             r->bytes[k] = src[k] = (uint8_t)next_rand(rng);
-        st = sm_secret_new(race_factory((unsigned)next_rand(rng)), src, r->len, &r->s);
+        st = sm_secret_new(factory((unsigned)next_rand(rng)), src, r->len, &r->s);
     }
     if (st != SM_OK) {
         fail("new/random", st);
