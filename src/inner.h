@@ -207,8 +207,8 @@ sm_status smi_region_scrub(smi_region *r);
 /*
  * ---- the region pool (pool.c, spec/layout.md "The pool"): the guarded factory's freed
  * one-page regions, kept wiped, locked and PROT_NONE for the next secret, so that
- * alloc+free costs four mprotect calls instead of a mapping's nine calls and its fresh
- * page faults. At most SMI_POOL_SLOTS regions; lock-free and async-signal-safe.
+ * alloc+free costs four mprotect calls instead of a fresh region's eight calls and its
+ * first page fault. At most SMI_POOL_SLOTS regions; lock-free and async-signal-safe.
  */
 #define SMI_POOL_SLOTS 8u
 /*

@@ -4,7 +4,8 @@
  * guarded regions of the guarded factory, wiped, still locked and PROT_NONE, each waiting
  * for the next secret, which gets a canary pattern of its own. A fresh region costs
  * mmap, mprotect, mlock, two madvise and the first touch of a new page, and its free an
- * munmap; a pooled one costs an mprotect each way.
+ * munmap; a pooled one costs none of them, only the mprotect calls that the fill, the
+ * seal, the wipe and the shut need anyway.
  *
  * Each slot is one atomic word: 0 (empty), RESERVED (a give is scrubbing its region into
  * it), or the region's leading guard page, page-aligned, with bit 0 set for a secretmem

@@ -44,6 +44,18 @@
 #define SKIP_WITHOUT_LINUX(why) ((void)0)
 #endif
 
+/* sm_init with SECRETMEM_PREFERRED, and the test skipped unless the kernel granted it. */
+#define INIT_SECRETMEM_OR_SKIP()                                                        \
+    do {                                                                                \
+        sm_config cfg_ = { SM_LOCK_REQUIRED, SM_BACKING_SECRETMEM_PREFERRED, false };   \
+        sm_stats st_;                                                                   \
+                                                                                        \
+        cr_assert_eq(sm_init(&cfg_), SM_OK);                                            \
+        cr_assert_eq(sm_stats_get(&st_), SM_OK);                                        \
+        if (!st_.secretmem)                                                             \
+            cr_skip_test("memfd_secret is not available here");                        \
+    } while (0)
+
 typedef struct tsv_row {
     int   nf;
     char *f[8];

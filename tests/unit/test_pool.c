@@ -258,16 +258,11 @@ Test(pool, only_one_page_regions)
 Test(pool, secretmem_regions_stay_secretmem)
 {
     SKIP_WITHOUT_LINUX("no memfd_secret");
-    sm_config cfg = { SM_LOCK_REQUIRED, SM_BACKING_SECRETMEM_PREFERRED, false };
     const uint8_t *a, *b;
     char perms[5], flags[256];
     size_t kb;
-    sm_stats st;
 
-    cr_assert_eq(sm_init(&cfg), SM_OK);
-    cr_assert_eq(sm_stats_get(&st), SM_OK);
-    if (!st.secretmem)
-        cr_skip_test("the kernel refused memfd_secret");
+    INIT_SECRETMEM_OR_SKIP();
     cr_assert_eq(sm_secret_close(make(8, &a)), SM_OK);
     cr_assert(pooled(a));
     cr_assert_eq(smaps_of(a, perms, flags, sizeof flags, &kb), 0);
