@@ -278,7 +278,7 @@ static void use_custom(ctx *c) { secret_factory = fac_custom; (void)c; }
 static void protected_secret(ctx *c) { use_protected(c); secret_setup(c); }
 static void guarded_secret(ctx *c) { use_guarded(c); secret_setup(c); }
 static void custom_secret(ctx *c) { use_custom(c); secret_setup(c); }
-/* One region in the guarded factory's pool, for the next guarded secret to take. */
+/* The guarded factory's pool full of regions, for the next guarded secret to take one. */
 static void guarded_pooled(ctx *c) { use_guarded(c); pool_fill(); }
 /* A guarded secret, and the pool full: its close unmaps, as every close did before it. */
 static void guarded_secret_pool_full(ctx *c) { guarded_secret(c); pool_fill(); }
