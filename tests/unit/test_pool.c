@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#include <valgrind/valgrind.h>
 
 #include "helpers.h"
 
@@ -130,7 +131,10 @@ Test(pool, bounded_and_counted_locked)
         cr_assert_eq(sm_secret_close(s[i]), SM_OK);
     cr_assert_eq(pooled_regions(), SMI_POOL_SLOTS, "the pool holds its bound, no more");
     cr_assert_eq(locked_now(), locked + SMI_POOL_SLOTS * page, "pooled pages count locked");
-    cr_assert_eq(mapped_bytes(), mapped + SMI_POOL_SLOTS * 3 * page, "and nothing else stays");
+    /* Valgrind maps and unmaps memory of its own here (counters_equal, helpers.c). */
+    if (!RUNNING_ON_VALGRIND)
+        cr_assert_eq(mapped_bytes(), mapped + SMI_POOL_SLOTS * 3 * page,
+                     "and nothing else stays");
     for (int i = SMI_POOL_SLOTS; i < N; i++)
         cr_assert(unmapped_or_pooled(at[i]));
 }
@@ -151,7 +155,8 @@ Test(pool, emptied_by_purge)
     sm_purge();
     cr_assert_eq(pooled_regions(), 0, "purged with everything else");
     cr_assert_eq(locked_now(), locked);
-    cr_assert_eq(mapped_bytes(), mapped, "every pooled region unmapped");
+    if (!RUNNING_ON_VALGRIND)
+        cr_assert_eq(mapped_bytes(), mapped, "every pooled region unmapped");
 }
 
 typedef struct forked {
