@@ -71,7 +71,7 @@ typedef struct frame {
 } frame;
 
 static struct {
-    xsec     sec[NFACT];
+    xsec     sec[FZ_NFACT];
     frame    stack[MAX_DEPTH];
     unsigned depth, ops;
     unsigned hooks;      /* HOOK_* of the custom factory armed by the input */
@@ -248,7 +248,7 @@ static void check_all(void)
     bool coffer = fz_coffer_exists();
     fz_counts c;
 
-    for (unsigned i = 0; i < NFACT; i++) {
+    for (unsigned i = 0; i < FZ_NFACT; i++) {
         xsec *s = &M.sec[i];
         int state = fz_sec_state(s->open, s->depth);
 
@@ -313,7 +313,7 @@ static size_t pick_size(fz_in *in)
 
 static void op_new(fz_in *in)
 {
-    unsigned fac = fz_u8(in) % NFACT;
+    unsigned fac = fz_u8(in) % FZ_NFACT;
     xsec *s = &M.sec[fac];
     bool random = fz_u8(in) & 1, coffer = fz_coffer_exists();
     size_t size = pick_size(in);
@@ -403,7 +403,7 @@ static sm_status access_fn(const uint8_t *bytes, size_t len, void *ctx)
 static void op_enter(fz_in *in, bool try)
 {
     const char *what = try ? "try_with_bytes" : "with_bytes";
-    unsigned fac = fz_u8(in) % NFACT;
+    unsigned fac = fz_u8(in) % FZ_NFACT;
     xsec *s = &M.sec[fac];
     access a = { .s = s, .in = in };
     int state = fz_sec_state(s->open, s->depth);
@@ -456,7 +456,7 @@ static void op_read_windows(void)
 
 static void op_read_at(fz_in *in)
 {
-    unsigned fac = fz_u8(in) % NFACT;
+    unsigned fac = fz_u8(in) % FZ_NFACT;
     xsec *s = &M.sec[fac];
     size_t off = fz_u16(in) % (s->size + 2), n = fz_u16(in) % (s->size + 2), got = 0x0bad, k = 0;
     int state = fz_sec_state(s->open, s->depth);
@@ -500,7 +500,7 @@ static void op_read_at(fz_in *in)
 
 static void op_close(fz_in *in)
 {
-    unsigned fac = fz_u8(in) % NFACT;
+    unsigned fac = fz_u8(in) % FZ_NFACT;
     xsec *s = &M.sec[fac];
     sm_status want, st;
     int next;
@@ -523,7 +523,7 @@ static void op_close(fz_in *in)
 
 static void op_query(fz_in *in)
 {
-    unsigned fac = fz_u8(in) % NFACT;
+    unsigned fac = fz_u8(in) % FZ_NFACT;
     xsec *s = &M.sec[fac];
     fz_calls own;
 
@@ -573,7 +573,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     page = sm_page_size();
     maxs = 3 * page;
     FZ_CHECK((buf = malloc(maxs + 1)) != NULL, "out of memory");
-    for (unsigned i = 0; i < NFACT; i++)
+    for (unsigned i = 0; i < FZ_NFACT; i++)
         FZ_CHECK((M.sec[i].want = malloc(maxs)) != NULL, "out of memory");
     fz_sec_rows_find(rows);
     return 0;
@@ -585,7 +585,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fz_counts c;
 
     fz_begin();
-    for (unsigned i = 0; i < NFACT; i++) {
+    for (unsigned i = 0; i < FZ_NFACT; i++) {
         M.sec[i].h.id = 0;
         M.sec[i].open = false;
         M.sec[i].size = 0;
@@ -603,7 +603,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     /* Close what is left; the counters come back to where the input started. */
     M.hooks = 0;
-    for (unsigned i = 0; i < NFACT; i++)
+    for (unsigned i = 0; i < FZ_NFACT; i++)
         if (M.sec[i].open)
             FZ_CHECK(sm_secret_close(M.sec[i].h) == SM_OK, "closing the %s secret",
                      factory_name(i));

@@ -192,6 +192,47 @@ void smi_region_relocked(smi_region *r);
  */
 void smi_region_unmake(smi_region *r);
 
+/*
+ * For the region pool (pool.c). adopt: the wiped, locked, PROT_NONE one-page region at
+ * base (its leading guard page), as a new region of size bytes: opened READWRITE, with a
+ * canary pattern drawn now, counted in allocations_total (it stays counted locked while
+ * pooled). SM_E_INVAL if size needs more than one inner page; the mprotect's status,
+ * with nothing changed. scrub: check the canary (panicking if damaged), wipe the inner
+ * page and shut it PROT_NONE, keeping the mapping and its lock; if the shut fails the
+ * region is whole again, READWRITE with its canary, for smi_region_free.
+ */
+sm_status smi_region_adopt(uint8_t *base, bool secretmem, size_t size, smi_region *out);
+sm_status smi_region_scrub(smi_region *r);
+
+/*
+ * ---- the region pool (pool.c, spec/layout.md "The pool"): the guarded factory's freed
+ * one-page regions, kept wiped, locked and PROT_NONE for the next secret, so that
+ * alloc+free costs four mprotect calls instead of a fresh region's eight calls and its
+ * first page fault. At most SMI_POOL_SLOTS regions; lock-free and async-signal-safe.
+ */
+#define SMI_POOL_SLOTS 8u
+/*
+ * A region for size bytes: a pooled one of the backing in force when there is one and
+ * size fits one inner page, else smi_region_alloc's. Errors as smi_region_alloc; a pooled
+ * region that cannot be opened goes back to the pool (SM_E_PROT).
+ */
+sm_status smi_pool_take(size_t size, smi_region *r);
+/*
+ * smi_region_free, but a locked one-page region goes to the pool (scrubbed) while the
+ * pool has room. Errors as smi_region_free; on error r is whole and can be freed again.
+ */
+sm_status smi_pool_give(smi_region *r);
+/* smi_pool_give in the rollback of a failed call: allocations_total taken back too. */
+void smi_pool_unmake(smi_region *r);
+/* Unmap every pooled region (purge: nothing in them to wipe). Async-signal-safe. */
+void smi_pool_purge(void);
+/* In a forked child: forget every pooled region, as smi_region_forget does. */
+void smi_pool_after_fork(void);
+#if defined(SM_FAULT_INJECTION)
+/* Test hook: the leading guard pages of the pooled regions, at most max; the count. */
+size_t smi_pool_test_list(uint8_t **bases, size_t max);
+#endif
+
 /* ---- plain locked mappings (plain.c): the protected factory's storage ---- */
 
 /*

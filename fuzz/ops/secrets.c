@@ -41,7 +41,7 @@ void op_secret_new(fz_in *in, bool random)
 {
     const char *what = random ? "secret_random" : "secret_new";
     msec *s = free_sec(in);
-    unsigned fac = fz_u8(in) % NFACT;
+    unsigned fac = fz_u8(in) % FZ_NFACT;
     size_t size = pick_secret_size(in), k = size <= maxb ? size : 0;
     sm_secret out = { 0x0badull };
     bool coffer = fz_coffer_exists();
@@ -124,7 +124,7 @@ void op_secret_from_callback(fz_in *in)
 {
     const char *what = "secret_from_callback";
     msec *s = free_sec(in);
-    unsigned fac = fz_u8(in) % NFACT;
+    unsigned fac = fz_u8(in) % FZ_NFACT;
     size_t size = pick_secret_size(in), k = size <= maxb ? size : 0;
     uint8_t how = fz_u8(in);
     sm_secret out = { 0x0badull };
@@ -195,7 +195,7 @@ void op_secret_from_buffer(fz_in *in)
     const char *what = "secret_from_buffer";
     msec *s = free_sec(in);
     mbuf *b = &M.b[fz_u8(in) % NB];
-    unsigned fac = fz_u8(in) % NFACT;
+    unsigned fac = fz_u8(in) % FZ_NFACT;
     sm_secret out = { 0x0badull };
     bool coffer = fz_coffer_exists(), frozen = b->state == FZ_FROZEN && !b->opened;
     sm_status want = rows[R_DESTROY]->st[b->state], st;
@@ -562,7 +562,7 @@ void op_secret_bad(fz_in *in)
     uint8_t how = fz_u8(in);
     msec *s = &M.sec[how % NSEC];
     sm_factory bad = *example_factory();
-    const sm_factory *f = factory((how >> 2) % NFACT);
+    const sm_factory *f = factory((how >> 2) % FZ_NFACT);
     sm_secret out = { 0x0badull }, x;
     sm_buffer bo;
     fz_calls c0, c1, own = { 0 };

@@ -5,10 +5,22 @@
 #include "calls.h"
 #include "fuzz_tables.h"
 
+/* The pool's size at the last two readings (fz_calls_now). */
+static size_t pool_then, pool_now;
+
 void fz_calls_now(fz_calls c)
 {
     for (int fn = 0; fn < SM_OS_FN_COUNT; fn++)
         c[fn] = sm_os_fault_calls((sm_os_fn)fn);
+    pool_then = pool_now;
+    pool_now = fz_pooled();
+}
+
+const char *fz_pool_case(const char *op)
+{
+    if (strcmp(op, "close") == 0)
+        return pool_now > pool_then ? "" : ".pool_full";
+    return pool_now < pool_then ? ".pooled" : "";
 }
 
 void fz_calls_add(fz_calls acc, const fz_calls from, const fz_calls to)

@@ -15,6 +15,13 @@ typedef unsigned long fz_calls[SM_OS_FN_COUNT];
 
 /* The shim's count of calls of each OS function so far. */
 void fz_calls_now(fz_calls c);
+/*
+ * The suffix of a guarded secret's row for op, by what the guarded factory's pool did
+ * between the last two fz_calls_now (spec/syscalls.tsv): ".pooled" when a constructor took
+ * a region from it; ".pool_full" when a close did not give one to it (a full pool, or a
+ * region it does not take); "" otherwise.
+ */
+const char *fz_pool_case(const char *op);
 
 /* acc += to - from, per OS function. */
 void fz_calls_add(fz_calls acc, const fz_calls from, const fz_calls to);

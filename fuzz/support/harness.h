@@ -101,6 +101,8 @@ typedef struct fz_counts {
     uint64_t allocations; /* allocations_total */
 } fz_counts;
 void fz_counts_get(fz_counts *c);
+/* Regions in the guarded factory's pool (pool.c), left out of fz_counts' bytes. */
+size_t fz_pooled(void);
 extern uint64_t fz_coffer_bytes;
 
 /* Whether the enclave key (three regions of fz_coffer_bytes) exists now. */

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "calls.h"
 #include "secrets.h"
 
 const char *const fz_sop_names[FZ_SOP_COUNT] = {
@@ -38,7 +39,8 @@ const char *fz_sec_calls_row(const char *op, unsigned fac)
 {
     static char row[48];
 
-    snprintf(row, sizeof row, "secret.%s.%s", op, factory_name(fac));
+    snprintf(row, sizeof row, "secret.%s.%s%s", op, factory_name(fac),
+             fac == FACT_GUARDED && strcmp(op, "with_bytes") != 0 ? fz_pool_case(op) : "");
     return row;
 }
 

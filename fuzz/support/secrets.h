@@ -15,6 +15,14 @@
 
 #include "calls.h"
 #include "factories.h"
+
+/*
+ * The factories the models know: factories.h's but the compact one, listed last there.
+ * Its locked bytes are per page, not per secret, and an access costs 0 or 2 calls by
+ * what its neighbours hold open, which the models' byte and call checks do not know yet
+ * (spec/compact.md, "Open"); the secret race, residue, unit and hostile suites run it.
+ */
+#define FZ_NFACT ((unsigned)FACT_COMPACT)
 #include "fuzz_tables.h"
 #include "harness.h"
 

@@ -170,6 +170,49 @@ sm_status smi_region_alloc_wiped_on_fork(size_t size, const uint8_t *seed, smi_r
     return region_alloc(size, seed, false, r);
 }
 
+sm_status smi_region_adopt(uint8_t *base, bool secretmem, size_t size, smi_region *out)
+{
+    smi_region r = { 0 };
+    void (*gen)(uint8_t out[SMI_CANARY_SEED]) = atomic_load(&canary_source);
+    size_t page = sm_os_page_size();
+    sm_status st;
+
+    if (gen == NULL)
+        return SM_E_STATE;
+    if (!smi_layout_of(size, page, &r.lay) || r.lay.inner_len != page)
+        return SM_E_INVAL;
+    st = sm_os_mprotect(base + page, page, SM_PROT_READWRITE);
+    if (st != SM_OK)
+        return st;
+    r.base = base;
+    r.size = size;
+    r.prot = SM_PROT_READWRITE;
+    r.locked = true;
+    r.secretmem = secretmem;
+    /* A pattern of its own: the last secret's canary is never seen again (spec/layout.md). */
+    gen(r.seed);
+    smi_canary_fill(base + page, r.lay.canary_len, r.seed);
+    atomic_fetch_add(&smi_stat_allocations, 1);
+    *out = r;
+    return SM_OK;
+}
+
+sm_status smi_region_scrub(smi_region *r)
+{
+    size_t page = sm_os_page_size();
+    sm_status st = smi_region_protect(r, SM_PROT_READWRITE);
+
+    if (st != SM_OK)
+        return st;
+    smi_region_check(r);
+    smi_wipe(r->base + page, r->lay.inner_len);
+    st = smi_region_protect(r, SM_PROT_NONE);
+    if (st != SM_OK)
+        /* Still a whole region, open: the canary back, so that a free can follow. */
+        smi_canary_fill(r->base + page, r->lay.canary_len, r->seed);
+    return st;
+}
+
 sm_status smi_region_protect(smi_region *r, sm_prot prot)
 {
     sm_status st;

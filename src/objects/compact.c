@@ -576,11 +576,17 @@ static bool held_here(uint64_t id)
 
 /* ---- life cycle ---- */
 
-/* A purge came during the make: its pages were wiped; let go of them. Lock held. */
+/*
+ * A purge came during the make: it wiped the slab but for this slot, which the fill was
+ * writing (purge_class), so the fill's bytes are wiped here, before the slab can go. Its
+ * pages are open for writing (the fill's span, and the purge opened them all). Lock held.
+ */
 static sm_status make_purged(cls *C, slab *sb, uint32_t i, bool open)
 {
-    if (open)
+    if (open) {
+        smi_wipe(slot_at(sb, i), stride(sb));
         (void)span_close(sb, i, true);
+    }
     if (sb->spans == 0) {
         unlink_from(&C->limbo, sb);
         (void)slab_destroy(C, sb);
@@ -896,6 +902,24 @@ static uint32_t live_in(const slab *sb)
 }
 
 /*
+ * Wipe a slab's data but for the slots being filled: their fillers are writing them
+ * outside the lock, and wipe them themselves when they find the slab purged
+ * (make_purged). Wiping under a fill would be a write racing a write (make test-drd
+ * reported it), and the fill's later bytes would outlive the wipe.
+ */
+static void wipe_but_fills(slab *sb)
+{
+    uint8_t *from = sb->data, *end = sb->data + SLAB_PAGES * page();
+
+    for (uint32_t i = 0; i < sb->fresh; i++)
+        if (sb->slots[i].state == SLOT_FILLING) {
+            smi_wipe(from, (size_t)(slot_at(sb, i) - from));
+            from = slot_at(sb, i) + stride(sb);
+        }
+    smi_wipe(from, (size_t)(end - from));
+}
+
+/*
  * Purge a class, its lock held: every slab is wiped and unmapped, except one that
  * accesses or fills are reading or writing: that one is wiped in place, its handles made
  * stale (its number leaves the directory), and left mapped in limbo for the last of
@@ -917,7 +941,7 @@ static bool purge_class(cls *C)
             for (uint32_t i = 0; i < sb->fresh; i++)
                 if (sb->slots[i].state == SLOT_LIVE && !canary_ok(sb, i))
                     intact = false;
-            smi_wipe(sb->data, SLAB_PAGES * page());
+            wipe_but_fills(sb);
             for (unsigned p = 0; p < SLAB_PAGES; p++) {
                 sb->pages[p].prot = SM_PROT_READWRITE;
                 (void)apply(sb, p);

@@ -63,13 +63,24 @@ typedef struct backend {
     bool (*purge)(const sm_factory *f, smi_store *st, bool in_use);
     sm_status (*audit)(const sm_factory *f, smi_store *st);
     void (*forget)(const sm_factory *f, smi_store *st);
+    /* destroy for a secret that a purge took: NULL when that is destroy itself. */
+    sm_status (*retire)(const sm_factory *f, smi_store *st);
 } backend;
 
-/* guarded: a guarded region, NONE at rest, READ while accessed. */
+/* Free the pages of a purged secret: never into a pool, which the purge has emptied. */
+static sm_status retire(const backend *be, const sm_factory *f, smi_store *st)
+{
+    return (be->retire != NULL ? be->retire : be->destroy)(f, st);
+}
+
+/*
+ * guarded: a guarded region, NONE at rest, READ while accessed. A one-page region comes
+ * from the region pool and goes back to it (pool.c): the factory's speed (issue 14 §3).
+ */
 
 static sm_status region_create(const sm_factory *f, size_t len, smi_store *st, uint8_t **fill)
 {
-    sm_status r = smi_region_alloc(len, NULL, &st->region);
+    sm_status r = smi_pool_take(len, &st->region);
 
     (void)f;
     if (r == SM_OK)
@@ -96,13 +107,19 @@ static sm_status region_open(const sm_factory *f, smi_store *st, const uint8_t *
 static sm_status region_destroy(const sm_factory *f, smi_store *st)
 {
     (void)f;
+    return smi_pool_give(&st->region);
+}
+
+static sm_status region_retire(const sm_factory *f, smi_store *st)
+{
+    (void)f;
     return smi_region_free(&st->region);
 }
 
 static void region_unmake(const sm_factory *f, smi_store *st)
 {
     (void)f;
-    smi_region_unmake(&st->region);
+    smi_pool_unmake(&st->region);
 }
 
 static bool region_purge(const sm_factory *f, smi_store *st, bool in_use)
@@ -128,7 +145,7 @@ static void region_forget(const sm_factory *f, smi_store *st)
 
 static const backend region_backend = {
     region_create, region_seal, region_open, region_seal, region_destroy,
-    region_unmake, region_purge, region_audit, region_forget,
+    region_unmake, region_purge, region_audit, region_forget, region_retire,
 };
 
 /* protected: a plain locked mapping (plain.c), NONE at rest, READ while accessed. */
@@ -196,7 +213,7 @@ static void plain_forget(const sm_factory *f, smi_store *st)
 
 static const backend plain_backend = {
     plain_create, plain_seal, plain_open, plain_seal, plain_destroy,
-    plain_unmake, plain_purge, plain_audit, plain_forget,
+    plain_unmake, plain_purge, plain_audit, plain_forget, NULL,
 };
 
 /*
@@ -347,7 +364,7 @@ static void enc_forget(const sm_factory *f, smi_store *st)
 
 static const backend enc_backend = {
     enc_create, enc_seal, enc_open, enc_shut, enc_destroy,
-    enc_unmake, enc_purge, enc_audit, enc_forget,
+    enc_unmake, enc_purge, enc_audit, enc_forget, NULL,
 };
 
 /* custom: the user's table (securemem/secret.h), called as documented there. */
@@ -424,7 +441,7 @@ static void custom_forget(const sm_factory *f, smi_store *st)
 
 static const backend custom_backend = {
     custom_create, custom_seal, custom_open, custom_shut, custom_destroy,
-    custom_unmake, custom_purge, custom_audit, custom_forget,
+    custom_unmake, custom_purge, custom_audit, custom_forget, NULL,
 };
 
 /* ---- the library's factories ---- */
@@ -595,7 +612,7 @@ static bool change_end(smi_slot *s, uint64_t id, change *c, bool pages_left)
 
         b->changing = false;
         b->store = c->store;
-    } else if (pages_left && c->be->destroy(c->f, &c->store) != SM_OK &&
+    } else if (pages_left && retire(c->be, c->f, &c->store) != SM_OK &&
                !c->be->purge(c->f, &c->store, false)) {
         smi_panic(corrupt_msg);
     }
@@ -686,7 +703,7 @@ static sm_status leave_purged(smi_slot *s, smi_secret *b)
         smi_registry_release(s);
         return SM_OK;
     }
-    if (be->destroy(b->f, &b->store) != SM_OK && !be->purge(b->f, &b->store, false))
+    if (retire(be, b->f, &b->store) != SM_OK && !be->purge(b->f, &b->store, false))
         smi_panic(corrupt_msg);
     smi_registry_drop(s);
     return SM_OK;

@@ -92,6 +92,7 @@ static void after_fork(void)
      */
     if (p != NULL)
         p->after_fork();
+    smi_pool_after_fork();
     smi_rng_after_fork();
 }
 
@@ -186,6 +187,7 @@ bool smi_purge_all(bool ending)
 
     if (p != NULL)
         intact = p->purge(ending) && intact;
+    smi_pool_purge();
 
     if (key != NULL)
         key(ending);

@@ -581,6 +581,8 @@ static void exhaust(keep *k, size_t size, const char *what)
         for (unsigned f = 0; f < NFACT; f++) {
             sm_secret x;
 
+            if (f == FACT_COMPACT)
+                continue; /* below */
             (void)patterned_secret(f, 1, 0, &st);
             HX_CHECK(st == SM_E_NOMEM, "%s: secret %u: %s", what, f, sm_status_str(st));
             st = sm_secret_random(factory(f), 1, &x);
@@ -588,6 +590,20 @@ static void exhaust(keep *k, size_t size, const char *what)
         }
     }
     same_as(&before, what);
+    /*
+     * A compact secret needs no mapping while a slab of its class has a free slot
+     * (spec/compact.md): made when the one-byte class's slab has room (it counts in
+     * allocations_total), refused like the others when it needs a new slab.
+     */
+    {
+        sm_secret x;
+
+        st = sm_secret_random(factory(FACT_COMPACT), 1, &x);
+        HX_CHECK(st == SM_OK || st == SM_E_NOMEM, "%s: compact secret: %s", what,
+                 sm_status_str(st));
+        if (st == SM_OK)
+            HX_EXPECT(sm_secret_close(x), SM_OK);
+    }
     secrets_at_the_edge(k, what);
     for (size_t i = 0; i < k->nb; i++)
         check_patterned(k->b[i], size);

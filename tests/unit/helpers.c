@@ -169,14 +169,54 @@ size_t locked_bytes_total(void)
     return total;
 }
 
+size_t pooled_regions(void)
+{
+    uint8_t *bases[SMI_POOL_SLOTS];
+
+    return smi_pool_test_list(bases, SMI_POOL_SLOTS);
+}
+
+bool unmapped_or_pooled(const void *at)
+{
+    uint8_t *bases[SMI_POOL_SLOTS];
+    size_t n = smi_pool_test_list(bases, SMI_POOL_SLOTS), page = sm_page_size();
+    uintptr_t inner = (uintptr_t)at & ~(uintptr_t)(page - 1);
+    char perms[5], flags[256];
+    size_t locked;
+
+    if (smaps_of(at, perms, flags, sizeof flags, &locked) != 0)
+        return true;
+    for (size_t i = 0; i < n; i++)
+        if ((uintptr_t)bases[i] + page == inner)
+            return perms[0] == '-' && perms[1] == '-' && perms[2] == '-';
+    return false;
+}
+
+void pool_fill(void)
+{
+    sm_secret s[SMI_POOL_SLOTS];
+    uint8_t src[32];
+
+    for (size_t i = 0; i < SMI_POOL_SLOTS; i++) {
+        memset(src, 0x5a, sizeof src);
+        if (sm_secret_new(sm_factory_guarded(), src, sizeof src, &s[i]) != SM_OK)
+            abort();
+    }
+    for (size_t i = 0; i < SMI_POOL_SLOTS; i++)
+        if (sm_secret_close(s[i]) != SM_OK)
+            abort();
+}
+
 void counters_get(counters *c)
 {
+    size_t pooled = pooled_regions();
+
     c->allocations = atomic_load(&smi_stat_allocations);
-    c->locked = atomic_load(&smi_stat_locked);
+    c->locked = atomic_load(&smi_stat_locked) - pooled * sm_page_size();
     c->unlocked = atomic_load(&smi_stat_unlocked);
     for (int k = 0; k < SMI_KIND_COUNT; k++)
         c->live[k] = k == 0 ? 0 : smi_registry_live((smi_kind)k);
-    c->mapped = mapped_bytes();
+    c->mapped = mapped_bytes() - pooled * 3 * sm_page_size();
 }
 
 bool counters_equal(const counters *a, const counters *b, unsigned what)

@@ -44,6 +44,18 @@
 #define SKIP_WITHOUT_LINUX(why) ((void)0)
 #endif
 
+/* sm_init with SECRETMEM_PREFERRED, and the test skipped unless the kernel granted it. */
+#define INIT_SECRETMEM_OR_SKIP()                                                        \
+    do {                                                                                \
+        sm_config cfg_ = { SM_LOCK_REQUIRED, SM_BACKING_SECRETMEM_PREFERRED, false };   \
+        sm_stats st_;                                                                   \
+                                                                                        \
+        cr_assert_eq(sm_init(&cfg_), SM_OK);                                            \
+        cr_assert_eq(sm_stats_get(&st_), SM_OK);                                        \
+        if (!st_.secretmem)                                                             \
+            cr_skip_test("memfd_secret is not available here");                        \
+    } while (0)
+
 typedef struct tsv_row {
     int   nf;
     char *f[8];
@@ -76,7 +88,23 @@ int smaps_of(const void *addr, char perms[5], char *vmflags, size_t cap, size_t 
 /* The sum of Locked: over every mapping of this process, in bytes: the kernel's count. */
 size_t locked_bytes_total(void);
 
-/* The library's counters, read without initialising the runtime. */
+/*
+ * The page of at is unmapped, or it is the inner page of a pooled region, PROT_NONE: what
+ * a guarded secret's close leaves (test_pool.c checks that a pooled page is wiped).
+ */
+bool unmapped_or_pooled(const void *at);
+
+/* Fill the guarded factory's pool: the next close of a guarded region unmaps it. */
+void pool_fill(void);
+
+/* Regions in the guarded factory's pool (pool.c): each maps 3 pages and locks one. */
+size_t pooled_regions(void);
+
+/*
+ * The library's counters, read without initialising the runtime. Pooled regions are
+ * left out of the locked and mapped figures: the pool is a cache of wiped pages, which
+ * test_pool.c checks on its own, so that a leak check sees what objects hold.
+ */
 typedef struct counters {
     uint64_t allocations, locked, unlocked, live[SMI_KIND_COUNT];
     size_t   mapped;

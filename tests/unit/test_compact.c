@@ -548,6 +548,45 @@ Test(compact, a_purge_during_the_fill_makes_nothing)
 }
 
 /*
+ * A purge before the fill writes: the fill's bytes land after the purge's wipe, so the
+ * make wipes them itself before it lets the slab go. An access to a neighbour keeps the
+ * purged slab mapped, so the slot can be looked at once the make has returned.
+ */
+static sm_status purge_then_fill(uint8_t *b, size_t n, void *ctx)
+{
+    sm_purge();
+    memset(b, 0x77, n);
+    *(uint8_t **)ctx = b;
+    return SM_OK;
+}
+
+static sm_status make_beside(const uint8_t *b, size_t n, void *ctx)
+{
+    uint8_t *at = NULL;
+    sm_secret s = { 0 };
+
+    (void)b;
+    (void)n;
+    (void)ctx;
+    cr_assert_eq(sm_secret_from_callback(cf(), 32, purge_then_fill, &at, &s), SM_E_STATE);
+    cr_assert_not_null(at);
+    for (size_t i = 0; i < 32; i++)
+        cr_assert_eq(at[i], 0, "byte %zu of a fill that a purge overtook outlived the make", i);
+    return SM_OK;
+}
+
+Test(compact, a_fill_after_a_purge_is_wiped_by_the_make)
+{
+    sm_secret held;
+
+    cr_assert_eq(sm_init(NULL), SM_OK);
+    cr_assert_eq(sm_secret_random(cf(), 32, &held), SM_OK);
+    cr_assert_eq(sm_secret_with_bytes(held, make_beside, NULL), SM_OK);
+    cr_assert(sm_secret_is_closed(held), "purged");
+    cr_assert_eq(counts().slabs, 0, "the limbo slab went with the access");
+}
+
+/*
  * A close waiting for a reader, and a purge inside that access: the close wakes to a
  * purged secret and returns SM_OK (the purge wiped it), as for the other factories.
  */

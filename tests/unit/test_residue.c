@@ -356,9 +356,6 @@ typedef struct row {
     void (*collect)(void);       /* after the scan: the secret to look for */
 } row;
 
-/* The compact factory (spec/compact.md), which factories.h does not list (yet). */
-#define FACT_COMPACT ((int)NFACT)
-
 /* The secret calls over factory f (FACT_*), named as factory_name names it. */
 #define SECRET_ROWS(f, name)                                                              \
     { "secret_new." name, f, make_src, call_secret_new, want_plain64 },                  \
@@ -523,9 +520,7 @@ static int scan(char *msg, size_t cap)
 static void setup_row(const row *r)
 {
     cr_assert_eq(sm_os_random(plain, sizeof plain), SM_OK);
-    c.f = r->fact == FACT_COMPACT ? sm_factory_compact()
-          : r->fact >= 0          ? factory((unsigned)r->fact)
-                                  : NULL;
+    c.f = r->fact >= 0 ? factory((unsigned)r->fact) : NULL;
     if (r->call != call_init) /* the init row makes the first sm_init itself */
         cr_assert_eq(sm_init(NULL), SM_OK);
     if (r->setup != NULL)

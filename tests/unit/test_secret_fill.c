@@ -186,16 +186,11 @@ Test(secret_fill, new_from_partly_unmapped_memory_is_readonly)
  */
 Test(secret_fill, new_from_writable_secretmem_is_accepted)
 {
-    sm_config cfg = { SM_LOCK_REQUIRED, SM_BACKING_SECRETMEM_PREFERRED, false };
     uint8_t bytes[LEN];
-    sm_stats st;
     sm_buffer b;
     sm_secret s;
 
-    cr_assert_eq(sm_init(&cfg), SM_OK);
-    cr_assert_eq(sm_stats_get(&st), SM_OK);
-    if (!st.secretmem)
-        cr_skip_test("memfd_secret is not available here");
+    INIT_SECRETMEM_OR_SKIP();
     pattern(bytes, LEN, 9);
     cr_assert_eq(sm_buffer_new(LEN, &b), SM_OK);
     cr_assert_eq(sm_buffer_copy(b, bytes, LEN), SM_OK);
