@@ -104,6 +104,22 @@ int smi_handle_accepts(uint64_t id, uint64_t current, unsigned kind);
  */
 sm_status smi_nonce_reserve(uint64_t *next, uint64_t n, uint64_t *first);
 
+/* ---- stream binding (SM-REQ-085, spec/enclaves-streams.md) ---- */
+
+#define SMI_STREAM_ID_LEN 16u
+#define SMI_STREAM_AAD_LEN (16u + SMI_STREAM_ID_LEN + 8u)
+
+/*
+ * The additional data that seals a stream's chunk (kind 'c') or end record ('e') to its
+ * place is "stream\0" || kind || the stream's id || seq || n: this writes the first 24
+ * bytes, smi_le64_put the position and the length after them. Every field is then a
+ * function of the bytes, so a record opens only under the kind, stream, position and
+ * length it was sealed with.
+ */
+void smi_stream_aad_head(uint8_t *aad, uint8_t kind, const uint8_t *id);
+/* The 8 base-256 digits of v at p, lowest first (little-endian). */
+void smi_le64_put(uint8_t *p, uint64_t v);
+
 /* ---- the buffer state machine (spec/buffer-states.tsv, SM-REQ-050) ---- */
 
 typedef enum { SMI_BUF_MUTABLE, SMI_BUF_FROZEN, SMI_BUF_DESTROYED } smi_buf_state;

@@ -144,6 +144,25 @@ Test(core, buffer_state_commits_only_when_the_os_call_succeeded)
     cr_assert_eq(s, SMI_BUF_FROZEN);
 }
 
+Test(core, stream_aad_is_label_kind_id_and_little_endian_digits)
+{
+    uint8_t id[SMI_STREAM_ID_LEN], aad[SMI_STREAM_AAD_LEN], want[SMI_STREAM_AAD_LEN] = "stream";
+
+    for (unsigned i = 0; i < sizeof id; i++)
+        id[i] = (uint8_t)(0xa0 + i);
+    want[7] = 'c';
+    memcpy(want + 8, id, sizeof id);
+    for (unsigned i = 0; i < 8; i++) {
+        want[24 + i] = (uint8_t)(8 - i); /* 0x0102030405060708, lowest byte first */
+        want[32 + i] = 0xff;
+    }
+    memset(aad, 0x55, sizeof aad);
+    smi_stream_aad_head(aad, 'c', id);
+    smi_le64_put(aad + 24, 0x0102030405060708u);
+    smi_le64_put(aad + 32, UINT64_MAX);
+    cr_assert_arr_eq(aad, want, sizeof aad, "the binding's bytes");
+}
+
 Test(core, wipe_and_equal)
 {
     uint8_t a[257], b[257];
