@@ -1,16 +1,19 @@
 #!/bin/sh
 # SPDX-License-Identifier: ISC
-# The table drives the contract: print the ACSL behaviors of smi_buf_step, one per cell
-# (state x operation class) of spec/buffer-states.tsv, or check or rewrite the block of
-# them that src/core/state.c carries between its BEGIN and END lines.
+# The tables drive the contracts: print the ACSL behaviors that a state table of spec/
+# gives its core function, one per cell, or check or rewrite the block of them that the
+# core file carries between its BEGIN and END lines.
+#   spec/buffer-states.tsv -> smi_buf_step (src/core/state.c): status and next state
+#   spec/secret-states.tsv -> smi_sec_decide (src/core/secret_state.c): the action
 #
 #   proofs/state-contract.sh [TSV]                   print the block
 #   proofs/state-contract.sh --check FILE.c [TSV]    exit 1 unless FILE.c has that block
 #   proofs/state-contract.sh --write FILE.c [TSV]    replace the block in FILE.c
 #
-# The table lists public operations; the core works on their classes, so every row of a
-# class must have the same cells: a table where they differ is refused, since no contract
-# of the core could match it.
+# The tables list public operations; the core works on their classes, so every row of a
+# class must give the same cells: a table where they differ is refused, since no contract
+# of the core could match it. The table is known by its file name, so that a changed
+# copy elsewhere (proofs/mutate.sh) is read as the table it copies.
 set -eu
 
 mode=print file=
@@ -18,22 +21,33 @@ case "${1:-}" in
 --check|--write) mode=${1#--}; file=$2; shift 2 ;;
 esac
 tsv=${1:-spec/buffer-states.tsv}
-begin='    // BEGIN behaviors generated from spec/buffer-states.tsv by proofs/state-contract.sh'
-end='    // END behaviors generated from spec/buffer-states.tsv'
+table=$(basename "$tsv")
+case $table in
+buffer-states.tsv) gen=gen_buffer ;;
+secret-states.tsv) gen=gen_secret ;;
+*) echo "state-contract: no contract is generated from $table" >&2; exit 1 ;;
+esac
+begin="    // BEGIN behaviors generated from spec/$table by proofs/state-contract.sh"
+end="    // END behaviors generated from spec/$table"
 
-gen() {
-    awk -F'\t' -v begin="$begin" -v end="$end" '
+# What both tables share, for awk -v lead=N (the columns before the states): die(), the
+# header, which names the state columns in the order of the core's enum, and the rows'
+# width; comments and blank lines are skipped.
+rows='
     function die(msg) { print "state-contract: " FILENAME ":" FNR ": " msg > "/dev/stderr"; bad = 1; exit 1 }
     /^# operation\t/ {
-        # the header names the state columns, in the order of smi_buf_state
-        for (i = 3; i <= NF; i++) state[i - 2] = $i
-        nstates = NF - 2
+        for (i = lead + 1; i <= NF; i++) state[i - lead] = $i
+        nstates = NF - lead
         next
     }
     /^#/ || /^[ \t]*$/ { next }
+    !nstates { die("no \"# operation\" header before the first row") }
+    NF != nstates + lead { die("expected " nstates + lead " fields, found " NF) }
+'
+
+gen_buffer() {
+    awk -F'\t' -v begin="$begin" -v end="$end" -v lead=2 "$rows"'
     {
-        if (!nstates) die("no \"# operation\" header before the first row")
-        if (NF != nstates + 2) die("expected " nstates + 2 " fields, found " NF)
         cls = $2
         if (!(cls in seen)) { seen[cls] = 1; order[++nclasses] = cls }
         for (i = 1; i <= nstates; i++) {
@@ -62,7 +76,67 @@ gen() {
     }' "$tsv"
 }
 
-block=$(gen)
+# The secret protocol's table: operation x state -> "STATUS STATE-AFTER WINDOW [waits]".
+# The core decides what the caller does; each cell says which action that is: an error
+# status is a refusal (SM_E_STATE) or SM_E_BUSY; "waits" is WAIT; otherwise an access that
+# makes the window's 2 OS calls itself opens it (OPEN), one that makes none joins it
+# (JOIN), a close destroys, a query answers. CLOSED is no state of the core: a closed
+# secret's handle is stale and the registry refuses it (smi_handle_accepts) before the
+# core is asked, so that column must be all refusals.
+gen_secret() {
+    awk -F'\t' -v begin="$begin" -v end="$end" -v lead=1 '
+    BEGIN {
+        class["with_bytes"] = "ACCESS"; class["read_at"] = "ACCESS"
+        class["try_with_bytes"] = "TRY_ACCESS"; class["close"] = "CLOSE"
+        class["size"] = "QUERY"; class["is_closed"] = "QUERY"
+    }'"$rows"'
+    {
+        if (!($1 in class)) die("operation " $1 " has no class of smi_sec_op")
+        cls = class[$1]
+        if (!(cls in seen)) { seen[cls] = 1; order[++nclasses] = cls }
+        for (i = 1; i <= nstates; i++) {
+            n = split($(i + 1), w, " ")
+            if (n < 3 || n > 4 || (n == 4 && w[4] != "waits"))
+                die("cell \"" $(i + 1) "\" is not \"STATUS STATE WINDOW [waits]\"")
+            if (state[i] == "CLOSED") {
+                if (w[1] != "SM_E_STATE")
+                    die($1 " on a CLOSED secret gives " w[1] ": the registry refuses it (SM_E_STATE)")
+                continue
+            }
+            if (w[1] == "SM_E_STATE") act = "REFUSE"
+            else if (w[1] == "SM_E_BUSY") act = "BUSY"
+            else if (w[1] != "SM_OK") die("status " w[1] " is no action of smi_sec_decide")
+            else if (n == 4) act = "WAIT"
+            else if (cls == "QUERY") act = "ANSWER"
+            else if (cls == "CLOSE" && w[2] == "CLOSED") act = "DESTROY"
+            else if (cls ~ /ACCESS$/ && w[3] == "2") act = "OPEN"
+            else if (cls ~ /ACCESS$/ && w[3] == "0") act = "JOIN"
+            else die("cell \"" $(i + 1) "\" of " $1 " is no action of smi_sec_decide")
+            key = cls SUBSEP i
+            if (key in cell && cell[key] != act)
+                die("operation " $1 " (class " cls ") in " state[i] " is " act \
+                    ", another " cls " operation is " cell[key])
+            cell[key] = act
+        }
+    }
+    END {
+        if (bad) exit 1
+        if (!nclasses) { print "state-contract: no rows in " FILENAME > "/dev/stderr"; exit 1 }
+        print begin
+        for (i = 1; i <= nstates; i++) {
+            if (state[i] == "CLOSED") continue
+            st = tolower(state[i]); gsub(/-/, "_", st)
+            for (c = 1; c <= nclasses; c++) {
+                printf "    behavior %s_%s:\n", tolower(order[c]), st
+                printf "      assumes op == SMI_SOP_%s && sec_%s(v);\n", order[c], st
+                printf "      ensures \\result == SMI_SACT_%s;\n", cell[order[c] SUBSEP i]
+            }
+        }
+        print end
+    }' "$tsv"
+}
+
+block=$($gen)
 case $mode in
 print)
     printf '%s\n' "$block" ;;
@@ -71,7 +145,7 @@ check)
         $0 == begin { on = 1 } on { print } $0 == end { on = 0 }' "$file")
     if [ "$have" != "$block" ]; then
         echo "state-contract: the behaviors in $file do not match $tsv;" \
-             "run proofs/state-contract.sh --write $file" >&2
+             "run proofs/state-contract.sh --write $file $tsv" >&2
         printf '%s\n' "$block" > "${TMPDIR:-/tmp}/state-contract.$$"
         printf '%s\n' "$have" | diff -u - "${TMPDIR:-/tmp}/state-contract.$$" >&2 || true
         rm -f "${TMPDIR:-/tmp}/state-contract.$$"

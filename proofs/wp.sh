@@ -4,7 +4,8 @@
 #
 # 1. Tool versions as pinned in proofs/versions.
 # 2. No admit, assume or axiom in any annotation outside proofs/trusted.c.
-# 3. The contract of smi_buf_step is the one generated from spec/buffer-states.tsv.
+# 3. The contracts of smi_buf_step and smi_sec_decide are the ones generated from
+#    spec/buffer-states.tsv and spec/secret-states.tsv.
 # 4. WP with -wp-rte, Z3 and CVC4: the lemmas of proofs/core.acsl, then each core
 #    function in its own run (a progress line each). A run fails on any unproved goal
 #    through the report-classify gate, and this script also checks WP's own count.
@@ -64,6 +65,7 @@ echo "proofs: no admit, assume or axiom outside $trusted ($(echo "$acsl_files" |
 
 # ---- 3. the table drives the state machine's contract -------------------------------
 proofs/state-contract.sh --check src/core/state.c
+proofs/state-contract.sh --check src/core/secret_state.c spec/secret-states.tsv
 
 # ---- 4. WP -------------------------------------------------------------------------
 # Functions, in file order: a line that opens a definition is a lone "{" after the

@@ -125,6 +125,12 @@ static inline uint8_t *smi_region_data(const smi_region *r)
     return r->base + r->lay.data_off;
 }
 
+/* The inner pages (canary, then data): what mlock and every mprotect cover. */
+static inline uint8_t *smi_region_inner(const smi_region *r)
+{
+    return r->base + smi_layout_inner(&r->lay);
+}
+
 /*
  * A zeroed, READWRITE region of size bytes (SM-REQ-020..027), following the runtime's
  * lock policy and backing. seed NULL draws the canary from the registered canary

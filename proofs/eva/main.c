@@ -91,13 +91,16 @@ static void core(void)
     smi_canary_fill(c, sizeof c, seed);
     (void)smi_canary_ok(c, sizeof c, seed);
 
-    /* handles: any fields */
-    id = smi_handle_make(Frama_C_unsigned_int_interval(0, UINT32_MAX),
-                         Frama_C_unsigned_int_interval(0, UINT32_MAX),
+    /* handles: any fields that make allows (a kind, a live generation), then any id */
+    id = smi_handle_make(Frama_C_unsigned_int_interval(1, SMI_HANDLE_KIND_MAX),
+                         Frama_C_unsigned_int_interval(1, SMI_HANDLE_GEN_MAX),
                          Frama_C_unsigned_int_interval(0, UINT32_MAX));
     (void)smi_handle_kind(id);
     (void)smi_handle_gen(id);
     (void)smi_handle_index(id);
+    (void)smi_handle_gen_live(smi_handle_gen_next(Frama_C_unsigned_int_interval(0, UINT32_MAX)));
+    (void)smi_handle_accepts(id, id, Frama_C_unsigned_int_interval(0, UINT32_MAX));
+    (void)smi_handle_accepts(id, 0, 1);
 }
 
 int main(void)

@@ -47,6 +47,13 @@ int smi_layout_of(size_t size, size_t page, smi_layout *out);
 /* n rounded up to a multiple of page (a power of two); 0 when that overflows. */
 size_t smi_round_up(size_t n, size_t page);
 
+/*
+ * Where the inner pages of a region laid out by l begin, from the mapping's base: the
+ * canary's first byte, and the start of the range that mlock and every mprotect cover
+ * (inner_len bytes). Taken from the layout, not from a page size asked again.
+ */
+size_t smi_layout_inner(const smi_layout *l);
+
 /* ---- canary (SM-REQ-024) ---- */
 
 /* Tile seed (SMI_CANARY_SEED bytes) over the len bytes at dst. */
@@ -61,15 +68,57 @@ int smi_canary_ok(const uint8_t *c, size_t len, const uint8_t *seed);
  * A handle id packs, from the top bit down: kind (4 bits, never 0), generation
  * (28 bits, never 0) and slot index (32 bits). So id 0 is never valid, a handle of
  * one kind never decodes as another kind, and an id repeats only if a slot's
- * generation wraps, which the registry prevents by retiring the slot.
+ * generation wraps, which smi_handle_gen_next prevents by retiring the slot.
  */
 #define SMI_HANDLE_KIND_MAX 15u
 #define SMI_HANDLE_GEN_MAX 0x0fffffffu
+/* The generation of a slot whose last generation is spent: it issues no id again. */
+#define SMI_HANDLE_GEN_RETIRED (SMI_HANDLE_GEN_MAX + 1u)
 
+/* The id of an object in slot index; kind in 1..KIND_MAX, gen live (not retired). */
 uint64_t smi_handle_make(unsigned kind, uint32_t gen, uint32_t index);
 unsigned smi_handle_kind(uint64_t id);
 uint32_t smi_handle_gen(uint64_t id);
 uint32_t smi_handle_index(uint64_t id);
+
+/*
+ * The generation a slot moves to when its object is gone: the next one, or RETIRED
+ * once the last is spent, and RETIRED for ever after. Never a wrap to an old one.
+ */
+uint32_t smi_handle_gen_next(uint32_t gen);
+/* 1 iff a slot at generation gen may hold an object again (gen in 1..GEN_MAX). */
+int smi_handle_gen_live(uint32_t gen);
+/*
+ * 1 iff a handle presenting id reaches the object of kind whose id the slot holds now
+ * (current, 0 for none): a stale, forged, zero or other-kind id is refused.
+ */
+int smi_handle_accepts(uint64_t id, uint64_t current, unsigned kind);
+
+/* ---- nonces (SM-REQ-076, spec/enclave-key.md) ---- */
+
+/*
+ * Reserve n consecutive nonce counters of one key: *first gets the first of them, the
+ * key's next unused counter *next, and *next moves past them. SM_E_STATE with nothing
+ * changed when they would pass UINT64_MAX: the key's counters are spent, and rather
+ * than wrap to one already used, the caller gets the error (or a new key).
+ */
+sm_status smi_nonce_reserve(uint64_t *next, uint64_t n, uint64_t *first);
+
+/* ---- stream binding (SM-REQ-085, spec/enclaves-streams.md) ---- */
+
+#define SMI_STREAM_ID_LEN 16u
+#define SMI_STREAM_AAD_LEN (16u + SMI_STREAM_ID_LEN + 8u)
+
+/*
+ * The additional data that seals a stream's chunk (kind 'c') or end record ('e') to its
+ * place is "stream\0" || kind || the stream's id || seq || n: this writes the first 24
+ * bytes, smi_le64_put the position and the length after them. Every field is then a
+ * function of the bytes, so a record opens only under the kind, stream, position and
+ * length it was sealed with.
+ */
+void smi_stream_aad_head(uint8_t *aad, uint8_t kind, const uint8_t *id);
+/* The 8 base-256 digits of v at p, lowest first (little-endian). */
+void smi_le64_put(uint8_t *p, uint64_t v);
 
 /* ---- the buffer state machine (spec/buffer-states.tsv, SM-REQ-050) ---- */
 
@@ -91,6 +140,13 @@ typedef enum {
  * unmapping) and commits *next only once that work succeeded.
  */
 sm_status smi_buf_step(smi_buf_state s, smi_buf_op op, smi_buf_state *next);
+
+/*
+ * Store the state that smi_buf_step gave into *s once the caller's OS call returned
+ * done: only when done is SM_OK, so that a buffer never claims a protection the OS
+ * refused to give it.
+ */
+void smi_buf_commit(smi_buf_state *s, smi_buf_state next, sm_status done);
 
 /* ---- the secret access and close protocol (spec/secret-states.tsv, SM-REQ-091) ---- */
 

@@ -51,3 +51,24 @@ int smi_layout_of(size_t size, size_t page, smi_layout *out)
     out->map_len = inner + 2 * page;
     return 1;
 }
+
+/*
+ * The leading guard page is data_off - canary_len bytes long: that is the page size the
+ * layout was made with, so every range from here is whole pages inside the mapping,
+ * whatever the caller's page size says later.
+ */
+/*@ requires \valid_read(l);
+    requires \exists integer size, page; 0 < page && layout_ok(*l, size, page);
+    assigns \nothing;
+    // the protect range starts one guard page in and is whole pages ...
+    ensures \forall integer size, page; layout_ok(*l, size, page) ==>
+              \result == page && \result % page == 0 && l->inner_len % page == 0;
+    // ... and ends where the trailing guard page begins: inside the mapping
+    ensures 0 < \result && \result + l->inner_len + \result == l->map_len;
+    // the canary runs from here to the first byte of the data
+    ensures \result + l->canary_len == l->data_off;
+*/
+size_t smi_layout_inner(const smi_layout *l)
+{
+    return l->data_off - l->canary_len;
+}

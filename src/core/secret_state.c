@@ -25,30 +25,77 @@ smi_sec_state smi_sec_state_of(const smi_sec_view *v)
 /*
  * Written as spec/secret-states.tsv reads. A window change in progress (changing) is the
  * table's WINDOW-CHANGING column: entering waits for it, or is BUSY for a try, because
- * the window is neither open nor shut until the changing thread comes back.
+ * the window is neither open nor shut until the changing thread comes back. One
+ * behavior per cell of the table is generated from it by proofs/state-contract.sh, and
+ * make proofs fails if the two differ, so the proof is of the table itself; the
+ * behaviors after the block are the operations and the view that the table has no
+ * column or row for.
  */
 /*@ requires \valid_read(v);
     assigns \nothing;
 
-    // Entering: refused once closing; waits (or is busy) while the window changes;
-    // joins an open window; the first reader opens it.
-    behavior enter_closing:
-      assumes (op == SMI_SOP_ACCESS || op == SMI_SOP_TRY_ACCESS) && v->closing != 0;
-      ensures \result == SMI_SACT_REFUSE;
-    behavior enter_changing_wait:
-      assumes op == SMI_SOP_ACCESS && v->closing == 0 && v->changing != 0;
-      ensures \result == SMI_SACT_WAIT;
-    behavior enter_changing_busy:
-      assumes op == SMI_SOP_TRY_ACCESS && v->closing == 0 && v->changing != 0;
-      ensures \result == SMI_SACT_BUSY;
-    behavior enter_join:
-      assumes (op == SMI_SOP_ACCESS || op == SMI_SOP_TRY_ACCESS) && v->closing == 0 &&
-              v->changing == 0 && (v->readers > 0 || v->readable != 0);
-      ensures \result == SMI_SACT_JOIN;
-    behavior enter_open:
-      assumes (op == SMI_SOP_ACCESS || op == SMI_SOP_TRY_ACCESS) && v->closing == 0 &&
-              v->changing == 0 && v->readers == 0 && v->readable == 0;
+    // BEGIN behaviors generated from spec/secret-states.tsv by proofs/state-contract.sh
+    behavior access_open_idle:
+      assumes op == SMI_SOP_ACCESS && sec_open_idle(v);
       ensures \result == SMI_SACT_OPEN;
+    behavior try_access_open_idle:
+      assumes op == SMI_SOP_TRY_ACCESS && sec_open_idle(v);
+      ensures \result == SMI_SACT_OPEN;
+    behavior close_open_idle:
+      assumes op == SMI_SOP_CLOSE && sec_open_idle(v);
+      ensures \result == SMI_SACT_DESTROY;
+    behavior query_open_idle:
+      assumes op == SMI_SOP_QUERY && sec_open_idle(v);
+      ensures \result == SMI_SACT_ANSWER;
+    behavior access_open_accessed:
+      assumes op == SMI_SOP_ACCESS && sec_open_accessed(v);
+      ensures \result == SMI_SACT_JOIN;
+    behavior try_access_open_accessed:
+      assumes op == SMI_SOP_TRY_ACCESS && sec_open_accessed(v);
+      ensures \result == SMI_SACT_JOIN;
+    behavior close_open_accessed:
+      assumes op == SMI_SOP_CLOSE && sec_open_accessed(v);
+      ensures \result == SMI_SACT_WAIT;
+    behavior query_open_accessed:
+      assumes op == SMI_SOP_QUERY && sec_open_accessed(v);
+      ensures \result == SMI_SACT_ANSWER;
+    behavior access_closing:
+      assumes op == SMI_SOP_ACCESS && sec_closing(v);
+      ensures \result == SMI_SACT_REFUSE;
+    behavior try_access_closing:
+      assumes op == SMI_SOP_TRY_ACCESS && sec_closing(v);
+      ensures \result == SMI_SACT_REFUSE;
+    behavior close_closing:
+      assumes op == SMI_SOP_CLOSE && sec_closing(v);
+      ensures \result == SMI_SACT_REFUSE;
+    behavior query_closing:
+      assumes op == SMI_SOP_QUERY && sec_closing(v);
+      ensures \result == SMI_SACT_REFUSE;
+    behavior access_window_changing:
+      assumes op == SMI_SOP_ACCESS && sec_window_changing(v);
+      ensures \result == SMI_SACT_WAIT;
+    behavior try_access_window_changing:
+      assumes op == SMI_SOP_TRY_ACCESS && sec_window_changing(v);
+      ensures \result == SMI_SACT_BUSY;
+    behavior close_window_changing:
+      assumes op == SMI_SOP_CLOSE && sec_window_changing(v);
+      ensures \result == SMI_SACT_WAIT;
+    behavior query_window_changing:
+      assumes op == SMI_SOP_QUERY && sec_window_changing(v);
+      ensures \result == SMI_SACT_ANSWER;
+    // END behaviors generated from spec/secret-states.tsv
+
+    // A last reader's shut failed: the window is still open, with no reader. Entering
+    // joins it (no OS call), close destroys, a query answers.
+    behavior enter_shut_failed:
+      assumes (op == SMI_SOP_ACCESS || op == SMI_SOP_TRY_ACCESS) && sec_shut_failed(v);
+      ensures \result == SMI_SACT_JOIN;
+    behavior close_shut_failed:
+      assumes op == SMI_SOP_CLOSE && sec_shut_failed(v);
+      ensures \result == SMI_SACT_DESTROY;
+    behavior query_shut_failed:
+      assumes op == SMI_SOP_QUERY && sec_shut_failed(v);
+      ensures \result == SMI_SACT_ANSWER;
 
     // Leaving: the counter never underflows (a leave at 0 is corruption), and only the
     // last reader shuts the window.
@@ -62,26 +109,13 @@ smi_sec_state smi_sec_state_of(const smi_sec_view *v)
       assumes op == SMI_SOP_LEAVE && v->readers > 1;
       ensures \result == SMI_SACT_DEPART;
 
-    // Close: a second close is refused; the first destroys only at count 0 with no
-    // window change in flight, and waits otherwise.
-    behavior close_again:
-      assumes op == SMI_SOP_CLOSE && v->closing != 0;
-      ensures \result == SMI_SACT_REFUSE;
-    behavior close_wait:
-      assumes (op == SMI_SOP_CLOSE_WAIT || (op == SMI_SOP_CLOSE && v->closing == 0)) &&
-              (v->readers > 0 || v->changing != 0);
+    // A close that has begun destroys only at count 0 with no window change in flight.
+    behavior close_wait_wait:
+      assumes op == SMI_SOP_CLOSE_WAIT && (v->readers > 0 || v->changing != 0);
       ensures \result == SMI_SACT_WAIT;
-    behavior close_destroy:
-      assumes (op == SMI_SOP_CLOSE_WAIT || (op == SMI_SOP_CLOSE && v->closing == 0)) &&
-              v->readers == 0 && v->changing == 0;
+    behavior close_wait_destroy:
+      assumes op == SMI_SOP_CLOSE_WAIT && v->readers == 0 && v->changing == 0;
       ensures \result == SMI_SACT_DESTROY;
-
-    behavior query_closing:
-      assumes op == SMI_SOP_QUERY && v->closing != 0;
-      ensures \result == SMI_SACT_REFUSE;
-    behavior query_open:
-      assumes op == SMI_SOP_QUERY && v->closing == 0;
-      ensures \result == SMI_SACT_ANSWER;
 
     behavior unknown_op:
       assumes !sec_op_ok(op);

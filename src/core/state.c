@@ -102,3 +102,21 @@ sm_status smi_buf_step(smi_buf_state s, smi_buf_op op, smi_buf_state *next)
     }
     return SM_E_INVAL;
 }
+
+/*@ requires \valid(s);
+    assigns *s;
+    behavior done:
+      assumes done == SM_OK;
+      ensures *s == next;
+    behavior refused:
+      assumes done != SM_OK;
+      ensures *s == \old(*s);
+      assigns \nothing;
+    complete behaviors;
+    disjoint behaviors;
+*/
+void smi_buf_commit(smi_buf_state *s, smi_buf_state next, sm_status done)
+{
+    if (done == SM_OK)
+        *s = next;
+}

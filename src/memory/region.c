@@ -45,14 +45,13 @@ static void count_live(const smi_region *r, int sign)
  */
 static sm_status map_anon(smi_region *r)
 {
-    size_t page = sm_os_page_size();
     void *base;
     sm_status st = sm_os_mmap(r->lay.map_len, SM_PROT_NONE, &base);
 
     if (st != SM_OK)
         return st;
     r->base = base;
-    st = sm_os_mprotect(r->base + page, r->lay.inner_len, SM_PROT_READWRITE);
+    st = sm_os_mprotect(smi_region_inner(r), r->lay.inner_len, SM_PROT_READWRITE);
     /*
      * Opening the inner pages splits the reservation into three mappings. On a mapping
      * made just now, ENOMEM can only mean that the kernel refused those new mappings
@@ -63,8 +62,8 @@ static sm_status map_anon(smi_region *r)
         st = SM_E_NOMEM;
     if (st != SM_OK)
         goto out;
-    SMI_VG_NEW_MEMORY(r->base + page, r->lay.inner_len);
-    r->locked = sm_os_mlock(r->base + page, r->lay.inner_len) == SM_OK;
+    SMI_VG_NEW_MEMORY(smi_region_inner(r), r->lay.inner_len);
+    r->locked = sm_os_mlock(smi_region_inner(r), r->lay.inner_len) == SM_OK;
     if (!r->locked && smi_config_get()->lock_policy == SM_LOCK_REQUIRED) {
         st = SM_E_LOCK;
         goto out;
@@ -88,7 +87,6 @@ out:
  */
 static sm_status map_secret(smi_region *r)
 {
-    size_t page = sm_os_page_size();
     void *base;
     int fd;
     sm_status st = sm_os_secretmem_create(r->lay.inner_len, &fd);
@@ -98,9 +96,9 @@ static sm_status map_secret(smi_region *r)
     st = sm_os_mmap(r->lay.map_len, SM_PROT_NONE, &base);
     if (st == SM_OK) {
         r->base = base;
-        st = sm_os_mmap_fd(r->base + page, r->lay.inner_len, fd);
+        st = sm_os_mmap_fd(smi_region_inner(r), r->lay.inner_len, fd);
         if (st == SM_OK)
-            SMI_VG_NEW_MEMORY(r->base + page, r->lay.inner_len);
+            SMI_VG_NEW_MEMORY(smi_region_inner(r), r->lay.inner_len);
     }
     /* The mapping keeps the file alive; close cannot lose it (the fd is gone either way). */
     (void)sm_os_close(fd);
@@ -153,7 +151,7 @@ static sm_status region_alloc(size_t size, const uint8_t *seed, bool secret_ok,
             r.seed[i] = seed[i];
     else
         gen(r.seed);
-    smi_canary_fill(r.base + sm_os_page_size(), r.lay.canary_len, r.seed);
+    smi_canary_fill(smi_region_inner(&r), r.lay.canary_len, r.seed);
     count_live(&r, +1);
     atomic_fetch_add(&smi_stat_allocations, 1);
     *out = r;
@@ -219,7 +217,7 @@ sm_status smi_region_protect(smi_region *r, sm_prot prot)
 
     if (r->prot == prot)
         return SM_OK;
-    st = sm_os_mprotect(r->base + sm_os_page_size(), r->lay.inner_len, prot);
+    st = sm_os_mprotect(smi_region_inner(r), r->lay.inner_len, prot);
     if (st == SM_OK)
         r->prot = prot;
     return st;
@@ -227,7 +225,7 @@ sm_status smi_region_protect(smi_region *r, sm_prot prot)
 
 void smi_region_check(const smi_region *r)
 {
-    if (!smi_canary_ok(r->base + sm_os_page_size(), r->lay.canary_len, r->seed))
+    if (!smi_canary_ok(smi_region_inner(r), r->lay.canary_len, r->seed))
         smi_panic(smi_corrupt_msg);
 }
 
@@ -238,12 +236,12 @@ sm_status smi_region_free(smi_region *r)
     if (st != SM_OK)
         return st;
     smi_region_check(r);
-    smi_wipe(r->base + sm_os_page_size(), r->lay.inner_len);
+    smi_wipe(smi_region_inner(r), r->lay.inner_len);
     /* munmap also drops the lock: no munlock call (spec/syscalls.md). */
     st = sm_os_munmap(r->base, r->lay.map_len);
     if (st != SM_OK) {
         /* Still mapped, now wiped: rearm the canary so that the free can be retried. */
-        smi_canary_fill(r->base + sm_os_page_size(), r->lay.canary_len, r->seed);
+        smi_canary_fill(smi_region_inner(r), r->lay.canary_len, r->seed);
         return st;
     }
     count_live(r, -1);
@@ -261,13 +259,12 @@ void smi_region_unmake(smi_region *r)
 
 bool smi_region_purge(smi_region *r)
 {
-    size_t page = sm_os_page_size();
     bool intact = true;
 
     /* If the pages cannot be opened they cannot be wiped, but unmapping still drops them. */
-    if (sm_os_mprotect(r->base + page, r->lay.inner_len, SM_PROT_READWRITE) == SM_OK) {
-        intact = smi_canary_ok(r->base + page, r->lay.canary_len, r->seed) == 1;
-        smi_wipe(r->base + page, r->lay.inner_len);
+    if (sm_os_mprotect(smi_region_inner(r), r->lay.inner_len, SM_PROT_READWRITE) == SM_OK) {
+        intact = smi_canary_ok(smi_region_inner(r), r->lay.canary_len, r->seed) == 1;
+        smi_wipe(smi_region_inner(r), r->lay.inner_len);
     }
     (void)sm_os_munmap(r->base, r->lay.map_len);
     count_live(r, -1);
@@ -281,7 +278,7 @@ void smi_region_wipe_in_place(smi_region *r)
      * between unmapping the region and removing its slot (a destroy), and then mprotect
      * fails (ENOMEM: not mapped) where a store would fault.
      */
-    if (sm_os_mprotect(r->base + sm_os_page_size(), r->lay.inner_len, SM_PROT_READWRITE) ==
+    if (sm_os_mprotect(smi_region_inner(r), r->lay.inner_len, SM_PROT_READWRITE) ==
         SM_OK) {
         r->prot = SM_PROT_READWRITE;
         smi_wipe(smi_region_data(r), r->size);

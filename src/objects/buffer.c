@@ -317,8 +317,7 @@ static sm_status set_protection(sm_buffer b, smi_buf_op op, sm_prot prot)
     if (st != SM_OK)
         return st;
     st = smi_region_protect(&buf->r, prot);
-    if (st == SM_OK)
-        buf->state = next;
+    smi_buf_commit(&buf->state, next, st);
     smi_registry_release(s);
     return st;
 }

@@ -460,7 +460,7 @@ static sm_status view(struct slot *sl, uint8_t nonce[SMI_AEAD_NONCE], uint64_t s
     struct work_head *h = head();
     struct right_page *rp = right_page(&regions[RIGHT]);
     uint8_t *left = smi_region_data(&regions[LEFT]);
-    uint64_t now = sm_os_monotonic_ns();
+    uint64_t now = sm_os_monotonic_ns(), first;
     bool due = h->views >= SMI_COFFER_RESPLIT_VIEWS || now - h->split_ns >= SMI_COFFER_RESPLIT_NS;
     sm_status st = SM_OK, cst;
 
@@ -471,12 +471,10 @@ static sm_status view(struct slot *sl, uint8_t nonce[SMI_AEAD_NONCE], uint64_t s
         st = open_shares();
     if (st != SM_OK)
         goto out;
-    if (seals > UINT64_MAX - rp->next) {
-        st = SM_E_STATE;
-    } else {
+    st = smi_nonce_reserve(&rp->next, seals, &first);
+    if (st == SM_OK) {
         memcpy(nonce, rp->prefix, sizeof rp->prefix);
-        store_be64(nonce + sizeof rp->prefix, rp->next);
-        rp->next += seals;
+        store_be64(nonce + sizeof rp->prefix, first);
         digest(sl, left);
         for (unsigned i = 0; i < 32; i++)
             sl->key[i] = sl->digest[i] ^ rp->share[i];

@@ -33,6 +33,8 @@
 #define SLACK 64u
 #define ID_LEN 16u
 #define AAD_LEN (16u + ID_LEN + 8u)
+_Static_assert(ID_LEN == SMI_STREAM_ID_LEN && AAD_LEN == SMI_STREAM_AAD_LEN,
+               "the binding's layout is the core's (smi_stream_aad_head)");
 
 /* One chunk, as the index knows it: everything the stream acts on, out of the chunk. */
 typedef struct rec {
@@ -160,27 +162,18 @@ static void unmap_all(smi_stream *s)
 
 /* ---- sealing ---- */
 
-static void put_le64(uint8_t *p, uint64_t v)
-{
-    for (unsigned i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
 /*
  * The additional data (spec/enclaves-streams.md): an 8-byte label, the stream's id, a
  * position and a length: "stream\0c" || id || seq || len for a chunk, "stream\0e" || id
- * || last seq || bytes ever written for the end record.
+ * || last seq || bytes ever written for the end record. Written by the core's proven
+ * functions (spec/decisions.md), so that other fields give other bytes.
  */
 static void make_aad(const smi_stream *s, char kind, uint64_t seq, uint64_t n,
                      uint8_t aad[AAD_LEN])
 {
-    static const char label[8] = "stream\0";
-
-    memcpy(aad, label, 8);
-    aad[7] = (uint8_t)kind;
-    memcpy(aad + 8, s->id, ID_LEN);
-    put_le64(aad + 8 + ID_LEN, seq);
-    put_le64(aad + 16 + ID_LEN, n);
+    smi_stream_aad_head(aad, (uint8_t)kind, s->id);
+    smi_le64_put(aad + 8 + ID_LEN, seq);
+    smi_le64_put(aad + 16 + ID_LEN, n);
 }
 
 /*

@@ -90,8 +90,8 @@ static void mark_free(uint32_t index)
  */
 static bool next_generation(smi_slot *s)
 {
-    s->gen++;
-    return s->gen <= SMI_HANDLE_GEN_MAX;
+    s->gen = smi_handle_gen_next(s->gen);
+    return smi_handle_gen_live(s->gen);
 }
 
 /*
@@ -304,27 +304,27 @@ static void unlock_slot(smi_slot *s)
 
 /*
  * The slot that id names, if id is still its live object: checked without the lock, so
- * that stale ids are refused without touching it. NULL for anything else.
+ * that stale ids are refused without taking it (smi_handle_accepts decides). NULL for
+ * anything else.
  */
 static smi_slot *live_slot(uint64_t id, smi_kind kind)
 {
     uint32_t index = smi_handle_index(id);
     smi_slot *s;
 
-    if (smi_handle_kind(id) != (unsigned)kind ||
-        index >= atomic_load_explicit(&used, memory_order_acquire))
+    if (index >= atomic_load_explicit(&used, memory_order_acquire))
         return NULL;
     s = slot_at(index);
-    if (atomic_load_explicit(&s->id, memory_order_acquire) != id)
+    if (!smi_handle_accepts(id, atomic_load_explicit(&s->id, memory_order_acquire), kind))
         return NULL;
     SMI_VG_RECEIVE(&s->id);
     return s;
 }
 
 /* With the lock now held: confirm id, or unlock (finishing a pending purge) and refuse. */
-static sm_status confirm(smi_slot *s, uint64_t id, smi_slot **out)
+static sm_status confirm(smi_slot *s, uint64_t id, smi_kind kind, smi_slot **out)
 {
-    if (atomic_load_explicit(&s->id, memory_order_relaxed) != id) {
+    if (!smi_handle_accepts(id, atomic_load_explicit(&s->id, memory_order_relaxed), kind)) {
         unlock_slot(s);
         return SM_E_STATE;
     }
@@ -339,7 +339,7 @@ sm_status smi_registry_acquire(uint64_t id, smi_kind kind, smi_slot **out)
     if (s == NULL)
         return SM_E_STATE;
     pthread_mutex_lock(&s->lock);
-    return confirm(s, id, out);
+    return confirm(s, id, kind, out);
 }
 
 sm_status smi_registry_try_acquire(uint64_t id, smi_kind kind, smi_slot **out)
@@ -351,7 +351,7 @@ sm_status smi_registry_try_acquire(uint64_t id, smi_kind kind, smi_slot **out)
     /* Held by another thread: this caller would have had to wait. */
     if (pthread_mutex_trylock(&s->lock) != 0)
         return SM_E_BUSY;
-    return confirm(s, id, out);
+    return confirm(s, id, kind, out);
 }
 
 void smi_registry_release(smi_slot *s)
@@ -381,7 +381,7 @@ void smi_registry_remove(smi_slot *s)
 
 void smi_registry_drop(smi_slot *s)
 {
-    bool recycle = s->gen <= SMI_HANDLE_GEN_MAX;
+    bool recycle = smi_handle_gen_live(s->gen);
 
     s->lingering = 0;
     smi_wipe(s->body, sizeof s->body);
@@ -593,7 +593,7 @@ void smi_registry_after_fork(void)
         } else if (s->lingering != 0) {
             /* Counted down and its generation moved on by the purge already. */
             kind_ops(s->kind)->forget(s->body);
-            recycle = s->gen <= SMI_HANDLE_GEN_MAX;
+            recycle = smi_handle_gen_live(s->gen);
             s->lingering = 0;
         }
         smi_wipe(s->body, sizeof s->body);

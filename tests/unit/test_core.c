@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: ISC */
-/* The pure core: layout arithmetic, canary, handles, wipe and compare. */
+/* The pure core: layout arithmetic, canary, handles, nonces, wipe and compare. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
@@ -23,6 +23,9 @@ Test(core, layout_ends_data_at_the_trailing_guard)
             cr_expect_eq(l.data_off, pg + l.canary_len);
             cr_expect_eq(l.data_off + sz, l.map_len - pg, "data ends at the trailing guard");
             cr_expect_eq(l.map_len, l.inner_len + 2 * pg);
+            cr_expect_eq(smi_layout_inner(&l), pg, "the inner pages start one guard page in");
+            cr_expect_eq(smi_layout_inner(&l) + l.canary_len, l.data_off,
+                         "the canary ends where the data starts");
         }
 }
 
@@ -82,6 +85,82 @@ Test(core, handles_round_trip_and_never_zero)
     }
     cr_assert_neq(smi_handle_make(1, 2, 3), smi_handle_make(2, 2, 3), "kind is part of the id");
     cr_assert_neq(smi_handle_make(1, 2, 3), smi_handle_make(1, 3, 3), "so is the generation");
+}
+
+Test(core, generations_grow_then_retire_for_good)
+{
+    cr_assert_eq(smi_handle_gen_next(1), 2);
+    cr_assert(smi_handle_gen_live(smi_handle_gen_next(SMI_HANDLE_GEN_MAX - 1)));
+    cr_assert_eq(smi_handle_gen_next(SMI_HANDLE_GEN_MAX), SMI_HANDLE_GEN_RETIRED,
+                 "the last generation spent: retired, not wrapped to 0");
+    cr_assert_eq(smi_handle_gen_next(SMI_HANDLE_GEN_RETIRED), SMI_HANDLE_GEN_RETIRED,
+                 "retired stays retired");
+    cr_assert_not(smi_handle_gen_live(SMI_HANDLE_GEN_RETIRED));
+    cr_assert_not(smi_handle_gen_live(0));
+    cr_assert(smi_handle_gen_live(1));
+    cr_assert(smi_handle_gen_live(SMI_HANDLE_GEN_MAX));
+}
+
+Test(core, accepts_only_the_current_id_of_its_kind)
+{
+    uint64_t now = smi_handle_make(2, 7, 9);
+
+    cr_assert(smi_handle_accepts(now, now, 2));
+    cr_assert_not(smi_handle_accepts(smi_handle_make(2, 6, 9), now, 2), "stale");
+    cr_assert_not(smi_handle_accepts(smi_handle_make(2, 8, 9), now, 2), "not issued yet");
+    cr_assert_not(smi_handle_accepts(now, now, 3), "another kind");
+    cr_assert_not(smi_handle_accepts(now ^ 1, now, 2), "forged");
+    cr_assert_not(smi_handle_accepts(0, 0, 0), "a free slot holds 0, which names nothing");
+    cr_assert_not(smi_handle_accepts(now, 0, 2), "removed");
+}
+
+Test(core, nonce_ranges_never_overlap_and_never_wrap)
+{
+    uint64_t next = 0, first = 99;
+
+    cr_assert_eq(smi_nonce_reserve(&next, 3, &first), SM_OK);
+    cr_assert_eq(first, 0);
+    cr_assert_eq(next, 3);
+    cr_assert_eq(smi_nonce_reserve(&next, 0, &first), SM_OK, "an open-only view reserves none");
+    cr_assert_eq(first, 3);
+    cr_assert_eq(next, 3);
+    next = UINT64_MAX - 2;
+    cr_assert_eq(smi_nonce_reserve(&next, 2, &first), SM_OK, "the last counters");
+    cr_assert_eq(first, UINT64_MAX - 2);
+    cr_assert_eq(next, UINT64_MAX);
+    first = 7;
+    cr_assert_eq(smi_nonce_reserve(&next, 1, &first), SM_E_STATE, "spent, not wrapped");
+    cr_assert_eq(next, UINT64_MAX, "a refusal moves nothing");
+    cr_assert_eq(first, 7);
+}
+
+Test(core, buffer_state_commits_only_when_the_os_call_succeeded)
+{
+    smi_buf_state s = SMI_BUF_MUTABLE;
+
+    smi_buf_commit(&s, SMI_BUF_FROZEN, SM_E_PROT);
+    cr_assert_eq(s, SMI_BUF_MUTABLE, "a refused mprotect changes no state");
+    smi_buf_commit(&s, SMI_BUF_FROZEN, SM_OK);
+    cr_assert_eq(s, SMI_BUF_FROZEN);
+}
+
+Test(core, stream_aad_is_label_kind_id_and_little_endian_digits)
+{
+    uint8_t id[SMI_STREAM_ID_LEN], aad[SMI_STREAM_AAD_LEN], want[SMI_STREAM_AAD_LEN] = "stream";
+
+    for (unsigned i = 0; i < sizeof id; i++)
+        id[i] = (uint8_t)(0xa0 + i);
+    want[7] = 'c';
+    memcpy(want + 8, id, sizeof id);
+    for (unsigned i = 0; i < 8; i++) {
+        want[24 + i] = (uint8_t)(8 - i); /* 0x0102030405060708, lowest byte first */
+        want[32 + i] = 0xff;
+    }
+    memset(aad, 0x55, sizeof aad);
+    smi_stream_aad_head(aad, 'c', id);
+    smi_le64_put(aad + 24, 0x0102030405060708u);
+    smi_le64_put(aad + 32, UINT64_MAX);
+    cr_assert_arr_eq(aad, want, sizeof aad, "the binding's bytes");
 }
 
 Test(core, wipe_and_equal)
