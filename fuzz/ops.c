@@ -147,6 +147,8 @@ static void run_mbytes(fz_in *in, unsigned a) { (void)a; op_mem_bytes(in); }
 static void run_secnew(fz_in *in, unsigned random) { op_secret_new(in, random != 0); }
 static void run_secfill(fz_in *in, unsigned a) { (void)a; op_secret_from_callback(in); }
 static void run_secbuf(fz_in *in, unsigned a) { (void)a; op_secret_from_buffer(in); }
+static void run_secfd(fz_in *in, unsigned a) { (void)a; op_secret_from_fd(in); }
+static void run_platform(fz_in *in, unsigned a) { (void)a; op_platform(in); }
 static void run_access(fz_in *in, unsigned try) { op_access(in, try != 0); }
 static void run_read_at(fz_in *in, unsigned a) { (void)a; op_read_at(in); }
 static void run_secquery(fz_in *in, unsigned a) { (void)a; op_secret_query(in); }
@@ -195,6 +197,7 @@ static const op_kind op_table[64] = {
     [0x28] = { "stale_handles", run_stale, 0 },
     [0x29] = { "null_arguments", run_null, 0 },
     [0x2a] = { "fork", run_fork, 0 },
+    [0x2b] = { "platform_version", run_platform, 0 },
     [0x30] = { "secret_new", run_secnew, 0 },
     [0x31] = { "secret_random", run_secnew, 1 },
     [0x32] = { "secret_with_bytes", run_access, 0 },
@@ -210,6 +213,7 @@ static const op_kind op_table[64] = {
     [0x3c] = { "mem_bytes", run_mbytes, 0 },
     [0x3d] = { "secret_from_callback", run_secfill, 0 },
     [0x3e] = { "secret_from_buffer", run_secbuf, 0 },
+    [0x3f] = { "secret_from_fd", run_secfd, 0 },
 };
 
 /*
