@@ -218,6 +218,12 @@ def compact_seeds(s):
     # Forked children with live compact secrets: stale handles, purges, exits, signals.
     for k in range(7):
         s["compact-fork-%d" % k] = b"\x00" + four + op(FORK, u8(k), u8(0), u8(0), u8(0))
+    # A purge from inside an access (which & 0x7f: factory + 5 * 0) and inside a fill (+ 5),
+    # in a forked child, for each factory.
+    for fac in range(5):
+        for fill in (0, 1):
+            s["secret-purge-inside-%d-%d" % (fac, fill)] = b"\x00" + \
+                op(FORK, u8(7), u8(0x80 | (fac + 5 * fill)), u8(0), u8(0))
     # Bad arguments with a compact secret's handle and a compact factory; forged compact ids.
     s["compact-bad"] = b"\x00" + four + b"".join(
         op(X_BAD, u8(how), u8(0), u8(k)) for how, k in
