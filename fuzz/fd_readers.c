@@ -13,17 +13,19 @@
  *
  * Model (securemem/buffer.h): from_fd(size) gives the next size bytes, SM_E_IO if the
  * data ends first, SM_E_INVAL for size 0; sm_secret_from_fd the same in a secret (read
- * back with sm_secret_read_at), also SM_E_INVAL for a compact secret over 2,048 bytes; from_fd_until(delim) gives the bytes before
- * the first delim (all of them if there is none), consuming the delimiter and nothing
- * after it; from_fd_all gives everything to end of file; an empty result is SM_E_EOF
- * when the input ends first and SM_E_IO for an empty line. A result is a FROZEN buffer
- * with the layout of spec/api.md; what is left in the descriptor is exactly what
- * follows. A bad descriptor is SM_E_IO with sm_last_os_error EBADF. An
- * injected fault gives its status (spec/os-errors.tsv) or, where the library recovers
- * (EINTR, a refused memfd_secret, a seek refused before reading), the model's result.
+ * back with sm_secret_read_at), also SM_E_INVAL for a compact secret over 2,048 bytes;
+ * from_fd_until(delim) gives the bytes before the first delim (all of them if there is
+ * none), consuming the delimiter and nothing after it; from_fd_all gives everything to
+ * end of file; an empty result is SM_E_EOF when the input ends first and SM_E_IO for an
+ * empty line. A result is a FROZEN buffer with the layout of spec/api.md; what is left
+ * in the descriptor is exactly what follows. A bad descriptor is SM_E_IO with
+ * sm_last_os_error EBADF. An injected fault gives its status (spec/os-errors.tsv) or,
+ * where the library recovers (EINTR, a refused memfd_secret, a seek refused before
+ * reading), the model's result.
  *
- * Input: a mode byte (its top bit turns from_fd into sm_secret_from_fd), a size, a delimiter, a repeat count, up to two fault plans; the
- * rest is the data, repeated to reach sizes that a small input could not.
+ * Input: a mode byte (its top bit turns from_fd into sm_secret_from_fd), a size, a
+ * delimiter, a repeat count, up to two fault plans; the rest is the data, repeated to
+ * reach sizes that a small input could not.
  */
 #include <errno.h>
 #include <fcntl.h>

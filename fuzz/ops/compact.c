@@ -424,7 +424,7 @@ void cm_check_pages(const msec *s)
         return; /* not seen yet */
     pa = fz_probe((const void *)(cls[c].data + off));
     pb = fz_probe((const void *)(cls[c].data + off + s->size - 1));
-    FZ_CHECK(pa == a->prot && pb == b->prot, "compact secret %u: pages are %s and %s, model %s and %s",
-             SEC_ID(s), fz_prot_name(pa), fz_prot_name(pb), fz_prot_name(a->prot),
-             fz_prot_name(b->prot));
+    FZ_CHECK(pa == a->prot && pb == b->prot,
+             "compact secret %u: pages are %s and %s, model %s and %s", SEC_ID(s),
+             fz_prot_name(pa), fz_prot_name(pb), fz_prot_name(a->prot), fz_prot_name(b->prot));
 }

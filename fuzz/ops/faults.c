@@ -340,7 +340,8 @@ void op_fork(fz_in *in)
         if (how == 6)
             child_exit(child_purge_and_go_on());
         if (how == 7)
-            child_exit(which & 0x80 ? child_purge_in_secret(which & 0x7f) : child_purge_during(which));
+            child_exit(which & 0x80 ? child_purge_in_secret(which & 0x7f)
+                                    : child_purge_during(which));
         if (how == 8)
             child_exit(child_damaged_canary(which));
         if (child_objects() != 0)

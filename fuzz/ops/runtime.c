@@ -140,7 +140,8 @@ void op_platform(fz_in *in)
     fz_calls c0, c1, own = { 0 };
 
     fz_calls_now(c0);
-    FZ_CHECK(sm_platform_caps() == caps, "sm_platform_caps: %#x, want %#x", sm_platform_caps(), caps);
+    FZ_CHECK(sm_platform_caps() == caps, "sm_platform_caps: %#x, want %#x", sm_platform_caps(),
+             caps);
     st = sm_platform_require(ask);
     FZ_CHECK(st == want, "sm_platform_require(%#x): %s, want %s", ask, fz_st(st), fz_st(want));
     snprintf(v, sizeof v, "%d.%d.%d", sm_version_major(), sm_version_minor(), sm_version_patch());

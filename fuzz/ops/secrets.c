@@ -47,7 +47,7 @@ static sm_status secret_size_status(unsigned fac, size_t size)
     return size > maxb ? SM_E_NOMEM : SM_OK;
 }
 
-/* A new secret in s: its handle and factory, size bytes of which known[] say the model knows. */
+/* A new secret in s, holding size bytes: bytes[], or unknown until read (random). */
 static void secret_made(msec *s, sm_secret out, unsigned fac, size_t size, const uint8_t *bytes,
                         bool known, unsigned slot)
 {
@@ -371,7 +371,7 @@ void op_secret_from_buffer(fz_in *in)
     fz_trace("%s %s buffer %u into %u: %s", what, ops_factory_name(fac), BUF_ID(b), SEC_ID(s),
              fz_st(st));
     M.touched |= 1u << BUF_ID(b);
-    /* Consuming the buffer, once the slot is filled and shut: its pages opened if FROZEN, unmapped. */
+    /* Then the buffer is consumed: its pages opened if FROZEN, and unmapped. */
     if (fac == FACT_COMPACT && want == SM_OK)
         ok = compact_outcome(st, compact_make(b->size, SM_OK, frozen ? 2 : 1, st, &slot), what);
     else
@@ -385,7 +385,8 @@ void op_secret_from_buffer(fz_in *in)
         }
         return;
     }
-    if (F.fired == 0 && frozen && fac != FACT_COMPACT && (fac != FACT_ENCRYPTED || (coffer && !M.aged))) {
+    if (F.fired == 0 && frozen && fac != FACT_COMPACT &&
+        (fac != FACT_ENCRYPTED || (coffer && !M.aged))) {
         fz_calls_add(own, c0, c1);
         check_calls(what, own, fz_sec_calls_row("from_buffer", fac));
     }
@@ -763,10 +764,10 @@ static sm_status never_called(const uint8_t *bytes, size_t len, void *ctx)
 
 /*
  * Bad arguments and stale handles: NULL factory, source, callback and out-pointers,
- * lengths 0 and 2^62 (from a buffer, a callback and a descriptor too), custom tables that are incomplete or of another version
- * (SM_E_INVAL); ids that name no open secret (closed ones, those of other kinds,
- * forged: SM_E_STATE, 0, closed); a secret's id as every other kind. None makes an OS
- * call, writes its out-parameter or wipes its source.
+ * lengths 0 and 2^62 (from a buffer, a callback and a descriptor too), custom tables
+ * that are incomplete or of another version (SM_E_INVAL); ids that name no open secret
+ * (closed ones, those of other kinds, forged: SM_E_STATE, 0, closed); a secret's id as
+ * every other kind. None makes an OS call, writes its out-parameter or wipes its source.
  */
 void op_secret_bad(fz_in *in)
 {
