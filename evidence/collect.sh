@@ -114,9 +114,16 @@ stage_bench()       { run bench bench; }
 
 stage_proofs() {
     run proofs proofs
-    # One flat set of results, or one subfolder per machdep (render.py reads both).
+    # One flat set of results, or one subfolder per machdep, under results/ or as
+    # <machdep>/results/: kept as results/ and results/<machdep>/ (render.py reads both).
+    local d
     mkdir -p "$RAW/proofs/results"
     cp -r "$B"/proofs/results/. "$RAW/proofs/results/" 2>/dev/null
+    for d in "$B"/proofs/*/results/; do
+        [ -d "$d" ] || continue
+        mkdir -p "$RAW/proofs/results/$(basename "$(dirname "$d")")"
+        cp "$d"*.json "$RAW/proofs/results/$(basename "$(dirname "$d")")/" 2>/dev/null
+    done
     cp "$B/proofs/summary" "$RAW/proofs/summary" 2>/dev/null
     # mutate.sh and eva.sh print their tables; the log holds all three parts.
     sed -n '/^mutate:/p' "$RAW/proofs/log" > "$RAW/proofs/mutation.log"
