@@ -178,6 +178,11 @@ main() {
     done
     # Sanitizer suppressions (with their reasons) belong in the bundle whatever ran.
     [ -d "$RAW/sanitizers" ] || cp -r sanitizers "$RAW/sanitizers"
+    # The stages in their order, those redone by EVIDENCE_STAGES among those kept.
+    for s in "${all_stages[@]}"; do
+        awk -F '\t' -v s="$s" '$1 == s' "$RAW/stages.tsv"
+    done > "$RAW/stages.tsv.new"
+    mv "$RAW/stages.tsv.new" "$RAW/stages.tsv"
 
     progress render
     evidence/render.py "$RAW" "$OUT" . || exit 1
