@@ -7,8 +7,9 @@
 # what failed, and this script exits 1 at the end if anything did.
 #
 #   evidence/collect.sh BUILD_DIR OUT_DIR [make options...]
-# EVIDENCE_STAGES="unit proofs ..." runs only those stages (the render, pack and browser
-# stages always run), for a quick partial bundle.
+# EVIDENCE_STAGES="unit proofs ..." runs only those stages again (the render, pack and
+# browser stages always run) and keeps what the other stages of the last run left in RAW,
+# so that a stage whose inputs changed can be redone without the hour of the others.
 set -u
 B=$1 OUT=$2
 shift 2
@@ -18,17 +19,24 @@ MAKE=${MAKE:-make}
 start=$(date +%s)
 
 all_stages=(meta unit kernel hostile conformance asan tsan memcheck helgrind ct proofs fuzz
-            coverage bench)
+            afl coverage bench)
 stages=("${all_stages[@]}")
-if [ -n "${EVIDENCE_STAGES:-}" ]; then
+if [ -n "${EVIDENCE_STAGES:-}" ] && [ -f "$RAW/stages.tsv" ]; then
     read -r -a stages <<< "meta $EVIDENCE_STAGES"
+    for s in "${stages[@]}"; do
+        rm -rf "${RAW:?}/$s"
+        awk -F '\t' -v s="$s" '$1 != s' "$RAW/stages.tsv" > "$RAW/stages.tsv.new"
+        mv "$RAW/stages.tsv.new" "$RAW/stages.tsv"
+    done
+else
+    rm -rf "$RAW" && mkdir -p "$RAW"
+    : > "$RAW/stages.tsv"
 fi
 N=$((${#stages[@]} + 3))
 n=0
-
-rm -rf "$RAW" && mkdir -p "$RAW"
-: > "$RAW/stages.tsv"
+# A failed stage of an earlier run that this one keeps still fails the bundle.
 failed=0
+grep -q "$(printf '\tfail\t')" "$RAW/stages.tsv" && failed=1
 
 progress() {
     n=$((n + 1))
@@ -110,8 +118,16 @@ stage_bench() {
 
 stage_proofs() {
     run proofs proofs
+    # One flat set of results, or one subfolder per machdep, under results/ or as
+    # <machdep>/results/: kept as results/ and results/<machdep>/ (render.py reads both).
+    local d
     mkdir -p "$RAW/proofs/results"
-    cp "$B"/proofs/results/*.json "$RAW/proofs/results/" 2>/dev/null
+    cp -r "$B"/proofs/results/. "$RAW/proofs/results/" 2>/dev/null
+    for d in "$B"/proofs/*/results/; do
+        [ -d "$d" ] || continue
+        mkdir -p "$RAW/proofs/results/$(basename "$(dirname "$d")")"
+        cp "$d"*.json "$RAW/proofs/results/$(basename "$(dirname "$d")")/" 2>/dev/null
+    done
     cp "$B/proofs/summary" "$RAW/proofs/summary" 2>/dev/null
     # mutate.sh and eva.sh print their tables; the log holds all three parts.
     sed -n '/^mutate:/p' "$RAW/proofs/log" > "$RAW/proofs/mutation.log"
@@ -133,6 +149,20 @@ stage_fuzz() {
     cp -r sanitizers "$RAW/sanitizers"
 }
 
+# AFL++, each harness for AFL_SECONDS. fuzz/tools/run-afl.sh fails a run on the counts in
+# its fuzzer_stats (afl-fuzz exits 0 even when it saved crashes); the bundle shows them.
+stage_afl() {
+    rm -rf "$B/fuzz-afl/work" # no stats of an earlier run pass for this one's
+    run afl fuzz-afl FUZZ_SECONDS="${AFL_SECONDS:-30}"
+    local d h
+    mkdir -p "$RAW/fuzz-afl"
+    for d in "$B"/fuzz-afl/work/*/; do
+        h=$(basename "$d")
+        [ -f "$d/out/default/fuzzer_stats" ] || continue
+        cp "$d/out/default/fuzzer_stats" "$RAW/fuzz-afl/$h.stats"
+    done
+}
+
 stage_coverage() {
     run coverage evidence-coverage fuzz-coverage
     mkdir -p "$RAW/coverage"
@@ -152,6 +182,11 @@ main() {
     done
     # Sanitizer suppressions (with their reasons) belong in the bundle whatever ran.
     [ -d "$RAW/sanitizers" ] || cp -r sanitizers "$RAW/sanitizers"
+    # The stages in their order, those redone by EVIDENCE_STAGES among those kept.
+    for s in "${all_stages[@]}"; do
+        awk -F '\t' -v s="$s" '$1 == s' "$RAW/stages.tsv"
+    done > "$RAW/stages.tsv.new"
+    mv "$RAW/stages.tsv.new" "$RAW/stages.tsv"
 
     progress render
     evidence/render.py "$RAW" "$OUT" . || exit 1

@@ -150,26 +150,45 @@ def suites():
 
 # ---- proofs ---------------------------------------------------------------------------
 
+def proof_files(d):
+    """The results files under d: (machdep or None, path relative to d). proofs/wp.sh keeps
+    one flat set (the default machdep), or one subfolder per machdep; both are read, so
+    that the bundle follows whichever layout the tree has."""
+    out = []
+    for fn in sorted(os.listdir(d)):
+        if fn.endswith(".json"):
+            out.append((None, fn))
+        elif os.path.isdir(os.path.join(d, fn)):
+            out.extend((fn, fn + "/" + g) for g in sorted(os.listdir(os.path.join(d, fn)))
+                       if g.endswith(".json"))
+    return out
+
+
 def proofs():
     d = os.path.join(RAW, "proofs", "results")
-    rows = []
+    rows, per_machdep = [], {}
     if os.path.isdir(d):
-        for fn in sorted(os.listdir(d)):
-            if not fn.endswith(".json"):
-                continue
+        for machdep, fn in proof_files(d):
             with open(os.path.join(d, fn)) as f:
                 j = json.load(f)
             bp = j.get("by_prover", {})
-            rows.append([j.get("function", fn), j.get("file", ""), j.get("machdep", "x86_64 (default)"),
+            md = j.get("machdep") or machdep or "x86_64 (default)"
+            rows.append([j.get("function", fn), j.get("file", ""), md,
                          j.get("goals", ""), j.get("proved", ""),
                          ", ".join("%s %s" % (k, v) for k, v in bp.items() if v),
                          raw_link("proofs/results/" + fn, "json")])
+            t = per_machdep.setdefault(md, [0, 0, 0])
+            t[0] += int(j.get("proved", 0))
+            t[1] += int(j.get("goals", 0))
+            t[2] += 1
     if not rows:
         return '<p class="missing">Proof results not collected.</p>'
     total = sum(int(r[3]) for r in rows)
     proved = sum(int(r[4]) for r in rows)
     parts = ["<p>WP: <b>%d / %d</b> goals proved over %d functions and lemma sets (%s).</p>" % (
                  proved, total, len(rows), raw_link("proofs/summary", "summary")[1]),
+             table(["machdep", "goals proved", "functions and lemma sets"],
+                   [[md, "%d / %d" % (t[0], t[1]), t[2]] for md, t in sorted(per_machdep.items())]),
              table(["function", "file", "machdep", "goals", "proved", "by prover", ""], rows)]
     # proofs/mutate.sh: "mutate: killed: NAME  P / T goals proved  S s", or SURVIVED.
     mrows = []
@@ -217,10 +236,35 @@ def fuzz(plots):
                          pts[-1][0] if pts else "", read("fuzz/%s.corpus" % h).strip(),
                          crashes, raw_link("fuzz/" + fn, "log")])
     if not rows:
-        return '<p class="missing">Fuzzing not collected.</p>'
+        return '<p class="missing">Fuzzing not collected.</p>' + afl()
     png = plot_lines("fuzz-coverage", "executions", "edges covered", series, plots)
-    return table(["harness", "executions", "coverage (edges)", "last sample at exec", "corpus files",
-                  "crashes", ""], rows) + png
+    return "<p>libFuzzer (ASan, UBSan):</p>" + table(
+        ["harness", "executions", "coverage (edges)", "last sample at exec", "corpus files",
+         "crashes", ""], rows) + png + afl()
+
+
+def afl():
+    """AFL++'s runs, from each harness's fuzzer_stats: afl-fuzz exits 0 even when it saved
+    crashes, so these counts, not its exit code, say whether a run found any."""
+    d = os.path.join(RAW, "fuzz-afl")
+    rows = []
+    if os.path.isdir(d):
+        for fn in sorted(os.listdir(d)):
+            if not fn.endswith(".stats"):
+                continue
+            h = fn[:-len(".stats")]
+            st = dict((k.strip(), v.strip()) for k, _, v in
+                      (line.partition(":") for line in read("fuzz-afl/" + fn).splitlines()) if v)
+            rows.append([h, st.get("run_time", ""), st.get("execs_done", ""), st.get("execs_per_sec", ""),
+                         st.get("bitmap_cvg", ""), st.get("corpus_count", ""),
+                         st.get("saved_crashes", st.get("unique_crashes", "?")),
+                         st.get("saved_hangs", st.get("unique_hangs", "?")),
+                         raw_link("fuzz-afl/" + fn, "fuzzer_stats")])
+    if not rows:
+        return '<p class="missing">AFL++ runs not collected.</p>'
+    return "<p>AFL++ (afl-clang-fast; crashes and hangs from fuzzer_stats):</p>" + table(
+        ["harness", "seconds", "executions", "exec/s", "bitmap coverage", "corpus", "crashes", "hangs", ""],
+        rows)
 
 
 # ---- coverage -------------------------------------------------------------------------

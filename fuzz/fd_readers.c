@@ -4,23 +4,28 @@
  * offset) or a bad descriptor to the from_fd constructors, with OS faults injected from
  * the input, under the SECRETMEM_PREFERRED backing.
  *
- * Target functions: sm_buffer_from_fd, sm_buffer_from_fd_until, sm_buffer_from_fd_all;
+ * Target functions: sm_buffer_from_fd, sm_buffer_from_fd_until, sm_buffer_from_fd_all,
+ * sm_secret_from_fd over every factory (tests/factory/factories.h and the compact one);
  * through them the scratch regions of src/objects/buffer.c (growth, the exact-size copy, the
  * seek back after a delimiter, the byte-at-a-time path of a pipe), and the memfd_secret
- * path of src/memory/region.c with its fallback to anonymous memory.
+ * paths of src/memory/region.c, of the protected factory (src/memory/plain.c) and of
+ * the compact factory's slabs, each with its fallback to anonymous memory.
  *
  * Model (securemem/buffer.h): from_fd(size) gives the next size bytes, SM_E_IO if the
- * data ends first, SM_E_INVAL for size 0; from_fd_until(delim) gives the bytes before
- * the first delim (all of them if there is none), consuming the delimiter and nothing
- * after it; from_fd_all gives everything to end of file; an empty result is SM_E_EOF
- * when the input ends first and SM_E_IO for an empty line. A result is a FROZEN buffer
- * with the layout of spec/api.md; what is left in the descriptor is exactly what
- * follows. A bad descriptor is SM_E_IO with sm_last_os_error EBADF. An
- * injected fault gives its status (spec/os-errors.tsv) or, where the library recovers
- * (EINTR, a refused memfd_secret, a seek refused before reading), the model's result.
+ * data ends first, SM_E_INVAL for size 0; sm_secret_from_fd the same in a secret (read
+ * back with sm_secret_read_at), also SM_E_INVAL for a compact secret over 2,048 bytes;
+ * from_fd_until(delim) gives the bytes before the first delim (all of them if there is
+ * none), consuming the delimiter and nothing after it; from_fd_all gives everything to
+ * end of file; an empty result is SM_E_EOF when the input ends first and SM_E_IO for an
+ * empty line. A result is a FROZEN buffer with the layout of spec/api.md; what is left
+ * in the descriptor is exactly what follows. A bad descriptor is SM_E_IO with
+ * sm_last_os_error EBADF. An injected fault gives its status (spec/os-errors.tsv) or,
+ * where the library recovers (EINTR, a refused memfd_secret, a seek refused before
+ * reading), the model's result.
  *
- * Input: a mode byte, a size, a delimiter, a repeat count, up to two fault plans; the
- * rest is the data, repeated to reach sizes that a small input could not.
+ * Input: a mode byte (its top bit turns from_fd into sm_secret_from_fd), a size, a
+ * delimiter, a repeat count, up to two fault plans; the rest is the data, repeated to
+ * reach sizes that a small input could not.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,6 +34,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "factories.h"
 #include "harness.h"
 
 #define MAX_DATA (256u * 1024u)
@@ -94,6 +100,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
     fz_in in = { data, len, 0 };
     uint8_t mode = fz_u8(&in);
     unsigned call = mode % 3, via = (mode / 3) % 3;
+    /* A secret instead of a buffer, of the factory the (unused) delimiter picks. */
+    bool secret = call == 0 && (mode & 0x80) != 0;
     size_t size = fz_u16(&in) | (size_t)(fz_u8(&in) & 3) << 16;
     uint8_t delim = fz_u8(&in);
     unsigned repeat = 1 + fz_u8(&in) % 32, plans = fz_u8(&in) % 3;
@@ -102,12 +110,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
     const uint8_t *want = NULL, *left = NULL;
     sm_status want_st = SM_OK, st;
     sm_buffer b = { 0x0badull };
+    sm_secret sec = { 0x0badull };
+    const sm_factory *f;
     fz_counts before, after;
     unsigned munmaps;
     int fd = -1, wfd = -1;
 
     fz_begin();
     fz_faults_clear(&F);
+    /* The others modulo their own count, as before compact was in factories.h. */
+    f = factory(delim % NFACT == FACT_COMPACT ? FACT_COMPACT : delim % FACT_COMPACT);
     if (via == VIA_MEMFD)
         start = fz_u16(&in);
     for (unsigned i = 0; i < plans; i++)
@@ -120,7 +132,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
         start = n;
 
     /* What the model expects of the bytes from start on. */
-    if (via == VIA_BADFD) {
+    if (secret && (size == 0 || (f == sm_factory_compact() && size > 2048))) {
+        want_st = SM_E_INVAL;
+    } else if (via == VIA_BADFD) {
         want_st = call == 0 && size == 0 ? SM_E_INVAL : SM_E_IO;
     } else if (call == 0) {
         want_st = size == 0 ? SM_E_INVAL : n - start >= size ? SM_OK : SM_E_IO;
@@ -160,15 +174,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 
     fz_counts_get(&before);
     fz_faults_before(&F);
-    if (call == 0)
+    if (secret)
+        st = sm_secret_from_fd(f, fd, size, &sec);
+    else if (call == 0)
         st = sm_buffer_from_fd(fd, size, &b);
     else if (call == 1)
         st = sm_buffer_from_fd_until(fd, delim, &b);
     else
         st = sm_buffer_from_fd_all(fd, &b);
     fz_faults_after(&F);
-    fz_trace("call %u via %u, %zu bytes from %zu, size %zu, delim %u: %s", call, via, n, start,
-             size, delim, fz_st(st));
+    fz_trace("call %u%s via %u, %zu bytes from %zu, size %zu, delim %u: %s", call,
+             secret ? " (a secret)" : "", via, n, start, size, delim, fz_st(st));
 
     if (st == want_st) {
         if (via == VIA_BADFD && want_st == SM_E_IO && F.fired == 0)
@@ -183,7 +199,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
     }
     munmaps = F.fired_by[SM_OS_MUNMAP];
     fz_faults_clear(&F);
-    if (st == SM_OK) {
+    if (st == SM_OK && secret) {
+        size_t copied = 0;
+        ssize_t got;
+
+        FZ_CHECK(size <= MAX_DATA && sm_secret_read_at(sec, 0, rest, size, &copied) == SM_OK &&
+                     copied == want_len && memcmp(rest, want, want_len) == 0,
+                 "the secret's %zu bytes differ", copied);
+        got = drain(fd, rest, MAX_DATA);
+        FZ_CHECK(got >= 0 && (size_t)got == left_len && memcmp(rest, left, left_len) == 0,
+                 "the descriptor holds %zd bytes after the call, want %zu", got, left_len);
+        FZ_CHECK(sm_secret_close(sec) == SM_OK, "close");
+    } else if (st == SM_OK) {
         ssize_t got;
 
         FZ_CHECK(sm_buffer_size(b) == want_len, "got %zu bytes, want %zu", sm_buffer_size(b),
@@ -196,8 +223,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
                  "the descriptor holds %zd bytes after the call, want %zu", got, left_len);
         FZ_CHECK(sm_buffer_destroy(b) == SM_OK, "destroy");
     } else {
-        FZ_CHECK(b.id == 0x0badull, "a failed call wrote its out-parameter");
+        FZ_CHECK(b.id == 0x0badull && sec.id == 0x0badull, "a failed call wrote its out-parameter");
     }
+    /* The enclave key of an encrypted secret, a compact slab kept empty: gone with a purge. */
+    if (secret)
+        sm_purge();
     if (via != VIA_BADFD)
         close(fd);
     fz_counts_get(&after);

@@ -13,14 +13,16 @@
  * sm_stream_write, sm_stream_read, sm_stream_next, sm_stream_flush, sm_stream_size,
  * sm_stream_destroy; sm_mem_alloc, sm_mem_free, sm_mem_lock, sm_mem_unlock,
  * sm_mem_protect, sm_wipe, sm_equal, sm_random, sm_page_size; sm_init, sm_stats_get,
- * sm_purge, sm_audit, sm_status_str, sm_last_os_error; sm_secret_new, sm_secret_random,
- * sm_secret_from_callback (opcode 0x3d), sm_secret_from_buffer (0x3e),
- * sm_secret_from_callback (opcode 0x3d), sm_secret_from_buffer (0x3e),
+ * sm_purge, sm_audit, sm_status_str, sm_last_os_error, sm_platform_caps,
+ * sm_platform_require, sm_version_string, sm_version_major, _minor and _patch (opcode
+ * 0x2b); sm_secret_new, sm_secret_random, sm_secret_from_callback (0x3d),
+ * sm_secret_from_buffer (0x3e), sm_secret_from_fd (0x3f, through a pipe or a memfd),
  * sm_secret_with_bytes, sm_secret_try_with_bytes, sm_secret_read_at, sm_secret_size,
  * sm_secret_is_closed, sm_secret_close over sm_factory_protected, sm_factory_guarded,
- * sm_factory_encrypted and the example custom factory (tests/factory); in forked
- * children sm_safe_exit, sm_panic, sm_catch_signals, sm_catch_interrupt and the fork
- * handlers.
+ * sm_factory_encrypted, sm_factory_compact and the example custom factory
+ * (tests/factory); in forked children sm_safe_exit, sm_panic, sm_catch_signals,
+ * sm_catch_interrupt, the fork handlers, and purges from inside a secret's access or
+ * fill.
  *
  * The model:
  *  - buffers follow spec/buffer-states.tsv, read at build time (fuzz/gen-tables.sh):
@@ -42,6 +44,12 @@
  *    (SM_E_STATE: secret.h) instead of the table's cell, which is for another thread;
  *    CLOSING and WINDOW-CHANGING need a second thread or a hook, and are
  *    fuzz/secret_access.c's;
+ *  - compact secrets share pages with their neighbours, so the model keeps the slabs
+ *    page by page (fuzz/ops/compact.c): which slot each secret takes, each page's
+ *    openers, writers, protection and lock, and the OS calls compact.c makes against
+ *    the input's fault plans. Every status, injected failures included, comes from
+ *    that emulation exactly, as do the calls, the probed protections of each secret's
+ *    pages, where its bytes lie in its slab, and the pages that sm_stats counts;
  *  - a handle of a destroyed or purged object, a handle of another kind and a forged
  *    id are stale: SM_E_STATE, or NULL, 0, false;
  *  - spec/api.md's argument rules: SM_E_INVAL for NULL out-pointers, size 0, sizes that
@@ -66,7 +74,8 @@
  * This file is the driver: the entry points, the op table and the step after which
  * everything is checked. The model and its checks are fuzz/ops/model.c (model.h is what
  * the parts share), and the operations sit in one part per kind: buffers.c, enclaves.c,
- * streams.c, memory.c, secrets.c, runtime.c and faults.c (forked children).
+ * streams.c, memory.c, secrets.c (with compact.c, the compact factory's slabs),
+ * runtime.c and faults.c (forked children).
  */
 #include "ops/model.h"
 
@@ -147,6 +156,8 @@ static void run_mbytes(fz_in *in, unsigned a) { (void)a; op_mem_bytes(in); }
 static void run_secnew(fz_in *in, unsigned random) { op_secret_new(in, random != 0); }
 static void run_secfill(fz_in *in, unsigned a) { (void)a; op_secret_from_callback(in); }
 static void run_secbuf(fz_in *in, unsigned a) { (void)a; op_secret_from_buffer(in); }
+static void run_secfd(fz_in *in, unsigned a) { (void)a; op_secret_from_fd(in); }
+static void run_platform(fz_in *in, unsigned a) { (void)a; op_platform(in); }
 static void run_access(fz_in *in, unsigned try) { op_access(in, try != 0); }
 static void run_read_at(fz_in *in, unsigned a) { (void)a; op_read_at(in); }
 static void run_secquery(fz_in *in, unsigned a) { (void)a; op_secret_query(in); }
@@ -156,7 +167,8 @@ static void run_secbad(fz_in *in, unsigned a) { (void)a; op_secret_bad(in); }
 /*
  * Opcodes are fixed (the low 6 bits of the op byte), so that the committed corpus keeps
  * its meaning as the table grows. Unused codes do nothing.
- * Secrets are 0x30..0x37 (nested accesses are the operations that a callback runs).
+ * Secrets are 0x30..0x37 and 0x3d..0x3f (nested accesses are the operations that a
+ * callback runs).
  */
 static const op_kind op_table[64] = {
     [0x00] = { "buffer_new", run_create, 0 },
@@ -195,6 +207,7 @@ static const op_kind op_table[64] = {
     [0x28] = { "stale_handles", run_stale, 0 },
     [0x29] = { "null_arguments", run_null, 0 },
     [0x2a] = { "fork", run_fork, 0 },
+    [0x2b] = { "platform_version", run_platform, 0 },
     [0x30] = { "secret_new", run_secnew, 0 },
     [0x31] = { "secret_random", run_secnew, 1 },
     [0x32] = { "secret_with_bytes", run_access, 0 },
@@ -210,6 +223,7 @@ static const op_kind op_table[64] = {
     [0x3c] = { "mem_bytes", run_mbytes, 0 },
     [0x3d] = { "secret_from_callback", run_secfill, 0 },
     [0x3e] = { "secret_from_buffer", run_secbuf, 0 },
+    [0x3f] = { "secret_from_fd", run_secfd, 0 },
 };
 
 /*

@@ -220,6 +220,66 @@ static int child_purge_during(unsigned which)
     return 0;
 }
 
+static sm_status purge_in_access(const uint8_t *bytes, size_t len, void *ctx)
+{
+    (void)bytes;
+    (void)len;
+    (void)ctx;
+    sm_purge();
+    return SM_OK;
+}
+
+static sm_status purge_in_fill(uint8_t *bytes, size_t len, void *ctx)
+{
+    (void)ctx;
+    memset(bytes, 0x66, len);
+    sm_purge();
+    return SM_OK;
+}
+
+/*
+ * In the child: a purge from inside a secret's access, or inside the fill of a secret
+ * being made (as from a signal handler), for each factory (spec/secrets.md, "purge";
+ * spec/compact.md, "Purge and fork"). The purge wipes the secret in place and leaves its
+ * storage to the access, which frees it on the way out: SM_OK, or SM_E_STATE where the
+ * factory could not be kept readable. A compact make that the purge overtook gives
+ * SM_E_STATE and makes nothing; the others' secrets are published after the fill, so
+ * after the purge, and are made. The pre-purge handle is stale, nothing is left live,
+ * and the library works afterwards.
+ */
+static int child_purge_in_secret(unsigned which)
+{
+    const sm_factory *f = factory(which % NFACT);
+    uint8_t data[32];
+    sm_secret x, y = { 0x0badull };
+    sm_stats st;
+    sm_status r;
+
+    memset(data, 0x66, sizeof data);
+    if (sm_secret_new(f, data, sizeof data, &x) != SM_OK)
+        return 60;
+    if (which / NFACT % 2 == 0) {
+        r = sm_secret_with_bytes(x, purge_in_access, NULL);
+        if (r != SM_OK && r != SM_E_STATE)
+            return 61;
+    } else {
+        r = sm_secret_from_callback(f, sizeof data, purge_in_fill, NULL, &y);
+        /* A compact slot was already in its slab, which the purge took: nothing made. A
+           registry-backed secret is published after its fill, so after the purge: made. */
+        if (f == sm_factory_compact() ? r != SM_E_STATE || y.id != 0x0badull
+                                      : r != SM_OK || sm_secret_size(y) != sizeof data ||
+                                            sm_secret_close(y) != SM_OK)
+            return 62;
+    }
+    if (!sm_secret_is_closed(x) || sm_secret_close(x) != SM_E_STATE)
+        return 63;
+    if (sm_stats_get(&st) != SM_OK || st.secrets_live != 0)
+        return 64;
+    if (child_objects() != 0 || sm_audit() != SM_OK)
+        return 65;
+    return 0;
+}
+
 /*
  * In the child: one byte of a buffer's canary damaged, then one of the calls that check
  * it. Each must panic (never return): sm_panic purges, then aborts, which on_abort turns
@@ -280,7 +340,8 @@ void op_fork(fz_in *in)
         if (how == 6)
             child_exit(child_purge_and_go_on());
         if (how == 7)
-            child_exit(child_purge_during(which));
+            child_exit(which & 0x80 ? child_purge_in_secret(which & 0x7f)
+                                    : child_purge_during(which));
         if (how == 8)
             child_exit(child_damaged_canary(which));
         if (child_objects() != 0)

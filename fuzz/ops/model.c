@@ -129,6 +129,13 @@ mstr *free_str(fz_in *in)
 
 /* ---- secrets: factories (factories.h), states (secrets.h), OS calls (calls.h) ---- */
 
+unsigned pick_factory(fz_in *in)
+{
+    uint8_t v = fz_u8(in);
+
+    return v % 8 == 7 ? FACT_COMPACT : v % FZ_NFACT;
+}
+
 /* The calls of op's rows (calls.h), unless an interrupted call is planned. */
 void check_calls(const char *what, const fz_calls own, const char *op)
 {
@@ -173,8 +180,11 @@ static uint64_t check_secret(const msec *s)
              sm_secret_size(s->h), s->size);
     FZ_CHECK(sm_secret_is_closed(s->h) == closed, "secret %u: is_closed %d", i, !closed);
     FZ_CHECK(lib == state, "secret %u: in state %d, model %d", i, lib, state);
+    /* A compact secret's pages are its slab's, shared with its neighbours (compact.c). */
+    if (s->open && s->fac == FACT_COMPACT)
+        cm_check_pages(s);
     /* An encrypted secret's window is a new mapping each time: nothing to probe at rest. */
-    if (s->open && s->addr != NULL && s->fac != FACT_ENCRYPTED) {
+    else if (s->open && s->addr != NULL && s->fac != FACT_ENCRYPTED) {
         fz_prot a = fz_probe(s->addr), b = fz_probe(s->addr + s->size - 1), want = secret_prot(s);
 
         if (s->audited && want == FZ_PROT_NONE)
@@ -252,6 +262,7 @@ void check_all(void)
     for (int k = SMI_KIND_BUFFER; k <= SMI_KIND_SECRET; k++)
         FZ_CHECK(c.live[k] == live[k], "kind %d: %llu live, model %llu", k,
                  (unsigned long long)c.live[k], (unsigned long long)live[k]);
+    bytes += cm_bytes();
     if (coffer)
         bytes += fz_coffer_bytes;
     if (coffer && !coffer_before)
@@ -297,8 +308,12 @@ void cleanup(void)
             FZ_CHECK(sm_mem_free(M.m[i].p, M.m[i].n) == SM_OK, "cleanup: memory %u", i);
     for (unsigned i = 0; i < NSEC; i++)
         if (M.sec[i].open) {
-            sm_status st = sm_secret_close(M.sec[i].h);
+            sm_status st;
 
+            cm_begin();
+            if (M.sec[i].fac == FACT_COMPACT)
+                (void)cm_close(&M.sec[i]);
+            st = sm_secret_close(M.sec[i].h);
             FZ_CHECK(st == SM_OK, "cleanup: secret %u: %s", i, fz_st(st));
         }
     fz_counts_get(&c);
@@ -306,7 +321,8 @@ void cleanup(void)
                  c.live[SMI_KIND_STREAM] == 0 && c.live[SMI_KIND_SECRET] == 0,
              "cleanup: objects remain alive");
     if (!M.tainted)
-        FZ_CHECK(c.bytes == M.base_bytes + (fz_coffer_exists() ? fz_coffer_bytes : 0),
+        /* A class's last slab stays when it empties (spec/compact.md): its pages too. */
+        FZ_CHECK(c.bytes == M.base_bytes + (fz_coffer_exists() ? fz_coffer_bytes : 0) + cm_bytes(),
                  "cleanup: %llu bytes still counted, want %llu",
                  (unsigned long long)c.bytes, (unsigned long long)M.base_bytes);
 }
@@ -341,6 +357,7 @@ void reset_model(void)
         M.sec[i].readable = M.sec[i].opened = M.sec[i].audited = false;
         M.sec[i].addr = NULL;
     }
+    cm_reset(); /* fz_begin's purge unmapped every slab */
     M.exhausted = M.tainted = M.aged = M.rng_keyed = M.share_open = false;
     M.forks = 0;
     M.ops = M.depth = 0;

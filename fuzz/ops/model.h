@@ -67,6 +67,7 @@ typedef struct msec {
     bool           opened;   /* a failed close left the pages wiped and read-write */
     bool           audited;  /* a failed audit left the pages readable (op_audit) */
     const uint8_t *addr;     /* where the bytes were last seen (not encrypted: fixed) */
+    unsigned       slot;     /* a compact secret's slot in its class's slab (compact.c) */
 } msec;
 
 typedef struct mmem {
@@ -96,6 +97,15 @@ typedef struct ops_model {
     unsigned made;      /* guarded regions that the last operation made and kept */
     uint64_t base_bytes;
 } ops_model;
+
+/*
+ * The factories of the model: factories.h's, the compact factory last, whose slabs the
+ * model keeps page by page (compact.c). pick_factory reads one byte: compact for one
+ * value in eight, the other four in factories.h's order for the rest, as before compact
+ * had a number there.
+ */
+#define COMPACT_MAX 2048u /* larger secrets are SM_E_INVAL for the compact factory */
+unsigned pick_factory(fz_in *in);
 
 /* The model (model.c), the fault plan armed from the input, sizes and source bytes. */
 extern ops_model M;
@@ -162,6 +172,7 @@ void op_mem_bytes(fz_in *in);
 
 /* secrets.c */
 void op_secret_new(fz_in *in, bool random);
+void op_secret_from_fd(fz_in *in);
 void op_secret_from_callback(fz_in *in);
 void op_secret_from_buffer(fz_in *in);
 void op_access(fz_in *in, bool try);
@@ -170,10 +181,29 @@ void op_secret_close(fz_in *in);
 void op_secret_query(fz_in *in);
 void op_secret_bad(fz_in *in);
 
+/* compact.c: the compact factory's slabs, calls emulated against the fault plans */
+unsigned cm_class_of(size_t size);
+void cm_reset(void);
+void cm_begin(void);
+void cm_skip(sm_os_fn fn, unsigned long n);
+unsigned long cm_calls(sm_os_fn fn);
+void cm_save(void);
+void cm_restore(void);
+sm_status cm_make(size_t size, sm_status fill, int commit_calls, unsigned *slot);
+sm_status cm_open(const msec *s);
+sm_status cm_shut(const msec *s);
+sm_status cm_close(const msec *s);
+sm_status cm_audit(void);
+void cm_check_calls(const char *what);
+uint64_t cm_bytes(void);
+void cm_seen(const msec *s, const uint8_t *bytes);
+void cm_check_pages(const msec *s);
+
 /* runtime.c: purge, audit, init, status, the coffer's hooks, stale handles, NULL arguments */
 void op_purge(fz_in *in);
 void op_audit(void);
 void op_init(fz_in *in);
+void op_platform(fz_in *in);
 void op_status(fz_in *in);
 void op_coffer(fz_in *in);
 void op_stale(fz_in *in);

@@ -160,9 +160,13 @@ void fz_begin(void)
     FZ_CHECK(c.live[SMI_KIND_BUFFER] == 0 && c.live[SMI_KIND_ENCLAVE] == 0 &&
                  c.live[SMI_KIND_STREAM] == 0 && c.live[SMI_KIND_SECRET] == 0,
              "objects of the previous input are still alive");
-    /* What the previous input's injected munmap failures left behind, the library forgot. */
-    (void)sm_os_fault_reclaim();
+    /*
+     * The purge first: a mapping whose munmap was refused may still be the library's (a
+     * compact slab that could not be unmapped stays in its class, spec/compact.md), and
+     * the purge unmaps it. What is left of the refused munmaps then, the library forgot.
+     */
     sm_purge();
+    (void)sm_os_fault_reclaim();
     for (unsigned i = 0; i < FZ_HEADROOM; i++) {
         sm_status st = smi_registry_reserve(&idx[i]);
 

@@ -17,10 +17,10 @@
 #include "factories.h"
 
 /*
- * The factories the models know: factories.h's but the compact one, listed last there.
- * Its locked bytes are per page, not per secret, and an access costs 0 or 2 calls by
- * what its neighbours hold open, which the models' byte and call checks do not know yet
- * (spec/compact.md, "Open"); the secret race, residue, unit and hostile suites run it.
+ * The factories but the compact one, listed last in factories.h. Its locked bytes are
+ * per page, not per secret, and an access costs 0 or 2 calls by what its neighbours hold
+ * open: the ops model keeps its slabs page by page (fuzz/ops/compact.c); secret_access's
+ * per-secret byte and call checks do not (spec/compact.md, "Open").
  */
 #define FZ_NFACT ((unsigned)FACT_COMPACT)
 #include "fuzz_tables.h"

@@ -87,6 +87,8 @@ F_ARM, F_CLEAR, PURGE, AUDIT, INIT, STATUS, COFFER, STALE, NULLS, FORK = (
 M_ALLOC, M_FREE, M_PROTECT, M_LOCK, M_BYTES = 0x38, 0x39, 0x3A, 0x3B, 0x3C
 X_NEW, X_RANDOM, X_WITH, X_TRY, X_READ_AT, X_QUERY, X_CLOSE, X_BAD = range(0x30, 0x38)
 PROTECTED, GUARDED, ENCRYPTED, CUSTOM = range(4)
+COMPACT = 7                 # pick_factory: a byte v with v % 8 == 7
+X_FILL, X_FROM_BUFFER, X_FROM_FD, PLATFORM = 0x3D, 0x3E, 0x3F, 0x2B
 FN = {"mmap": 0, "munmap": 1, "mprotect": 2, "mlock": 3, "madvise": 4, "getrandom": 5}
 
 
@@ -170,6 +172,90 @@ def secret_seeds(s):
         x_access(0) + op(PURGE) + x_new(1, ENCRYPTED, 8) + x_access(1)
     for k in (0, 6):
         s["secret-fork-%d" % k] = b"\x00" + four + op(FORK, u8(k), u8(0), u8(0), u8(0))
+    compact_seeds(s)
+    fd_secret_seeds(s)
+    # Every protection asked for alone, none, all, and bits outside SM_CAP_ALL.
+    s["platform"] = b"\x00" + b"".join(op(PLATFORM, u8(a)) for a in
+                                        (0, 1, 2, 4, 8, 0x10, 0x0f, 0x1f, 0x20, 0xff))
+
+
+def x_fill(slot, fac, n, how=0, seed=1):
+    """sm_secret_from_callback; how & 3 == 3: the fill fails with SM_E_USER + (how >> 2)."""
+    return op(X_FILL, u8(slot), u8(fac), secret_size(n), u8(how), data(n, seed))
+
+
+def x_fd(slot, fac, n, how=0, seed=1):
+    """sm_secret_from_fd; how & 3: exactly n bytes, more, fewer, none; how & 4: a memfd."""
+    return op(X_FROM_FD, u8(slot), u8(fac), secret_size(n), u8(how), data(n + 40, seed))
+
+
+def compact_seeds(s):
+    # Four compact secrets: two 32-byte ones side by side on one page, one of another class,
+    # one of the largest class across a page boundary; every way to make one.
+    four = b"".join([
+        x_new(0, COMPACT, 32), op(X_RANDOM, u8(1), u8(COMPACT), secret_size(30)),
+        x_fill(2, COMPACT, 100, seed=5), op(B_NEW, u8(0), size_small(20)),
+        op(X_FROM_BUFFER, u8(3), u8(0), u8(COMPACT)),
+    ])
+    reads = b"".join(
+        [op(X_QUERY, u8(i)) + x_access(i) + op(X_READ_AT, u8(i), u16(3), u16(10)) +
+         op(X_READ_AT, u8(i), u16(0), u16(0x8000)) + op(X_READ_AT, u8(i), u16(40), u16(1))
+         for i in range(4)])
+    # Nested: a neighbour on the same page, then the same secret, refused closes of the
+    # ones held, a close and a make of a neighbour inside, an audit.
+    nested = x_access(0, [
+        x_access(1, [x_access(0), op(X_CLOSE, u8(1)), op(X_CLOSE, u8(0))]),
+        x_access(2, [op(X_READ_AT, u8(0), u16(1), u16(8))], code=X_TRY),
+        op(X_CLOSE, u8(3)), x_new(3, COMPACT, 16, 9), op(AUDIT),
+    ])
+    closes = b"".join([op(X_CLOSE, u8(i)) + op(X_CLOSE, u8(i)) + x_access(i) + op(X_QUERY, u8(i)) +
+                       op(X_READ_AT, u8(i), u16(0), u16(1)) for i in range(4)])
+    s["compact"] = b"\x00" + four + reads + nested + op(AUDIT) + closes + \
+        x_new(0, COMPACT, 2048, 3) + x_access(0) + op(X_READ_AT, u8(0), u16(2000), u16(100)) + \
+        x_new(1, COMPACT, 2049) + op(X_NEW, u8(1), u8(COMPACT), size_zero(), data(1)) + \
+        x_fill(1, COMPACT, 64, how=3 | (5 << 2)) + op(X_CLOSE, u8(0)) + x_new(0, COMPACT, 32) + \
+        op(PURGE) + x_access(0) + x_new(0, COMPACT, 24) + x_access(0, status=6) + op(X_CLOSE, u8(0))
+    # Forked children with live compact secrets: stale handles, purges, exits, signals.
+    for k in range(7):
+        s["compact-fork-%d" % k] = b"\x00" + four + op(FORK, u8(k), u8(0), u8(0), u8(0))
+    # A purge from inside an access (which & 0x7f: factory + 5 * 0) and inside a fill (+ 5),
+    # in a forked child, for each factory.
+    for fac in range(5):
+        for fill in (0, 1):
+            s["secret-purge-inside-%d-%d" % (fac, fill)] = b"\x00" + \
+                op(FORK, u8(7), u8(0x80 | (fac + 5 * fill)), u8(0), u8(0))
+    # Bad arguments with a compact secret's handle and a compact factory; forged compact ids.
+    s["compact-bad"] = b"\x00" + four + b"".join(
+        op(X_BAD, u8(how), u8(0), u8(k)) for how, k in
+        ((0x10, 8), (0x31, 9), (0x52, 3), (0x73, 8), (0x90, 9))) + closes + \
+        b"".join(op(X_BAD, u8(how), u8(0), u8(k)) for how, k in ((0x10, 8), (0x11, 9)))
+    s["compact-frozen-buffer"] = b"\x00" + op(B_NEW, u8(0), size_small(40)) + op(FREEZE, u8(0)) + \
+        arm("munmap") + op(X_FROM_BUFFER, u8(0), u8(0), u8(COMPACT)) + op(F_CLEAR) + \
+        op(X_FROM_BUFFER, u8(0), u8(0), u8(COMPACT)) + x_access(0)
+    # Every OS function the factory calls, failing at its first to fourth call and for good.
+    body = four + nested + op(AUDIT) + reads + closes + x_new(0, COMPACT, 32) + x_access(0)
+    for fn in ("mmap", "munmap", "mprotect", "mlock", "madvise", "getrandom"):
+        for nth in (1, 2, 3, 4):
+            s["compact-fault-%s-%d" % (fn, nth)] = b"\x00" + arm(fn, nth=nth, row=nth - 1) + body
+        s["compact-fault-%s-sticky" % fn] = b"\x00" + arm(fn, sticky=True) + body
+    # An access's shut refused, an audit's open and shut refused, a close's final shut.
+    s["compact-shut"] = b"\x00" + x_new(0, COMPACT, 50) + x_new(1, COMPACT, 50) + arm("mprotect", nth=2) + \
+        x_access(0) + op(F_CLEAR) + x_access(1) + arm("mprotect", nth=1) + op(AUDIT) + \
+        arm("mprotect", nth=2) + op(AUDIT) + arm("mprotect", nth=2) + op(X_CLOSE, u8(0)) + \
+        op(F_CLEAR) + x_access(1) + arm("mprotect", nth=1) + op(X_CLOSE, u8(1)) + op(F_CLEAR) + \
+        op(X_CLOSE, u8(1))
+
+
+def fd_secret_seeds(s):
+    # Each factory, through a pipe and a memfd, with exactly, more, fewer and no bytes.
+    for fac in (PROTECTED, GUARDED, ENCRYPTED, CUSTOM, COMPACT):
+        s["secret-fd-%d" % fac] = b"\x00" + b"".join(
+            x_fd(k, fac, 40 + 8 * k, how) + x_access(k) + op(X_CLOSE, u8(k))
+            for k, how in enumerate((0, 1 | 4, 2, 3 | 4, 4, 1 | (3 << 3), 2 | 4, 3)))
+    s["secret-fd-faults"] = b"\x00" + b"".join(
+        arm(fn, nth=1) + x_fd(0, fac, 64) + op(F_CLEAR) + op(X_CLOSE, u8(0))
+        for fn in ("mmap", "mprotect", "mlock") for fac in (PROTECTED, GUARDED, COMPACT)) + \
+        op(X_FROM_FD, u8(0), u8(COMPACT), size_zero(), u8(0), data(1)) + x_fd(0, PROTECTED, 5000)
 
 
 def ops_seeds():
@@ -373,8 +459,9 @@ def tamper_seeds():
 def fd_seeds():
     s = {}
 
-    def hdr(call, via, size=0, delim=0x0A, repeat=1, plans=(), start=None):
-        h = u8(call + 3 * via) + u16(size & 0xFFFF) + u8(size >> 16) + u8(delim) + \
+    def hdr(call, via, size=0, delim=0x0A, repeat=1, plans=(), start=None, secret=False):
+        # A secret: mode's top bit, with mode % 3 (call) and mode / 3 % 3 (via) unchanged.
+        h = u8(call + 3 * via + (135 if secret else 0)) + u16(size & 0xFFFF) + u8(size >> 16) + u8(delim) + \
             u8(repeat - 1) + u8(len(plans))
         if start is not None:
             h += u16(start)
@@ -409,6 +496,18 @@ def fd_seeds():
     for fn in range(3, 12):
         for how in (0, 1, 8 | 1, 2):
             s["fault-%d-%d" % (fn, how)] = hdr(2, 1, start=0, plans=[(fn, how)]) + text * 3
+    # sm_secret_from_fd over each factory (the delimiter picks it; 4 is compact) under the
+    # secretmem backing: exact, short, too large for compact, a bad descriptor, and the
+    # faults of the memfd_secret paths (memfd_secret, ftruncate, mmap_fd, close).
+    for fac in range(5):
+        s["secret-%d" % fac] = hdr(0, 0, 11, delim=fac, secret=True) + text
+        s["secret-%d-short" % fac] = hdr(0, 1, 500, delim=fac, start=3, secret=True) + text
+        s["secret-%d-badfd" % fac] = hdr(0, 2, 10, delim=fac, secret=True) + text
+        for fn in (4, 9, 10, 11, 6):
+            s["secret-%d-fault-%d" % (fac, fn)] = hdr(0, 1, 20, delim=fac, start=0, secret=True,
+                                                      plans=[(fn, 0)]) + text
+    s["secret-4-large"] = hdr(0, 0, 3000, delim=4, repeat=32, secret=True) + pat(200)
+    s["secret-0-large"] = hdr(0, 0, 3000, delim=0, repeat=32, secret=True) + pat(200)
     return s
 
 

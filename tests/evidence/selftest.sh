@@ -16,7 +16,12 @@ evidence/render.py tests/evidence/raw "$out" . > "$work/render.log" 2>&1 || { ca
 evidence/pack.sh "$out" > "$work/pack.log" 2>&1 || { cat "$work/pack.log"; fail "pack.sh failed"; }
 
 has() { grep -q -- "$2" "$out/$1" || fail "$1 lacks: $2"; }
-has index.html '7 / 7</b> goals proved'
+# Both layouts of proofs/results: the flat set (the default machdep) and a machdep's folder.
+has index.html '16 / 16</b> goals proved'
+has index.html '<td>x86_32</td><td>9 / 9</td><td>1</td>'
+has index.html '<td>x86_64 (default)</td><td>7 / 7</td><td>1</td>'
+# AFL++'s counts come from its fuzzer_stats.
+has index.html '<td>ops</td><td>30</td><td>31337</td><td>1044.57</td><td>61.25%</td><td>1812</td><td>0</td><td>0</td>'
 has index.html 'no AES-NI and PCLMULQDQ on this CPU'
 has index.html '<td>layout: guard page dropped</td><td>killed</td><td>10 / 12</td>'
 has index.html 'Eva: eva: mem.c + core: 0 alarms'
@@ -31,7 +36,7 @@ cmp "$out/summary.tsv" tests/evidence/expected/summary.tsv || fail "summary.tsv 
 head -n 1 "$out/traceability.tsv" | cmp - tests/evidence/expected/traceability.tsv ||
     fail "traceability.tsv's columns differ from tests/evidence/expected/"
 has traceability.tsv "$(printf 'SM-REQ-136\t')"
-for s in meta unit asan ct proofs fuzz bench; do
+for s in meta unit asan ct proofs fuzz afl bench; do
     python3 -c 'import sys, xml.etree.ElementTree as E; E.parse(sys.argv[1])' "$out/junit/$s.xml" ||
         fail "junit/$s.xml is not XML"
 done
