@@ -17,6 +17,7 @@
 #include <bcrypt.h>
 
 #include "fault.h"
+#include "lock.h"
 #include "os.h"
 #include <securemem/runtime.h>
 
@@ -426,6 +427,73 @@ int sm_os_last_error(void)
 void sm_os_set_last_error(int err)
 {
     last_error = err;
+}
+
+/*
+ * Locks (lock.h): SRW locks, condition variables and one-time initialisation, the
+ * kernel's own, with no POSIX-thread layer between. Each of lock.h's types is one
+ * pointer, as the Win32 one it stands for, and zero is that one's static initialiser.
+ */
+_Static_assert(sizeof(sm_os_mutex) == sizeof(SRWLOCK) &&
+                   sizeof(sm_os_cond) == sizeof(CONDITION_VARIABLE) &&
+                   sizeof(sm_os_once_flag) == sizeof(INIT_ONCE),
+               "lock.h's types are the Win32 ones");
+
+static SRWLOCK *srw(sm_os_mutex *m)
+{
+    return (SRWLOCK *)(void *)m;
+}
+
+void sm_os_mutex_init(sm_os_mutex *m)
+{
+    InitializeSRWLock(srw(m));
+}
+
+void sm_os_mutex_lock(sm_os_mutex *m)
+{
+    AcquireSRWLockExclusive(srw(m));
+}
+
+int sm_os_mutex_trylock(sm_os_mutex *m)
+{
+    return TryAcquireSRWLockExclusive(srw(m)) ? 0 : EBUSY;
+}
+
+void sm_os_mutex_unlock(sm_os_mutex *m)
+{
+    ReleaseSRWLockExclusive(srw(m));
+}
+
+void sm_os_cond_init(sm_os_cond *c)
+{
+    InitializeConditionVariable((CONDITION_VARIABLE *)(void *)c);
+}
+
+/* INFINITE: it returns only when woken (or spuriously, which every caller loops on). */
+void sm_os_cond_wait(sm_os_cond *c, sm_os_mutex *m)
+{
+    (void)SleepConditionVariableSRW((CONDITION_VARIABLE *)(void *)c, srw(m), INFINITE, 0);
+}
+
+void sm_os_cond_broadcast(sm_os_cond *c)
+{
+    WakeAllConditionVariable((CONDITION_VARIABLE *)(void *)c);
+}
+
+/* InitOnceExecuteOnce's callback, which runs the caller's void (*)(void). */
+static BOOL CALLBACK run_once(INIT_ONCE *o, void *param, void **ctx)
+{
+    void (**fn)(void) = param; /* the address of sm_os_call_once's fn */
+
+    (void)o;
+    (void)ctx;
+    (*fn)();
+    return TRUE;
+}
+
+void sm_os_call_once(sm_os_once_flag *o, void (*fn)(void))
+{
+    (void)InitOnceExecuteOnce((INIT_ONCE *)(void *)o, run_once, &fn, NULL);
 }
 
 /* VirtualQuery answers what POSIX cannot: committed and writable, page by region. */
