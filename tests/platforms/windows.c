@@ -16,6 +16,7 @@
 #include <securemem.h>
 
 #include "factories.h"
+#include "os/lock.h"
 
 static int failures, passes, skips;
 static const char *self;
@@ -219,6 +220,144 @@ static void t_readonly_source(void)
     passes++;
 }
 
+/*
+ * The shim's own locks (src/os/lock.h: SRW locks, condition variables, InitOnce), which
+ * the library takes in place of pthreads on Windows. Deterministic: a held mutex refuses
+ * trylock from its holder and from another thread, a broadcast wakes every waiter, and a
+ * once-routine runs once however many threads race to it.
+ */
+static sm_os_mutex lk = SM_OS_MUTEX_INIT;
+static sm_os_cond cv = SM_OS_COND_INIT;
+static sm_os_once_flag once_flag = SM_OS_ONCE_INIT;
+static volatile LONG once_runs, waiting, woken;
+static volatile int go;
+
+static void once_body(void)
+{
+    Sleep(20); /* long enough for the other threads to arrive and wait */
+    InterlockedIncrement(&once_runs);
+}
+
+static unsigned __stdcall lock_worker(void *arg)
+{
+    (void)arg;
+    sm_os_call_once(&once_flag, once_body);
+    sm_os_mutex_lock(&lk);
+    InterlockedIncrement(&waiting);
+    while (!go)
+        sm_os_cond_wait(&cv, &lk);
+    InterlockedIncrement(&woken);
+    sm_os_mutex_unlock(&lk);
+    return 0;
+}
+
+static unsigned __stdcall try_from_other(void *arg)
+{
+    return (unsigned)sm_os_mutex_trylock((sm_os_mutex *)arg);
+}
+
+static void t_native_locks(void)
+{
+    HANDLE th[4];
+    DWORD rc = 0;
+
+    sm_os_mutex_lock(&lk);
+    CHECK(sm_os_mutex_trylock(&lk) != 0, "trylock by the holder fails");
+    th[0] = (HANDLE)_beginthreadex(NULL, 0, try_from_other, &lk, 0, NULL);
+    CHECK(th[0] != 0 && WaitForSingleObject(th[0], INFINITE) == WAIT_OBJECT_0 &&
+              GetExitCodeThread(th[0], &rc) && rc != 0, "trylock from another thread fails");
+    CloseHandle(th[0]);
+    sm_os_mutex_unlock(&lk);
+    CHECK(sm_os_mutex_trylock(&lk) == 0, "trylock of a free mutex takes it");
+    sm_os_mutex_unlock(&lk);
+    for (int i = 0; i < 4; i++)
+        CHECK((th[i] = (HANDLE)_beginthreadex(NULL, 0, lock_worker, NULL, 0, NULL)) != 0,
+              "thread");
+    while (InterlockedCompareExchange(&waiting, 0, 0) < 4)
+        Sleep(1);
+    CHECK(once_runs == 1, "the once-routine ran once");
+    sm_os_mutex_lock(&lk);
+    CHECK(woken == 0, "no waiter passed before the broadcast");
+    go = 1;
+    sm_os_cond_broadcast(&cv);
+    sm_os_mutex_unlock(&lk);
+    CHECK(WaitForMultipleObjects(4, th, TRUE, 10000) == WAIT_OBJECT_0, "every waiter woke");
+    for (int i = 0; i < 4; i++)
+        CloseHandle(th[i]);
+    CHECK(woken == 4, "four woken");
+    passes++;
+}
+
+/*
+ * The library's locks under contention: threads read one shared secret of each factory
+ * (its slot lock and shared window), open one shared enclave (the coffer's slot locks)
+ * and make and close secrets of their own (the registry's lock), all at once.
+ */
+#define THREADS 4
+#define ROUNDS 200
+static sm_secret shared[NFACT];
+static sm_enclave shared_enc;
+static uint8_t shared_bytes[33];
+static volatile LONG thread_errors;
+
+static sm_status shared_same(const uint8_t *bytes, size_t len, void *ctx)
+{
+    (void)ctx;
+    return len == sizeof shared_bytes && memcmp(bytes, shared_bytes, len) == 0 ? SM_OK
+                                                                              : SM_E_AUTH;
+}
+
+static unsigned __stdcall contender(void *arg)
+{
+    unsigned t = (unsigned)(uintptr_t)arg;
+
+    for (unsigned r = 0; r < ROUNDS; r++) {
+        unsigned k = (t + r) % NFACT;
+        uint8_t src[sizeof shared_bytes];
+        sm_secret own;
+        sm_buffer b;
+
+        memcpy(src, shared_bytes, sizeof src);
+        if (sm_secret_with_bytes(shared[k], shared_same, NULL) != SM_OK ||
+            sm_secret_new(factory(k), src, sizeof src, &own) != SM_OK ||
+            sm_secret_with_bytes(own, shared_same, NULL) != SM_OK ||
+            sm_secret_close(own) != SM_OK || sm_enclave_open(shared_enc, &b) != SM_OK ||
+            memcmp(sm_buffer_data(b), shared_bytes, sizeof shared_bytes) != 0 ||
+            sm_buffer_destroy(b) != SM_OK)
+            InterlockedIncrement(&thread_errors);
+    }
+    return 0;
+}
+
+static void t_threads(void)
+{
+    HANDLE th[THREADS];
+    uint8_t src[sizeof shared_bytes];
+    sm_stats st;
+
+    for (size_t i = 0; i < sizeof shared_bytes; i++)
+        shared_bytes[i] = (uint8_t)(0xa5 ^ i);
+    for (unsigned k = 0; k < NFACT; k++) {
+        memcpy(src, shared_bytes, sizeof src);
+        CHECK(sm_secret_new(factory(k), src, sizeof src, &shared[k]) == SM_OK, "shared secret");
+    }
+    memcpy(src, shared_bytes, sizeof src);
+    CHECK(sm_enclave_new(src, sizeof src, &shared_enc) == SM_OK, "shared enclave");
+    for (unsigned t = 0; t < THREADS; t++)
+        CHECK((th[t] = (HANDLE)_beginthreadex(NULL, 0, contender, (void *)(uintptr_t)t, 0,
+                                              NULL)) != 0, "thread");
+    CHECK(WaitForMultipleObjects(THREADS, th, TRUE, 120000) == WAIT_OBJECT_0, "threads ended");
+    for (unsigned t = 0; t < THREADS; t++)
+        CloseHandle(th[t]);
+    CHECK(thread_errors == 0, "every operation of every thread succeeded");
+    for (unsigned k = 0; k < NFACT; k++)
+        CHECK(sm_secret_close(shared[k]) == SM_OK, "close shared");
+    CHECK(sm_enclave_destroy(shared_enc) == SM_OK, "destroy shared enclave");
+    CHECK(sm_stats_get(&st) == SM_OK && st.buffers_live == 0 && st.secrets_live == 0 &&
+              st.enclaves_live == 0, "nothing left live");
+    passes++;
+}
+
 int main(int argc, char **argv)
 {
     self = argv[0];
@@ -237,6 +376,8 @@ int main(int argc, char **argv)
     t_secrets();
     t_purge_and_random();
     t_readonly_source();
+    t_native_locks();
+    t_threads();
     printf("windows: %d passed, %d failed, %d skipped\n", passes, failures, skips);
     return failures != 0;
 }
