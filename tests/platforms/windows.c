@@ -16,6 +16,7 @@
 #include <securemem.h>
 
 #include "factories.h"
+#include "os/fault.h"
 #include "os/lock.h"
 
 static int failures, passes, skips;
@@ -137,8 +138,14 @@ static void t_caps(void)
 
     printf("windows: sm_platform_caps 0x%x\n", caps);
     CHECK((caps & (SM_CAP_LOCKED | SM_CAP_GUARD)) == (SM_CAP_LOCKED | SM_CAP_GUARD), "locked, guarded");
-    CHECK((caps & (SM_CAP_NODUMP | SM_CAP_NODIRECTMAP)) == 0, "no dump exclusion claimed");
-    CHECK(sm_platform_require(SM_CAP_NODUMP) == SM_E_UNSUPPORTED, "require NODUMP refused");
+    CHECK((caps & SM_CAP_NODIRECTMAP) == 0, "no NODIRECTMAP");
+    /* WER's exclusion where kernel32 has it (Windows 10 1703 on; not Wine 8). */
+    if (GetProcAddress(GetModuleHandleW(L"kernel32.dll"), "WerRegisterExcludedMemoryBlock")) {
+        CHECK((caps & SM_CAP_NODUMP) != 0, "NODUMP with WER's exclusion");
+    } else {
+        CHECK((caps & SM_CAP_NODUMP) == 0, "no NODUMP without WER's exclusion");
+        CHECK(sm_platform_require(SM_CAP_NODUMP) == SM_E_UNSUPPORTED, "require NODUMP refused");
+    }
     CHECK(sm_platform_require(SM_CAP_LOCKED | SM_CAP_GUARD) == SM_OK, "require LOCKED|GUARD");
     {
         sm_config cfg = { .backing = SM_BACKING_SECRETMEM_REQUIRED };
@@ -217,6 +224,91 @@ static void t_readonly_source(void)
     CHECK(sm_buffer_from_bytes(p, 16, &b) == SM_E_READONLY, "read-only source refused");
     CHECK(sm_mem_protect(p, sm_page_size(), SM_PROT_READWRITE) == SM_OK, "unprotect");
     CHECK(sm_mem_free(p, sm_page_size()) == SM_OK, "free");
+    passes++;
+}
+
+/*
+ * Crash-report exclusion through stand-ins for WER's two calls (Wine has neither): every
+ * guarded mapping is registered as made and taken back as unmapped; a refusal, WER's
+ * own or an injected one, leaves the allocation working and the NODUMP claim dropped.
+ */
+#define FAKE_BLOCKS 64
+static const void *fake_block[FAKE_BLOCKS];
+static unsigned long fake_len[FAKE_BLOCKS];
+static long fake_answer; /* what the next registration returns */
+
+static long fake_register(const void *p, unsigned long len)
+{
+    if (fake_answer != 0)
+        return fake_answer;
+    for (unsigned i = 0; i < FAKE_BLOCKS; i++)
+        if (fake_block[i] == NULL) {
+            fake_block[i] = p;
+            fake_len[i] = len;
+            return 0;
+        }
+    return (long)0x8007007a; /* HRESULT_FROM_WIN32(ERROR_INSUFFICIENT_BUFFER) */
+}
+
+static long fake_unregister(const void *p)
+{
+    for (unsigned i = 0; i < FAKE_BLOCKS; i++)
+        if (fake_block[i] == p) {
+            fake_block[i] = NULL;
+            return 0;
+        }
+    return (long)0x80070057; /* E_INVALIDARG: never registered */
+}
+
+/* Registered blocks, and whether one of them covers p. */
+static unsigned fake_count(const void *p, bool *covered)
+{
+    unsigned n = 0;
+
+    *covered = false;
+    for (unsigned i = 0; i < FAKE_BLOCKS; i++)
+        if (fake_block[i] != NULL) {
+            n++;
+            if ((const uint8_t *)p >= (const uint8_t *)fake_block[i] &&
+                (const uint8_t *)p < (const uint8_t *)fake_block[i] + fake_len[i])
+                *covered = true;
+        }
+    return n;
+}
+
+static void t_crash_report_exclusion(void)
+{
+    sm_buffer b;
+    void *m;
+    bool covered;
+
+    sm_os_fault_wer(fake_register, fake_unregister);
+    CHECK(sm_platform_require(SM_CAP_NODUMP) == SM_OK, "NODUMP claimed with WER");
+    CHECK(sm_buffer_new(100, &b) == SM_OK, "buffer");
+    CHECK(fake_count(sm_buffer_data(b), &covered) == 1 && covered, "the buffer's block excluded");
+    CHECK(sm_mem_alloc(sm_page_size(), &m) == SM_OK, "sm_mem_alloc");
+    CHECK(fake_count(m, &covered) == 2 && covered, "sm_mem_alloc's block excluded");
+    CHECK(sm_mem_free(m, sm_page_size()) == SM_OK, "sm_mem_free");
+    CHECK(sm_buffer_destroy(b) == SM_OK, "destroy");
+    CHECK(fake_count(NULL, &covered) == 0, "both taken back at unmapping");
+
+    fake_answer = (long)0x8007007a; /* WER's table is full */
+    CHECK(sm_buffer_new(100, &b) == SM_OK, "a refused exclusion still allocates");
+    fake_answer = 0;
+    CHECK(fake_count(NULL, &covered) == 0, "nothing registered");
+    CHECK(sm_platform_require(SM_CAP_NODUMP) == SM_E_UNSUPPORTED, "NODUMP dropped after a refusal");
+    CHECK(sm_buffer_destroy(b) == SM_OK, "destroy");
+
+    sm_os_fault_wer(fake_register, fake_unregister);
+    CHECK(sm_platform_require(SM_CAP_NODUMP) == SM_OK, "NODUMP again");
+    sm_os_fault_arm(SM_OS_MADVISE, 1, 1, false);
+    CHECK(sm_buffer_new(100, &b) == SM_OK, "an injected refusal still allocates");
+    sm_os_fault_reset();
+    CHECK(fake_count(NULL, &covered) == 0, "nothing registered");
+    CHECK(sm_platform_require(SM_CAP_NODUMP) == SM_E_UNSUPPORTED, "NODUMP dropped after an injected refusal");
+    CHECK(sm_buffer_destroy(b) == SM_OK, "destroy");
+
+    sm_os_fault_wer(NULL, NULL);
     passes++;
 }
 
@@ -376,6 +468,7 @@ int main(int argc, char **argv)
     t_secrets();
     t_purge_and_random();
     t_readonly_source();
+    t_crash_report_exclusion();
     t_native_locks();
     t_threads();
     printf("windows: %d passed, %d failed, %d skipped\n", passes, failures, skips);

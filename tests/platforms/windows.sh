@@ -1,9 +1,9 @@
 #!/bin/bash
 # SPDX-License-Identifier: ISC
-# Windows x86_64 (spec/platforms.md): the library with src/os/windows.c, BearSSL built
-# from Debian's source, and tests/platforms/windows.c, all with mingw-w64 (-static: Wine
-# with WINEDEBUG=-all hides a missing DLL), then the suite under Wine 8, headless, in a
-# prefix under OUT. One row to OUT/rows.
+# Windows x86_64 (spec/platforms.md): the library with src/os/windows.c and the fault
+# shim, BearSSL built from Debian's source, and tests/platforms/windows.c, all with
+# mingw-w64 (-static: Wine with WINEDEBUG=-all hides a missing DLL), then the suite under
+# Wine 8, headless, in a prefix under OUT. One row to OUT/rows.
 #   tests/platforms/windows.sh OUT BEARSSL_SRC
 set -u
 out=$1 bsrc=$2
@@ -25,17 +25,20 @@ if ! tests/platforms/bearssl-cross.sh "$bsrc" "$out/bearssl" $cc x86_64-w64-ming
 fi
 WARN="-std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 -Wpointer-arith -Wvla -Wformat=2 -Wundef"
+# The fault-injecting flavour, as make test's: the suite reaches the shim's refusals
+# (WER's among them) through src/os/fault.c.
 objs=""
-for f in $(ls src/*/*.c | grep -v "^src/os/") src/os/windows.c; do
+for f in $(ls src/*/*.c | grep -v "^src/os/") src/os/windows.c src/os/fault.c; do
     o=$out/obj/$(echo "$f" | tr / _).o
-    if ! $cc -O2 $WARN -Iinclude -Isrc -isystem "$bsrc/inc" -c "$f" -o "$o" 2>> "$out/build.log"; then
+    if ! $cc -O2 $WARN -DSM_FAULT_INJECTION -Iinclude -Isrc -isystem "$bsrc/inc" -c "$f" \
+            -o "$o" 2>> "$out/build.log"; then
         row FAIL "compile $f: $out/build.log"
         exit 1
     fi
     objs="$objs $o"
 done
 # shellcheck disable=SC2086
-if ! $cc -O1 $WARN -Iinclude -Isrc -Itests/factory -static tests/platforms/windows.c \
+if ! $cc -O1 $WARN -DSM_FAULT_INJECTION -Iinclude -Isrc -Itests/factory -static tests/platforms/windows.c \
         tests/factory/example_factory.c $objs "$out/bearssl/build/libbearssl.a" \
         -lbcrypt -ladvapi32 -o "$out/suite.exe" 2>> "$out/build.log"; then
     row FAIL "link: $out/build.log"
