@@ -8,7 +8,7 @@
  * hidden from the shared library by -fvisibility=hidden (checked by make check-symbols).
  */
 
-#include <pthread.h>
+#include "os/lock.h"
 #include <stdatomic.h>
 #include <securemem.h>
 
@@ -300,8 +300,8 @@ typedef enum {
 #define SMI_SLOT_BODY 256u
 
 typedef struct smi_slot {
-    pthread_mutex_t  lock;   /* the object's own lock: no lock is shared across objects */
-    pthread_cond_t   cond;   /* for operations that wait on this object */
+    sm_os_mutex      lock;   /* the object's own lock: no lock is shared across objects */
+    sm_os_cond       cond;   /* for operations that wait on this object */
     _Atomic uint64_t id;     /* the live object's handle id, 0 when free or purged */
     uint32_t         gen;    /* the generation that the next object here gets */
     uint32_t         next;   /* free list link: index + 1, 0 at the end */

@@ -10,7 +10,7 @@
  * Helgrind and DRD follow pthread calls but not C11 atomics. To them an atomic is a
  * plain variable that threads write without a lock, and data published with a release
  * store and read after an acquire load (a registry slot's body, the enclave key's
- * regions, the AEAD choice made under pthread_once) is unordered. So each atomic is
+ * regions, the AEAD choice made under sm_os_call_once) is unordered. So each atomic is
  * declared once (SMI_VG_ATOMIC: not checked) and each release/acquire pair that
  * publishes plain data is declared where it happens (SMI_VG_PUBLISH before the release,
  * SMI_VG_RECEIVE after the acquire). ThreadSanitizer models C11 atomics itself and

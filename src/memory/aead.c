@@ -35,7 +35,7 @@ struct smi_aead_ws {
 /* A multiple of 64, so that a region of this size starts 64-byte aligned. */
 #define WS_SIZE ((sizeof(struct smi_aead_ws) + 63u) & ~(size_t)63u)
 
-static pthread_once_t once = PTHREAD_ONCE_INIT;
+static sm_os_once_flag once = SM_OS_ONCE_INIT;
 static impl best;
 
 static void choose(void)
@@ -57,7 +57,7 @@ static void choose(void)
     } else {
         best.name = "ChaCha20-Poly1305";
     }
-    /* pthread_once publishes best; Helgrind and DRD do not know that. */
+    /* sm_os_call_once publishes best; Helgrind and DRD do not know that. */
     SMI_VG_PUBLISH(&once);
 }
 
@@ -79,7 +79,7 @@ static impl current(void)
 {
     impl im;
 
-    pthread_once(&once, choose);
+    sm_os_call_once(&once, choose);
     SMI_VG_RECEIVE(&once);
     im = best;
 #if defined(SM_FAULT_INJECTION)

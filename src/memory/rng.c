@@ -33,7 +33,7 @@ struct keypage {
 static smi_region key_region;
 static struct keypage *kp;
 static _Atomic uint64_t counter;
-static pthread_mutex_t reseed_lock = PTHREAD_MUTEX_INITIALIZER;
+static sm_os_mutex reseed_lock = SM_OS_MUTEX_INIT;
 /* Moves on at the start and at the end of every change of the key. */
 static _Atomic uint64_t key_epoch;
 /* Changes of the key in progress (a purge and a reseed may overlap). */
@@ -173,7 +173,7 @@ void smi_rng_forget_key(void)
 void smi_rng_after_fork(void)
 {
     atomic_store(&key_writers, 0);
-    pthread_mutex_init(&reseed_lock, NULL);
+    sm_os_mutex_init(&reseed_lock);
     /*
      * Not locked here until relock: counted unlocked meanwhile (issue 18), and due to be
      * locked again (SM-REQ-029). relock_due mirrors key_region.relock for smi_rng_fill's
@@ -242,7 +242,7 @@ static bool reseed(void)
     uint64_t was;
     bool ok = true;
 
-    pthread_mutex_lock(&reseed_lock);
+    sm_os_mutex_lock(&reseed_lock);
     /* Before a key goes into the page; a refusal still lets canaries be made (relock). */
     (void)relock();
     was = atomic_load_explicit(&kp->seeded, memory_order_acquire);
@@ -252,7 +252,7 @@ static bool reseed(void)
             smi_canary_fill(key_region.base + sm_os_page_size(), key_region.lay.canary_len,
                             key_region.seed);
     }
-    pthread_mutex_unlock(&reseed_lock);
+    sm_os_mutex_unlock(&reseed_lock);
     return ok;
 }
 
@@ -320,9 +320,9 @@ sm_status smi_rng_fill(void *out, size_t n)
     if (atomic_load(&relock_due)) {
         sm_status st;
 
-        pthread_mutex_lock(&reseed_lock);
+        sm_os_mutex_lock(&reseed_lock);
         st = relock();
-        pthread_mutex_unlock(&reseed_lock);
+        sm_os_mutex_unlock(&reseed_lock);
         if (st != SM_OK)
             return st;
     }

@@ -62,11 +62,11 @@ enum { LEFT, RIGHT, WORK, NREGIONS };
 static smi_region regions[NREGIONS];
 /* regions[] describe live mappings. Cleared first by purge, set last by make. */
 static atomic_bool published;
-static pthread_mutex_t coffer_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_mutex_t slot_lock[SMI_COFFER_SLOTS] = {
-    PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER,
-    PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER,
-    PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER,
+static sm_os_mutex coffer_lock = SM_OS_MUTEX_INIT;
+static sm_os_mutex slot_lock[SMI_COFFER_SLOTS] = {
+    SM_OS_MUTEX_INIT, SM_OS_MUTEX_INIT, SM_OS_MUTEX_INIT,
+    SM_OS_MUTEX_INIT, SM_OS_MUTEX_INIT, SM_OS_MUTEX_INIT,
+    SM_OS_MUTEX_INIT, SM_OS_MUTEX_INIT,
 };
 _Static_assert(SMI_COFFER_SLOTS == 8, "one initialiser per slot lock");
 static atomic_uint slot_hint;
@@ -148,14 +148,14 @@ static bool slot_take(unsigned *out)
     for (unsigned i = 0; i < SMI_COFFER_SLOTS; i++) {
         unsigned s = (start + i) % SMI_COFFER_SLOTS;
 
-        if (pthread_mutex_trylock(&slot_lock[s]) == 0) {
+        if (sm_os_mutex_trylock(&slot_lock[s]) == 0) {
             *out = s;
             return true;
         }
     }
     if (try_only)
         return false;
-    pthread_mutex_lock(&slot_lock[start]);
+    sm_os_mutex_lock(&slot_lock[start]);
     *out = start;
     return true;
 }
@@ -168,15 +168,15 @@ static bool slot_take(unsigned *out)
 static void fork_prepare(void)
 {
     for (unsigned s = 0; s < SMI_COFFER_SLOTS; s++)
-        pthread_mutex_lock(&slot_lock[s]);
-    pthread_mutex_lock(&coffer_lock);
+        sm_os_mutex_lock(&slot_lock[s]);
+    sm_os_mutex_lock(&coffer_lock);
 }
 
 static void fork_release(void)
 {
-    pthread_mutex_unlock(&coffer_lock);
+    sm_os_mutex_unlock(&coffer_lock);
     for (unsigned s = SMI_COFFER_SLOTS; s-- > 0;)
-        pthread_mutex_unlock(&slot_lock[s]);
+        sm_os_mutex_unlock(&slot_lock[s]);
 }
 
 /*
@@ -194,14 +194,14 @@ static void fork_child(void)
 
 /*
  * Register the fork handlers before the first lock is ever taken, so that no fork can
- * catch a coffer lock held by a thread that the child will not have. pthread_once and
+ * catch a coffer lock held by a thread that the child will not have. sm_os_call_once and
  * not a hand-made flag: glibc restarts a once-routine that a fork interrupted, where a
  * "being registered" flag would stay set for ever in the child. The registration goes
  * through the shim (sm_os_atfork) so that its failure can be injected; it fails only
  * when libc cannot grow its handler list, and then the coffer cannot be made
  * fork-safe: every seal of the process gives SM_E_NOMEM.
  */
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static sm_os_once_flag atfork_once = SM_OS_ONCE_INIT;
 static atomic_bool atfork_ok;
 
 static void purge(bool now);
@@ -219,7 +219,7 @@ static void atfork_register(void)
 
 static sm_status atfork_ready(void)
 {
-    pthread_once(&atfork_once, atfork_register);
+    sm_os_call_once(&atfork_once, atfork_register);
     return atomic_load(&atfork_ok) ? SM_OK : SM_E_NOMEM;
 }
 
@@ -528,7 +528,7 @@ static sm_status begin(unsigned s, uint8_t nonce[SMI_AEAD_NONCE], uint64_t seals
         if (st != SM_OK && origin == KEY_NEW)
             unmake();
     }
-    pthread_mutex_unlock(&coffer_lock);
+    sm_os_mutex_unlock(&coffer_lock);
     return st;
 }
 
@@ -586,16 +586,16 @@ sm_status smi_coffer_begin(smi_coffer_session *cs, uint64_t seals)
     if (!slot_take(&cs->slot))
         return SM_E_BUSY;
     if (!try_only) {
-        pthread_mutex_lock(&coffer_lock);
-    } else if (pthread_mutex_trylock(&coffer_lock) != 0) {
+        sm_os_mutex_lock(&coffer_lock);
+    } else if (sm_os_mutex_trylock(&coffer_lock) != 0) {
         /* Not in flight yet: no op_leave. */
-        pthread_mutex_unlock(&slot_lock[cs->slot]);
+        sm_os_mutex_unlock(&slot_lock[cs->slot]);
         return SM_E_BUSY;
     }
     st = begin(cs->slot, cs->nonce, seals, seals > 0, &sl, &cs->epoch);
     if (st != SM_OK) {
         op_leave();
-        pthread_mutex_unlock(&slot_lock[cs->slot]);
+        sm_os_mutex_unlock(&slot_lock[cs->slot]);
         return st;
     }
     cs->sl = sl;
@@ -612,7 +612,7 @@ void smi_coffer_end(smi_coffer_session *cs)
     if (!purged_since(cs->epoch))
         smi_wipe(((struct slot *)cs->sl)->key, sizeof ((struct slot *)cs->sl)->key);
     op_leave();
-    pthread_mutex_unlock(&slot_lock[cs->slot]);
+    sm_os_mutex_unlock(&slot_lock[cs->slot]);
     smi_wipe(cs, sizeof *cs);
 }
 
@@ -653,7 +653,7 @@ sm_status smi_coffer_session_seal(smi_coffer_session *cs, const void *aad, size_
         smi_wipe(tag, sizeof tag);
         cs->active = false;
         op_leave();
-        pthread_mutex_unlock(&slot_lock[cs->slot]);
+        sm_os_mutex_unlock(&slot_lock[cs->slot]);
         return SM_E_STATE;
     }
     memcpy(nonce_out, cs->nonce, SMI_AEAD_NONCE);
@@ -680,7 +680,7 @@ sm_status smi_coffer_session_open(smi_coffer_session *cs, const uint8_t nonce[SM
             smi_wipe(data, len);
         cs->active = false;
         op_leave();
-        pthread_mutex_unlock(&slot_lock[cs->slot]);
+        sm_os_mutex_unlock(&slot_lock[cs->slot]);
         return SM_E_STATE;
     }
     return ok ? SM_OK : SM_E_AUTH;
@@ -724,7 +724,7 @@ sm_status smi_coffer_audit(void)
 {
     sm_status st = SM_OK;
 
-    pthread_mutex_lock(&coffer_lock);
+    sm_os_mutex_lock(&coffer_lock);
     op_enter();
     /* In a child that has not made its key yet the canaries read as zeroes, rightly. */
     if (atomic_load_explicit(&published, memory_order_acquire) && head()->keyed == 1) {
@@ -736,7 +736,7 @@ sm_status smi_coffer_audit(void)
         }
     }
     op_leave();
-    pthread_mutex_unlock(&coffer_lock);
+    sm_os_mutex_unlock(&coffer_lock);
     return st;
 }
 
@@ -816,7 +816,7 @@ void smi_coffer_purge_now(void)
 void smi_coffer_test_probe(smi_coffer_probe *out)
 {
     memset(out, 0, sizeof *out);
-    pthread_mutex_lock(&coffer_lock);
+    sm_os_mutex_lock(&coffer_lock);
     op_enter();
     if (atomic_load(&published)) {
         out->left = &regions[LEFT];
@@ -828,14 +828,14 @@ void smi_coffer_test_probe(smi_coffer_probe *out)
         out->splits = head()->splits;
     }
     op_leave();
-    pthread_mutex_unlock(&coffer_lock);
+    sm_os_mutex_unlock(&coffer_lock);
 }
 
 sm_status smi_coffer_test_peek(uint8_t key[32], uint8_t left[32], uint8_t right[32])
 {
     sm_status st = SM_E_STATE;
 
-    pthread_mutex_lock(&coffer_lock);
+    sm_os_mutex_lock(&coffer_lock);
     op_enter();
     if (atomic_load(&published) && head()->keyed == 1) {
         st = open_shares();
@@ -863,7 +863,7 @@ sm_status smi_coffer_test_peek(uint8_t key[32], uint8_t left[32], uint8_t right[
         }
     }
     op_leave();
-    pthread_mutex_unlock(&coffer_lock);
+    sm_os_mutex_unlock(&coffer_lock);
     return st;
 }
 
@@ -871,7 +871,7 @@ sm_status smi_coffer_test_set_counter(uint64_t next)
 {
     sm_status st = SM_E_STATE;
 
-    pthread_mutex_lock(&coffer_lock);
+    sm_os_mutex_lock(&coffer_lock);
     op_enter();
     if (atomic_load(&published) && head()->keyed == 1) {
         st = open_shares();
@@ -881,7 +881,7 @@ sm_status smi_coffer_test_set_counter(uint64_t next)
         }
     }
     op_leave();
-    pthread_mutex_unlock(&coffer_lock);
+    sm_os_mutex_unlock(&coffer_lock);
     return st;
 }
 
@@ -889,25 +889,25 @@ void smi_coffer_test_hold(bool slots, bool held)
 {
     for (unsigned i = 0; slots && i < SMI_COFFER_SLOTS; i++) {
         if (held)
-            pthread_mutex_lock(&slot_lock[i]);
+            sm_os_mutex_lock(&slot_lock[i]);
         else
-            pthread_mutex_unlock(&slot_lock[i]);
+            sm_os_mutex_unlock(&slot_lock[i]);
     }
     if (!slots) {
         if (held)
-            pthread_mutex_lock(&coffer_lock);
+            sm_os_mutex_lock(&coffer_lock);
         else
-            pthread_mutex_unlock(&coffer_lock);
+            sm_os_mutex_unlock(&coffer_lock);
     }
 }
 
 void smi_coffer_test_age(uint64_t ns)
 {
-    pthread_mutex_lock(&coffer_lock);
+    sm_os_mutex_lock(&coffer_lock);
     op_enter();
     if (atomic_load(&published))
         head()->split_ns -= ns;
     op_leave();
-    pthread_mutex_unlock(&coffer_lock);
+    sm_os_mutex_unlock(&coffer_lock);
 }
 #endif

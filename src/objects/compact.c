@@ -69,8 +69,8 @@ typedef struct slab {
 } slab;
 
 typedef struct cls {
-    pthread_mutex_t lock;
-    pthread_cond_t  cond;   /* a close waiting for its secret's readers */
+    sm_os_mutex lock;
+    sm_os_cond      cond;   /* a close waiting for its secret's readers */
     slab           *head;   /* the slabs in use */
     slab           *limbo;  /* purged while accesses read them: the last one out unmaps */
     uint32_t        empty;  /* slabs of head with no slot used (hysteresis: keep one) */
@@ -79,7 +79,7 @@ typedef struct cls {
     uint32_t        floor[SLABS_PER_CLASS]; /* the first generation of the next slab here */
 } cls;
 
-#define CLS_INIT { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER }
+#define CLS_INIT { .lock = SM_OS_MUTEX_INIT, .cond = SM_OS_COND_INIT }
 static cls classes[NCLS] = { CLS_INIT, CLS_INIT, CLS_INIT, CLS_INIT,
                              CLS_INIT, CLS_INIT, CLS_INIT, CLS_INIT };
 
@@ -118,9 +118,9 @@ static bool purge_class(cls *C);
 static void class_unlock(cls *C)
 {
     for (;;) {
-        pthread_mutex_unlock(&C->lock);
+        sm_os_mutex_unlock(&C->lock);
         atomic_thread_fence(memory_order_seq_cst);
-        if (!atomic_load(&C->doomed) || pthread_mutex_trylock(&C->lock) != 0)
+        if (!atomic_load(&C->doomed) || sm_os_mutex_trylock(&C->lock) != 0)
             return;
         if (atomic_exchange(&C->doomed, false) && !purge_class(C))
             smi_panic(smi_corrupt_msg);
@@ -640,13 +640,13 @@ sm_status smi_compact_make(size_t len, smi_compact_fill fill, void *ctx,
     while (class_size[c] < len)
         c++;
     C = &classes[c];
-    pthread_mutex_lock(&C->lock);
+    sm_os_mutex_lock(&C->lock);
     st = slot_reserve(c, &sb, &i, &made);
     class_unlock(C);
     if (st != SM_OK)
         return st;
     st = fill(slot_at(sb, i) + HDR, len, ctx);
-    pthread_mutex_lock(&C->lock);
+    sm_os_mutex_lock(&C->lock);
     if (sb->purged)
         return make_purged(C, sb, i, true);
     if (st == SM_OK) {
@@ -693,7 +693,7 @@ sm_status smi_compact_close(uint64_t id)
 
     if (!decode(id, &w) || held_here(id))
         return SM_E_STATE;
-    pthread_mutex_lock(&w.C->lock);
+    sm_os_mutex_lock(&w.C->lock);
     m = lookup(&w, &sb);
     if (m == NULL || decide(m, SMI_SOP_CLOSE) == SMI_SACT_REFUSE) {
         class_unlock(w.C);
@@ -701,7 +701,7 @@ sm_status smi_compact_close(uint64_t id)
     }
     m->closing = 1;
     while (decide(m, SMI_SOP_CLOSE_WAIT) == SMI_SACT_WAIT) {
-        pthread_cond_wait(&w.C->cond, &w.C->lock);
+        sm_os_cond_wait(&w.C->cond, &w.C->lock);
         if (lookup(&w, &sb) != m) {
             /* Purged meanwhile: the purge wiped the bytes. */
             class_unlock(w.C);
@@ -742,10 +742,10 @@ sm_status smi_compact_access(uint64_t id, sm_bytes_fn fn, void *ctx, bool try)
     if (!decode(id, &w))
         return SM_E_STATE;
     if (try) {
-        if (pthread_mutex_trylock(&w.C->lock) != 0)
+        if (sm_os_mutex_trylock(&w.C->lock) != 0)
             return SM_E_BUSY;
     } else {
-        pthread_mutex_lock(&w.C->lock);
+        sm_os_mutex_lock(&w.C->lock);
     }
     m = lookup(&w, &sb);
     if (m == NULL || decide(m, try ? SMI_SOP_TRY_ACCESS : SMI_SOP_ACCESS) == SMI_SACT_REFUSE) {
@@ -766,7 +766,7 @@ sm_status smi_compact_access(uint64_t id, sm_bytes_fn fn, void *ctx, bool try)
     held_depth++;
     r = fn(bytes, len, ctx);
     held_depth--;
-    pthread_mutex_lock(&w.C->lock);
+    sm_os_mutex_lock(&w.C->lock);
     st = span_close(sb, w.slot, false);
     if (sb->purged) {
         /* The purge wiped these pages in place for us; the last one out unmaps them. */
@@ -779,7 +779,7 @@ sm_status smi_compact_access(uint64_t id, sm_bytes_fn fn, void *ctx, bool try)
         m->readers--;
     }
     /* A close waits for its readers; every exit wakes it to count again. */
-    pthread_cond_broadcast(&w.C->cond);
+    sm_os_cond_broadcast(&w.C->cond);
     class_unlock(w.C);
     return r != SM_OK ? r : st;
 }
@@ -811,7 +811,7 @@ sm_status smi_compact_read_at(uint64_t id, size_t off, void *dst, size_t n, size
         return SM_E_INVAL;
     if (!decode(id, &w))
         return SM_E_STATE;
-    pthread_mutex_lock(&w.C->lock);
+    sm_os_mutex_lock(&w.C->lock);
     m = lookup(&w, &sb);
     if (m == NULL || decide(m, SMI_SOP_QUERY) == SMI_SACT_REFUSE) {
         class_unlock(w.C);
@@ -846,7 +846,7 @@ static bool query(uint64_t id, size_t *size, smi_sec_state *state)
 
     if (!decode(id, &w))
         return false;
-    pthread_mutex_lock(&w.C->lock);
+    sm_os_mutex_lock(&w.C->lock);
     m = lookup(&w, &sb);
     if (m != NULL) {
         smi_sec_view v = { m->readers, m->closing, 0, m->readers > 0 };
@@ -976,10 +976,10 @@ bool smi_compact_purge(bool in_place)
     for (unsigned c = 0; c < NCLS; c++) {
         cls *C = &classes[c];
 
-        if (pthread_mutex_trylock(&C->lock) != 0) {
+        if (sm_os_mutex_trylock(&C->lock) != 0) {
             atomic_store(&C->doomed, true);
             atomic_thread_fence(memory_order_seq_cst);
-            if (pthread_mutex_trylock(&C->lock) != 0) {
+            if (sm_os_mutex_trylock(&C->lock) != 0) {
                 if (in_place)
                     wipe_class_in_place(C);
                 continue;
@@ -1002,7 +1002,7 @@ sm_status smi_compact_audit(void)
     for (unsigned c = 0; c < NCLS; c++) {
         cls *C = &classes[c];
 
-        pthread_mutex_lock(&C->lock);
+        sm_os_mutex_lock(&C->lock);
         for (slab *sb = C->head; sb != NULL; sb = sb->next)
             for (uint32_t i = 0; i < sb->fresh; i++) {
                 sm_status r;
@@ -1026,7 +1026,7 @@ sm_status smi_compact_audit(void)
 void smi_compact_before_fork(void)
 {
     for (unsigned c = 0; c < NCLS; c++)
-        pthread_mutex_lock(&classes[c].lock);
+        sm_os_mutex_lock(&classes[c].lock);
 }
 
 void smi_compact_fork_parent(void)
@@ -1059,8 +1059,8 @@ void smi_compact_after_fork(void)
     for (unsigned c = 0; c < NCLS; c++) {
         cls *C = &classes[c];
 
-        pthread_mutex_init(&C->lock, NULL);
-        pthread_cond_init(&C->cond, NULL);
+        sm_os_mutex_init(&C->lock);
+        sm_os_cond_init(&C->cond);
         atomic_store(&C->doomed, false);
         forget_list(C, C->head);
         forget_list(C, C->limbo);
@@ -1076,7 +1076,7 @@ void smi_compact_trim(void)
         cls *C = &classes[c];
         slab *next;
 
-        pthread_mutex_lock(&C->lock);
+        sm_os_mutex_lock(&C->lock);
         for (slab *sb = C->head; sb != NULL; sb = next) {
             next = sb->next;
             if (sb->nused == 0 && sb->spans == 0)
@@ -1093,7 +1093,7 @@ void smi_compact_counts_get(smi_compact_counts *out)
     for (unsigned c = 0; c < NCLS; c++) {
         cls *C = &classes[c];
 
-        pthread_mutex_lock(&C->lock);
+        sm_os_mutex_lock(&C->lock);
         for (slab *sb = C->head; sb != NULL; sb = sb->next)
             for (unsigned p = 0; p < SLAB_PAGES; p++)
                 n.pages_open += sb->pages[p].opens > 0;

@@ -9,7 +9,7 @@
  * `changing` set, so that queries never wait on them and a try can see them (SM_E_BUSY).
  * Everyone who needs the window waits on the slot's condition variable until `changing`
  * is clear; each change ends with a broadcast. Every unlock is smi_registry_release,
- * never a bare pthread_mutex_unlock: a purge that found the lock held leaves the secret
+ * never a bare sm_os_mutex_unlock: a purge that found the lock held leaves the secret
  * to the holder, who finishes it there (registry.c, unlock_slot); a bare unlock left it
  * counted live, unwiped and mapped for good. The protocol's decisions are the core's
  * smi_sec_decide (spec/secret-states.tsv); this file does what it says.
@@ -605,7 +605,7 @@ static bool change_end(smi_slot *s, uint64_t id, change *c, bool pages_left)
     bool live;
 
     changing.depth--;
-    pthread_mutex_lock(&s->lock);
+    sm_os_mutex_lock(&s->lock);
     live = !gone(s, id);
     if (live) {
         smi_secret *b = secret_of(s);
@@ -617,7 +617,7 @@ static bool change_end(smi_slot *s, uint64_t id, change *c, bool pages_left)
         smi_panic(corrupt_msg);
     }
     smi_wipe(c, sizeof *c);
-    pthread_cond_broadcast(&s->cond);
+    sm_os_cond_broadcast(&s->cond);
     if (!live)
         smi_registry_release(s);
     return live;
@@ -644,7 +644,7 @@ static sm_status enter(smi_slot *s, uint64_t id, bool try, const uint8_t **bytes
         case SMI_SACT_OPEN:
             goto open;
         case SMI_SACT_WAIT:
-            pthread_cond_wait(&s->cond, &s->lock);
+            sm_os_cond_wait(&s->cond, &s->lock);
             /* Closed, purged, or even reused for another object meanwhile. */
             if (gone(s, id)) {
                 smi_registry_release(s);
@@ -699,7 +699,7 @@ static sm_status leave_purged(smi_slot *s, smi_secret *b)
     const backend *be = backend_of(b->f);
 
     if (--b->readers > 0) {
-        pthread_cond_broadcast(&s->cond);
+        sm_os_cond_broadcast(&s->cond);
         smi_registry_release(s);
         return SM_OK;
     }
@@ -717,7 +717,7 @@ static sm_status leave(smi_slot *s, uint64_t id)
     sm_status st;
 
     held.depth--;
-    pthread_mutex_lock(&s->lock);
+    sm_os_mutex_lock(&s->lock);
     if (gone(s, id)) {
         if (s->lingering == id)
             return leave_purged(s, b);
@@ -728,7 +728,7 @@ static sm_status leave(smi_slot *s, uint64_t id)
          */
         if (smi_registry_claimed(s, id))
             b->readers--;
-        pthread_cond_broadcast(&s->cond);
+        sm_os_cond_broadcast(&s->cond);
         smi_registry_release(s);
         return SM_OK;
     }
@@ -996,7 +996,7 @@ sm_status sm_secret_close(sm_secret sec)
     /* From here on new operations are refused; the ones in flight finish. */
     b->closing = true;
     while (decide(b, SMI_SOP_CLOSE_WAIT) == SMI_SACT_WAIT) {
-        pthread_cond_wait(&s->cond, &s->lock);
+        sm_os_cond_wait(&s->cond, &s->lock);
         if (gone(s, sec.id)) {
             /* Purged meanwhile: the purge wiped the bytes. */
             smi_registry_release(s);

@@ -6,9 +6,23 @@
  */
 #include <stdatomic.h>
 #include <stdbool.h>
-#include <sys/mman.h>
 #include "fault.h"
 #include "../vg.h"
+
+/* A kept mapping's release, outside the shim, as the platform's sm_os_munmap does it. */
+#if defined(_WIN32)
+#include <windows.h>
+static bool unmap_raw(void *p, size_t len)
+{
+    return VirtualFree(p, len, MEM_DECOMMIT) != 0;
+}
+#else
+#include <sys/mman.h>
+static bool unmap_raw(void *p, size_t len)
+{
+    return munmap(p, len) == 0;
+}
+#endif
 
 static const char *const names[SM_OS_FN_COUNT] = {
     [SM_OS_MMAP] = "mmap",
@@ -115,7 +129,7 @@ unsigned sm_os_fault_reclaim(void)
     for (unsigned i = 0; i < KEPT; i++) {
         void *p = atomic_exchange(&kept[i].p, NULL);
 
-        if (p != NULL && munmap(p, atomic_load(&kept[i].len)) == 0)
+        if (p != NULL && unmap_raw(p, atomic_load(&kept[i].len)))
             n++;
     }
     return n;

@@ -44,6 +44,15 @@ void sm_os_fault_track_munmap(void *p, size_t len, bool refused);
 /* Unmap every remembered mapping (not through the shim); the count unmapped. */
 unsigned sm_os_fault_reclaim(void);
 
+#if defined(_WIN32)
+/*
+ * Stand-ins for WerRegisterExcludedMemoryBlock and WerUnregisterExcludedMemoryBlock
+ * (windows.c), for the suite under Wine, which has neither; NULL, NULL looks the real
+ * ones up again. Either way a remembered refusal is forgotten.
+ */
+void sm_os_fault_wer(long (*reg)(const void *, unsigned long), long (*unreg)(const void *));
+#endif
+
 #else
 
 static inline int sm_os_fault_hit(sm_os_fn fn) { (void)fn; return 0; }

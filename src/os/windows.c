@@ -3,9 +3,10 @@
  * The Windows shim (no POSIX base): VirtualAlloc, VirtualProtect and VirtualLock for
  * mappings, guard pages (PAGE_NOACCESS) and locking; BCryptGenRandom; a vectored
  * exception handler that turns an access violation into the caught SIGSEGV; a console
- * control handler for sm_catch_interrupt. The raw OS error (sm_last_os_error) is
- * GetLastError's, or the CRT errno for read and lseek. Built with mingw-w64 and run
- * under Wine (make platforms-windows, spec/platforms.md).
+ * control handler for sm_catch_interrupt; WER's excluded memory blocks for dump
+ * exclusion; SRW locks, condition variables and InitOnce for lock.h. The raw OS error
+ * (sm_last_os_error) is GetLastError's, or the CRT errno for read and lseek. Built with
+ * mingw-w64 and run under Wine (make platforms-windows, spec/platforms.md).
  */
 #include <errno.h>
 #include <io.h>
@@ -17,6 +18,7 @@
 #include <bcrypt.h>
 
 #include "fault.h"
+#include "lock.h"
 #include "os.h"
 #include <securemem/runtime.h>
 
@@ -29,13 +31,108 @@ static sm_status fail(int err, sm_status st)
 }
 
 /*
+ * Crash-report exclusion: WerRegisterExcludedMemoryBlock leaves a block out of the dumps
+ * of Windows Error Reporting, the system's crash reports (Windows 10 1703 and later,
+ * werapi.h; WerUnregisterExcludedMemoryBlock puts it back). Looked up at run time rather
+ * than imported: an import would keep the program from loading on an older Windows and
+ * under Wine 8, whose kernel32 has neither (mingw-w64's werapi.h does not declare them
+ * either, though its libkernel32.a has them). Without them, SM_CAP_NODUMP is not claimed.
+ *
+ * WER holds a bounded number of blocks per process (WER_MAX_REGISTERED_ENTRIES). A block
+ * it refuses stays in its reports, and from then on, for the rest of the process,
+ * sm_os_caps claims no NODUMP: the allocation itself goes on, since dump exclusion has
+ * no policy (spec/platforms.md). The blocks are remembered here so that sm_os_munmap
+ * can take each back, by its start address, when its range is unmapped.
+ */
+typedef HRESULT(WINAPI *wer_register_fn)(const void *, DWORD);
+typedef HRESULT(WINAPI *wer_unregister_fn)(const void *);
+static _Atomic(wer_register_fn) wer_register;
+static _Atomic(wer_unregister_fn) wer_unregister;
+static atomic_bool wer_looked_up, wer_refused;
+#define WER_BLOCKS 512
+static _Atomic(void *) wer_block[WER_BLOCKS];
+static atomic_uint wer_blocks;
+
+static bool wer_present(void)
+{
+    if (!atomic_load(&wer_looked_up)) {
+        HMODULE k = GetModuleHandleW(L"kernel32.dll");
+        FARPROC r = k != NULL ? GetProcAddress(k, "WerRegisterExcludedMemoryBlock") : NULL;
+        FARPROC u = k != NULL ? GetProcAddress(k, "WerUnregisterExcludedMemoryBlock") : NULL;
+
+        if (r != NULL && u != NULL) {
+            atomic_store(&wer_register, (wer_register_fn)(void (*)(void))r);
+            atomic_store(&wer_unregister, (wer_unregister_fn)(void (*)(void))u);
+        }
+        atomic_store(&wer_looked_up, true);
+    }
+    return atomic_load(&wer_register) != NULL;
+}
+
+/* Exclude the block at p; a refusal is remembered, not returned (above). */
+static void wer_exclude(void *p, size_t len, bool injected)
+{
+    if (!wer_present())
+        return;
+    if (!injected && len <= MAXDWORD) {
+        for (unsigned i = 0; i < WER_BLOCKS; i++) {
+            void *none = NULL;
+
+            if (atomic_compare_exchange_strong(&wer_block[i], &none, p)) {
+                if (atomic_load(&wer_register)(p, (DWORD)len) == S_OK) {
+                    atomic_fetch_add(&wer_blocks, 1);
+                    return;
+                }
+                atomic_store(&wer_block[i], NULL);
+                break;
+            }
+        }
+    }
+    atomic_store(&wer_refused, true);
+}
+
+/* Take back every block that starts in [p, p + len), which is being unmapped. */
+static void wer_forget(void *p, size_t len)
+{
+    uintptr_t lo = (uintptr_t)p, hi = lo + len;
+
+    for (unsigned i = 0; i < WER_BLOCKS && atomic_load(&wer_blocks) != 0; i++) {
+        void *b = atomic_load(&wer_block[i]);
+
+        if (b != NULL && (uintptr_t)b >= lo && (uintptr_t)b < hi &&
+            atomic_compare_exchange_strong(&wer_block[i], &b, NULL)) {
+            wer_unregister_fn unreg = atomic_load(&wer_unregister);
+
+            if (unreg != NULL)
+                (void)unreg(b);
+            atomic_fetch_sub(&wer_blocks, 1);
+        }
+    }
+}
+
+#if defined(SM_FAULT_INJECTION)
+void sm_os_fault_wer(long (*reg)(const void *, unsigned long), long (*unreg)(const void *))
+{
+    wer_forget(NULL, SIZE_MAX); /* with the functions that registered them */
+    atomic_store(&wer_register, (wer_register_fn)reg);
+    atomic_store(&wer_unregister, (wer_unregister_fn)unreg);
+    atomic_store(&wer_looked_up, reg != NULL);
+    atomic_store(&wer_refused, false);
+}
+#endif
+
+/*
  * Locked and guarded. Never inherited: Windows has no fork, and a child process made by
- * CreateProcess shares no memory. No per-range dump exclusion (WER's excluded blocks
- * cover WER's own reports only): SM_CAP_NODUMP is not claimed.
+ * CreateProcess shares no memory. Out of crash reports while WER can exclude blocks and
+ * has refused none (above).
  */
 unsigned sm_os_caps(void)
 {
-    return SM_CAP_LOCKED | SM_CAP_NOFORK | SM_CAP_GUARD;
+    unsigned caps = SM_CAP_LOCKED | SM_CAP_NOFORK | SM_CAP_GUARD;
+
+    if (wer_present() && !atomic_load(&wer_refused))
+        caps |= SM_CAP_NODUMP;
+    return caps;
 }
 
 static _Atomic size_t page;
@@ -141,6 +238,7 @@ sm_status sm_os_munmap(void *p, size_t len)
         return fail(ERROR_INVALID_ADDRESS, SM_E_INVAL);
     if (!VirtualFree(p, len, MEM_DECOMMIT))
         return fail((int)GetLastError(), SM_E_INVAL);
+    wer_forget(p, len);
     if (all_decommitted(mi.AllocationBase) && !VirtualFree(mi.AllocationBase, 0, MEM_RELEASE))
         return fail((int)GetLastError(), SM_E_SYS);
     return SM_OK;
@@ -194,13 +292,17 @@ sm_status sm_os_munlock(void *p, size_t len)
     return SM_OK;
 }
 
-/* No fork, no per-range dump advice: counted as an OS function, then nothing. */
+/*
+ * DONTDUMP is WER's exclusion, whose refusal (an injected one too) is remembered, not
+ * returned (above). No fork: the other advice is counted as an OS function, then nothing.
+ */
 sm_status sm_os_madvise(void *p, size_t len, sm_os_advice advice)
 {
-    (void)p;
-    (void)len;
-    (void)advice;
-    if (sm_os_fault_hit(SM_OS_MADVISE) != 0)
+    bool refused = sm_os_fault_hit(SM_OS_MADVISE) != 0;
+
+    if (advice == SM_OS_DONTDUMP)
+        wer_exclude(p, len, refused);
+    else if (refused)
         return fail(ERROR_NOT_SUPPORTED, SM_E_UNSUPPORTED);
     return SM_OK;
 }
@@ -426,6 +528,73 @@ int sm_os_last_error(void)
 void sm_os_set_last_error(int err)
 {
     last_error = err;
+}
+
+/*
+ * Locks (lock.h): SRW locks, condition variables and one-time initialisation, the
+ * kernel's own, with no POSIX-thread layer between. Each of lock.h's types is one
+ * pointer, as the Win32 one it stands for, and zero is that one's static initialiser.
+ */
+_Static_assert(sizeof(sm_os_mutex) == sizeof(SRWLOCK) &&
+                   sizeof(sm_os_cond) == sizeof(CONDITION_VARIABLE) &&
+                   sizeof(sm_os_once_flag) == sizeof(INIT_ONCE),
+               "lock.h's types are the Win32 ones");
+
+static SRWLOCK *srw(sm_os_mutex *m)
+{
+    return (SRWLOCK *)(void *)m;
+}
+
+void sm_os_mutex_init(sm_os_mutex *m)
+{
+    InitializeSRWLock(srw(m));
+}
+
+void sm_os_mutex_lock(sm_os_mutex *m)
+{
+    AcquireSRWLockExclusive(srw(m));
+}
+
+int sm_os_mutex_trylock(sm_os_mutex *m)
+{
+    return TryAcquireSRWLockExclusive(srw(m)) ? 0 : EBUSY;
+}
+
+void sm_os_mutex_unlock(sm_os_mutex *m)
+{
+    ReleaseSRWLockExclusive(srw(m));
+}
+
+void sm_os_cond_init(sm_os_cond *c)
+{
+    InitializeConditionVariable((CONDITION_VARIABLE *)(void *)c);
+}
+
+/* INFINITE: it returns only when woken (or spuriously, which every caller loops on). */
+void sm_os_cond_wait(sm_os_cond *c, sm_os_mutex *m)
+{
+    (void)SleepConditionVariableSRW((CONDITION_VARIABLE *)(void *)c, srw(m), INFINITE, 0);
+}
+
+void sm_os_cond_broadcast(sm_os_cond *c)
+{
+    WakeAllConditionVariable((CONDITION_VARIABLE *)(void *)c);
+}
+
+/* InitOnceExecuteOnce's callback, which runs the caller's void (*)(void). */
+static BOOL CALLBACK run_once(INIT_ONCE *o, void *param, void **ctx)
+{
+    void (**fn)(void) = param; /* the address of sm_os_call_once's fn */
+
+    (void)o;
+    (void)ctx;
+    (*fn)();
+    return TRUE;
+}
+
+void sm_os_call_once(sm_os_once_flag *o, void (*fn)(void))
+{
+    (void)InitOnceExecuteOnce((INIT_ONCE *)(void *)o, run_once, &fn, NULL);
 }
 
 /* VirtualQuery answers what POSIX cannot: committed and writable, page by region. */

@@ -35,7 +35,7 @@ static _Atomic uint32_t purged_head;
  * slot that holds nothing to purge. 512 KiB of .bss, touched 8 bytes per 64 slots.
  */
 static _Atomic uint64_t in_use[MAX_SLOTS / 64];
-static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static sm_os_mutex reg_lock = SM_OS_MUTEX_INIT;
 static _Atomic uint64_t live[SMI_KIND_COUNT];
 static uint32_t max_slots = MAX_SLOTS; /* below MAX_SLOTS only in tests */
 #if defined(SM_FAULT_INJECTION)
@@ -150,8 +150,8 @@ static sm_status take_index(uint32_t *index)
             return st;
         chunk = mem;
         for (uint32_t i = 0; i < CHUNK_SLOTS; i++) {
-            pthread_mutex_init(&chunk[i].lock, NULL);
-            pthread_cond_init(&chunk[i].cond, NULL);
+            sm_os_mutex_init(&chunk[i].lock);
+            sm_os_cond_init(&chunk[i].cond);
             chunk[i].gen = 1;
             chunk[i].index = n + i;
             SMI_VG_ATOMIC(&chunk[i].id, sizeof chunk[i].id);
@@ -170,17 +170,17 @@ sm_status smi_registry_reserve(uint32_t *index)
 {
     sm_status st;
 
-    pthread_mutex_lock(&reg_lock);
+    sm_os_mutex_lock(&reg_lock);
     st = take_index(index);
-    pthread_mutex_unlock(&reg_lock);
+    sm_os_mutex_unlock(&reg_lock);
     return st;
 }
 
 void smi_registry_unreserve(uint32_t index)
 {
-    pthread_mutex_lock(&reg_lock);
+    sm_os_mutex_lock(&reg_lock);
     push_free(slot_at(index), true);
-    pthread_mutex_unlock(&reg_lock);
+    sm_os_mutex_unlock(&reg_lock);
 }
 
 /*
@@ -276,13 +276,13 @@ static bool take_over(smi_slot *s, bool *recycle)
 /* Unlock a slot that a purge may have finished, and give it back if so. */
 static void unlock_finished(smi_slot *s, bool recycle)
 {
-    pthread_mutex_unlock(&s->lock);
+    sm_os_mutex_unlock(&s->lock);
     if (recycle)
         push_purged(s);
 }
 
 /*
- * Every unlock of a slot that a thread took with pthread_mutex_lock goes through here.
+ * Every unlock of a slot that a thread took with sm_os_mutex_lock goes through here.
  * A purge that found the lock taken stores the claimed id in doomed and then tries the
  * lock again; this side unlocks and then reads doomed. With a full fence on each side,
  * at least one of the two sees the other, so the purge is always finished, and the
@@ -292,9 +292,9 @@ static void unlock_slot(smi_slot *s)
 {
     bool intact = true, recycle;
 
-    pthread_mutex_unlock(&s->lock);
+    sm_os_mutex_unlock(&s->lock);
     atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load(&s->doomed) != 0 && pthread_mutex_trylock(&s->lock) == 0) {
+    if (atomic_load(&s->doomed) != 0 && sm_os_mutex_trylock(&s->lock) == 0) {
         intact = take_over(s, &recycle);
         unlock_finished(s, recycle);
     }
@@ -338,7 +338,7 @@ sm_status smi_registry_acquire(uint64_t id, smi_kind kind, smi_slot **out)
 
     if (s == NULL)
         return SM_E_STATE;
-    pthread_mutex_lock(&s->lock);
+    sm_os_mutex_lock(&s->lock);
     return confirm(s, id, kind, out);
 }
 
@@ -349,7 +349,7 @@ sm_status smi_registry_try_acquire(uint64_t id, smi_kind kind, smi_slot **out)
     if (s == NULL)
         return SM_E_STATE;
     /* Held by another thread: this caller would have had to wait. */
-    if (pthread_mutex_trylock(&s->lock) != 0)
+    if (sm_os_mutex_trylock(&s->lock) != 0)
         return SM_E_BUSY;
     return confirm(s, id, kind, out);
 }
@@ -369,13 +369,13 @@ void smi_registry_remove(smi_slot *s)
     recycle = next_generation(s);
     smi_wipe(s->body, sizeof s->body);
     /* Wake whoever waits on this object: they will find it gone. */
-    pthread_cond_broadcast(&s->cond);
+    sm_os_cond_broadcast(&s->cond);
     /* A purge that claimed this object meanwhile finds the generation moved on. */
     unlock_slot(s);
 
-    pthread_mutex_lock(&reg_lock);
+    sm_os_mutex_lock(&reg_lock);
     push_free(s, recycle);
-    pthread_mutex_unlock(&reg_lock);
+    sm_os_mutex_unlock(&reg_lock);
     atomic_fetch_sub(&live[kind], 1);
 }
 
@@ -385,11 +385,11 @@ void smi_registry_drop(smi_slot *s)
 
     s->lingering = 0;
     smi_wipe(s->body, sizeof s->body);
-    pthread_cond_broadcast(&s->cond);
+    sm_os_cond_broadcast(&s->cond);
     unlock_slot(s);
-    pthread_mutex_lock(&reg_lock);
+    sm_os_mutex_lock(&reg_lock);
     push_free(s, recycle);
-    pthread_mutex_unlock(&reg_lock);
+    sm_os_mutex_unlock(&reg_lock);
 }
 
 /* Whoever finishes the object moves the generation on, under this lock (finish_purge). */
@@ -461,7 +461,7 @@ static bool finish_held(void)
         for (walk_start(&w); (s = walk_next(&w)) != NULL;) {
             if (atomic_load(&s->doomed) == 0)
                 continue;
-            if (pthread_mutex_trylock(&s->lock) == 0) {
+            if (sm_os_mutex_trylock(&s->lock) == 0) {
                 intact &= take_over(s, &recycle);
                 unlock_finished(s, recycle);
             } else {
@@ -483,7 +483,7 @@ static bool finish_held(void)
 
 /*
  * Claim every live slot by swapping its id to 0, so that each object is handled once
- * even by two purges at the same time. pthread_mutex_trylock never blocks: it is a
+ * even by two purges at the same time. sm_os_mutex_trylock never blocks: it is a
  * compare-and-swap in glibc, which is why it may run in a signal handler although
  * POSIX does not list it. The lock it tries may be held by another thread in the middle
  * of an operation on that object, or by the very thread that the signal interrupted:
@@ -505,7 +505,7 @@ bool smi_registry_purge(bool in_place)
         if (id == 0 || !atomic_compare_exchange_strong(&s->id, &id, 0))
             continue;
         SMI_VG_RECEIVE(&s->id);
-        if (pthread_mutex_trylock(&s->lock) == 0) {
+        if (sm_os_mutex_trylock(&s->lock) == 0) {
             intact &= finish_purge(s, &recycle);
             unlock_finished(s, recycle);
             continue;
@@ -513,7 +513,7 @@ bool smi_registry_purge(bool in_place)
         atomic_store(&s->doomed, id);
         atomic_thread_fence(memory_order_seq_cst);
         /* The holder may have let go before it could see doomed: then finish it here. */
-        if (pthread_mutex_trylock(&s->lock) == 0) {
+        if (sm_os_mutex_trylock(&s->lock) == 0) {
             intact &= take_over(s, &recycle);
             unlock_finished(s, recycle);
         }
@@ -544,12 +544,12 @@ sm_status smi_registry_audit(void)
 
 void smi_registry_before_fork(void)
 {
-    pthread_mutex_lock(&reg_lock);
+    sm_os_mutex_lock(&reg_lock);
 }
 
 void smi_registry_fork_parent(void)
 {
-    pthread_mutex_unlock(&reg_lock);
+    sm_os_mutex_unlock(&reg_lock);
 }
 
 /*
@@ -568,11 +568,11 @@ void smi_registry_after_fork(void)
     walk w;
     smi_slot *s;
 
-    pthread_mutex_init(&reg_lock, NULL);
+    sm_os_mutex_init(&reg_lock);
     for (uint32_t i = 0; i < n; i++) {
         s = slot_at(i);
-        pthread_mutex_init(&s->lock, NULL);
-        pthread_cond_init(&s->cond, NULL);
+        sm_os_mutex_init(&s->lock);
+        sm_os_cond_init(&s->cond);
     }
     while (head != 0) { /* given back by purges: onto the free list */
         s = slot_at(head - 1);

@@ -6,9 +6,9 @@
  */
 #include "inner.h"
 
-static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
+static sm_os_mutex init_lock = SM_OS_MUTEX_INIT;
 static atomic_bool ready;
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static sm_os_once_flag atfork_once = SM_OS_ONCE_INIT;
 static atomic_bool atfork_ok;
 /*
  * The enclave key's purge (coffer.c), registered by the coffer before it makes its
@@ -62,7 +62,7 @@ static sm_status probe_secretmem(bool *works)
  */
 static void before_fork(void)
 {
-    pthread_mutex_lock(&init_lock);
+    sm_os_mutex_lock(&init_lock);
     smi_registry_before_fork();
     /* Last: no pool path takes the others inside its own locks. */
     pool_forking = atomic_load(&pool);
@@ -75,7 +75,7 @@ static void fork_parent(void)
     if (pool_forking != NULL)
         pool_forking->fork_parent();
     smi_registry_fork_parent();
-    pthread_mutex_unlock(&init_lock);
+    sm_os_mutex_unlock(&init_lock);
 }
 
 /* The forked child: both locks afresh, the registry's slots, the canary generator's key. */
@@ -83,7 +83,7 @@ static void after_fork(void)
 {
     const smi_pool_ops *p = atomic_load(&pool);
 
-    pthread_mutex_init(&init_lock, NULL);
+    sm_os_mutex_init(&init_lock);
     smi_registry_after_fork();
     /*
      * The table as it is now, not as the prepare handler saw it: a pool registered by
@@ -98,7 +98,7 @@ static void after_fork(void)
 
 /*
  * Registered before init_lock is first taken, or a fork could still catch it held
- * before the handlers exist. pthread_once for the reason coffer.c gives (glibc restarts
+ * before the handlers exist. sm_os_call_once for the reason coffer.c gives (glibc restarts
  * a once-routine that a fork interrupted). It fails only when libc cannot grow its
  * handler list: then no call can be made fork-safe, and every sm_init of the process
  * gives SM_E_NOMEM.
@@ -143,10 +143,10 @@ sm_status sm_init(const sm_config *cfg)
     if ((unsigned)cfg->lock_policy > SM_LOCK_BEST_EFFORT ||
         (unsigned)cfg->backing > SM_BACKING_SECRETMEM_REQUIRED)
         return SM_E_INVAL;
-    pthread_once(&atfork_once, atfork_register);
+    sm_os_call_once(&atfork_once, atfork_register);
     if (!atomic_load(&atfork_ok))
         return SM_E_NOMEM;
-    pthread_mutex_lock(&init_lock);
+    sm_os_mutex_lock(&init_lock);
     if (atomic_load(&ready)) {
         st = config_equal(cfg, smi_config_get()) ? SM_OK : SM_E_STATE;
     } else {
@@ -156,7 +156,7 @@ sm_status sm_init(const sm_config *cfg)
             atomic_store_explicit(&ready, true, memory_order_release);
         }
     }
-    pthread_mutex_unlock(&init_lock);
+    sm_os_mutex_unlock(&init_lock);
     return st;
 }
 

@@ -14,8 +14,9 @@
 const sm_factory *example_factory(void);
 
 /*
- * A gated variant, for tests of a window change in progress: its make_readable
- * announces itself and then waits until the gate is opened. One gate at a time.
+ * A gated variant (example_gate.c, which needs pthreads), for tests of a window change
+ * in progress: its make_readable announces itself and then waits until the gate is
+ * opened. One gate at a time.
  */
 typedef struct example_gate example_gate;
 example_gate *example_gate_new(void);
