@@ -126,6 +126,13 @@ run_wp() {
        grep -q 'UNPROVED' "$log.goals"; then
         status=FAILED
     fi
+    # A run-time error that RTE finds certain (a constant expression that overflows) is
+    # an assertion that is false, not a goal: WP then proves the rest vacuously. The
+    # smoke tests would see the dead code after it; this says what it is.
+    if grep -q 'guaranteed RTE' "$log"; then
+        grep -A3 'guaranteed RTE' "$log" | sed 's/^/    /' >&2
+        status=FAILED
+    fi
     # a core function with a contract that promises nothing is not proven: every one
     # needs an ensures (the assigns clause is enforced by pedantic-assigns=error)
     if [ "$name" != lemmas ] && ! grep -q 'ensures' "$log.goals"; then
