@@ -190,11 +190,18 @@ def proofs():
              table(["machdep", "goals proved", "functions and lemma sets"],
                    [[md, "%d / %d" % (t[0], t[1]), t[2]] for md, t in sorted(per_machdep.items())]),
              table(["function", "file", "machdep", "goals", "proved", "by prover", ""], rows)]
-    # proofs/mutate.sh: "mutate: killed: NAME  P / T goals proved  S s", or SURVIVED.
+    # proofs/mutate.sh: "mutate: NNN FUNCTION OPERATOR GOAL-OR-SURVIVED CHANGE", one row
+    # per generated mutant; earlier logs: "mutate: killed: NAME  P / T goals proved  S s",
+    # or SURVIVED.
     mrows = []
     for line in read("proofs/mutation.log").splitlines():
+        g = re.match(r"mutate: (\d{3}|table) +(\S+) +(\S+) +(\S+) +(.*)$", line)
         m = re.match(r"mutate: killed: (.*?)\s+(\d+) / (\d+)\s+goals proved\s+([\d.]+) s", line)
-        if m:
+        if g:
+            survived = g.group(4) == "SURVIVED"
+            mrows.append(["%s %s (%s): %s" % (g.group(1), g.group(2), g.group(3), g.group(5)),
+                          "SURVIVED" if survived else "killed by " + g.group(4), "", ""])
+        elif m:
             mrows.append([m.group(1), "killed", "%s / %s" % (m.group(2), m.group(3)), m.group(4)])
         elif line.startswith("mutate: SURVIVED:"):
             mrows.append([line[len("mutate: SURVIVED: "):], "SURVIVED", "", ""])

@@ -18,7 +18,7 @@ t0=$(now_ms)
 # pointer may be unset on the success path); -eva-alloc-builtin fresh gives each of the
 # driver's (unrolled) allocations its own block, so that its size stays exact.
 # shellcheck disable=SC2086
-frama-c -c11 -cpp-extra-args="-I$top/include -I$top/src -I$top/proofs/eva/include \
+frama-c -c11 -machdep x86_64 -cpp-extra-args="-I$top/include -I$top/src -I$top/proofs/eva/include \
         -include $top/proofs/eva/include/eva-prelude.h -include $top/proofs/core.acsl" \
     $files -eva -main main -eva-no-show-progress -eva-precision 4 \
     -eva-split-return full -eva-alloc-builtin fresh \
@@ -45,9 +45,7 @@ set -- $pre
 pre_valid=$1
 grep -q '^ *Assertions .* 0 invalid' "$log" || fail "an invalid assertion"
 # unknown to Eva: only annotations of the core's functions, each one proved by WP
-fns=$(awk '$0 == "{" && match(prev, /[A-Za-z_][A-Za-z0-9_]*\(/) && prev ~ /^[A-Za-z]/ {
-               print substr(prev, RSTART, RLENGTH - 1) }
-           { prev = $0 }' $core_files)
+fns=$(core_functions | cut -d' ' -f2)
 unknown=$(sed -n 's/^\[ERROR:unclassified.unknown\] //p' "$log")
 for p in $unknown; do
     ok=

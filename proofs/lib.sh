@@ -18,6 +18,55 @@ cpp_core="-I$top/include -I$top/src -include $top/proofs/core.acsl"
 core_files=$(ls src/core/*.c)
 trusted=proofs/trusted.c
 
+# The machine models that every core function is proved under, each named explicitly
+# rather than left to Frama-C's default: 64-bit size_t (LP64) and 32-bit size_t (ILP32).
+# uint64_t, the handles' type, is 64 bits in both. PROOFS_MACHDEPS narrows a run to some
+# of them (then wp.sh compares nothing with proofs/results/).
+all_machdeps="x86_64 x86_32"
+machdeps=${PROOFS_MACHDEPS:-$all_machdeps}
+
+# core_functions: "FILE FUNCTION" for each function defined in src/core/*.c, as Frama-C's
+# own parser sees it (the metrics plugin's "Defined functions", one run per file), so
+# that a new function is proved, mutated and traced whatever its text layout.
+core_functions() {
+    for f in $core_files; do
+        if ! frama-c -machdep x86_64 -cpp-extra-args="$cpp_core" "$f" -metrics \
+                > "$out/metrics.log" 2>&1; then
+            echo "proofs: Frama-C cannot parse $f:" >&2
+            tail -5 "$out/metrics.log" >&2
+            exit 1
+        fi
+        awk -v file="$f" '
+        /^\[metrics\] Defined functions/ { on = 1; next }
+        on && /=====/ { next }
+        on && /^ *$/ { exit }
+        on { n = split($0, w, ";")
+             for (i = 1; i <= n; i++) {
+                 g = w[i]; sub(/^ */, "", g); sub(/ \(.*/, "", g)
+                 if (g != "") print file " " g } }' "$out/metrics.log"
+    done
+}
+
+# The memory model: Typed, except for the functions that take void * and work through
+# unsigned char *. That cast needs Typed+cast, and it is sound there because all the
+# bytes of the core are read and written as unsigned char: no memory is ever seen
+# through two different types.
+model_of() {
+    case $1 in
+    smi_wipe|smi_equal) echo Typed+cast ;;
+    *) echo Typed ;;
+    esac
+}
+# Unsigned wrap-around is a run-time error to prove absent in every function, except in
+# the two constant-time compares: there `d - 1u` wraps on purpose when d == 0 (that is
+# how the result is computed without a branch), and their ensures pin the result down.
+checks_of() {
+    case $1 in
+    smi_equal|smi_canary_ok) echo "-warn-signed-downcast" ;;
+    *) echo "-warn-signed-downcast -warn-unsigned-overflow -warn-unsigned-downcast" ;;
+    esac
+}
+
 # A private Why3 configuration, so that a user's ~/.why3.conf (other limits, other
 # provers) cannot change the outcome. Detection takes a few hundredths of a second.
 WHY3CONFIG=$out/why3.conf

@@ -1,144 +1,197 @@
 #!/bin/sh
 # SPDX-License-Identifier: ISC
-# make proofs-mutation: show that the proofs can fail. Each mutant is a temporary copy of
-# one core file (or of the state table) with one line changed; WP runs on it exactly as
-# make proofs runs on the real file, and must report unproved goals. A run that stops
-# for another reason (a parse error, a missing tool) does not count as a kill.
+# make proofs-mutation: show that the proofs can fail. proofs/mutants.py derives the
+# mutants systematically from the body of every core function that Frama-C lists
+# (comparisons flipped or moved by one, constants plus one, operators swapped, early
+# returns removed); each one is a temporary copy of one core file with one change. WP
+# runs on it exactly as make proofs runs on the real file, for the mutated function only,
+# and must report an unproved goal. A run that stops for another reason (a parse error,
+# a missing tool) is no kill. One more mutant changes spec/buffer-states.tsv: the check
+# of the contract against the table, or the regenerated contract, must reject it.
 #
-# A control run first proves an unmutated copy through the same temporary-directory
-# set-up, so that a kill is the mutation's doing and not the set-up's.
+# Prints one line per mutant (the goal that killed it), the survivors, then
+# "Mutants killed: K / N". A survivor fails the run unless proofs/mutants-equivalent.tsv
+# lists it with the reason it is equivalent to the original (same observable result for
+# every input the contract allows); a listed mutant that is killed, or that is no longer
+# generated, fails too, so that the list stays exact.
+#
+# A control run first proves an unmutated copy of each function through the same set-up,
+# so that a kill is the mutation's doing and not the set-up's.
+#
+#   proofs/mutate.sh          every mutant
+#   proofs/mutate.sh F ...    only the mutants of these functions (no table mutant, no
+#                             check of the totals)
+#
+# Knobs: MUTATE_TIMEOUT (seconds per prover call, default 3), MUTATE_JOBS (mutants at a
+# time, default 2, each with one prover call at a time).
 set -eu
 cd "$(dirname "$0")/.."
 . proofs/lib.sh
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/securemem-mutate.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT INT TERM
 # Mutants fail on purpose, and each failing goal costs its timeout: keep it short. The
 # goals that stay true are the ones make proofs proves in well under a second.
-timeout=${MUTATE_TIMEOUT:-5}
-par=${MUTATE_PAR:-4}
+timeout=${MUTATE_TIMEOUT:-3}
+jobs=${MUTATE_JOBS:-2}
+# The mutants run on the 64-bit model only: the mutation test measures whether the
+# contracts pin the code down, which the word size does not change; make proofs proves
+# the real code under both.
+md=x86_64
+equiv=proofs/mutants-equivalent.tsv
 
-# wp_on DIR FUNCTION [WP-OPTIONS]: WP over the core with the files of DIR in place of
-# src/core's
+# wp_on DIR FUNCTION: WP on FUNCTION over the core with the files of DIR in place of
+# src/core's; the verdict in DIR/verdict: "killed GOAL", "proved", or "broken"
 wp_on() {
     dir=$1 fn=$2
-    shift 2
     files=
     for f in $core_files; do
         b=$(basename "$f")
         if [ -f "$dir/$b" ]; then files="$files $dir/$b"; else files="$files $f"; fi
     done
-    case $fn in
-    smi_wipe|smi_equal) model=Typed+cast ;;
-    *) model=Typed ;;
-    esac
-    case $fn in
-    smi_equal|smi_canary_ok) checks="-warn-signed-downcast" ;;
-    *) checks="-warn-signed-downcast -warn-unsigned-overflow -warn-unsigned-downcast" ;;
-    esac
-    # shellcheck disable=SC2086
-    frama-c -cpp-extra-args="-I$top/src/core $cpp_core" $checks \
-        -wp -wp-rte -wp-model "$model" -wp-prover z3,cvc4 -wp-timeout "$timeout" \
-        -wp-par "$par" -wp-fct "$fn" "$@" $files "$trusted" \
-        -then -report-classify -report-unclassified-unknown ERROR > "$dir/wp.log" 2>&1
+    # shellcheck disable=SC2046,SC2086
+    if frama-c -machdep "$md" -cpp-extra-args="-I$top/src/core $cpp_core" $(checks_of "$fn") \
+        -wp -wp-rte -wp-model "$(model_of "$fn")" -wp-prover z3,cvc4 -wp-timeout "$timeout" \
+        -wp-par 1 -wp-cache update -wp-cache-dir "$MUTATE_CACHE" -wp-fct "$fn" $files "$trusted" \
+        -then -report-classify -report-unclassified-unknown ERROR > "$dir/wp.log" 2>&1; then
+        # RTE may find a run-time error certain (a constant expression that overflows):
+        # then it is a false assertion and no goal, and the goals after it prove. That
+        # is a rejection too (make proofs fails on it, proofs/wp.sh).
+        if grep -q 'guaranteed RTE' "$dir/wp.log"; then
+            echo "killed guaranteed_rte_$(sed -n '/guaranteed RTE/{n;n;s/^ *\([a-z_]*\):.*/\1/p;q;}' "$dir/wp.log")" \
+                > "$dir/verdict"
+        else
+            echo proved > "$dir/verdict"
+        fi
+        return
+    fi
+    # the first goal that no prover proved: [wp] [Failed] Goal typed_f_ensures_2 (...)
+    # or [wp] [Z3 4.8.12] Goal typed_f_ensures : Unknown / Timeout
+    goal=$(sed -n 's/^\[wp\] \[[^]]*\] Goal \([A-Za-z0-9_]*\) : \(Unknown\|Timeout\|Failed\).*/\1/p;
+                  s/^\[wp\] \[\(Failed\|Unknown\|Timeout\)\] Goal \([A-Za-z0-9_]*\).*/\2/p' \
+               "$dir/wp.log" | sed 's/^typed_\(cast_\)\{0,1\}//' | head -1)
+    if [ -n "$goal" ] && grep -q '^\[wp\] Proved goals:' "$dir/wp.log"; then
+        echo "killed $goal" > "$dir/verdict"
+    else
+        echo broken > "$dir/verdict"
+    fi
 }
 
-# proved DIR: "a b" from WP's "Proved goals: a / b", empty if WP printed none
-proved() { sed -n 's/^\[wp\] Proved goals: *\([0-9]*\) \/ \([0-9]*\)$/\1 \2/p' "$1/wp.log"; }
+# proofs/mutate.sh --one DIR FUNCTION: one mutant (what the parallel runs below call)
+if [ "${1:-}" = --one ]; then
+    wp_on "$2" "$3"
+    exit 0
+fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/securemem-mutate.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT INT TERM
+
+# WP's cache of prover results, by the text of each goal: a mutant shares all but a few
+# goals with the unmutated function, and those are answered from the control run's
+# results instead of calling the provers again. It lives for this run only.
+MUTATE_CACHE=$tmp/cache
+export MUTATE_CACHE
+mkdir "$MUTATE_CACHE"
+
+only=$*
+core_functions | while read -r file fn; do
+    [ -z "$only" ] || case " $only " in *" $fn "*) ;; *) continue ;; esac
+    echo "$file $fn"
+done > "$tmp/functions"
 
 # ---- control ----------------------------------------------------------------------
-mkdir "$tmp/control"
-cp src/core/layout.c "$tmp/control/"
-if ! wp_on "$tmp/control" smi_layout_of -wp-bhv accepted,rejected; then
-    echo "mutate: the unmutated copy of layout.c does not prove; the set-up is broken:" >&2
-    tail -20 "$tmp/control/wp.log" >&2
-    exit 1
-fi
-echo "mutate: control: an unmutated copy of src/core/layout.c proves ($(proved "$tmp/control" | tr ' ' /) goals of its behaviors)"
-
-# ---- mutants ----------------------------------------------------------------------
-survived=
-n=0
-# mutant NAME FILE FUNCTION SED-EXPRESSION [WP-OPTIONS]: the sed expression must change
-# the file. The mutants of the functions with behaviors run only the goals of those
-# behaviors (-wp-bhv), to save time: for smi_buf_step, the behaviors of the cells they
-# change, out of 20.
-mutant() {
-    name=$1 file=$2 fn=$3 expr=$4 opts=${5:-}
-    n=$((n + 1))
-    d=$tmp/m$n
-    mkdir "$d"
-    sed -e "$expr" "src/core/$file" > "$d/$file"
-    if cmp -s "src/core/$file" "$d/$file"; then
-        echo "mutate: mutant '$name' no longer applies to src/core/$file; update proofs/mutate.sh" >&2
-        survived="$survived '$name'"
-        return
+# Each function, unmutated, through the same set-up, must prove.
+while read -r file fn; do
+    mkdir -p "$tmp/control/$fn"
+    cp "$file" "$tmp/control/$fn/"
+    echo "$tmp/control/$fn $fn"
+done < "$tmp/functions" | xargs -P "$jobs" -L 1 proofs/mutate.sh --one
+for d in "$tmp"/control/*; do
+    if [ "$(cat "$d/verdict")" != proved ]; then
+        echo "mutate: the unmutated copy of $(basename "$d") does not prove; the set-up is broken:" >&2
+        tail -20 "$d/wp.log" >&2
+        exit 1
     fi
-    report "$name" "$d" "$fn" "$(diff "src/core/$file" "$d/$file" | sed -n 's/^> *//p' | head -1)" $opts
-}
+done
+echo "mutate: control: each of the $(wc -l < "$tmp/functions") functions, unmutated, proves through the same set-up"
 
-# report NAME DIR FUNCTION CHANGED-LINE [WP-OPTIONS]: run WP, expect unproved goals
-report() {
-    name=$1 dir=$2 fn=$3 line=$4
-    shift 4
-    t0=$(now_ms)
-    if wp_on "$dir" "$fn" "$@"; then
-        set -- "$name" "$dir" "$fn" "$line"
-        echo "mutate: SURVIVED: $1 -- WP proves $3 with: $4" >&2
-        survived="$survived '$1'"
-        return
-    fi
-    # shellcheck disable=SC2046
-    set -- "$name" "$dir" "$fn" "$line" $(proved "$dir")
-    if [ $# -lt 6 ] || [ "$5" = "$6" ]; then
-        echo "mutate: '$1': WP stopped without unproved goals (see below); not a kill" >&2
-        tail -15 "$2/wp.log" >&2
-        survived="$survived '$1'"
-        return
-    fi
-    printf 'mutate: killed: %-50s %4s / %-4s goals proved %5s s\n' "$1" "$5" "$6" \
-        "$(awk -v a="$t0" -v b="$(now_ms)" 'BEGIN { printf "%.1f", (b - a) / 1000 }')"
-}
+# ---- the mutants of the code ------------------------------------------------------
+python3 proofs/mutants.py "$tmp/functions" "$tmp/m"
+total=$(wc -l < "$tmp/m/list")
+echo "mutate: $total mutants of $(wc -l < "$tmp/functions") core functions, $jobs at a time, timeout $timeout s"
+t0=$(now_ms)
+cut -f1,3 "$tmp/m/list" | sed "s|^|$tmp/m/|" | xargs -P "$jobs" -L 1 proofs/mutate.sh --one
+secs=$(awk -v a="$t0" -v b="$(now_ms)" 'BEGIN { printf "%.0f", (b - a) / 1000 }')
 
-mutant "state: freeze leads to MUTABLE" state.c smi_buf_step \
-    '/case SMI_BOP_FREEZE:/,/return/ s/\*next = SMI_BUF_FROZEN;/*next = SMI_BUF_MUTABLE;/' \
-    "-wp-bhv mutable_freeze,frozen_freeze"
-mutant "state: a FROZEN buffer accepts writes" state.c smi_buf_step \
-    's/return s == SMI_BUF_MUTABLE ? SM_OK : SM_E_STATE;/return SM_OK;/' \
-    "-wp-bhv mutable_write,frozen_write"
-mutant "layout: the data ends one byte before the guard" layout.c smi_layout_of \
-    's/out->data_off = page + out->canary_len;/out->data_off = page + out->canary_len - 1;/' \
-    "-wp-bhv accepted,rejected"
-mutant "layout: the overflow bound forgets a guard page" layout.c smi_layout_of \
-    's/SIZE_MAX - SMI_CANARY_MIN - 3 \* page/SIZE_MAX - SMI_CANARY_MIN - 2 * page/' \
-    "-wp-bhv accepted,rejected"
-mutant "wipe: the last byte is left" bytes.c smi_wipe \
-    's/for (size_t i = 0; i < n; i++)/for (size_t i = 0; i + 1 < n; i++)/'
-mutant "equal: the top bit of each byte is ignored" bytes.c smi_equal \
-    's/d |= (unsigned)(x\[i\] ^ y\[i\]);/d |= (unsigned)(x[i] ^ y[i]) \& 0x7fu;/'
-
-# The table drives the contract: a changed cell gives a contract (generated as make
-# proofs generates it) that the unchanged code does not meet, and the check of the
-# committed contract against the table fails first.
-n=$((n + 1))
-d=$tmp/m$n
+# ---- the mutant of the table ------------------------------------------------------
+if [ -z "$only" ]; then
+# A changed cell gives a contract (generated as make proofs generates it) that the
+# unchanged code does not meet, and the check of the committed contract against the
+# table fails first.
+d=$tmp/m/table
 mkdir "$d"
 sed -e 's/^\(freeze\tFREEZE\t\)SM_OK FROZEN/\1SM_OK MUTABLE/' spec/buffer-states.tsv > "$d/buffer-states.tsv"
-name="table: freeze in MUTABLE stays MUTABLE"
 if cmp -s spec/buffer-states.tsv "$d/buffer-states.tsv"; then
     echo "mutate: the table mutant no longer applies to spec/buffer-states.tsv" >&2
-    survived="$survived '$name'"
+    exit 1
 elif proofs/state-contract.sh --check src/core/state.c "$d/buffer-states.tsv" >/dev/null 2>&1; then
-    echo "mutate: SURVIVED: $name -- the contract check accepts the changed table" >&2
-    survived="$survived '$name'"
+    echo proved > "$d/verdict"
 else
     cp src/core/state.c "$d/state.c"
     proofs/state-contract.sh --write "$d/state.c" "$d/buffer-states.tsv"
-    report "$name" "$d" smi_buf_step "(the regenerated contract)" -wp-bhv mutable_freeze
+    wp_on "$d" smi_buf_step
+fi
+printf 'table\t%s\tsmi_buf_step\ttable\t%s\t%s\n' spec/buffer-states.tsv \
+    "freeze FREEZE: SM_OK FROZEN" "freeze FREEZE: SM_OK MUTABLE (the table)" >> "$tmp/m/list"
+total=$((total + 1))
 fi
 
-if [ -n "$survived" ]; then
-    echo "mutate: FAILED: mutants not killed:$survived" >&2
-    exit 1
+# ---- the table of verdicts --------------------------------------------------------
+killed=0
+bad=
+printf 'mutate: %-5s %-17s %-9s %-44s %s\n' mutant function operator "killed by (first unproved goal)" change
+while IFS='	' read -r id file fn op before after; do
+    set -- $(cat "$tmp/m/$id/verdict")
+    key="$fn	$before	$after"
+    listed=$(awk -F'\t' -v k="$key" '!/^#/ && ($1 "\t" $2 "\t" $3) == k { print $4 }' "$equiv")
+    case $1 in
+    killed)
+        killed=$((killed + 1))
+        printf 'mutate: %-5s %-17s %-9s %-44s %s\n' "$id" "$fn" "$op" "$2" "$after"
+        if [ -n "$listed" ]; then
+            echo "mutate: $id ($after) is killed, yet $equiv lists it as equivalent" >&2
+            bad=1
+        fi ;;
+    proved)
+        printf 'mutate: %-5s %-17s %-9s %-44s %s\n' "$id" "$fn" "$op" "SURVIVED" "$after"
+        if [ -z "$listed" ]; then
+            echo "mutate: SURVIVED, and not explained in $equiv: $fn: $before -> $after" >&2
+            bad=1
+        fi
+        echo "$key" >> "$tmp/survivors" ;;
+    *)
+        echo "mutate: $id: WP stopped without a verdict (not a kill):" >&2
+        tail -8 "$tmp/m/$id/wp.log" >&2
+        bad=1 ;;
+    esac
+done < "$tmp/m/list"
+
+# every listed equivalent mutant must still be generated and survive
+touch "$tmp/survivors"
+while IFS='	' read -r fn before after why; do
+    case $fn in ''|'#'*) continue ;; esac
+    [ -z "$only" ] || case " $only " in *" $fn "*) ;; *) continue ;; esac
+    if ! grep -qxF "$fn	$before	$after" "$tmp/survivors"; then
+        echo "mutate: $equiv lists a mutant that no run survived: $fn: $before -> $after" >&2
+        bad=1
+    else
+        printf 'mutate: survivor, equivalent: %s: %s -> %s\n    because %s\n' "$fn" "$before" "$after" "$why"
+    fi
+done < "$equiv"
+
+echo "mutate: $total mutants in ${secs} s"
+pct=$(awk -v k="$killed" -v n="$total" 'BEGIN { printf "%d", k * 100 / n }')
+echo "Mutants killed: $killed / $total" | tee "$out/mutants"
+if [ -z "$only" ] && { [ "$total" -lt 60 ] || [ "$pct" -lt 95 ]; }; then
+    echo "mutate: FAILED: at least 60 mutants and 95% killed are required ($pct%)" >&2
+    bad=1
 fi
-echo "mutate: all $n mutants killed"
+[ -z "$bad" ] || exit 1

@@ -6,18 +6,21 @@
 # 2. No admit, assume or axiom in any annotation outside proofs/trusted.c.
 # 3. The contracts of smi_buf_step and smi_sec_decide are the ones generated from
 #    spec/buffer-states.tsv and spec/secret-states.tsv.
-# 4. WP with -wp-rte, Z3 and CVC4: the lemmas of proofs/core.acsl, then each core
-#    function in its own run (a progress line each). A run fails on any unproved goal
+# 4. WP with -wp-rte, Z3 and CVC4, once per machine model of proofs/lib.sh (x86_64,
+#    then x86_32): the lemmas of proofs/core.acsl, then each core function, as listed by
+#    Frama-C, in its own run (a progress line each). A run fails on any unproved goal
 #    through the report-classify gate, and this script also checks WP's own count.
-# 5. Results per function in $out/results/*.json, compared with the committed
-#    proofs/results/*.json: a lost, new or unproved goal fails. `make proofs-accept`
-#    copies a complete run's results into proofs/results/ for review and commit.
+# 5. Results per machine model and function in $out/results/MACHDEP.FUNCTION.json,
+#    compared with the committed proofs/results/: a lost, new or unproved goal fails, on
+#    either word size. `make proofs-accept` copies a complete run's results into
+#    proofs/results/ for review and commit.
 #
 #   proofs/wp.sh            everything above
 #   proofs/wp.sh F ...      only the runs of these functions ("lemmas" for the lemmas);
-#                           no results comparison
+#                           no results comparison (nor with PROOFS_MACHDEPS set)
 #
-# Knobs: WP_TIMEOUT (seconds per prover call, default 20), WP_PAR (default 2).
+# Knobs: WP_TIMEOUT (seconds per prover call, default 20), WP_PAR (default 2),
+# WP_SMOKE_TIMEOUT (seconds per smoke test, default 5: proofs/README.md says why).
 set -eu
 cd "$(dirname "$0")/.."
 . proofs/lib.sh
@@ -25,6 +28,7 @@ rm -f "$out/summary"
 
 timeout=${WP_TIMEOUT:-20}
 par=${WP_PAR:-2}
+smoke_timeout=${WP_SMOKE_TIMEOUT:-5}
 res=$out/results
 logs=$out/logs
 
@@ -68,33 +72,8 @@ proofs/state-contract.sh --check src/core/state.c
 proofs/state-contract.sh --check src/core/secret_state.c spec/secret-states.tsv
 
 # ---- 4. WP -------------------------------------------------------------------------
-# Functions, in file order: a line that opens a definition is a lone "{" after the
-# line with the name (the layout that the whole tree follows).
-# shellcheck disable=SC2086
-fns=$(awk '$0 == "{" && match(prev, /[A-Za-z_][A-Za-z0-9_]*\(/) && prev ~ /^[A-Za-z]/ {
-               print FILENAME " " substr(prev, RSTART, RLENGTH - 1) }
-           { prev = $0 }' $core_files)
+core_functions > "$out/functions"
 only=$*
-
-# The memory model: Typed, except for the functions that take void * and work through
-# unsigned char *. That cast needs Typed+cast, and it is sound there because all the
-# bytes of the core are read and written as unsigned char: no memory is ever seen
-# through two different types.
-model_of() {
-    case $1 in
-    smi_wipe|smi_equal) echo Typed+cast ;;
-    *) echo Typed ;;
-    esac
-}
-# Unsigned wrap-around is a run-time error to prove absent in every function, except in
-# the two constant-time compares: there `d - 1u` wraps on purpose when d == 0 (that is
-# how the result is computed without a branch), and their ensures pin the result down.
-checks_of() {
-    case $1 in
-    smi_equal|smi_canary_ok) echo "-warn-signed-downcast" ;;
-    *) echo "-warn-signed-downcast -warn-unsigned-overflow -warn-unsigned-downcast" ;;
-    esac
-}
 
 mkdir -p "$res" "$logs"
 rm -f "$res/.complete"
@@ -103,14 +82,14 @@ failed=
 total=0
 proved=0
 
-# run_wp NAME FILE MODEL CHECKS WP-SELECTION...
+# run_wp MACHDEP NAME FILE MODEL CHECKS WP-SELECTION...
 run_wp() {
-    name=$1 file=$2 model=$3 checks=$4
-    shift 4
-    log=$logs/$name.log
+    md=$1 name=$2 file=$3 model=$4 checks=$5
+    shift 5
+    log=$logs/$md.$name.log
     t0=$(now_ms)
     # shellcheck disable=SC2086
-    if frama-c -cpp-extra-args="$cpp_core" $checks \
+    if frama-c -machdep "$md" -cpp-extra-args="$cpp_core" $checks \
         -wp -wp-rte -wp-model "$model" -wp-prover z3,cvc4 \
         -wp-timeout "$timeout" -wp-par "$par" -wp-warn-key pedantic-assigns=error \
         "$@" $core_files "$trusted" \
@@ -149,19 +128,26 @@ run_wp() {
        grep -q 'UNPROVED' "$log.goals"; then
         status=FAILED
     fi
+    # A run-time error that RTE finds certain (a constant expression that overflows) is
+    # an assertion that is false, not a goal: WP then proves the rest vacuously. The
+    # smoke tests would see the dead code after it; this says what it is.
+    if grep -q 'guaranteed RTE' "$log"; then
+        grep -A3 'guaranteed RTE' "$log" | sed 's/^/    /' >&2
+        status=FAILED
+    fi
     # a core function with a contract that promises nothing is not proven: every one
     # needs an ensures (the assigns clause is enforced by pedantic-assigns=error)
     if [ "$name" != lemmas ] && ! grep -q 'ensures' "$log.goals"; then
         echo "proofs: $name has no ensures clause" >&2
         status=FAILED
     fi
-    [ "$status" = ok ] || failed="$failed $name"
+    [ "$status" = ok ] || failed="$failed $md.$name"
     total=$((total + b))
     proved=$((proved + a))
     by=$(awk -F'\t' '$2 == "proved" { c[$3]++ }
          END { printf "qed %d, z3 %d, cvc4 %d, script %d, smoke %d",
                c["qed"], c["z3"], c["cvc4"], c["script"], c["smoke"] }' "$log.goals")
-    printf 'proofs: %-17s %4s / %-4s goals  %-6s (%s)  %6s s\n' "$name" "$a" "$b" "$status" "$by" "$secs"
+    printf 'proofs: %-6s %-17s %4s / %-4s goals  %-6s (%s)  %6s s\n' "$md" "$name" "$a" "$b" "$status" "$by" "$secs"
     if [ "$status" != ok ]; then
         grep -E '^\[wp\] \[(Failed|Unknown|Timeout)\]|Error|error' "$log" | head -20 | sed 's/^/    /' >&2
         echo "    (full log: $log)" >&2
@@ -172,6 +158,7 @@ run_wp() {
         printf '{\n'
         printf '  "function": "%s",\n' "$name"
         printf '  "file": "%s",\n' "$file"
+        printf '  "machdep": "%s",\n' "$md"
         printf '  "model": "%s",\n' "$model"
         printf '  "rte_options": "-wp-rte %s",\n' "$checks"
         printf '  "goals": %s,\n' "$b"
@@ -183,37 +170,38 @@ run_wp() {
         awk -F'\t' '{ printf "%s    \"%s%s\"", (NR > 1 ? ",\n" : ""), $1, ($2 == "proved" ? "" : " UNPROVED") }
                     END { if (NR) printf "\n" }' "$log.goals"
         printf '  ]\n}\n'
-    } > "$res/$name.json"
+    } > "$res/$md.$name.json"
 }
 
 selected() { [ -z "$only" ] || case " $only " in *" $1 "*) true ;; *) false ;; esac; }
 
-echo "proofs: WP, Z3 + CVC4, timeout ${timeout} s, ${par} parallel prover calls"
+echo "proofs: WP, Z3 + CVC4, timeout ${timeout} s, smoke tests ${smoke_timeout} s, ${par} parallel prover calls, machdeps: $machdeps"
 # The lemmas need WP's bit-level tactics (-wp-auto) where the SMT solvers alone stop.
 # Two of them need WP's bit-level tactics where the SMT solvers alone stop: their proof
 # scripts (a case split, then WP's Bit-Range rule, each leaf closed by Qed or Z3) are in
 # proofs/session/script/. `make proofs-scripts` finds them again with WP's auto-search
 # (PROOFS_NEW_SCRIPTS=1); make proofs replays them.
-if selected lemmas; then
-    if [ "${PROOFS_NEW_SCRIPTS:-0}" = 1 ]; then
-        scripts="-wp-prover tip -wp-auto wp:split,wp:bitrange,wp:bitwised,wp:bitshift,wp:bittestrange,wp:range"
-    else
-        scripts="-wp-prover script"
+for md in $machdeps; do
+    if selected lemmas; then
+        if [ "${PROOFS_NEW_SCRIPTS:-0}" = 1 ]; then
+            scripts="-wp-prover tip -wp-auto wp:split,wp:bitrange,wp:bitwised,wp:bitshift,wp:bittestrange,wp:range"
+        else
+            scripts="-wp-prover script"
+        fi
+        # shellcheck disable=SC2086
+        run_wp "$md" lemmas proofs/core.acsl Typed "" -wp-prop=@lemma \
+            -wp-session proofs/session -wp-cache none $scripts
     fi
-    # shellcheck disable=SC2086
-    run_wp lemmas proofs/core.acsl Typed "" -wp-prop=@lemma \
-        -wp-session proofs/session -wp-cache none $scripts
-fi
-echo "$fns" | while read -r file fn; do echo "$file $fn"; done > "$out/functions"
-while read -r file fn; do
-    selected "$fn" || continue
-    # Smoke tests: a contradictory requires or assumes, or dead code, fails the run
-    # instead of making every goal after it vacuously true. Each one passes when the
-    # provers fail, so each costs its whole timeout; the contexts are small enough that
-    # Qed or Z3 finds a contradiction in milliseconds, hence 1 s.
-    run_wp "$fn" "$file" "$(model_of "$fn")" "$(checks_of "$fn")" -wp-fct "$fn" \
-        -wp-smoke-tests -wp-smoke-timeout 1
-done < "$out/functions"
+    while read -r file fn; do
+        selected "$fn" || continue
+        # Smoke tests: a contradictory requires or assumes, or dead code, fails the run
+        # instead of making every goal after it vacuously true. Each one passes only when
+        # the provers give up, so each costs its whole timeout; proofs/README.md says why
+        # the default is long enough.
+        run_wp "$md" "$fn" "$file" "$(model_of "$fn")" "$(checks_of "$fn")" -wp-fct "$fn" \
+            -wp-smoke-tests -wp-smoke-timeout "$smoke_timeout"
+    done < "$out/functions"
+done
 
 summary="Proved goals: $proved / $total"
 if [ -n "$failed" ]; then
@@ -221,7 +209,7 @@ if [ -n "$failed" ]; then
     echo "proofs: FAILED:$failed (logs in $logs/)" >&2
     exit 1
 fi
-if [ -n "$only" ]; then
+if [ -n "$only" ] || [ "$machdeps" != "$all_machdeps" ]; then
     echo "$summary"
     exit 0
 fi
