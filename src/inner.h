@@ -66,14 +66,14 @@ void smi_runtime_key_purge(void (*hook)(bool ending));
  * their module registers before it makes its first object. A callback, not a link
  * dependency: that module sits above the runtime (spec/layers.tsv).
  */
-typedef struct smi_pool_ops {
+typedef struct smi_outside_ops {
     bool (*purge)(bool ending);   /* signal-safe; false if a damaged canary was found */
-    void (*before_fork)(void);    /* take the pool's locks */
+    void (*before_fork)(void);    /* take their module's locks */
     void (*fork_parent)(void);    /* release them */
     void (*after_fork)(void);     /* in the child: new locks, every pre-fork object forgotten */
     uint64_t (*live)(void);       /* secrets live, for sm_stats */
-} smi_pool_ops;
-void smi_runtime_pool(const smi_pool_ops *ops);
+} smi_outside_ops;
+void smi_runtime_outside(const smi_outside_ops *ops);
 
 /* ---- burning the stack after a cipher (burn.c) ---- */
 

@@ -612,7 +612,7 @@ static void unmake(cls *C, slab *sb, uint32_t i, bool open, bool made)
         (void)slab_unmap(C, sb);
 }
 
-static const smi_pool_ops pool_ops = {
+static const smi_outside_ops outside_ops = {
     .purge = smi_compact_purge,
     .before_fork = smi_compact_before_fork,
     .fork_parent = smi_compact_fork_parent,
@@ -636,7 +636,7 @@ sm_status smi_compact_make(size_t len, smi_compact_fill fill, void *ctx,
     if (st != SM_OK)
         return st;
     /* Before the first slab: the runtime's purge, fork handlers and stats reach it. */
-    smi_runtime_pool(&pool_ops);
+    smi_runtime_outside(&outside_ops);
     while (class_size[c] < len)
         c++;
     C = &classes[c];

@@ -16,16 +16,16 @@ static atomic_bool atfork_ok;
  * runtime reaches it through this pointer rather than by name (spec/layers.tsv).
  */
 static void (*_Atomic key_purge)(bool ending);
-/* The objects outside the registry (smi_runtime_pool), and the table a fork locked. */
-static const smi_pool_ops *_Atomic pool;
-static const smi_pool_ops *pool_forking;
+/* The objects outside the registry (smi_runtime_outside), and the table a fork locked. */
+static const smi_outside_ops *_Atomic outside;
+static const smi_outside_ops *outside_forking;
 
 SMI_VG_AT_START(vg_runtime)
 {
     SMI_VG_ATOMIC(&ready, sizeof ready);
     SMI_VG_ATOMIC(&atfork_ok, sizeof atfork_ok);
     SMI_VG_ATOMIC(&key_purge, sizeof key_purge);
-    SMI_VG_ATOMIC(&pool, sizeof pool);
+    SMI_VG_ATOMIC(&outside, sizeof outside);
 }
 
 static bool config_equal(const sm_config *a, const sm_config *b)
@@ -64,16 +64,16 @@ static void before_fork(void)
 {
     sm_os_mutex_lock(&init_lock);
     smi_registry_before_fork();
-    /* Last: no pool path takes the others inside its own locks. */
-    pool_forking = atomic_load(&pool);
-    if (pool_forking != NULL)
-        pool_forking->before_fork();
+    /* Last: no outside path takes the others inside its own locks. */
+    outside_forking = atomic_load(&outside);
+    if (outside_forking != NULL)
+        outside_forking->before_fork();
 }
 
 static void fork_parent(void)
 {
-    if (pool_forking != NULL)
-        pool_forking->fork_parent();
+    if (outside_forking != NULL)
+        outside_forking->fork_parent();
     smi_registry_fork_parent();
     sm_os_mutex_unlock(&init_lock);
 }
@@ -81,12 +81,12 @@ static void fork_parent(void)
 /* The forked child: both locks afresh, the registry's slots, the canary generator's key. */
 static void after_fork(void)
 {
-    const smi_pool_ops *p = atomic_load(&pool);
+    const smi_outside_ops *p = atomic_load(&outside);
 
     sm_os_mutex_init(&init_lock);
     smi_registry_after_fork();
     /*
-     * The table as it is now, not as the prepare handler saw it: a pool registered by
+     * The table as it is now, not as the prepare handler saw it: a table registered by
      * another thread during the fork may have made its first slab, and the child must
      * forget it too (new locks need no old lock to be held).
      */
@@ -174,15 +174,20 @@ void smi_runtime_key_purge(void (*hook)(bool ending))
     atomic_store(&key_purge, hook);
 }
 
-void smi_runtime_pool(const smi_pool_ops *ops)
+/*
+ * Called by every compact make: a load when the table is in place already, so that the
+ * make's threads do not all write one shared cache line.
+ */
+void smi_runtime_outside(const smi_outside_ops *ops)
 {
-    atomic_store(&pool, ops);
+    if (atomic_load(&outside) != ops)
+        atomic_store(&outside, ops);
 }
 
 bool smi_purge_all(bool ending)
 {
     bool intact = smi_registry_purge(ending);
-    const smi_pool_ops *p = atomic_load(&pool);
+    const smi_outside_ops *p = atomic_load(&outside);
     void (*key)(bool) = atomic_load(&key_purge);
 
     if (p != NULL)
@@ -199,7 +204,7 @@ bool smi_purge_all(bool ending)
 
 sm_status sm_stats_get(sm_stats *out)
 {
-    const smi_pool_ops *p = atomic_load(&pool);
+    const smi_outside_ops *p = atomic_load(&outside);
     sm_stats s = { 0 };
     sm_status st;
 
