@@ -19,7 +19,7 @@
 #   proofs/wp.sh F ...      only the runs of these functions ("lemmas" for the lemmas);
 #                           no results comparison (nor with PROOFS_MACHDEPS set)
 #
-# Knobs: WP_TIMEOUT (seconds per prover call, default 20), WP_PAR (default 2),
+# Knobs: WP_TIMEOUT (seconds per prover call, default 20), WP_PAR (default 4),
 # WP_SMOKE_TIMEOUT (seconds per smoke test, default 5: proofs/README.md says why).
 set -eu
 cd "$(dirname "$0")/.."
@@ -27,7 +27,7 @@ cd "$(dirname "$0")/.."
 rm -f "$out/summary"
 
 timeout=${WP_TIMEOUT:-20}
-par=${WP_PAR:-2}
+par=${WP_PAR:-4}
 smoke_timeout=${WP_SMOKE_TIMEOUT:-5}
 res=$out/results
 logs=$out/logs
