@@ -214,7 +214,9 @@ static sm_status span_close(slab *sb, uint32_t i, bool write)
  * Lock slot i's pages the first time they are written (they are open read-write): a
  * slab charges RLIMIT_MEMLOCK for the pages its slots use, not for all 16 at once, so
  * that a small limit holds what its arithmetic says. REQUIRED: SM_E_LOCK, nothing
- * counted; BEST_EFFORT: counted in bytes_unlocked.
+ * counted; BEST_EFFORT: counted in bytes_unlocked. Locked on first touch (the canary's
+ * write, at once): the kernel populates a plainly mlock'd private page again at every
+ * mprotect that makes it writable, twice per alloc+free here, for nothing.
  */
 static sm_status lock_pages(slab *sb, uint32_t i)
 {
@@ -226,7 +228,7 @@ static sm_status lock_pages(slab *sb, uint32_t i)
 
         if (ps->lock != PG_UNTOUCHED)
             continue;
-        if (sm_os_mlock(sb->data + (size_t)p * page(), page()) == SM_OK) {
+        if (sm_os_mlock_touched(sb->data + (size_t)p * page(), page()) == SM_OK) {
             ps->lock = PG_LOCKED;
             atomic_fetch_add(&smi_stat_locked, page());
         } else if (smi_config_get()->lock_policy == SM_LOCK_REQUIRED) {

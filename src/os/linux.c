@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -179,6 +180,37 @@ static sm_status writable(void *p, size_t n)
     return SM_E_READONLY;
 }
 
+/* Linux 4.4; the values are the kernel's, for headers that predate them. */
+#ifndef MLOCK_ONFAULT
+#define MLOCK_ONFAULT 1
+#endif
+#if !defined(SYS_mlock2) && defined(__x86_64__)
+#define SYS_mlock2 325
+#endif
+
+/*
+ * mlock2(MLOCK_ONFAULT), through syscall(2) since libcs before glibc 2.27 have no
+ * wrapper. Valgrind and qemu-user do not know it, nor does a kernel before 4.4 (ENOSYS),
+ * and a seccomp profile may refuse it as unknown (EPERM, or EINVAL for the flag): mlock
+ * then, which locks the same pages at once, and from then on, so that such a process
+ * does not pay a refused call per page (nor Valgrind warn of each).
+ */
+static atomic_bool no_lock2;
+
+static int lock_touched(void *p, size_t len)
+{
+#if defined(SYS_mlock2)
+    if (!atomic_load_explicit(&no_lock2, memory_order_relaxed)) {
+        if (syscall(SYS_mlock2, p, len, MLOCK_ONFAULT) == 0)
+            return 0;
+        if (errno != ENOSYS && errno != EINVAL && errno != EPERM)
+            return -1;
+        atomic_store_explicit(&no_lock2, true, memory_order_relaxed);
+    }
+#endif
+    return mlock(p, len);
+}
+
 /*
  * MAP_POPULATE (fill_flags) faults every page in within the one mmap call. The caller
  * fills the mapping whole at once, so this does the work of a page fault per page
@@ -194,5 +226,6 @@ const sm_os_system sm_os_system_of = {
     .secretmem_create = secretmem_create,
     .disable_core_dumps = disable_core_dumps,
     .writable = writable,
+    .lock_touched = lock_touched,
 };
 

@@ -72,6 +72,15 @@ sm_status sm_os_mmap_fd(void *addr, size_t len, int fd);
 sm_status sm_os_munmap(void *p, size_t len);
 sm_status sm_os_mprotect(void *p, size_t len, sm_prot prot);
 sm_status sm_os_mlock(void *p, size_t len);
+/*
+ * Lock as sm_os_mlock does, charged to RLIMIT_MEMLOCK alike, but fault nothing in: a page
+ * already present is locked at once, one not yet present when it is first touched
+ * (Linux's MLOCK_ONFAULT). A page locked so that later becomes writable again is not
+ * populated anew by the kernel at each such mprotect, which a plain mlock'd page is: for
+ * pages whose protection changes at every use (compact.c). Counted as SM_OS_MLOCK. Where
+ * the system has no such lock, or refuses it as unknown, it is sm_os_mlock.
+ */
+sm_status sm_os_mlock_touched(void *p, size_t len);
 sm_status sm_os_munlock(void *p, size_t len);
 sm_status sm_os_madvise(void *p, size_t len, sm_os_advice advice);
 

@@ -166,6 +166,14 @@ sm_status sm_os_mlock(void *p, size_t len)
     return SM_OK;
 }
 
+sm_status sm_os_mlock_touched(void *p, size_t len)
+{
+    if (sm_os_system_of.lock_touched == NULL)
+        return sm_os_mlock(p, len);
+    SM_OS_CALL(SM_OS_MLOCK, != 0, sm_os_system_of.lock_touched(p, len));
+    return SM_OK;
+}
+
 sm_status sm_os_munlock(void *p, size_t len)
 {
     SM_OS_CALL(SM_OS_MUNLOCK, != 0, munlock(p, len));

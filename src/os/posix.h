@@ -60,6 +60,8 @@ typedef struct sm_os_system {
     sm_status (*disable_core_dumps)(void);
     /* sm_os_writable (os.h) of n > 0 bytes that do not wrap. NULL: cannot tell, SM_OK. */
     sm_status (*writable)(void *p, size_t n);
+    /* sm_os_mlock_touched (os.h): 0 or -1 with errno. NULL: mlock. */
+    int (*lock_touched)(void *p, size_t len);
 } sm_os_system;
 
 extern const sm_os_system sm_os_system_of;

@@ -282,6 +282,12 @@ sm_status sm_os_mlock(void *p, size_t len)
     return fail((int)GetLastError(), SM_E_LOCK);
 }
 
+/* VirtualLock locks what is there; Windows has no lock on first touch. */
+sm_status sm_os_mlock_touched(void *p, size_t len)
+{
+    return sm_os_mlock(p, len);
+}
+
 /* Unlocking pages that are not locked is no error on POSIX; Windows says 158. */
 sm_status sm_os_munlock(void *p, size_t len)
 {

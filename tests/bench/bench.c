@@ -302,7 +302,7 @@ int main(int argc, char **argv)
         measure(af, 6, n_alloc);
         report_row("alloc+free, protected", af[2].result, "ns", NA, af[0].result, "<=", 0.6);
         report_row("alloc+free, guarded", af[3].result, "ns", NA, af[0].result, "<=", 0.5);
-        /* spec/compact.md: 4 mprotect calls per alloc+free; 0.02x needs none. */
+        /* spec/compact.md: 4 mprotect and new's query per alloc+free; 0.02x needs none. */
         report_row("alloc+free, compact", af[4].result, "ns", NA, af[0].result, "<=", 0.02);
         report_row("alloc+free, compact, dense peer", af[4].result, "ns", OS, af[5].result, "<=", 1.0);
         /* For reference: libsodium with its bytes PROT_NONE at rest, like a secret's. */

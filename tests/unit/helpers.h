@@ -114,6 +114,12 @@ void counters_get(counters *c);
 enum { CMP_MAPPED = 1, CMP_ALLOCATIONS = 2 };
 bool counters_equal(const counters *a, const counters *b, unsigned what);
 
+/*
+ * The fault shim's calls of every OS function since its last reset (a query such as
+ * sm_os_writable is none of them: spec/syscalls.md).
+ */
+unsigned long os_calls(void);
+
 /* Run fn in a forked child; its exit status (or 128 + signal). */
 int in_child(void (*fn)(void *), void *arg);
 

@@ -3,16 +3,19 @@
  * The compact factory (spec/compact.md): slots of size classes in slabs of locked
  * pages, PROT_NONE at rest, opened per page and counted per page, a canary per slot,
  * generation-checked handles that name the slot, slabs reused and given back with
- * hysteresis, purge and fork. Fault injection at its OS calls is test_faults.c's
- * (the compact.* rows of spec/syscalls.tsv); density is the hostile suite's.
+ * hysteresis, purge and fork, and the OS calls of a steady-state make and close. Fault
+ * injection at its OS calls is test_faults.c's (the compact.* rows of
+ * spec/syscalls.tsv); density is the hostile suite's.
  */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <valgrind/valgrind.h>
 
 #include "helpers.h"
 #include "objects/compact.h"
@@ -203,6 +206,131 @@ Test(compact, handles_are_generation_checked)
     cr_assert(sm_secret_is_closed(a));
     cr_assert(!sm_secret_is_closed(b));
     cr_assert_eq(sm_secret_close(b), SM_OK);
+}
+
+/*
+ * Issue 14 §3's steady state, counted by the fault shim: once the class has its slab and
+ * the page is locked, a make is 2 mprotect (open the slot's page for the fill, shut it)
+ * and a close 2 (open for the canary check and the wipe, shut), and nothing else reaches
+ * the OS layer. spec/compact.md ("System calls") says why 4 is the least while the bytes
+ * are PROT_NONE at rest and a freed slot is wiped at once; a change that adds a call, or
+ * skips a shut, fails here. (new's writability query of its source is no OS function of
+ * the shim: spec/syscalls.md.)
+ */
+Test(compact, steady_state_make_and_close_make_two_mprotect_each_and_no_other_call)
+{
+    uint8_t src[32];
+    sm_secret s;
+
+    cr_assert_eq(sm_init(NULL), SM_OK);
+    memset(src, 1, sizeof src);
+    cr_assert_eq(sm_secret_new(cf(), src, sizeof src, &s), SM_OK); /* the slab, the mlock */
+    cr_assert_eq(sm_secret_close(s), SM_OK);
+    for (int i = 0; i < 100; i++) {
+        memset(src, i, sizeof src);
+        sm_os_fault_reset();
+        cr_assert_eq(sm_secret_new(cf(), src, sizeof src, &s), SM_OK);
+        cr_assert_eq(sm_os_fault_calls(SM_OS_MPROTECT), 2, "make %d: open and shut", i);
+        cr_assert_eq(os_calls(), 2, "make %d: no other call", i);
+        cr_assert_eq(sm_secret_close(s), SM_OK);
+        cr_assert_eq(sm_os_fault_calls(SM_OS_MPROTECT), 4, "close %d: open and shut", i);
+        cr_assert_eq(os_calls(), 4, "close %d: no other call", i);
+        cr_assert_eq(counts().pages_open, 0, "PROT_NONE at rest");
+    }
+}
+
+/*
+ * Per-page counts: a make and two closes whose slots are on a page that a fill in flight
+ * holds open for writing join it and make no call; the page shuts once, when the fill,
+ * its last writer, leaves.
+ */
+typedef struct joined {
+    sm_secret     neighbour, inner;
+    unsigned long at_make, at_close;
+    sm_status     st;
+} joined;
+
+static sm_status fill_and_join(uint8_t *bytes, size_t len, void *ctx)
+{
+    joined *j = ctx;
+    uint8_t src[32];
+
+    memset(bytes, 0x5a, len);
+    memset(src, 0xa5, sizeof src);
+    sm_os_fault_reset();
+    j->st = sm_secret_new(cf(), src, sizeof src, &j->inner);
+    j->at_make = os_calls();
+    if (j->st == SM_OK)
+        j->st = sm_secret_close(j->inner);
+    if (j->st == SM_OK)
+        j->st = sm_secret_close(j->neighbour);
+    j->at_close = os_calls();
+    return SM_OK;
+}
+
+Test(compact, a_make_and_closes_on_a_page_a_fill_holds_open_make_no_call)
+{
+    uint8_t src[32], want[32];
+    joined j = { 0 };
+    seen v = { 0 };
+    sm_secret outer;
+
+    cr_assert_eq(sm_init(NULL), SM_OK);
+    memset(src, 3, sizeof src);
+    cr_assert_eq(sm_secret_new(cf(), src, sizeof src, &j.neighbour), SM_OK);
+    cr_assert_eq(sm_secret_from_callback(cf(), 32, fill_and_join, &j, &outer), SM_OK);
+    cr_assert_eq(j.st, SM_OK);
+    cr_assert_eq(j.at_make, 0, "the make joined the open page: %lu calls", j.at_make);
+    cr_assert_eq(j.at_close, 0, "so did both closes: %lu calls", j.at_close);
+    cr_assert_eq(sm_os_fault_calls(SM_OS_MPROTECT), 1, "one shut, when the fill left");
+    cr_assert_eq(os_calls(), 1);
+    cr_assert_eq(counts().pages_open, 0);
+    cr_assert(sm_secret_is_closed(j.inner) && sm_secret_is_closed(j.neighbour));
+    cr_assert_eq(sm_secret_with_bytes(outer, look, &v), SM_OK);
+    memset(want, 0x5a, sizeof want);
+    cr_assert(v.len == 32 && memcmp(v.copy, want, 32) == 0, "the fill's bytes are intact");
+    cr_assert_eq(sm_secret_close(outer), SM_OK);
+}
+
+/*
+ * "Free slots are wiped at once" (issue 14): when close returns, the slot's canary and
+ * bytes are zero. They are read through /proc/self/mem, which reads a PROT_NONE page
+ * for us and leaves its protection as it is. A wipe
+ * deferred to the slot's next owner or to the page's next opening, or one that spared
+ * the canary, fails here.
+ */
+Test(compact, a_closed_slot_is_wiped_before_close_returns)
+{
+    uint8_t src[32], got[40], zero[40] = { 0 }, want[32];
+    char perms[5], flags[512];
+    size_t locked;
+    seen v = { 0 };
+    sm_secret s;
+    off_t at;
+    int mem;
+
+    SKIP_WITHOUT_LINUX("reads the shut page through /proc/self/mem");
+
+    cr_assert_eq(sm_init(NULL), SM_OK);
+    memset(src, 0xc3, sizeof src);
+    memset(want, 0xc3, sizeof want);
+    cr_assert_eq(sm_secret_new(cf(), src, sizeof src, &s), SM_OK);
+    cr_assert_eq(sm_secret_with_bytes(s, look, &v), SM_OK);
+    at = (off_t)(uintptr_t)(v.bytes - 8); /* the canary in front of the bytes */
+    mem = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
+    cr_assert(mem >= 0, "/proc/self/mem: %s", strerror(errno));
+    if (pread(mem, got, sizeof got, at) != (ssize_t)sizeof got) {
+        close(mem);
+        cr_skip_test("this kernel refuses /proc/self/mem a PROT_NONE page (force_override)");
+    }
+    cr_assert(memcmp(got + 8, want, 32) == 0, "the control: the live bytes read so");
+    cr_assert(memcmp(got, zero, 8) != 0, "the control: a canary is there");
+    cr_assert_eq(sm_secret_close(s), SM_OK);
+    cr_assert_eq(pread(mem, got, sizeof got, at), (ssize_t)sizeof got);
+    close(mem);
+    cr_assert(memcmp(got, zero, sizeof got) == 0, "canary and bytes are zero once closed");
+    cr_assert_eq(smaps_of(v.bytes, perms, flags, sizeof flags, &locked), 0);
+    cr_assert_str_eq(perms, "---p", "and the page is shut: %s", perms);
 }
 
 /* Two slabs' worth and one: freed, they go back but for one empty slab (hysteresis). */
@@ -518,6 +646,13 @@ Test(compact, the_kernel_sees_the_page_locked_undumped_wiped_on_fork_and_shut)
     cr_assert_str_eq(perms, "---p", "at rest: %s", perms);
     if (SM_TEST_MLOCK_IS_REAL) /* ASan makes mlock a no-op (helpers.h) */
         cr_assert(locked > 0 && strstr(flags, " lo") != NULL, "not locked: %s", flags);
+    /*
+     * Locked on first touch (lock_pages): the kernel does not populate the page again at
+     * each open for writing. Valgrind does not know mlock2, and the library falls back
+     * to mlock there.
+     */
+    if (!RUNNING_ON_VALGRIND)
+        cr_assert(strstr(flags, " lf") != NULL, "not locked on fault: %s", flags);
     cr_assert(strstr(flags, " dd") != NULL, "no DONTDUMP: %s", flags);
     cr_assert(strstr(flags, " wf") != NULL, "no WIPEONFORK: %s", flags);
     cr_assert_eq(sm_secret_close(s), SM_OK);
