@@ -1021,16 +1021,17 @@ static int syscall_counter(void)
     return fd;
 }
 
-/* The counter's value from a reset to now, the disabling call included. */
-static uint64_t counted(int fd, bool start)
+static void counter_start(int fd)
+{
+    HX_CHECK(ioctl(fd, PERF_EVENT_IOC_RESET, 0) == 0, "the counter cannot be reset");
+    HX_CHECK(ioctl(fd, PERF_EVENT_IOC_ENABLE, 0) == 0, "the counter cannot be enabled");
+}
+
+/* The calls since counter_start, this one's included. */
+static uint64_t counter_stop(int fd)
 {
     uint64_t n = 0;
 
-    if (start) {
-        HX_CHECK(ioctl(fd, PERF_EVENT_IOC_RESET, 0) == 0, "the counter cannot be reset");
-        HX_CHECK(ioctl(fd, PERF_EVENT_IOC_ENABLE, 0) == 0, "the counter cannot be enabled");
-        return 0;
-    }
     /* Entered while the counter runs: the one call that an empty span counts. */
     HX_CHECK(ioctl(fd, PERF_EVENT_IOC_DISABLE, 0) == 0, "the counter cannot be disabled");
     HX_CHECK(read(fd, &n, sizeof n) == (ssize_t)sizeof n, "the counter cannot be read");
@@ -1054,13 +1055,13 @@ static uint64_t syscalls_of_read(int fd, sm_secret s, read_kind how)
     sm_status st;
     uint64_t empty, n;
 
-    (void)counted(fd, true);
-    empty = counted(fd, false);
-    (void)counted(fd, true);
+    counter_start(fd);
+    empty = counter_stop(fd);
+    counter_start(fd);
     st = how == READ_WITH  ? sm_secret_with_bytes(s, read_fn, NULL)
          : how == READ_TRY ? sm_secret_try_with_bytes(s, read_fn, NULL)
                            : sm_secret_read_at(s, 0, out, sizeof out, &got);
-    n = counted(fd, false);
+    n = counter_stop(fd);
     HX_EXPECT(st, SM_OK);
     HX_CHECK(how != READ_AT || (got == PAT && out[0] == 0x5a), "read_at read the bytes");
     smi_wipe(out, sizeof out);
