@@ -1068,15 +1068,6 @@ static uint64_t syscalls_of_read(int fd, sm_secret s, read_kind how)
     return n - empty;
 }
 
-static unsigned long shim_calls(void)
-{
-    unsigned long t = 0;
-
-    for (int f = 0; f < SM_OS_FN_COUNT; f++)
-        t += sm_os_fault_calls((sm_os_fn)f);
-    return t;
-}
-
 static sm_secret patterned_secret(unsigned k)
 {
     uint8_t src[PAT];
@@ -1110,7 +1101,7 @@ static void t_scoped_read_system_calls(void)
 
             sm_os_fault_reset();
             n = syscalls_of_read(fd, s, how);
-            shim = shim_calls();
+            shim = os_calls();
             HX_CHECK(n == shim, "%s: %llu system calls for a %s, %lu of them through the OS "
                      "shim", factory_name(k), (unsigned long long)n, read_names[how], shim);
             /* The example factory's hooks call the library's sm_mem_protect: 2 as well. */

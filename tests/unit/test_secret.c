@@ -100,15 +100,6 @@ static sm_status check_fn(const uint8_t *b, size_t n, void *ctx)
     return n == e->n && memcmp(b, e->bytes, n) == 0 ? SM_OK : SM_E_AUTH;
 }
 
-static unsigned long os_calls(void)
-{
-    unsigned long t = 0;
-
-    for (int f = 0; f < SM_OS_FN_COUNT; f++)
-        t += sm_os_fault_calls((sm_os_fn)f);
-    return t;
-}
-
 static void sleep_ms(long ms)
 {
     struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
