@@ -299,8 +299,15 @@ typedef enum {
 /* Room for an object's descriptor inside its slot, so that no object needs malloc. */
 #define SMI_SLOT_BODY 256u
 
+/*
+ * Each slot starts a cache line (64 bytes on x86-64 and on most arm64; the chunks are
+ * page-aligned): two objects' locks and ids never share a line, so threads working on
+ * different objects share nothing, not even a line that both write (spec/secrets.md,
+ * "Two threads, and what one read costs"). 384 bytes on 64-bit Linux already; the
+ * alignment pads the 32-bit layouts, which would otherwise straddle lines.
+ */
 typedef struct smi_slot {
-    sm_os_mutex      lock;   /* the object's own lock: no lock is shared across objects */
+    _Alignas(64) sm_os_mutex lock; /* the object's own lock: no lock is shared across objects */
     sm_os_cond       cond;   /* for operations that wait on this object */
     _Atomic uint64_t id;     /* the live object's handle id, 0 when free or purged */
     uint32_t         gen;    /* the generation that the next object here gets */

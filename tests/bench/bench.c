@@ -22,6 +22,8 @@
  *    100,000 other compact secrets live (issue 14 §3: within 1.1x of the figure without);
  *  - sm_purge and sm_audit with nothing live, fresh and after 110,000 secrets came and
  *    went (issue 18 §2: the walks used to visit every slot ever used).
+ * What limits the scoped read and the contention rows, and why the 1.0x and 1.7x goals
+ * stay out of reach: spec/secrets.md, "Two threads, and what one read costs".
  * Goals: issue 4 (protected alloc+free <= 0.6x libsodium, scoped read <= 1.0x, nested
  * <= 50 ns) and issue 14 §3 (guarded <= 0.5x, compact <= 0.02x libsodium and <= 1.0x
  * OpenSSL, within 1.1x of its own figure with others live).

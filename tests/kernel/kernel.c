@@ -2,8 +2,9 @@
 /*
  * The kernel-effects suite (SM-REQ-115..119), Linux. Every check reads what the kernel
  * shows (/proc/<pid>/smaps and maps, a core file written by gdb's gcore, another
- * process's view through process_vm_readv and /proc/<pid>/mem, a forked child's reads),
- * never what the library says about itself. The library only tells where its objects
+ * process's view through process_vm_readv and /proc/<pid>/mem, a forked child's reads,
+ * the system calls a thread enters as perf's raw_syscalls tracepoint counts them), never
+ * what the library says about itself. The library only tells where its objects
  * are.
  *
  *     kernel [test ...]
@@ -20,10 +21,13 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/perf_event.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -982,6 +986,202 @@ static void t_after_purge_and_destroy_nothing_remains(void)
              (unsigned long long)st.bytes_locked);
 }
 
+/* ---- system calls, as the kernel counts them ------------------------------------- */
+
+/*
+ * A counter of the calling thread's system calls as the kernel sees them enter (the
+ * raw_syscalls:sys_enter tracepoint), whoever makes them: the library through its OS
+ * shim, or libc behind its back (a futex of a contended lock, a clock read that left
+ * the vDSO). The test is skipped where the tracepoint cannot be opened (no tracefs,
+ * perf_event_paranoid, a seccomp filter); it opens on this project's machines.
+ */
+static int syscall_counter(void)
+{
+    static const char *const id_files[] = {
+        "/sys/kernel/tracing/events/raw_syscalls/sys_enter/id",
+        "/sys/kernel/debug/tracing/events/raw_syscalls/sys_enter/id",
+    };
+    struct perf_event_attr a = { 0 };
+    char buf[32] = { 0 };
+    int fd = -1;
+
+    for (size_t i = 0; i < sizeof id_files / sizeof id_files[0] && fd < 0; i++)
+        fd = open(id_files[i], O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || read(fd, buf, sizeof buf - 1) <= 0)
+        hx_skip("the raw_syscalls:sys_enter tracepoint has no id here");
+    close(fd);
+    a.type = PERF_TYPE_TRACEPOINT;
+    a.size = sizeof a;
+    a.config = strtoull(buf, NULL, 10);
+    a.disabled = 1;
+    /* pid 0, cpu -1: this thread only, on any CPU; another thread's calls never count. */
+    fd = (int)syscall(SYS_perf_event_open, &a, 0, -1, -1, PERF_FLAG_FD_CLOEXEC);
+    if (fd < 0)
+        hx_skip("perf_event_open refuses the raw_syscalls:sys_enter tracepoint here");
+    return fd;
+}
+
+static void counter_start(int fd)
+{
+    HX_CHECK(ioctl(fd, PERF_EVENT_IOC_RESET, 0) == 0, "the counter cannot be reset");
+    HX_CHECK(ioctl(fd, PERF_EVENT_IOC_ENABLE, 0) == 0, "the counter cannot be enabled");
+}
+
+/* The calls since counter_start, this one's included. */
+static uint64_t counter_stop(int fd)
+{
+    uint64_t n = 0;
+
+    /* Entered while the counter runs: the one call that an empty span counts. */
+    HX_CHECK(ioctl(fd, PERF_EVENT_IOC_DISABLE, 0) == 0, "the counter cannot be disabled");
+    HX_CHECK(read(fd, &n, sizeof n) == (ssize_t)sizeof n, "the counter cannot be read");
+    return n;
+}
+
+typedef enum { READ_WITH, READ_TRY, READ_AT } read_kind;
+static const char *const read_names[] = { "with_bytes", "try_with_bytes", "read_at" };
+
+static sm_status read_fn(const uint8_t *b, size_t n, void *ctx)
+{
+    (void)ctx;
+    return n == PAT && b[0] == 0x5a && b[PAT - 1] == 0x5a ? SM_OK : SM_E_AUTH;
+}
+
+/* The system calls that one read of s makes on this thread, less the counter's own. */
+static uint64_t syscalls_of_read(int fd, sm_secret s, read_kind how)
+{
+    uint8_t out[PAT];
+    size_t got = 0;
+    sm_status st;
+    uint64_t empty, n;
+
+    counter_start(fd);
+    empty = counter_stop(fd);
+    counter_start(fd);
+    st = how == READ_WITH  ? sm_secret_with_bytes(s, read_fn, NULL)
+         : how == READ_TRY ? sm_secret_try_with_bytes(s, read_fn, NULL)
+                           : sm_secret_read_at(s, 0, out, sizeof out, &got);
+    n = counter_stop(fd);
+    HX_EXPECT(st, SM_OK);
+    HX_CHECK(how != READ_AT || (got == PAT && out[0] == 0x5a), "read_at read the bytes");
+    smi_wipe(out, sizeof out);
+    return n - empty;
+}
+
+static sm_secret patterned_secret(unsigned k)
+{
+    uint8_t src[PAT];
+    sm_secret s;
+
+    memset(src, 0x5a, sizeof src);
+    HX_EXPECT(sm_secret_new(factory(k), src, sizeof src, &s), SM_OK);
+    return s;
+}
+
+/*
+ * A scoped read alone makes exactly the system calls that its OS shim makes, which the
+ * unit suite checks against spec/syscalls.tsv: nothing behind the shim's back, no lock
+ * that sleeps, no clock, no madvise (issue 14 §1). For the protected, guarded and
+ * compact factories that is 2, the mprotect that opens the window and the one that
+ * shuts it: what libsodium's sodium_mprotect_readonly and _noaccess make (make bench).
+ */
+static void t_scoped_read_system_calls(void)
+{
+    int fd = syscall_counter();
+
+    HX_EXPECT(sm_init(NULL), SM_OK);
+    for (unsigned k = 0; k < NFACT; k++) {
+        sm_secret s = patterned_secret(k);
+
+        /* Warm: a first access may make what later ones share (the enclave key). */
+        HX_EXPECT(sm_secret_with_bytes(s, read_fn, NULL), SM_OK);
+        for (read_kind how = READ_WITH; how <= READ_AT; how++) {
+            uint64_t n;
+            unsigned long shim;
+
+            sm_os_fault_reset();
+            n = syscalls_of_read(fd, s, how);
+            shim = os_calls();
+            HX_CHECK(n == shim, "%s: %llu system calls for a %s, %lu of them through the OS "
+                     "shim", factory_name(k), (unsigned long long)n, read_names[how], shim);
+            /* The example factory's hooks call the library's sm_mem_protect: 2 as well. */
+            if (k != FACT_ENCRYPTED)
+                HX_CHECK(n == 2, "%s: a %s makes %llu system calls, not the 2 mprotect",
+                         factory_name(k), read_names[how], (unsigned long long)n);
+        }
+        HX_EXPECT(sm_secret_close(s), SM_OK);
+    }
+    close(fd);
+}
+
+/* A thread that stays inside an access until told to leave. */
+typedef struct holder {
+    sm_secret       s;
+    pthread_mutex_t m;
+    pthread_cond_t  c;
+    bool            inside, leave;
+    sm_status       st;
+} holder;
+
+static sm_status hold_fn(const uint8_t *b, size_t n, void *ctx)
+{
+    holder *h = ctx;
+
+    pthread_mutex_lock(&h->m);
+    h->inside = true;
+    pthread_cond_broadcast(&h->c);
+    while (!h->leave)
+        pthread_cond_wait(&h->c, &h->m);
+    pthread_mutex_unlock(&h->m);
+    return read_fn(b, n, NULL);
+}
+
+static void *hold_thread(void *arg)
+{
+    holder *h = arg;
+
+    h->st = sm_secret_with_bytes(h->s, hold_fn, h);
+    return NULL;
+}
+
+/*
+ * The reader protocol (spec/secrets.md, JOIN): while another thread is inside an access,
+ * the window is open, and a second thread's read joins it with no system call at all,
+ * whichever the factory, for with_bytes, try_with_bytes and read_at alike. This is what
+ * lets two threads reading one secret scale (make bench, contention).
+ */
+static void t_second_reader_joins_without_a_system_call(void)
+{
+    int fd = syscall_counter();
+
+    HX_EXPECT(sm_init(NULL), SM_OK);
+    for (unsigned k = 0; k < NFACT; k++) {
+        holder h = { .s = patterned_secret(k), .m = PTHREAD_MUTEX_INITIALIZER,
+                     .c = PTHREAD_COND_INITIALIZER };
+        pthread_t t;
+
+        HX_CHECK(pthread_create(&t, NULL, hold_thread, &h) == 0, "a holding thread");
+        pthread_mutex_lock(&h.m);
+        while (!h.inside)
+            pthread_cond_wait(&h.c, &h.m);
+        pthread_mutex_unlock(&h.m);
+        for (read_kind how = READ_WITH; how <= READ_AT; how++) {
+            uint64_t n = syscalls_of_read(fd, h.s, how);
+
+            HX_CHECK(n == 0, "%s: a second thread's %s inside an open window made %llu "
+                     "system calls", factory_name(k), read_names[how], (unsigned long long)n);
+        }
+        pthread_mutex_lock(&h.m);
+        h.leave = true;
+        pthread_cond_broadcast(&h.c);
+        pthread_mutex_unlock(&h.m);
+        HX_CHECK(pthread_join(t, NULL) == 0, "the holding thread");
+        HX_EXPECT(h.st, SM_OK);
+        HX_EXPECT(sm_secret_close(h.s), SM_OK);
+    }
+    close(fd);
+}
+
 static const hx_test tests[] = {
     { "smaps_flags_and_guards", t_smaps_flags_and_guards },
     { "smaps_secretmem", t_smaps_secretmem },
@@ -991,6 +1191,8 @@ static const hx_test tests[] = {
     { "fork_child_faults_on_secretmem", t_fork_child_faults_on_secretmem },
     { "secretmem_unreadable_from_another_process", t_secretmem_unreadable_from_another_process },
     { "after_purge_and_destroy_nothing_remains", t_after_purge_and_destroy_nothing_remains },
+    { "scoped_read_system_calls", t_scoped_read_system_calls },
+    { "second_reader_joins_without_a_system_call", t_second_reader_joins_without_a_system_call },
 };
 
 int main(int argc, char **argv)

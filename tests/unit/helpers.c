@@ -169,6 +169,15 @@ size_t locked_bytes_total(void)
     return total;
 }
 
+unsigned long os_calls(void)
+{
+    unsigned long t = 0;
+
+    for (int f = 0; f < SM_OS_FN_COUNT; f++)
+        t += sm_os_fault_calls((sm_os_fn)f);
+    return t;
+}
+
 size_t pooled_regions(void)
 {
     uint8_t *bases[SMI_POOL_SLOTS];
