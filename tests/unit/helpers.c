@@ -243,15 +243,6 @@ bool counters_equal(const counters *a, const counters *b, unsigned what)
            a->unlocked == b->unlocked && memcmp(a->live, b->live, sizeof a->live) == 0;
 }
 
-unsigned long os_calls(void)
-{
-    unsigned long t = 0;
-
-    for (int f = 0; f < SM_OS_FN_COUNT; f++)
-        t += sm_os_fault_calls((sm_os_fn)f);
-    return t;
-}
-
 void interrupts_default(void)
 {
     static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };

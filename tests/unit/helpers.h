@@ -88,9 +88,6 @@ int smaps_of(const void *addr, char perms[5], char *vmflags, size_t cap, size_t 
 /* The sum of Locked: over every mapping of this process, in bytes: the kernel's count. */
 size_t locked_bytes_total(void);
 
-/* The calls of every OS function through the fault shim since its last reset. */
-unsigned long os_calls(void);
-
 /*
  * The page of at is unmapped, or it is the inner page of a pooled region, PROT_NONE: what
  * a guarded secret's close leaves (test_pool.c checks that a pooled page is wiped).
