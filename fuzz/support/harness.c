@@ -98,7 +98,7 @@ void fz_counts_get(fz_counts *c)
      * The guarded factory's pool of wiped regions is a cache, not an object (spec/layout.md,
      * "The pool"): its locked pages are left out, as the unit suite's counters do.
      */
-    c->bytes = s.bytes_locked + s.bytes_unlocked - fz_pooled() * sm_page_size();
+    c->bytes = s.bytes_locked + s.bytes_unlocked - smi_pool_test_bytes();
     c->allocations = s.allocations_total;
 }
 

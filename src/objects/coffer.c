@@ -336,7 +336,7 @@ static sm_status rekey_child(unsigned s)
     for (unsigned n = 0; n < NREGIONS && st == SM_OK; n++) {
         smi_region *r = &regions[n];
 
-        if (!r->relock || sm_os_mlock(r->base + page, r->lay.inner_len) == SM_OK)
+        if (!r->relock || smi_lock_pages(r->base + page, r->lay.inner_len) == SM_OK)
             continue;
         if (smi_config_get()->lock_policy == SM_LOCK_REQUIRED)
             st = SM_E_LOCK;

@@ -207,12 +207,12 @@ sm_status sm_enclave_random(size_t size, sm_enclave *out)
     if (st != SM_OK)
         return st;
     /* The random plaintext is made, and sealed, inside a guarded region. */
-    st = smi_region_alloc(size, NULL, &r);
+    st = smi_pool_take(size, &r);
     if (st == SM_OK) {
         st = smi_rng_fill(smi_region_data(&r), size);
         if (st == SM_OK)
             st = smi_sealed_seal(smi_region_data(&r), size, &e);
-        smi_region_unmake(&r);
+        smi_pool_unmake(&r);
     }
     if (st != SM_OK) {
         smi_registry_unreserve(slot);
@@ -244,13 +244,18 @@ sm_status sm_enclave_open(sm_enclave e, sm_buffer *out)
     st = acquire(e, &s, &enc);
     if (st != SM_OK)
         return st;
-    st = smi_region_alloc(enc->size, NULL, &r);
+    /*
+     * A pooled region of the right page count when there is one (pool.c): mapping and
+     * locking fresh pages, which faults every one in, costs more than the cipher. The
+     * buffer's destroy gives it back.
+     */
+    st = smi_pool_take(enc->size, &r);
     if (st == SM_OK) {
         st = open_in(enc, &r);
         if (st == SM_OK)
             st = smi_buffer_adopt(&r, out);
         else
-            smi_region_unmake(&r);
+            smi_pool_unmake(&r);
     }
     smi_registry_release(s);
     return st;
@@ -278,12 +283,12 @@ sm_status sm_enclave_open_into(sm_enclave e, sm_buffer dst)
         st = SM_E_INVAL;
     } else {
         /* Decrypt beside dst, so that a failed authentication leaves dst as it was. */
-        st = smi_region_alloc(enc->size, NULL, &r);
+        st = smi_pool_take(enc->size, &r);
         if (st == SM_OK) {
             st = open_in(enc, &r);
             if (st == SM_OK)
                 memcpy(smi_region_data(&buf->r), smi_region_data(&r), enc->size);
-            smi_region_unmake(&r);
+            smi_pool_unmake(&r);
         }
     }
     smi_registry_release(bs);

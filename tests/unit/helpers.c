@@ -212,11 +212,11 @@ void counters_get(counters *c)
     size_t pooled = pooled_regions();
 
     c->allocations = atomic_load(&smi_stat_allocations);
-    c->locked = atomic_load(&smi_stat_locked) - pooled * sm_page_size();
+    c->locked = atomic_load(&smi_stat_locked) - smi_pool_test_bytes();
     c->unlocked = atomic_load(&smi_stat_unlocked);
     for (int k = 0; k < SMI_KIND_COUNT; k++)
         c->live[k] = k == 0 ? 0 : smi_registry_live((smi_kind)k);
-    c->mapped = mapped_bytes() - pooled * 3 * sm_page_size();
+    c->mapped = mapped_bytes() - smi_pool_test_bytes() - pooled * 2 * sm_page_size();
 }
 
 bool counters_equal(const counters *a, const counters *b, unsigned what)

@@ -97,7 +97,7 @@ bool unmapped_or_pooled(const void *at);
 /* Fill the guarded factory's pool: the next close of a guarded region unmaps it. */
 void pool_fill(void);
 
-/* Regions in the guarded factory's pool (pool.c): each maps 3 pages and locks one. */
+/* Regions in the region pool (pool.c): each maps its inner pages and two guard pages. */
 size_t pooled_regions(void);
 
 /*
