@@ -256,8 +256,11 @@ void smi_pool_purge(void);
 /* In a forked child: forget every pooled region, as smi_region_forget does. */
 void smi_pool_after_fork(void);
 #if defined(SM_FAULT_INJECTION)
-/* Test hook: the leading guard pages of the pooled regions, at most max; the count. */
-size_t smi_pool_test_list(uint8_t **bases, size_t max);
+/*
+ * Test hook: the leading guard pages of the pooled regions and, unless inner is NULL,
+ * their inner pages' lengths, at most max; the count.
+ */
+size_t smi_pool_test_list(uint8_t **bases, size_t *inner, size_t max);
 /* Test hook: the bytes of inner pages pooled (each region maps two guard pages more). */
 size_t smi_pool_test_bytes(void);
 #endif

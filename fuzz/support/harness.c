@@ -106,7 +106,7 @@ size_t fz_pooled(void)
 {
     uint8_t *bases[SMI_POOL_SLOTS];
 
-    return smi_pool_test_list(bases, SMI_POOL_SLOTS);
+    return smi_pool_test_list(bases, NULL, SMI_POOL_SLOTS);
 }
 
 bool fz_coffer_exists(void)

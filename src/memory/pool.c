@@ -208,15 +208,18 @@ void smi_pool_after_fork(void)
 }
 
 #if defined(SM_FAULT_INJECTION)
-size_t smi_pool_test_list(uint8_t **bases, size_t max)
+size_t smi_pool_test_list(uint8_t **bases, size_t *inner, size_t max)
 {
     size_t n = 0;
 
     for (unsigned i = 0; i < SMI_POOL_SLOTS; i++) {
         uint64_t e = atomic_load(&slots[i]);
 
-        if (inner_of(e) != 0 && n < max)
+        if (inner_of(e) != 0 && n < max) {
+            if (inner != NULL)
+                inner[n] = inner_of(e);
             bases[n++] = base_of(e);
+        }
     }
     return n;
 }

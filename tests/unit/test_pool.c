@@ -50,7 +50,7 @@ static void inner_page(const uint8_t *at, uint8_t *out)
 static bool pooled(const uint8_t *at)
 {
     uint8_t *bases[SMI_POOL_SLOTS];
-    size_t n = smi_pool_test_list(bases, SMI_POOL_SLOTS), page = sm_page_size();
+    size_t n = smi_pool_test_list(bases, NULL, SMI_POOL_SLOTS), page = sm_page_size();
 
     for (size_t i = 0; i < n; i++)
         if (bases[i] + page == (uint8_t *)((uintptr_t)at & ~(uintptr_t)(page - 1)))
@@ -174,7 +174,7 @@ static void child_forgets(void *arg)
     size_t kb;
     sm_stats st;
 
-    if (smi_pool_test_list(bases, SMI_POOL_SLOTS) != 0)
+    if (smi_pool_test_list(bases, NULL, SMI_POOL_SLOTS) != 0)
         _exit(1);
     if (smaps_of(at, perms, flags, sizeof flags, &kb) == 0)
         _exit(2);
@@ -277,7 +277,7 @@ static uint8_t *region_of(const uint8_t *at, size_t size, size_t *inner)
 static bool pooled_base(const uint8_t *base)
 {
     uint8_t *bases[SMI_POOL_SLOTS];
-    size_t n = smi_pool_test_list(bases, SMI_POOL_SLOTS);
+    size_t n = smi_pool_test_list(bases, NULL, SMI_POOL_SLOTS);
 
     for (size_t i = 0; i < n; i++)
         if (bases[i] == base)
