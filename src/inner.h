@@ -572,6 +572,19 @@ bool smi_aead_open(smi_aead_ws *ws, const uint8_t key[SMI_AEAD_KEY],
                    const uint8_t nonce[SMI_AEAD_NONCE], const void *aad, size_t aad_len,
                    uint8_t *data, size_t len, const uint8_t tag[SMI_AEAD_TAG])
     __attribute__((warn_unused_result));
+/*
+ * The same two, with the copy that an enclave needs beside the cipher (aead.c: in
+ * pieces that stay in the cache). seal_to: the ciphertext also copied to to (len bytes,
+ * not overlapping data). open_from: the len bytes at from copied into data first, then
+ * decrypted there; from is only read.
+ */
+void smi_aead_seal_to(smi_aead_ws *ws, const uint8_t key[SMI_AEAD_KEY],
+                      const uint8_t nonce[SMI_AEAD_NONCE], const void *aad, size_t aad_len,
+                      uint8_t *data, size_t len, uint8_t *to, uint8_t tag[SMI_AEAD_TAG]);
+bool smi_aead_open_from(smi_aead_ws *ws, const uint8_t key[SMI_AEAD_KEY],
+                        const uint8_t nonce[SMI_AEAD_NONCE], const void *aad, size_t aad_len,
+                        const uint8_t *from, uint8_t *data, size_t len,
+                        const uint8_t tag[SMI_AEAD_TAG]) __attribute__((warn_unused_result));
 /* "AES-256-GCM" or "ChaCha20-Poly1305": what this process uses (chosen at first use). */
 const char *smi_aead_name(void);
 
@@ -611,6 +624,19 @@ sm_status smi_coffer_open(const uint8_t nonce[SMI_AEAD_NONCE], const void *aad,
                           size_t aad_len, uint8_t *data, size_t len,
                           const uint8_t tag[SMI_AEAD_TAG])
     __attribute__((warn_unused_result));
+/*
+ * The same with an enclave's copy beside the cipher (smi_aead_seal_to, smi_aead_open_from):
+ * seal_to also leaves the ciphertext at to (untouched on error, but for a purge during
+ * the call, which may leave ciphertext under the purged key there); open_from copies the
+ * ciphertext from from into data before decrypting it there, with the errors of
+ * smi_coffer_open (data wiped or, for an error before the copy, untouched).
+ */
+sm_status smi_coffer_seal_to(const void *aad, size_t aad_len, uint8_t *data, size_t len,
+                             uint8_t *to, uint8_t nonce_out[SMI_AEAD_NONCE],
+                             uint8_t tag_out[SMI_AEAD_TAG]) __attribute__((warn_unused_result));
+sm_status smi_coffer_open_from(const uint8_t nonce[SMI_AEAD_NONCE], const void *aad,
+                               size_t aad_len, const uint8_t *from, uint8_t *data, size_t len,
+                               const uint8_t tag[SMI_AEAD_TAG]) __attribute__((warn_unused_result));
 /*
  * Check the canaries of the coffer's regions (for sm_audit); a damaged one panics.
  * The shares are opened for the check: SM_E_PROT if they cannot be.
