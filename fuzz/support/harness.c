@@ -95,7 +95,7 @@ void fz_counts_get(fz_counts *c)
     c->live[SMI_KIND_STREAM] = s.streams_live;
     c->live[SMI_KIND_SECRET] = s.secrets_live;
     /*
-     * The guarded factory's pool of wiped regions is a cache, not an object (spec/layout.md,
+     * The region pool of wiped regions is a cache, not an object (spec/layout.md,
      * "The pool"): its locked pages are left out, as the unit suite's counters do.
      */
     c->bytes = s.bytes_locked + s.bytes_unlocked - smi_pool_test_bytes();

@@ -19,8 +19,8 @@
 #define UNIT_SHIFT 12u
 #define LEN_BITS 21u
 #define SECRETMEM ((uint64_t)1)
-/* No region has inner pages of length 0: this word is never one. */
-#define RESERVED ((uint64_t)2 << 1)
+/* No address, so never a region's word (inner_of reads it as empty). */
+#define RESERVED ((uint64_t)2)
 
 static _Atomic uint64_t slots[SMI_POOL_SLOTS];
 /* Bytes of inner pages in the slots, or reserved for a give under way. */
