@@ -431,16 +431,24 @@ Test(pool, bounded_by_its_bytes)
  * memlock_64k_pool_gives_way shows the kernel's own refusal). With nothing pooled the
  * refusal stands.
  */
-Test(pool, a_refused_lock_empties_the_pool_and_is_tried_again)
+/* One region of e's page count pooled, then the next call of fn refused with EAGAIN. */
+static void pool_one_region(sm_enclave e, sm_os_fn fn)
 {
-    sm_enclave e = sealed(3 * sm_page_size(), 3);
     sm_buffer b;
 
     cr_assert_eq(sm_enclave_open(e, &b), SM_OK);
     cr_assert_eq(sm_buffer_destroy(b), SM_OK);
     cr_assert_eq(pooled_regions(), 1);
     sm_os_fault_reset(); /* the calls are counted from here */
-    sm_os_fault_arm(SM_OS_MLOCK, 1, EAGAIN, false);
+    sm_os_fault_arm(fn, 1, EAGAIN, false);
+}
+
+Test(pool, a_refused_lock_empties_the_pool_and_is_tried_again)
+{
+    sm_enclave e = sealed(3 * sm_page_size(), 3);
+    sm_buffer b;
+
+    pool_one_region(e, SM_OS_MLOCK);
     cr_assert_eq(sm_buffer_new(100, &b), SM_OK, "locked once the pool made room");
     cr_assert_eq(sm_os_fault_calls(SM_OS_MLOCK), 2);
     cr_assert_eq(sm_os_fault_calls(SM_OS_MUNMAP), 1, "the pooled region unmapped");
@@ -475,19 +483,9 @@ Test(pool, secretmem_regions_stay_secretmem)
  * file is mapped (EAGAIN, SM_E_LOCK): the pool is emptied and the mapping made again,
  * still secretmem, rather than falling back to anonymous memory under PREFERRED. For
  * each maker of secretmem mappings: a region, a plain mapping, a compact slab.
+ * charged_again: the charge was tried again once the pool made room, and the bytes at
+ * are secretmem.
  */
-static void pool_one_region(sm_enclave e)
-{
-    sm_buffer b;
-
-    cr_assert_eq(sm_enclave_open(e, &b), SM_OK);
-    cr_assert_eq(sm_buffer_destroy(b), SM_OK);
-    cr_assert_eq(pooled_regions(), 1);
-    sm_os_fault_reset(); /* the calls are counted from here */
-    sm_os_fault_arm(SM_OS_MMAP_FD, 1, EAGAIN, false);
-}
-
-/* The charge was tried again once the pool made room, and the bytes at are secretmem. */
 static void charged_again(const void *at, const char *what)
 {
     char perms[5], flags[256];
@@ -511,16 +509,16 @@ Test(pool, a_refused_secretmem_charge_empties_the_pool_and_is_tried_again)
 
     INIT_SECRETMEM_OR_SKIP();
     e = sealed(3 * sm_page_size(), 4);
-    pool_one_region(e);
+    pool_one_region(e, SM_OS_MMAP_FD);
     cr_assert_eq(sm_buffer_new(100, &b), SM_OK);
     charged_again(sm_buffer_data(b), "region");
     cr_assert_eq(sm_buffer_destroy(b), SM_OK);
-    pool_one_region(e);
+    pool_one_region(e, SM_OS_MMAP_FD);
     cr_assert_eq(sm_secret_new(sm_factory_protected(), src, LEN, &s), SM_OK);
     cr_assert_eq(sm_secret_with_bytes(s, where_fn, (void *)&at), SM_OK);
     charged_again(at, "plain mapping");
     cr_assert_eq(sm_secret_close(s), SM_OK);
-    pool_one_region(e);
+    pool_one_region(e, SM_OS_MMAP_FD);
     memset(src, 1, LEN);
     cr_assert_eq(sm_secret_new(sm_factory_compact(), src, LEN, &s), SM_OK);
     cr_assert_eq(sm_secret_with_bytes(s, where_fn, (void *)&at), SM_OK);
