@@ -118,6 +118,7 @@ typedef struct smi_region {
     bool       locked;     /* the inner pages are locked (counted in bytes_locked) */
     bool       secretmem;  /* the inner pages are a memfd_secret mapping */
     bool       relock;     /* locked before a fork, not since: to lock again in the child */
+    bool       pool;       /* made by smi_pool_take: smi_pool_give may keep it (pool.c) */
 } smi_region;
 
 static inline uint8_t *smi_region_data(const smi_region *r)
@@ -199,33 +200,55 @@ void smi_region_relocked(smi_region *r);
 void smi_region_unmake(smi_region *r);
 
 /*
- * For the region pool (pool.c). adopt: the wiped, locked, PROT_NONE one-page region at
- * base (its leading guard page), as a new region of size bytes: opened READWRITE, with a
- * canary pattern drawn now, counted in allocations_total (it stays counted locked while
- * pooled). SM_E_INVAL if size needs more than one inner page; the mprotect's status,
- * with nothing changed. scrub: check the canary (panicking if damaged), wipe the inner
- * page and shut it PROT_NONE, keeping the mapping and its lock; if the shut fails the
- * region is whole again, READWRITE with its canary, for smi_region_free.
+ * For the region pool (pool.c). adopt: the wiped, locked, PROT_NONE region at base (its
+ * leading guard page), as a new region of size bytes: opened READWRITE, with a canary
+ * pattern drawn now, counted in allocations_total (it stays counted locked while
+ * pooled). SM_E_INVAL unless size needs exactly inner_len bytes of inner pages; the
+ * mprotect's status, with nothing changed. scrub: check the canary (panicking if
+ * damaged), wipe the inner pages and shut them PROT_NONE, keeping the mapping and its
+ * lock; if the shut fails the region is whole again, READWRITE with its canary, for
+ * smi_region_free.
  */
-sm_status smi_region_adopt(uint8_t *base, bool secretmem, size_t size, smi_region *out);
+sm_status smi_region_adopt(uint8_t *base, size_t inner_len, bool secretmem, size_t size,
+                           smi_region *out);
 sm_status smi_region_scrub(smi_region *r);
 
 /*
- * ---- the region pool (pool.c, spec/layout.md "The pool"): the guarded factory's freed
- * one-page regions, kept wiped, locked and PROT_NONE for the next secret, so that
- * alloc+free costs four mprotect calls instead of a fresh region's eight calls and its
- * first page fault. At most SMI_POOL_SLOTS regions; lock-free and async-signal-safe.
+ * mlock, and if the OS refuses it while the region pool holds locked pages, empty the
+ * pool and try once more: pooled pages are charged to RLIMIT_MEMLOCK, and must never be
+ * why a lock that would have succeeded without them fails (spec/layout.md, "The pool").
+ * Every mlock of the library goes through it. relief: how the pool registers the
+ * emptying (a callback: the pool sits above this allocator); it returns true if it
+ * unmapped anything. smi_lock_retry: whether a lock refused otherwise (a secretmem
+ * mapping's charge, SM_E_LOCK) is worth trying again, having emptied the pool.
+ */
+sm_status smi_lock_pages(void *p, size_t n);
+/* The same with the pages locked as they are first touched (sm_os_mlock_touched). */
+sm_status smi_lock_touched_pages(void *p, size_t n);
+void smi_lock_relief(bool (*relief)(void));
+bool smi_lock_retry(void);
+
+/*
+ * ---- the region pool (pool.c, spec/layout.md "The pool"): freed guarded regions of any
+ * page count (the guarded factory's secrets, the regions that an enclave open decrypts
+ * into), kept wiped, locked and PROT_NONE for the next region of the same page count, so
+ * that alloc+free costs four mprotect calls instead of a fresh region's six calls and
+ * the first touch of every page. At most SMI_POOL_SLOTS regions and SMI_POOL_BYTES of
+ * inner pages; lock-free and async-signal-safe.
  */
 #define SMI_POOL_SLOTS 8u
+#define SMI_POOL_BYTES ((size_t)2u << 20)
 /*
- * A region for size bytes: a pooled one of the backing in force when there is one and
- * size fits one inner page, else smi_region_alloc's. Errors as smi_region_alloc; a pooled
- * region that cannot be opened goes back to the pool (SM_E_PROT).
+ * A region for size bytes that smi_pool_give may keep: a pooled one of the backing in
+ * force and of size's page count when there is one, else smi_region_alloc's. Errors as
+ * smi_region_alloc; a pooled region that cannot be opened goes back to the pool
+ * (SM_E_PROT).
  */
 sm_status smi_pool_take(size_t size, smi_region *r);
 /*
- * smi_region_free, but a locked one-page region goes to the pool (scrubbed) while the
- * pool has room. Errors as smi_region_free; on error r is whole and can be freed again.
+ * smi_region_free, but a locked region that smi_pool_take made goes to the pool
+ * (scrubbed) while the pool has room. Errors as smi_region_free; on error r is whole and
+ * can be freed again.
  */
 sm_status smi_pool_give(smi_region *r);
 /* smi_pool_give in the rollback of a failed call: allocations_total taken back too. */
@@ -235,8 +258,13 @@ void smi_pool_purge(void);
 /* In a forked child: forget every pooled region, as smi_region_forget does. */
 void smi_pool_after_fork(void);
 #if defined(SM_FAULT_INJECTION)
-/* Test hook: the leading guard pages of the pooled regions, at most max; the count. */
-size_t smi_pool_test_list(uint8_t **bases, size_t max);
+/*
+ * Test hook: the leading guard pages of the pooled regions and, unless inner is NULL,
+ * their inner pages' lengths, at most max; the count.
+ */
+size_t smi_pool_test_list(uint8_t **bases, size_t *inner, size_t max);
+/* Test hook: the bytes of inner pages pooled (each region maps two guard pages more). */
+size_t smi_pool_test_bytes(void);
 #endif
 
 /* ---- plain locked mappings (plain.c): the protected factory's storage ---- */
@@ -553,6 +581,19 @@ bool smi_aead_open(smi_aead_ws *ws, const uint8_t key[SMI_AEAD_KEY],
                    const uint8_t nonce[SMI_AEAD_NONCE], const void *aad, size_t aad_len,
                    uint8_t *data, size_t len, const uint8_t tag[SMI_AEAD_TAG])
     __attribute__((warn_unused_result));
+/*
+ * The same two, with the copy that an enclave needs beside the cipher (aead.c: in
+ * pieces that stay in the cache). seal_to: the ciphertext also copied to to (len bytes,
+ * not overlapping data). open_from: the len bytes at from copied into data first, then
+ * decrypted there; from is only read.
+ */
+void smi_aead_seal_to(smi_aead_ws *ws, const uint8_t key[SMI_AEAD_KEY],
+                      const uint8_t nonce[SMI_AEAD_NONCE], const void *aad, size_t aad_len,
+                      uint8_t *data, size_t len, uint8_t *to, uint8_t tag[SMI_AEAD_TAG]);
+bool smi_aead_open_from(smi_aead_ws *ws, const uint8_t key[SMI_AEAD_KEY],
+                        const uint8_t nonce[SMI_AEAD_NONCE], const void *aad, size_t aad_len,
+                        const uint8_t *from, uint8_t *data, size_t len,
+                        const uint8_t tag[SMI_AEAD_TAG]) __attribute__((warn_unused_result));
 /* "AES-256-GCM" or "ChaCha20-Poly1305": what this process uses (chosen at first use). */
 const char *smi_aead_name(void);
 
@@ -592,6 +633,19 @@ sm_status smi_coffer_open(const uint8_t nonce[SMI_AEAD_NONCE], const void *aad,
                           size_t aad_len, uint8_t *data, size_t len,
                           const uint8_t tag[SMI_AEAD_TAG])
     __attribute__((warn_unused_result));
+/*
+ * The same with an enclave's copy beside the cipher (smi_aead_seal_to, smi_aead_open_from):
+ * seal_to also leaves the ciphertext at to (untouched on error, but for a purge during
+ * the call, which may leave ciphertext under the purged key there); open_from copies the
+ * ciphertext from from into data before decrypting it there, with the errors of
+ * smi_coffer_open (data wiped or, for an error before the copy, untouched).
+ */
+sm_status smi_coffer_seal_to(const void *aad, size_t aad_len, uint8_t *data, size_t len,
+                             uint8_t *to, uint8_t nonce_out[SMI_AEAD_NONCE],
+                             uint8_t tag_out[SMI_AEAD_TAG]) __attribute__((warn_unused_result));
+sm_status smi_coffer_open_from(const uint8_t nonce[SMI_AEAD_NONCE], const void *aad,
+                               size_t aad_len, const uint8_t *from, uint8_t *data, size_t len,
+                               const uint8_t tag[SMI_AEAD_TAG]) __attribute__((warn_unused_result));
 /*
  * Check the canaries of the coffer's regions (for sm_audit); a damaged one panics.
  * The shares are opened for the check: SM_E_PROT if they cannot be.

@@ -95,10 +95,10 @@ void fz_counts_get(fz_counts *c)
     c->live[SMI_KIND_STREAM] = s.streams_live;
     c->live[SMI_KIND_SECRET] = s.secrets_live;
     /*
-     * The guarded factory's pool of wiped regions is a cache, not an object (spec/layout.md,
+     * The region pool of wiped regions is a cache, not an object (spec/layout.md,
      * "The pool"): its locked pages are left out, as the unit suite's counters do.
      */
-    c->bytes = s.bytes_locked + s.bytes_unlocked - fz_pooled() * sm_page_size();
+    c->bytes = s.bytes_locked + s.bytes_unlocked - smi_pool_test_bytes();
     c->allocations = s.allocations_total;
 }
 
@@ -106,7 +106,7 @@ size_t fz_pooled(void)
 {
     uint8_t *bases[SMI_POOL_SLOTS];
 
-    return smi_pool_test_list(bases, SMI_POOL_SLOTS);
+    return smi_pool_test_list(bases, NULL, SMI_POOL_SLOTS);
 }
 
 bool fz_coffer_exists(void)

@@ -32,7 +32,12 @@ SM_BEGIN_DECLS
 SM_API SM_MUST_CHECK sm_status sm_enclave_new(void *src, size_t size, sm_enclave *out);
 /* An enclave of size random bytes, which never exist in plaintext outside a guarded region. */
 SM_API SM_MUST_CHECK sm_status sm_enclave_random(size_t size, sm_enclave *out);
-/* Decrypt into a new FROZEN buffer; e stays as it is. */
+/*
+ * Decrypt into a new FROZEN buffer; e stays as it is. The buffer's region may be one
+ * that an earlier buffer of the same page count held, wiped (spec/layout.md, "The
+ * pool"): its sm_buffer_destroy leaves the region wiped, shut and still locked for the
+ * next open, counted in sm_stats.bytes_locked until then; sm_purge unmaps it.
+ */
 SM_API SM_MUST_CHECK sm_status sm_enclave_open(sm_enclave e, sm_buffer *out);
 /*
  * Decrypt into dst, which must be MUTABLE (else SM_E_STATE) and exactly the enclave's

@@ -116,10 +116,11 @@ typedef struct sm_factory {
  * guarded (memguard-style): a guarded region (spec/layout.md): guard pages on both
  * sides, the bytes ending against the trailing one, a canary in front that is checked at
  * close, at purge and by sm_audit (a damaged one panics). PROT_NONE at rest, PROT_READ
- * during accesses. A closed secret of at most page size - 32 bytes leaves its region
- * wiped, shut and still locked in a pool of at most 8, for the next guarded secret (with a
- * new canary): until then its page counts in sm_stats.bytes_locked and RLIMIT_MEMLOCK.
- * sm_purge unmaps them.
+ * during accesses. A closed secret leaves its region wiped, shut and still locked in a
+ * pool of at most 8 regions and 2 MiB, for the next guarded secret of its page count (with
+ * a new canary): until then its pages count in sm_stats.bytes_locked and RLIMIT_MEMLOCK,
+ * and a lock that the limit refuses empties the pool and is tried again. sm_purge unmaps
+ * them.
  *
  * encrypted: an enclave at rest (ciphertext only, in ordinary pages: nothing locked,
  * no plaintext page at all), decrypted into a guarded read-only region by the first

@@ -65,7 +65,7 @@ sm_status sm_mem_lock(void *p, size_t n)
 {
     if (p == NULL || n == 0 || !range_ok(p, n))
         return SM_E_INVAL;
-    return sm_os_mlock(p, n);
+    return smi_lock_pages(p, n);
 }
 
 sm_status sm_mem_unlock(void *p, size_t n)

@@ -29,7 +29,7 @@ static sm_status map_anon(smi_plain *p)
     if (st != SM_OK)
         return st;
     p->base = base;
-    p->locked = sm_os_mlock(p->base, p->len) == SM_OK;
+    p->locked = smi_lock_pages(p->base, p->len) == SM_OK;
     if (!p->locked && smi_config_get()->lock_policy == SM_LOCK_REQUIRED) {
         st = SM_E_LOCK;
         goto out;
@@ -91,6 +91,8 @@ sm_status smi_plain_alloc(size_t size, smi_plain *out)
         st = map_anon(&p);
     } else {
         st = map_secret(&p);
+        if (st == SM_E_LOCK && smi_lock_retry())
+            st = map_secret(&p);
         /* The same per-mapping fallback as a region's (SM-REQ-026). */
         if ((st == SM_E_UNSUPPORTED || st == SM_E_LOCK) &&
             smi_config_get()->backing == SM_BACKING_SECRETMEM_PREFERRED)

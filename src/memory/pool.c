@@ -1,44 +1,70 @@
 /* SPDX-License-Identifier: ISC */
 /*
- * The region pool (spec/layout.md, "The pool"): up to SMI_POOL_SLOTS freed one-page
- * guarded regions of the guarded factory, wiped, still locked and PROT_NONE, each waiting
- * for the next secret, which gets a canary pattern of its own. A fresh region costs
- * mmap, mprotect, mlock, two madvise and the first touch of a new page, and its free an
- * munmap; a pooled one costs none of them, only the mprotect calls that the fill, the
- * seal, the wipe and the shut need anyway.
+ * The region pool (spec/layout.md, "The pool"): up to SMI_POOL_SLOTS freed guarded
+ * regions, and SMI_POOL_BYTES of their inner pages, wiped, still locked and PROT_NONE,
+ * each waiting for the next region of its page count, which gets a canary pattern of
+ * its own. Its users: the guarded factory's secrets, and the regions an enclave open
+ * decrypts into (issue 14 §4). A fresh region costs mmap, mprotect, mlock (which faults
+ * every page in), two madvise and an munmap at its free; a pooled one costs none of
+ * them, only the mprotect calls that the fill, the wipe and the shut need anyway.
  *
  * Each slot is one atomic word: 0 (empty), RESERVED (a give is scrubbing its region into
- * it), or the region's leading guard page, page-aligned, with bit 0 set for a secretmem
- * region. Slots are claimed by compare-and-swap, so there is no lock: a purge or a panic
- * can empty the pool from a signal handler, and a fork needs no prepare handler.
+ * it), or a region: its leading guard page in 4 KiB units above LEN_BITS, the length of
+ * its inner pages in 4 KiB units above bit 0, and bit 0 set for a secretmem region.
+ * Slots are claimed by compare-and-swap, so there is no lock: a purge or a panic can
+ * empty the pool from a signal handler, and a fork needs no prepare handler.
  */
 #include "inner.h"
 
-#define RESERVED ((uintptr_t)2)
-#define SECRETMEM ((uintptr_t)1)
-#define BASE(e) ((uint8_t *)((e) & ~(uintptr_t)3))
+#define UNIT_SHIFT 12u
+#define LEN_BITS 21u
+#define SECRETMEM ((uint64_t)1)
+/* No address, so never a region's word (inner_of reads it as empty). */
+#define RESERVED ((uint64_t)2)
 
-static _Atomic uintptr_t slots[SMI_POOL_SLOTS];
+static _Atomic uint64_t slots[SMI_POOL_SLOTS];
+/* Bytes of inner pages in the slots, or reserved for a give under way. */
+static atomic_size_t held;
 
 SMI_VG_AT_START(vg_pool)
 {
     SMI_VG_ATOMIC(slots, sizeof slots);
+    SMI_VG_ATOMIC(&held, sizeof held);
 }
 
-/* A pooled region leaves for good: unmapped, and its locked page no longer counted. */
-static void drop(uintptr_t e)
+static uint64_t encode(const uint8_t *base, size_t inner, bool secretmem)
+{
+    return ((uint64_t)(uintptr_t)base >> UNIT_SHIFT << LEN_BITS) |
+           ((uint64_t)(inner >> UNIT_SHIFT) << 1) | (secretmem ? SECRETMEM : 0);
+}
+
+static uint8_t *base_of(uint64_t e)
+{
+    return (uint8_t *)(uintptr_t)(e >> LEN_BITS << UNIT_SHIFT);
+}
+
+/* The inner pages' length; 0 for an empty or reserved slot. */
+static size_t inner_of(uint64_t e)
+{
+    return base_of(e) == NULL ? 0
+                              : (size_t)((e >> 1) & ((1u << (LEN_BITS - 1)) - 1)) << UNIT_SHIFT;
+}
+
+/* A pooled region leaves for good: unmapped, and its locked pages no longer counted. */
+static void drop(uint64_t e)
 {
     size_t page = sm_os_page_size();
 
-    (void)sm_os_munmap(BASE(e), 3 * page);
-    atomic_fetch_sub(&smi_stat_locked, page);
+    (void)sm_os_munmap(base_of(e), inner_of(e) + 2 * page);
+    atomic_fetch_sub(&smi_stat_locked, inner_of(e));
+    atomic_fetch_sub(&held, inner_of(e));
 }
 
 /* Into an empty slot; false when the pool is full. */
-static bool park(uintptr_t e)
+static bool park(uint64_t e)
 {
     for (unsigned i = 0; i < SMI_POOL_SLOTS; i++) {
-        uintptr_t empty = 0;
+        uint64_t empty = 0;
 
         SMI_VG_PUBLISH(&slots[i]);
         if (atomic_compare_exchange_strong(&slots[i], &empty, e))
@@ -47,61 +73,99 @@ static bool park(uintptr_t e)
     return false;
 }
 
+/*
+ * Empty the pool so that a refused lock can be tried again (smi_lock_pages): the pooled
+ * pages are charged to RLIMIT_MEMLOCK, and must never be why a lock is refused. true
+ * if anything was unmapped.
+ */
+static bool relieve(void)
+{
+    bool any = false;
+
+    for (unsigned i = 0; i < SMI_POOL_SLOTS; i++) {
+        uint64_t e = atomic_exchange(&slots[i], 0);
+
+        if (inner_of(e) != 0) {
+            drop(e);
+            any = true;
+        }
+    }
+    return any;
+}
+
 sm_status smi_pool_take(size_t size, smi_region *r)
 {
-    uintptr_t want = smi_config_secretmem() ? SECRETMEM : 0;
+    uint64_t want = smi_config_secretmem() ? SECRETMEM : 0;
     smi_layout lay;
+    sm_status st;
 
-    if (smi_layout_of(size, sm_os_page_size(), &lay) && lay.inner_len == sm_os_page_size())
-        for (unsigned i = 0; i < SMI_POOL_SLOTS; i++) {
-            uintptr_t e = atomic_load(&slots[i]);
-            sm_status st;
+    if (!smi_layout_of(size, sm_os_page_size(), &lay))
+        return SM_E_INVAL;
+    for (unsigned i = 0; i < SMI_POOL_SLOTS; i++) {
+        uint64_t e = atomic_load(&slots[i]);
 
-            if (BASE(e) == NULL || (e & SECRETMEM) != want ||
-                !atomic_compare_exchange_strong(&slots[i], &e, 0))
-                continue;
-            SMI_VG_RECEIVE(&slots[i]);
-            st = smi_region_adopt(BASE(e), want != 0, size, r);
+        if (inner_of(e) != lay.inner_len || (e & SECRETMEM) != want ||
+            !atomic_compare_exchange_strong(&slots[i], &e, 0))
+            continue;
+        SMI_VG_RECEIVE(&slots[i]);
+        st = smi_region_adopt(base_of(e), lay.inner_len, want != 0, size, r);
+        if (st == SM_OK) {
+            atomic_fetch_sub(&held, lay.inner_len);
+            r->pool = true;
+        } else if (!park(e)) {
             /* Refused: still wiped and shut, so it waits for the next take. */
-            if (st != SM_OK && !park(e))
-                drop(e);
-            return st;
+            drop(e);
         }
-    return smi_region_alloc(size, NULL, r);
+        return st;
+    }
+    st = smi_region_alloc(size, NULL, r);
+    if (st == SM_OK)
+        r->pool = true;
+    return st;
 }
 
 sm_status smi_pool_give(smi_region *r)
 {
-    uintptr_t e = (uintptr_t)r->base | (r->secretmem ? SECRETMEM : 0);
+    uint64_t e = encode(r->base, r->lay.inner_len, r->secretmem);
+    size_t inner = r->lay.inner_len;
     sm_status st;
     unsigned i;
 
     /*
-     * Only what a take hands out again: one inner page, locked now (a region counted for
-     * relocking after a fork is not), of the backing in force (a region that fell back
-     * to anonymous memory under SECRETMEM_PREFERRED goes, as it came, by the slow path).
+     * Only what a take hands out again: a region a take made, locked now (a region
+     * counted for relocking after a fork is not), of the backing in force (a region that
+     * fell back to anonymous memory under SECRETMEM_PREFERRED goes, as it came, by the
+     * slow path), whose place the slot's word can hold, while the bounds have room.
      */
-    if (!r->locked || r->relock || r->lay.inner_len != sm_os_page_size() ||
-        r->secretmem != smi_config_secretmem())
+    if (!r->pool || !r->locked || r->relock || r->secretmem != smi_config_secretmem() ||
+        base_of(e) != r->base || inner_of(e) != inner)
         return smi_region_free(r);
+    smi_lock_relief(relieve);
+    if (atomic_fetch_add(&held, inner) + inner > SMI_POOL_BYTES) {
+        atomic_fetch_sub(&held, inner);
+        return smi_region_free(r);
+    }
     for (i = 0; i < SMI_POOL_SLOTS; i++) {
-        uintptr_t empty = 0;
+        uint64_t empty = 0;
 
         if (atomic_compare_exchange_strong(&slots[i], &empty, RESERVED))
             break;
     }
-    if (i == SMI_POOL_SLOTS)
+    if (i == SMI_POOL_SLOTS) {
+        atomic_fetch_sub(&held, inner);
         return smi_region_free(r);
+    }
     st = smi_region_scrub(r);
     if (st != SM_OK) {
-        uintptr_t mine = RESERVED;
+        uint64_t mine = RESERVED;
 
         (void)atomic_compare_exchange_strong(&slots[i], &mine, 0);
+        atomic_fetch_sub(&held, inner);
         /* Opened and wiped but not shut: the canary is back, so free it as it is. */
         return r->prot == SM_PROT_READWRITE ? smi_region_free(r) : st;
     }
     {
-        uintptr_t mine = RESERVED;
+        uint64_t mine = RESERVED;
 
         SMI_VG_PUBLISH(&slots[i]);
         /* A purge emptied the reservation meanwhile: this region goes with the rest. */
@@ -120,12 +184,7 @@ void smi_pool_unmake(smi_region *r)
 
 void smi_pool_purge(void)
 {
-    for (unsigned i = 0; i < SMI_POOL_SLOTS; i++) {
-        uintptr_t e = atomic_exchange(&slots[i], 0);
-
-        if (BASE(e) != NULL)
-            drop(e);
-    }
+    (void)relieve();
 }
 
 /*
@@ -136,27 +195,41 @@ void smi_pool_purge(void)
 void smi_pool_after_fork(void)
 {
     for (unsigned i = 0; i < SMI_POOL_SLOTS; i++) {
-        uintptr_t e = atomic_exchange(&slots[i], 0);
+        uint64_t e = atomic_exchange(&slots[i], 0);
 
-        if (BASE(e) == NULL)
+        if (inner_of(e) == 0)
             continue;
         if ((e & SECRETMEM) == 0)
-            (void)sm_os_munmap(BASE(e), 3 * sm_os_page_size());
-        atomic_fetch_sub(&smi_stat_locked, sm_os_page_size());
+            (void)sm_os_munmap(base_of(e), inner_of(e) + 2 * sm_os_page_size());
+        atomic_fetch_sub(&smi_stat_locked, inner_of(e));
     }
+    /* A give under way in the parent has no thread in the child: nothing is reserved. */
+    atomic_store(&held, 0);
 }
 
 #if defined(SM_FAULT_INJECTION)
-size_t smi_pool_test_list(uint8_t **bases, size_t max)
+size_t smi_pool_test_list(uint8_t **bases, size_t *inner, size_t max)
 {
     size_t n = 0;
 
     for (unsigned i = 0; i < SMI_POOL_SLOTS; i++) {
-        uint8_t *b = BASE(atomic_load(&slots[i]));
+        uint64_t e = atomic_load(&slots[i]);
 
-        if (b != NULL && n < max)
-            bases[n++] = b;
+        if (inner_of(e) != 0 && n < max) {
+            if (inner != NULL)
+                inner[n] = inner_of(e);
+            bases[n++] = base_of(e);
+        }
     }
+    return n;
+}
+
+size_t smi_pool_test_bytes(void)
+{
+    size_t n = 0;
+
+    for (unsigned i = 0; i < SMI_POOL_SLOTS; i++)
+        n += inner_of(atomic_load(&slots[i]));
     return n;
 }
 #endif

@@ -18,10 +18,46 @@
  * keeps its own key in a region, so it sits above this allocator (spec/layers.tsv).
  */
 static void (*_Atomic canary_source)(uint8_t out[SMI_CANARY_SEED]);
+/* What empties the region pool when a lock is refused (pool.c registers it). */
+static bool (*_Atomic lock_relief)(void);
 
 SMI_VG_AT_START(vg_region)
 {
     SMI_VG_ATOMIC(&canary_source, sizeof canary_source);
+    SMI_VG_ATOMIC(&lock_relief, sizeof lock_relief);
+}
+
+void smi_lock_relief(bool (*relief)(void))
+{
+    /* Once: a store on every give would bounce this line between the pool's users. */
+    if (atomic_load_explicit(&lock_relief, memory_order_relaxed) == NULL)
+        atomic_store(&lock_relief, relief);
+}
+
+bool smi_lock_retry(void)
+{
+    bool (*relief)(void) = atomic_load(&lock_relief);
+
+    return relief != NULL && relief();
+}
+
+static sm_status lock_or_retry(sm_status (*lock)(void *, size_t), void *p, size_t n)
+{
+    sm_status st = lock(p, n);
+
+    if (st != SM_OK && smi_lock_retry())
+        st = lock(p, n);
+    return st;
+}
+
+sm_status smi_lock_pages(void *p, size_t n)
+{
+    return lock_or_retry(sm_os_mlock, p, n);
+}
+
+sm_status smi_lock_touched_pages(void *p, size_t n)
+{
+    return lock_or_retry(sm_os_mlock_touched, p, n);
 }
 
 void smi_region_canary_source(void (*gen)(uint8_t out[SMI_CANARY_SEED]))
@@ -63,7 +99,7 @@ static sm_status map_anon(smi_region *r)
     if (st != SM_OK)
         goto out;
     SMI_VG_NEW_MEMORY(smi_region_inner(r), r->lay.inner_len);
-    r->locked = sm_os_mlock(smi_region_inner(r), r->lay.inner_len) == SM_OK;
+    r->locked = smi_lock_pages(smi_region_inner(r), r->lay.inner_len) == SM_OK;
     if (!r->locked && smi_config_get()->lock_policy == SM_LOCK_REQUIRED) {
         st = SM_E_LOCK;
         goto out;
@@ -134,6 +170,9 @@ static sm_status region_alloc(size_t size, const uint8_t *seed, bool secret_ok,
         st = map_anon(&r);
     } else {
         st = map_secret(&r);
+        /* The pool's pages count against the same RLIMIT_MEMLOCK as the file's charge. */
+        if (st == SM_E_LOCK && smi_lock_retry())
+            st = map_secret(&r);
         /*
          * PREFERRED falls back to anonymous memory whenever the kernel refuses secretmem
          * for this region, for lack of support or of lockable memory (SM-REQ-026).
@@ -168,7 +207,8 @@ sm_status smi_region_alloc_wiped_on_fork(size_t size, const uint8_t *seed, smi_r
     return region_alloc(size, seed, false, r);
 }
 
-sm_status smi_region_adopt(uint8_t *base, bool secretmem, size_t size, smi_region *out)
+sm_status smi_region_adopt(uint8_t *base, size_t inner_len, bool secretmem, size_t size,
+                           smi_region *out)
 {
     smi_region r = { 0 };
     void (*gen)(uint8_t out[SMI_CANARY_SEED]) = atomic_load(&canary_source);
@@ -177,9 +217,9 @@ sm_status smi_region_adopt(uint8_t *base, bool secretmem, size_t size, smi_regio
 
     if (gen == NULL)
         return SM_E_STATE;
-    if (!smi_layout_of(size, page, &r.lay) || r.lay.inner_len != page)
+    if (!smi_layout_of(size, page, &r.lay) || r.lay.inner_len != inner_len)
         return SM_E_INVAL;
-    st = sm_os_mprotect(base + page, page, SM_PROT_READWRITE);
+    st = sm_os_mprotect(base + page, inner_len, SM_PROT_READWRITE);
     if (st != SM_OK)
         return st;
     r.base = base;

@@ -216,7 +216,7 @@ static sm_status relock(void)
 {
     if (!atomic_load(&relock_due))
         return SM_OK;
-    if (sm_os_mlock(key_region.base + sm_os_page_size(), key_region.lay.inner_len) != SM_OK) {
+    if (smi_lock_pages(key_region.base + sm_os_page_size(), key_region.lay.inner_len) != SM_OK) {
         if (smi_config_get()->lock_policy == SM_LOCK_REQUIRED)
             return SM_E_LOCK;
         key_region.relock = false;

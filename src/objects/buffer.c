@@ -483,7 +483,8 @@ sm_status sm_buffer_destroy(sm_buffer b)
 
     if (st != SM_OK)
         return st;
-    st = smi_region_free(&buf->r);
+    /* An enclave open's region goes back to the pool for the next open (pool.c). */
+    st = smi_pool_give(&buf->r);
     if (st != SM_OK) {
         smi_registry_release(s);
         return st;

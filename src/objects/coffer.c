@@ -336,7 +336,7 @@ static sm_status rekey_child(unsigned s)
     for (unsigned n = 0; n < NREGIONS && st == SM_OK; n++) {
         smi_region *r = &regions[n];
 
-        if (!r->relock || sm_os_mlock(r->base + page, r->lay.inner_len) == SM_OK)
+        if (!r->relock || smi_lock_pages(r->base + page, r->lay.inner_len) == SM_OK)
             continue;
         if (smi_config_get()->lock_policy == SM_LOCK_REQUIRED)
             st = SM_E_LOCK;
@@ -624,9 +624,10 @@ static void next_nonce(uint8_t nonce[SMI_AEAD_NONCE])
             break;
 }
 
-sm_status smi_coffer_session_seal(smi_coffer_session *cs, const void *aad, size_t aad_len,
-                                  uint8_t *data, size_t len, uint8_t nonce_out[SMI_AEAD_NONCE],
-                                  uint8_t tag_out[SMI_AEAD_TAG])
+/* smi_coffer_session_seal, the ciphertext also copied to to unless it is NULL. */
+static sm_status session_seal(smi_coffer_session *cs, const void *aad, size_t aad_len,
+                              uint8_t *data, size_t len, uint8_t *to,
+                              uint8_t nonce_out[SMI_AEAD_NONCE], uint8_t tag_out[SMI_AEAD_TAG])
 {
     struct slot *sl = cs->sl;
     uint8_t tag[SMI_AEAD_TAG];
@@ -635,7 +636,8 @@ sm_status smi_coffer_session_seal(smi_coffer_session *cs, const void *aad, size_
         return SM_E_INVAL;
     if (!cs->active || cs->seals == 0)
         return SM_E_STATE; /* every nonce of the session is spent */
-    smi_aead_seal(slot_ws(sl), sl->key, cs->nonce, aad, aad_len, data, len, tag);
+    /* What to holds on a purge below is ciphertext under the purged key: nothing. */
+    smi_aead_seal_to(slot_ws(sl), sl->key, cs->nonce, aad, aad_len, data, len, to, tag);
     if (purged_since(cs->epoch)) {
         /*
          * The key is gone: this ciphertext could never be opened, and is not returned.
@@ -663,9 +665,17 @@ sm_status smi_coffer_session_seal(smi_coffer_session *cs, const void *aad, size_
     return SM_OK;
 }
 
-sm_status smi_coffer_session_open(smi_coffer_session *cs, const uint8_t nonce[SMI_AEAD_NONCE],
-                                  const void *aad, size_t aad_len, uint8_t *data, size_t len,
-                                  const uint8_t tag[SMI_AEAD_TAG])
+sm_status smi_coffer_session_seal(smi_coffer_session *cs, const void *aad, size_t aad_len,
+                                  uint8_t *data, size_t len, uint8_t nonce_out[SMI_AEAD_NONCE],
+                                  uint8_t tag_out[SMI_AEAD_TAG])
+{
+    return session_seal(cs, aad, aad_len, data, len, NULL, nonce_out, tag_out);
+}
+
+/* smi_coffer_session_open, the ciphertext copied from from into data first unless NULL. */
+static sm_status session_open(smi_coffer_session *cs, const uint8_t nonce[SMI_AEAD_NONCE],
+                              const void *aad, size_t aad_len, const uint8_t *from,
+                              uint8_t *data, size_t len, const uint8_t tag[SMI_AEAD_TAG])
 {
     struct slot *sl = cs->sl;
     bool ok;
@@ -674,7 +684,7 @@ sm_status smi_coffer_session_open(smi_coffer_session *cs, const uint8_t nonce[SM
         return SM_E_INVAL;
     if (!cs->active)
         return SM_E_STATE;
-    ok = smi_aead_open(slot_ws(sl), sl->key, nonce, aad, aad_len, data, len, tag);
+    ok = smi_aead_open_from(slot_ws(sl), sl->key, nonce, aad, aad_len, from, data, len, tag);
     if (purged_since(cs->epoch)) {
         if (len > 0)
             smi_wipe(data, len);
@@ -686,8 +696,16 @@ sm_status smi_coffer_session_open(smi_coffer_session *cs, const uint8_t nonce[SM
     return ok ? SM_OK : SM_E_AUTH;
 }
 
-sm_status smi_coffer_seal(const void *aad, size_t aad_len, uint8_t *data, size_t len,
-                          uint8_t nonce_out[SMI_AEAD_NONCE], uint8_t tag_out[SMI_AEAD_TAG])
+sm_status smi_coffer_session_open(smi_coffer_session *cs, const uint8_t nonce[SMI_AEAD_NONCE],
+                                  const void *aad, size_t aad_len, uint8_t *data, size_t len,
+                                  const uint8_t tag[SMI_AEAD_TAG])
+{
+    return session_open(cs, nonce, aad, aad_len, NULL, data, len, tag);
+}
+
+sm_status smi_coffer_seal_to(const void *aad, size_t aad_len, uint8_t *data, size_t len,
+                             uint8_t *to, uint8_t nonce_out[SMI_AEAD_NONCE],
+                             uint8_t tag_out[SMI_AEAD_TAG])
 {
     smi_coffer_session cs;
     sm_status st;
@@ -696,14 +714,20 @@ sm_status smi_coffer_seal(const void *aad, size_t aad_len, uint8_t *data, size_t
         return SM_E_INVAL;
     st = smi_coffer_begin(&cs, 1);
     if (st == SM_OK)
-        st = smi_coffer_session_seal(&cs, aad, aad_len, data, len, nonce_out, tag_out);
+        st = session_seal(&cs, aad, aad_len, data, len, to, nonce_out, tag_out);
     smi_coffer_end(&cs);
     return st;
 }
 
-sm_status smi_coffer_open(const uint8_t nonce[SMI_AEAD_NONCE], const void *aad,
-                          size_t aad_len, uint8_t *data, size_t len,
-                          const uint8_t tag[SMI_AEAD_TAG])
+sm_status smi_coffer_seal(const void *aad, size_t aad_len, uint8_t *data, size_t len,
+                          uint8_t nonce_out[SMI_AEAD_NONCE], uint8_t tag_out[SMI_AEAD_TAG])
+{
+    return smi_coffer_seal_to(aad, aad_len, data, len, NULL, nonce_out, tag_out);
+}
+
+sm_status smi_coffer_open_from(const uint8_t nonce[SMI_AEAD_NONCE], const void *aad,
+                               size_t aad_len, const uint8_t *from, uint8_t *data, size_t len,
+                               const uint8_t tag[SMI_AEAD_TAG])
 {
     smi_coffer_session cs;
     sm_status st;
@@ -712,12 +736,19 @@ sm_status smi_coffer_open(const uint8_t nonce[SMI_AEAD_NONCE], const void *aad,
         return SM_E_INVAL;
     st = smi_coffer_begin(&cs, 0);
     if (st == SM_OK)
-        st = smi_coffer_session_open(&cs, nonce, aad, aad_len, data, len, tag);
+        st = session_open(&cs, nonce, aad, aad_len, from, data, len, tag);
     smi_coffer_end(&cs);
     /* smi_aead_open wipes on a bad tag; a key that is missing must wipe too. */
     if (st == SM_E_AUTH && len > 0)
         smi_wipe(data, len);
     return st;
+}
+
+sm_status smi_coffer_open(const uint8_t nonce[SMI_AEAD_NONCE], const void *aad,
+                          size_t aad_len, uint8_t *data, size_t len,
+                          const uint8_t tag[SMI_AEAD_TAG])
+{
+    return smi_coffer_open_from(nonce, aad, aad_len, NULL, data, len, tag);
 }
 
 sm_status smi_coffer_audit(void)

@@ -228,7 +228,7 @@ static sm_status lock_pages(slab *sb, uint32_t i)
 
         if (ps->lock != PG_UNTOUCHED)
             continue;
-        if (sm_os_mlock_touched(sb->data + (size_t)p * page(), page()) == SM_OK) {
+        if (smi_lock_touched_pages(sb->data + (size_t)p * page(), page()) == SM_OK) {
             ps->lock = PG_LOCKED;
             atomic_fetch_add(&smi_stat_locked, page());
         } else if (smi_config_get()->lock_policy == SM_LOCK_REQUIRED) {
@@ -330,6 +330,11 @@ static sm_status slab_new(unsigned c, slab **out)
         st = map_anon(&t, inner);
     } else {
         st = map_secret(&t, inner);
+        /* The region pool's pages count against RLIMIT_MEMLOCK too (smi_lock_retry). */
+        if (st == SM_E_LOCK && smi_lock_retry()) {
+            t.base = NULL;
+            st = map_secret(&t, inner);
+        }
         if ((st == SM_E_UNSUPPORTED || st == SM_E_LOCK) &&
             smi_config_get()->backing == SM_BACKING_SECRETMEM_PREFERRED) {
             t.base = NULL;

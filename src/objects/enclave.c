@@ -91,28 +91,28 @@ static sm_status put_back(smi_enclave *e)
     return smi_spare_give(e->map, e->map_len) ? SM_OK : sm_os_munmap(e->map, e->map_len);
 }
 
-/* Seal the plaintext at data in place, then copy nonce, tag and ciphertext into e. */
+/*
+ * Seal the plaintext at data in place, copying the ciphertext into e as the cipher goes
+ * (smi_coffer_seal_to), and nonce and tag after it.
+ */
 static sm_status seal_into(smi_enclave *e, uint8_t *data)
 {
     uint8_t aad[AAD_LEN];
-    sm_status st;
 
     make_aad(e, aad);
-    st = smi_coffer_seal(aad, sizeof aad, data, e->size, e->map, e->map + SMI_AEAD_NONCE);
-    if (st == SM_OK)
-        memcpy(ct_of(e), data, e->size);
-    return st;
+    return smi_coffer_seal_to(aad, sizeof aad, data, e->size, ct_of(e), e->map,
+                              e->map + SMI_AEAD_NONCE);
 }
 
-/* Copy e's ciphertext into the region's data and decrypt it there (SM_E_AUTH wipes it). */
+/* Copy e's ciphertext into the region's data as the cipher goes and decrypt it there
+   (SM_E_AUTH wipes it). */
 static sm_status open_in(const smi_enclave *e, smi_region *r)
 {
     uint8_t aad[AAD_LEN];
-    uint8_t *d = smi_region_data(r);
 
     make_aad(e, aad);
-    memcpy(d, ct_of(e), e->size);
-    return smi_coffer_open(e->map, aad, sizeof aad, d, e->size, e->map + SMI_AEAD_NONCE);
+    return smi_coffer_open_from(e->map, aad, sizeof aad, ct_of(e), smi_region_data(r),
+                                e->size, e->map + SMI_AEAD_NONCE);
 }
 
 sm_status smi_sealed_seal(uint8_t *data, size_t size, smi_sealed *out)
@@ -207,12 +207,12 @@ sm_status sm_enclave_random(size_t size, sm_enclave *out)
     if (st != SM_OK)
         return st;
     /* The random plaintext is made, and sealed, inside a guarded region. */
-    st = smi_region_alloc(size, NULL, &r);
+    st = smi_pool_take(size, &r);
     if (st == SM_OK) {
         st = smi_rng_fill(smi_region_data(&r), size);
         if (st == SM_OK)
             st = smi_sealed_seal(smi_region_data(&r), size, &e);
-        smi_region_unmake(&r);
+        smi_pool_unmake(&r);
     }
     if (st != SM_OK) {
         smi_registry_unreserve(slot);
@@ -244,13 +244,18 @@ sm_status sm_enclave_open(sm_enclave e, sm_buffer *out)
     st = acquire(e, &s, &enc);
     if (st != SM_OK)
         return st;
-    st = smi_region_alloc(enc->size, NULL, &r);
+    /*
+     * A pooled region of the right page count when there is one (pool.c): mapping and
+     * locking fresh pages, which faults every one in, costs more than the cipher. The
+     * buffer's destroy gives it back.
+     */
+    st = smi_pool_take(enc->size, &r);
     if (st == SM_OK) {
         st = open_in(enc, &r);
         if (st == SM_OK)
             st = smi_buffer_adopt(&r, out);
         else
-            smi_region_unmake(&r);
+            smi_pool_unmake(&r);
     }
     smi_registry_release(s);
     return st;
@@ -278,12 +283,12 @@ sm_status sm_enclave_open_into(sm_enclave e, sm_buffer dst)
         st = SM_E_INVAL;
     } else {
         /* Decrypt beside dst, so that a failed authentication leaves dst as it was. */
-        st = smi_region_alloc(enc->size, NULL, &r);
+        st = smi_pool_take(enc->size, &r);
         if (st == SM_OK) {
             st = open_in(enc, &r);
             if (st == SM_OK)
                 memcpy(smi_region_data(&buf->r), smi_region_data(&r), enc->size);
-            smi_region_unmake(&r);
+            smi_pool_unmake(&r);
         }
     }
     smi_registry_release(bs);

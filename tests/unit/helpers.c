@@ -182,21 +182,22 @@ size_t pooled_regions(void)
 {
     uint8_t *bases[SMI_POOL_SLOTS];
 
-    return smi_pool_test_list(bases, SMI_POOL_SLOTS);
+    return smi_pool_test_list(bases, NULL, SMI_POOL_SLOTS);
 }
 
 bool unmapped_or_pooled(const void *at)
 {
     uint8_t *bases[SMI_POOL_SLOTS];
-    size_t n = smi_pool_test_list(bases, SMI_POOL_SLOTS), page = sm_page_size();
-    uintptr_t inner = (uintptr_t)at & ~(uintptr_t)(page - 1);
+    size_t inner[SMI_POOL_SLOTS];
+    size_t n = smi_pool_test_list(bases, inner, SMI_POOL_SLOTS), page = sm_page_size();
+    const uint8_t *p = at;
     char perms[5], flags[256];
     size_t locked;
 
     if (smaps_of(at, perms, flags, sizeof flags, &locked) != 0)
         return true;
     for (size_t i = 0; i < n; i++)
-        if ((uintptr_t)bases[i] + page == inner)
+        if (p >= bases[i] + page && p < bases[i] + page + inner[i])
             return perms[0] == '-' && perms[1] == '-' && perms[2] == '-';
     return false;
 }
@@ -221,11 +222,11 @@ void counters_get(counters *c)
     size_t pooled = pooled_regions();
 
     c->allocations = atomic_load(&smi_stat_allocations);
-    c->locked = atomic_load(&smi_stat_locked) - pooled * sm_page_size();
+    c->locked = atomic_load(&smi_stat_locked) - smi_pool_test_bytes();
     c->unlocked = atomic_load(&smi_stat_unlocked);
     for (int k = 0; k < SMI_KIND_COUNT; k++)
         c->live[k] = k == 0 ? 0 : smi_registry_live((smi_kind)k);
-    c->mapped = mapped_bytes() - pooled * 3 * sm_page_size();
+    c->mapped = mapped_bytes() - smi_pool_test_bytes() - pooled * 2 * sm_page_size();
 }
 
 bool counters_equal(const counters *a, const counters *b, unsigned what)

@@ -89,7 +89,7 @@ int smaps_of(const void *addr, char perms[5], char *vmflags, size_t cap, size_t 
 size_t locked_bytes_total(void);
 
 /*
- * The page of at is unmapped, or it is the inner page of a pooled region, PROT_NONE: what
+ * The page of at is unmapped, or in the inner pages of a pooled region, PROT_NONE: what
  * a guarded secret's close leaves (test_pool.c checks that a pooled page is wiped).
  */
 bool unmapped_or_pooled(const void *at);
@@ -97,7 +97,7 @@ bool unmapped_or_pooled(const void *at);
 /* Fill the guarded factory's pool: the next close of a guarded region unmaps it. */
 void pool_fill(void);
 
-/* Regions in the guarded factory's pool (pool.c): each maps 3 pages and locks one. */
+/* Regions in the region pool (pool.c): each maps its inner pages and two guard pages. */
 size_t pooled_regions(void);
 
 /*

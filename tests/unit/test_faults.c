@@ -218,6 +218,11 @@ static void enclave_release(ctx *c) { must(sm_enclave_destroy(c->e), "enclave de
 static void enclave_release_if_done(ctx *c) { if (c->done) enclave_release(c); }
 static void enclave_release_unless_done(ctx *c) { if (!c->done) enclave_release(c); }
 static void enclave_and_buffer_release(ctx *c) { buffer_release_if_done(c); enclave_release(c); }
+/* An enclave opened: its buffer's region came from smi_pool_take, and goes back there. */
+static void enclave_opened(ctx *c) { enclave_setup(c); must(enclave_open(c), "open"); }
+/* The same, destroyed: the pool holds a region of the enclave's page count. */
+static void enclave_pooled(ctx *c) { enclave_opened(c); buffer_release(c); }
+static void opened_release(ctx *c) { buffer_release_unless_done(c); enclave_release(c); }
 static void seal_release(ctx *c)
 {
     if (c->done)
@@ -398,6 +403,10 @@ static const op ops[] = {
     { "enclave.new", ANON, true, false, nothing, enclave_new, enclave_release_if_done, true, false },
     { "enclave.open", ANON, true, false, enclave_setup, enclave_open,
       enclave_and_buffer_release, true, false },
+    { "enclave.open.pooled", ANON, true, false, enclave_pooled, enclave_open,
+      enclave_and_buffer_release, true, false },
+    { "buffer.destroy.opened", ANON, true, false, enclave_opened, buffer_destroy, opened_release,
+      true, false },
     { "enclave.destroy", ANON, true, false, enclave_setup, enclave_destroy,
       enclave_release_unless_done, true, false },
     { "buffer.seal", ANON, true, false, buffer_setup, buffer_seal, seal_release, true, false },

@@ -50,7 +50,7 @@ static void inner_page(const uint8_t *at, uint8_t *out)
 static bool pooled(const uint8_t *at)
 {
     uint8_t *bases[SMI_POOL_SLOTS];
-    size_t n = smi_pool_test_list(bases, SMI_POOL_SLOTS), page = sm_page_size();
+    size_t n = smi_pool_test_list(bases, NULL, SMI_POOL_SLOTS), page = sm_page_size();
 
     for (size_t i = 0; i < n; i++)
         if (bases[i] + page == (uint8_t *)((uintptr_t)at & ~(uintptr_t)(page - 1)))
@@ -174,7 +174,7 @@ static void child_forgets(void *arg)
     size_t kb;
     sm_stats st;
 
-    if (smi_pool_test_list(bases, SMI_POOL_SLOTS) != 0)
+    if (smi_pool_test_list(bases, NULL, SMI_POOL_SLOTS) != 0)
         _exit(1);
     if (smaps_of(at, perms, flags, sizeof flags, &kb) == 0)
         _exit(2);
@@ -249,15 +249,217 @@ Test(pool, an_unlocked_region_is_not_pooled)
     cr_assert(unmapped_or_pooled(at));
 }
 
-/* A secret too large for one inner page is never pooled. */
-Test(pool, only_one_page_regions)
+/* ---- regions of several pages: an enclave open's (issue 14 §4) ---- */
+
+/* An enclave of size bytes of value v, sealed from a buffer (which is not pooled). */
+static sm_enclave sealed(size_t size, uint8_t v)
 {
-    sm_secret s;
+    sm_buffer b;
+    sm_enclave e;
+
+    cr_assert_eq(sm_buffer_new(size, &b), SM_OK);
+    memset(sm_buffer_data(b), v, size);
+    cr_assert_eq(sm_buffer_seal(b, &e), SM_OK);
+    return e;
+}
+
+/* The leading guard page and the inner pages' length of the region whose data is at. */
+static uint8_t *region_of(const uint8_t *at, size_t size, size_t *inner)
+{
+    smi_layout lay;
+
+    cr_assert(smi_layout_of(size, sm_page_size(), &lay));
+    *inner = lay.inner_len;
+    return (uint8_t *)at - lay.data_off;
+}
+
+static bool pooled_base(const uint8_t *base)
+{
+    uint8_t *bases[SMI_POOL_SLOTS];
+    size_t n = smi_pool_test_list(bases, NULL, SMI_POOL_SLOTS);
+
+    for (size_t i = 0; i < n; i++)
+        if (bases[i] == base)
+            return true;
+    return false;
+}
+
+/* All of the inner pages at inner, len bytes, opened to read for the copy, then shut. */
+static void inner_copy(uint8_t *inner, size_t len, uint8_t *out, int back)
+{
+    cr_assert_eq(mprotect(inner, len, PROT_READ), 0);
+    memcpy(out, inner, len);
+    cr_assert_eq(mprotect(inner, len, back), 0);
+}
+
+/* Both guard pages of the region at base are there, PROT_NONE. */
+static void guarded(uint8_t *base, size_t inner)
+{
+    char perms[5], flags[256];
+    size_t kb;
+
+    cr_assert_eq(smaps_of(base, perms, flags, sizeof flags, &kb), 0);
+    cr_assert_str_eq(perms, "---p", "the leading guard page");
+    cr_assert_eq(smaps_of(base + sm_page_size() + inner, perms, flags, sizeof flags, &kb), 0);
+    cr_assert_str_eq(perms, "---p", "the trailing guard page");
+}
+
+Test(pool, an_enclave_open_reuses_a_wiped_region_of_its_page_count_with_a_new_canary)
+{
+    size_t page = sm_page_size(), size = 2 * page + 100, inner, canary;
+    sm_enclave e = sealed(size, 0xa5), same = sealed(size - 60, 0x3c), small = sealed(100, 1);
+    const uint8_t *d1, *d2;
+    uint8_t *base, *before, *after;
+    char perms[5], flags[256];
+    size_t kb;
+    sm_buffer b;
+
+    cr_assert_eq(sm_enclave_open(e, &b), SM_OK);
+    d1 = sm_buffer_data(b);
+    base = region_of(d1, size, &inner);
+    canary = inner - size;
+    before = malloc(inner);
+    after = malloc(inner);
+    cr_assert(before != NULL && after != NULL);
+    inner_copy(base + page, inner, before, PROT_READ);
+    cr_assert_eq(sm_buffer_destroy(b), SM_OK);
+    cr_assert(pooled_base(base), "the buffer's region went to the pool");
+    cr_assert_eq(smi_pool_test_bytes(), inner);
+    cr_assert_eq(smaps_of(base + page, perms, flags, sizeof flags, &kb), 0);
+    cr_assert_str_eq(perms, "---p", "PROT_NONE in the pool");
+    if (SM_TEST_MLOCK_IS_REAL)
+        cr_assert_eq(kb * 1024, inner, "every inner page still locked");
+    /* The whole of it, canary and data: nothing of the last owner's is left. */
+    inner_copy(base + page, inner, after, PROT_NONE);
+    for (size_t i = 0; i < inner; i++)
+        cr_assert_eq(after[i], 0, "byte %zu of the pooled region is not wiped", i);
+
+    /* Another page count does not take it. */
+    cr_assert_eq(sm_enclave_open(small, &b), SM_OK);
+    cr_assert(pooled_base(base));
+    cr_assert_eq(sm_buffer_destroy(b), SM_OK);
+
+    /* The same page count does, with a canary of its own, longer for a smaller size. */
+    cr_assert_eq(sm_enclave_open(same, &b), SM_OK);
+    d2 = sm_buffer_data(b);
+    cr_assert_eq(d2, d1 + 60, "the next open of that page count takes the pooled region");
+    cr_assert_not(pooled_base(base));
+    guarded(base, inner);
+    inner_copy(base + page, inner, after, PROT_READ);
+    cr_assert_neq(memcmp(before, after, canary), 0, "the canary was reused");
+    for (size_t i = 0; i < size - 60; i++)
+        cr_assert_eq(after[canary + 60 + i], 0x3c, "byte %zu is not the new owner's", i);
+    cr_assert_eq(sm_audit(), SM_OK, "its canary is whole");
+    cr_assert_eq(sm_buffer_destroy(b), SM_OK);
+    cr_assert_eq(sm_enclave_destroy(e), SM_OK);
+    cr_assert_eq(sm_enclave_destroy(same), SM_OK);
+    cr_assert_eq(sm_enclave_destroy(small), SM_OK);
+    free(before);
+    free(after);
+}
+
+/* In the child: nothing pooled, and the region of the parent's pool is not mapped. */
+static void child_has_no_region(void *arg)
+{
+    char perms[5], flags[256];
+    size_t kb;
+
+    if (pooled_regions() != 0 || smi_pool_test_bytes() != 0)
+        _exit(1);
+    if (smaps_of((uint8_t *)arg + sm_page_size(), perms, flags, sizeof flags, &kb) == 0)
+        _exit(2);
+    _exit(0);
+}
+
+Test(pool, multi_page_regions_are_purged_and_forgotten_by_a_child)
+{
+    size_t size = 3 * sm_page_size(), inner, kb;
+    char perms[5], flags[256];
+    sm_enclave e;
+    sm_buffer b;
+    uint64_t locked;
+    size_t mapped;
+    uint8_t *base;
 
     cr_assert_eq(sm_init(NULL), SM_OK);
-    cr_assert_eq(sm_secret_random(sm_factory_guarded(), sm_page_size(), &s), SM_OK);
-    cr_assert_eq(sm_secret_close(s), SM_OK);
+    e = sealed(size, 7);
+    locked = locked_now();
+    mapped = mapped_bytes();
+    cr_assert_eq(sm_enclave_open(e, &b), SM_OK);
+    base = region_of(sm_buffer_data(b), size, &inner);
+    cr_assert_eq(sm_buffer_destroy(b), SM_OK);
+    cr_assert(pooled_base(base));
+    cr_assert_eq(locked_now(), locked + inner, "pooled pages count locked, all of them");
+    if (!RUNNING_ON_VALGRIND)
+        cr_assert_eq(mapped_bytes(), mapped + inner + 2 * sm_page_size());
+    cr_assert_eq(in_child(child_has_no_region, base), 0);
+    cr_assert(pooled_base(base), "the parent keeps its pool");
+    sm_purge();
+    cr_assert_eq(pooled_regions(), 0, "purged with everything else");
+    cr_assert_eq(smi_pool_test_bytes(), 0);
+    cr_assert_neq(smaps_of(base + sm_page_size(), perms, flags, sizeof flags, &kb), 0,
+                  "and unmapped");
+}
+
+Test(pool, bounded_by_its_bytes)
+{
+    enum { N = 3 };
+    size_t size = (size_t)1 << 20, inner, fit;
+    sm_enclave e = sealed(size, 2);
+    sm_buffer b[N];
+    uint64_t locked;
+    smi_layout lay;
+
+    cr_assert(smi_layout_of(size, sm_page_size(), &lay));
+    inner = lay.inner_len;
+    fit = SMI_POOL_BYTES / inner < N ? SMI_POOL_BYTES / inner : N;
+    cr_assert_lt(fit, N, "the test needs more regions than the bound holds");
+    locked = locked_now();
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(sm_enclave_open(e, &b[i]), SM_OK);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(sm_buffer_destroy(b[i]), SM_OK);
+    cr_assert_eq(pooled_regions(), fit, "the pool holds its bound in bytes, no more");
+    cr_assert_leq(smi_pool_test_bytes(), SMI_POOL_BYTES);
+    cr_assert_eq(locked_now(), locked + fit * inner, "the rest unmapped and uncounted");
+    cr_assert_eq(sm_enclave_destroy(e), SM_OK);
+}
+
+/*
+ * A lock refused while the pool holds locked pages empties the pool and is tried again
+ * (smi_lock_pages): the pooled pages are charged to RLIMIT_MEMLOCK (test_hostile's
+ * memlock_64k_pool_gives_way shows the kernel's own refusal). With nothing pooled the
+ * refusal stands.
+ */
+/* One region of e's page count pooled, then the next call of fn refused with EAGAIN. */
+static void pool_one_region(sm_enclave e, sm_os_fn fn)
+{
+    sm_buffer b;
+
+    cr_assert_eq(sm_enclave_open(e, &b), SM_OK);
+    cr_assert_eq(sm_buffer_destroy(b), SM_OK);
+    cr_assert_eq(pooled_regions(), 1);
+    sm_os_fault_reset(); /* the calls are counted from here */
+    sm_os_fault_arm(fn, 1, EAGAIN, false);
+}
+
+Test(pool, a_refused_lock_empties_the_pool_and_is_tried_again)
+{
+    sm_enclave e = sealed(3 * sm_page_size(), 3);
+    sm_buffer b;
+
+    pool_one_region(e, SM_OS_MLOCK);
+    cr_assert_eq(sm_buffer_new(100, &b), SM_OK, "locked once the pool made room");
+    cr_assert_eq(sm_os_fault_calls(SM_OS_MLOCK), 2);
+    cr_assert_eq(sm_os_fault_calls(SM_OS_MUNMAP), 1, "the pooled region unmapped");
+    sm_os_fault_reset();
     cr_assert_eq(pooled_regions(), 0);
+    cr_assert_eq(sm_buffer_destroy(b), SM_OK);
+    sm_os_fault_arm(SM_OS_MLOCK, 1, EAGAIN, false);
+    cr_assert_eq(sm_buffer_new(100, &b), SM_E_LOCK, "nothing pooled: the refusal stands");
+    cr_assert_eq(sm_os_fault_calls(SM_OS_MLOCK), 1);
+    sm_os_fault_reset();
+    cr_assert_eq(sm_enclave_destroy(e), SM_OK);
 }
 
 Test(pool, secretmem_regions_stay_secretmem)
@@ -274,4 +476,53 @@ Test(pool, secretmem_regions_stay_secretmem)
     cr_assert_str_eq(perms, "---s", "a secretmem page, shut");
     cr_assert_eq(sm_secret_close(make(9, &b)), SM_OK);
     cr_assert_eq(b, a, "taken again under the same backing");
+}
+
+/*
+ * The same for a secretmem mapping, which the kernel charges to RLIMIT_MEMLOCK when the
+ * file is mapped (EAGAIN, SM_E_LOCK): the pool is emptied and the mapping made again,
+ * still secretmem, rather than falling back to anonymous memory under PREFERRED. For
+ * each maker of secretmem mappings: a region, a plain mapping, a compact slab.
+ * charged_again: the charge was tried again once the pool made room, and the bytes at
+ * are secretmem.
+ */
+static void charged_again(const void *at, const char *what)
+{
+    char perms[5], flags[256];
+    size_t kb;
+
+    cr_assert_eq(sm_os_fault_calls(SM_OS_MMAP_FD), 2, "%s: made again", what);
+    sm_os_fault_reset();
+    cr_assert_eq(pooled_regions(), 0, "%s", what);
+    cr_assert_eq(smaps_of(at, perms, flags, sizeof flags, &kb), 0);
+    cr_assert_eq(perms[3], 's', "%s: still secretmem, not the anonymous fallback", what);
+}
+
+Test(pool, a_refused_secretmem_charge_empties_the_pool_and_is_tried_again)
+{
+    SKIP_WITHOUT_LINUX("no memfd_secret");
+    uint8_t src[LEN] = { 1 };
+    const uint8_t *at;
+    sm_enclave e;
+    sm_buffer b;
+    sm_secret s;
+
+    INIT_SECRETMEM_OR_SKIP();
+    e = sealed(3 * sm_page_size(), 4);
+    pool_one_region(e, SM_OS_MMAP_FD);
+    cr_assert_eq(sm_buffer_new(100, &b), SM_OK);
+    charged_again(sm_buffer_data(b), "region");
+    cr_assert_eq(sm_buffer_destroy(b), SM_OK);
+    pool_one_region(e, SM_OS_MMAP_FD);
+    cr_assert_eq(sm_secret_new(sm_factory_protected(), src, LEN, &s), SM_OK);
+    cr_assert_eq(sm_secret_with_bytes(s, where_fn, (void *)&at), SM_OK);
+    charged_again(at, "plain mapping");
+    cr_assert_eq(sm_secret_close(s), SM_OK);
+    pool_one_region(e, SM_OS_MMAP_FD);
+    memset(src, 1, LEN);
+    cr_assert_eq(sm_secret_new(sm_factory_compact(), src, LEN, &s), SM_OK);
+    cr_assert_eq(sm_secret_with_bytes(s, where_fn, (void *)&at), SM_OK);
+    charged_again(at, "compact slab");
+    cr_assert_eq(sm_secret_close(s), SM_OK);
+    cr_assert_eq(sm_enclave_destroy(e), SM_OK);
 }
