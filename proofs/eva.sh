@@ -1,28 +1,41 @@
 #!/bin/sh
 # SPDX-License-Identifier: ISC
 # make eva: Frama-C Eva over the memory layer (src/memory/mem.c) and the core, as compiled,
-# driven by proofs/eva/main.c with the OS shim of proofs/eva/os.c and the trusted
-# contract of smi_barrier. Passes when Eva raises no alarm, every precondition it meets
-# (of the core and of the OS shim) is valid, nothing is invalid, and the only
-# properties it leaves unknown are the core's own annotations, which WP proves
-# (proofs/wp.sh). Scope and reasons: proofs/README.md, "Eva".
+# driven by proofs/eva/main.c with the OS shim of proofs/eva/os.c (its memory model:
+# unreadable pages are uninitialised, a mapping is a block of its exact length) and the
+# trusted contract of smi_barrier. Passes when Eva raises no alarm, every precondition
+# it meets (of the core and of the OS shim) is valid, nothing is invalid, the only
+# properties it leaves unknown or never tries are the core's own annotations, which WP
+# proves (proofs/wp.sh), or contracts of Frama-C's libc that nothing calls, and the
+# driver's -DEVA_OVERRUN variant does raise its alarms. Then prints the share of the
+# library's lines that WP and Eva cover (coverage.py). Scope: proofs/README.md, "Eva".
 set -eu
 cd "$(dirname "$0")/.."
 . proofs/lib.sh
 
 files="src/memory/mem.c $core_files $trusted proofs/eva/os.c proofs/eva/main.c"
 log=$out/eva.log
-t0=$(now_ms)
+
+# eva_run LOG [CPP-ARGS]: the analysis, its report and the metrics of what it reached.
 # -c11: the headers use _Noreturn. Precision 4 with return splitting keeps the states of
 # "mapped" and "refused" apart after each OS call (a merge would make Eva think the
-# pointer may be unset on the success path); -eva-alloc-builtin fresh gives each of the
-# driver's (unrolled) allocations its own block, so that its size stays exact.
-# shellcheck disable=SC2086
-frama-c -c11 -machdep x86_64 -cpp-extra-args="-I$top/include -I$top/src -I$top/proofs/eva/include \
-        -include $top/proofs/eva/include/eva-prelude.h -include $top/proofs/core.acsl" \
-    $files -eva -main main -eva-no-show-progress -eva-precision 4 \
-    -eva-split-return full -eva-alloc-builtin fresh \
-    -then -report-classify -report-unclassified-unknown ERROR > "$log" 2>&1 || true
+# pointer may be unset on the success path). -eva-alloc-builtin by_stack gives each
+# mapping of the driver (one call site per size) a heap block of its own, whose length
+# stays exact for munmap's precondition; the shim's may_fail decides when mmap fails,
+# so the heap never returns NULL (-eva-no-alloc-returns-null).
+eva_run() {
+    # shellcheck disable=SC2086
+    frama-c -c11 -machdep x86_64 -cpp-extra-args="-I$top/include -I$top/src \
+            -I$top/proofs/eva/include -include $top/proofs/eva/include/eva-prelude.h \
+            -include $top/proofs/core.acsl $2" \
+        $files -eva -main main -eva-no-show-progress -eva-precision 4 \
+        -eva-split-return full -eva-alloc-builtin by_stack -eva-no-alloc-returns-null \
+        -then -report-classify -report-unclassified-unknown ERROR \
+        -report-unclassified-untried ERROR -metrics -metrics-eva-cover > "$1" 2>&1 || true
+}
+
+t0=$(now_ms)
+eva_run "$log" ""
 secs=$(awk -v a="$t0" -v b="$(now_ms)" 'BEGIN { printf "%.1f", (b - a) / 1000 }')
 
 fail() {
@@ -46,7 +59,15 @@ pre_valid=$1
 grep -q '^ *Assertions .* 0 invalid' "$log" || fail "an invalid assertion"
 # unknown to Eva: only annotations of the core's functions, each one proved by WP
 fns=$(core_functions | cut -d' ' -f2)
-unknown=$(sed -n 's/^\[ERROR:unclassified.unknown\] //p' "$log")
+# reported: the report's properties of one kind, a name that it wraps onto the next
+# line included
+reported() {
+    awk -v k="[ERROR:unclassified.$1]" 'index($0, k) == 1 {
+        n = substr($0, length(k) + 1); sub(/^ */, "", n)
+        if (n == "") { getline n; sub(/^ */, "", n) }
+        print n }' "$log"
+}
+unknown=$(reported unknown)
 for p in $unknown; do
     ok=
     for f in $fns; do
@@ -54,8 +75,49 @@ for p in $unknown; do
     done
     [ -n "$ok" ] || fail "Eva leaves '$p' unknown, and it is no annotation of the core"
 done
-if grep '^\[ERROR:' "$log" | grep -qv 'unclassified.unknown'; then
+# Never tried: the lemmas and the core's annotations on functions that the driver does
+# not call are WP's (proofs/wp.sh proves them all); the contracts of Frama-C's libc
+# that nothing here calls are no property of this tree. Any other function defined in
+# the analysed files (the library's, the shim's, the driver's) must be reached: one
+# with an untried property is code or a contract that Eva never looked at.
+defined=$(awk '/^\[metrics\] Defined functions/ { on = 1; next }
+    on && /=====/ { next }
+    on && /^ *$/ { exit }
+    on { n = split($0, w, ";")
+         for (i = 1; i <= n; i++) { g = w[i]; sub(/^ */, "", g); sub(/ \(.*/, "", g)
+                                    if (g != "") print g } }' "$log")
+[ -n "$defined" ] || fail "no list of the defined functions"
+untried=$(reported untried)
+left_to_wp=0
+for p in $untried; do
+    case $p in lemma_*) left_to_wp=$((left_to_wp + 1)); continue ;; esac
+    core=
+    for f in $fns; do
+        case $p in "${f}_"*) core=1 ;; esac
+    done
+    if [ -n "$core" ]; then
+        left_to_wp=$((left_to_wp + 1))
+        continue
+    fi
+    for f in $defined; do
+        case $p in "${f}_"*) fail "'$p' is never tried: Eva does not reach $f" ;; esac
+    done
+done
+if grep '^\[ERROR:' "$log" | grep -v 'unclassified.unknown' | grep -qv 'unclassified.untried'; then
     fail "report: an error other than the core's WP-proved annotations"
 fi
-printf 'eva: mem.c + core: 0 alarms, %s preconditions valid, %s core annotations left to WP  %6s s\n' \
-    "$pre_valid" "$(echo "$unknown" | grep -c . || true)" "$secs"
+
+# The self-test of the memory model: the driver variant that reads a PROT_NONE page and
+# one byte past a mapping must raise those two alarms, or the model lets such
+# reads through and the zero above proves nothing about them.
+bad=$out/eva-overrun.log
+eva_run "$bad" -DEVA_OVERRUN
+grep -q 'ANALYSIS SUMMARY' "$bad" || fail "the self-test's Eva run did not finish (log: $bad)"
+grep -A2 '^\[eva:alarm\] proofs/eva/main.c' "$bad" | grep -q 'assert \\initialized' ||
+    fail "self-test: no alarm for a read of a PROT_NONE page (log: $bad)"
+grep -A2 '^\[eva:alarm\] proofs/eva/main.c' "$bad" | grep -q 'out of bounds read' ||
+    fail "self-test: no alarm for a read past the end of a mapping (log: $bad)"
+secs=$(awk -v a="$t0" -v b="$(now_ms)" 'BEGIN { printf "%.1f", (b - a) / 1000 }')
+printf 'eva: mem.c + core: 0 alarms, %s preconditions valid, %s core annotations unknown and %s untried left to WP, self-test bites  %6s s\n' \
+    "$pre_valid" "$(echo "$unknown" | grep -c . || true)" "$left_to_wp" "$secs"
+python3 proofs/coverage.py "$log" $fns

@@ -2,16 +2,52 @@
 /*
  * Eva's driver (proofs/README.md, "Eva"): the public entry points of the memory layer
  * (src/memory/mem.c) and every function of the core, called with the OS shim of
- * proofs/eva/os.c, in which every system call may fail. Sizes range over intervals, so
- * one analysis covers many calls. Eva reports any run-time error it cannot exclude on
- * these paths: out-of-bounds access, overflow, uninitialised read, invalid free.
+ * proofs/eva/os.c, in which every system call may fail and a page the library cannot
+ * read is uninitialised. Eva reports any run-time error it cannot exclude on these
+ * paths: out-of-bounds access, overflow, uninitialised read (a PROT_NONE page
+ * included), invalid free or unmap.
+ *
+ * -DEVA_OVERRUN reads a mapping while it is PROT_NONE, and one byte past its end:
+ * eva.sh requires that this variant raise both alarms (the model's self-test).
  */
 #include <__fc_builtin.h>
 
 #include "inner.h"
 
-/* The sizes Eva follows one by one: the page boundaries, and one byte either side. */
-static const size_t sizes[] = { 1, 4095, 4096, 4097, 3 * 4096 };
+/*
+ * The sizes Eva follows one by one: the page boundaries, and one byte either side. One
+ * call site each (not a loop), so that each mapping made under it is a heap block of
+ * its own for Eva (-eva-alloc-builtin by_stack), with its exact length.
+ */
+#define EACH_SIZE(f) (f(1), f(4095), f(4096), f(4097), f(3 * 4096))
+
+#if defined(EVA_OVERRUN)
+static volatile uint8_t sink;
+#endif
+
+/* One mapping of the memory layer through its life, every OS call allowed to fail. */
+static void mem_life(size_t n)
+{
+    void *p;
+
+    if (sm_mem_alloc(n, &p) != SM_OK)
+        return;
+    if (sm_mem_lock(p, n) == SM_OK)
+        (void)sm_mem_unlock(p, n);
+    (void)sm_mem_protect(p, n, SM_PROT_READ);
+#if defined(EVA_OVERRUN)
+    if (sm_mem_protect(p, n, SM_PROT_NONE) == SM_OK)
+        sink ^= *(volatile uint8_t *)p;
+    if (sm_mem_protect(p, n, SM_PROT_READWRITE) == SM_OK)
+        sink ^= ((volatile uint8_t *)p)[smi_round_up(n, sm_page_size())];
+#else
+    (void)sm_mem_protect(p, n, SM_PROT_NONE);
+#endif
+    (void)sm_mem_protect(p, n, SM_PROT_READWRITE);
+    (void)sm_random(p, n);
+    sm_wipe(p, n);
+    (void)sm_mem_free(p, n);
+}
 
 static void memory_layer(void)
 {
@@ -19,20 +55,7 @@ static void memory_layer(void)
     void *p = NULL;
     size_t page = sm_page_size();
 
-    /*@ loop unroll 5; */
-    for (unsigned k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
-        size_t n = sizes[k];
-
-        if (sm_mem_alloc(n, &p) == SM_OK) {
-            if (sm_mem_lock(p, n) == SM_OK)
-                (void)sm_mem_unlock(p, n);
-            (void)sm_mem_protect(p, n, SM_PROT_READ);
-            (void)sm_mem_protect(p, n, SM_PROT_READWRITE);
-            (void)sm_random(p, n);
-            sm_wipe(p, n);
-            (void)sm_mem_free(p, n);
-        }
-    }
+    EACH_SIZE(mem_life);
     /* the refusals: zero and overflowing sizes, NULL, a bad protection */
     (void)sm_mem_alloc(0, &p);
     (void)sm_mem_alloc(SIZE_MAX, &p);
