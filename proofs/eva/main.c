@@ -1,14 +1,16 @@
 /* SPDX-License-Identifier: ISC */
 /*
  * Eva's driver (proofs/README.md, "Eva"): the public entry points of the memory layer
- * (src/memory/mem.c) and every function of the core, called with the OS shim of
- * proofs/eva/os.c, in which every system call may fail and a page the library cannot
- * read is uninitialised. Eva reports any run-time error it cannot exclude on these
- * paths: out-of-bounds access, overflow, uninitialised read (a PROT_NONE page
+ * (src/memory/mem.c), guarded regions through their whole life (src/memory/region.c)
+ * and every function of the core, called with the OS shim of proofs/eva/os.c, in
+ * which every system call may fail and a page the library cannot read is
+ * uninitialised. Eva reports any run-time error it cannot exclude on these paths:
+ * out-of-bounds access, overflow, uninitialised read (a guard page or a shut page
  * included), invalid free or unmap.
  *
- * -DEVA_OVERRUN reads a mapping while it is PROT_NONE, and one byte past its end:
- * eva.sh requires that this variant raise both alarms (the model's self-test).
+ * -DEVA_OVERRUN reads a mapping while it is PROT_NONE, one byte past its end, and one
+ * byte past a region's data (its trailing guard page): eva.sh requires that this
+ * variant raise those three alarms (the model's self-test).
  */
 #include <__fc_builtin.h>
 

@@ -17,7 +17,8 @@
  *  - munmap requires the exact base and length of one mapping, and frees the block, so
  *    that any later use of it is an alarm too.
  * Writes to a PROT_NONE or read-only page are not alarms under this model (Eva has no
- * write-only-invalid memory): README, "Eva", says what covers them.
+ * memory that is readable but not writable, or valid but not for writing, within one
+ * block): proofs/README.md, "Eva", says what covers them.
  */
 #include <__fc_builtin.h>
 #include <errno.h>
