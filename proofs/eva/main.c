@@ -159,6 +159,32 @@ static void region_forgotten(void)
     smi_region_forget(&r);
 }
 
+/* A region made on pages that the pool kept (3 pages, PROT_NONE), as pool.c adopts one. */
+static void region_adopted(void)
+{
+    const size_t len = 3 * 4096;
+    void *base;
+    smi_region r;
+
+    if (sm_os_mmap(len, SM_PROT_NONE, &base) != SM_OK)
+        return;
+    /* refused: its inner pages would be two */
+    if (smi_region_adopt(base, false, 4097, &r) == SM_OK ||
+        smi_region_adopt(base, false, 4000, &r) != SM_OK) {
+        (void)sm_os_munmap(base, len);
+        return;
+    }
+    touch(&r, true);
+    release(&r);
+}
+
+/* The runtime's purge, which a panic calls through fatal.c's hook: out of this scope. */
+static bool purge_all(bool ending)
+{
+    (void)ending;
+    return true;
+}
+
 static void regions(void)
 {
     const sm_config anon = { .lock_policy = SM_LOCK_BEST_EFFORT, .backing = SM_BACKING_ANON },
@@ -186,6 +212,7 @@ static void regions(void)
     smi_region_canary_source(any_canary);
     region_scrubbed();
     region_forgotten();
+    region_adopted();
 }
 
 static void core(void)
@@ -241,6 +268,7 @@ static void core(void)
 int main(void)
 {
     memory_layer();
+    smi_fatal_purge_hook(purge_all);
     Frama_C_make_unknown((char *)seed, sizeof seed);
     regions();
     core();

@@ -42,7 +42,7 @@ static sm_status may_fail(sm_status err)
     return Frama_C_nondet(SM_OK, err);
 }
 
-/* The most that one mprotect to PROT_NONE may cover in this model (a precondition). */
+/* The longest mapping, and protection change, of this model (a precondition of each). */
 #define SHUT_MAX (16 * PAGE)
 
 /*
@@ -108,17 +108,20 @@ sm_status sm_os_munmap(void *p, size_t len)
     return SM_OK;
 }
 
+/* The kernel protects whole pages: the last one partly named is changed whole. */
 /*@ requires aligned: \offset((char *)p) % PAGE == 0;
-    requires inside: \valid((char *)p + (0 .. len - 1));
+    requires inside: \valid((char *)p + (0 .. (len + PAGE - 1) / PAGE * PAGE - 1));
     requires modelled: len <= SHUT_MAX; */
 sm_status sm_os_mprotect(void *p, size_t len, sm_prot prot)
 {
+    size_t whole = (len + PAGE - 1) / PAGE * PAGE;
+
     if (may_fail(SM_E_PROT) != SM_OK)
         return SM_E_PROT;
     if (prot == SM_PROT_NONE)
-        unreadable(p, len);
+        unreadable(p, whole);
     else
-        Frama_C_make_unknown(p, len);
+        Frama_C_make_unknown(p, whole);
     return SM_OK;
 }
 
