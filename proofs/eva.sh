@@ -118,8 +118,10 @@ for p in $untried; do
 done
 # Every function of the analysed library files is reached, not only the annotated ones;
 # the core's that the driver does not call are WP's.
-missed=$(python3 proofs/coverage.py --unreached "$log" $(echo "$lib_files" | tr ' ' '\n' | grep -v '^src/core/'))
-[ -z "$missed" ] || fail "Eva does not reach: $(echo $missed)"
+scope=$(echo "$lib_files" | tr ' ' '\n' | grep -v '^src/core/')
+# shellcheck disable=SC2086
+missed=$(python3 proofs/coverage.py --unreached "$log" $scope)
+[ -z "$missed" ] || fail "Eva does not reach: $(echo "$missed" | tr '\n' ' ')"
 if grep '^\[ERROR:' "$log" | grep -v 'unclassified.unknown' | grep -qv 'unclassified.untried'; then
     fail "report: an error other than the core's WP-proved annotations"
 fi
@@ -142,4 +144,5 @@ secs=$(awk -v a="$t0" -v b="$(now_ms)" 'BEGIN { printf "%.1f", (b - a) / 1000 }'
 printf 'eva: mem.c, region.c + core: 0 alarms, %s preconditions valid (%s unknown: smi_layout_inner), %s core annotations unknown and %s untried left to WP, self-test bites  %6s s\n' \
     "$pre_valid" "$pre_unknown" "$(echo "$unknown" | grep -vcx smi_layout_inner_requires || true)" \
     "$left_to_wp" "$secs"
+# shellcheck disable=SC2086
 python3 proofs/coverage.py "$log" $fns
