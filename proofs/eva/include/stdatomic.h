@@ -7,27 +7,15 @@
  * function. Eva analyses one thread (the driver's): there, each atomic operation is
  * the plain access it is made of, which is what these macros say, typed as the object
  * is. What atomicity adds between threads is out of Eva's scope (the race suites).
+ * Only what the analysed files use is here.
  */
 #ifndef SM_EVA_STDATOMIC_H
 #define SM_EVA_STDATOMIC_H
 /* Frama-C's own header, included later by the sources, then adds nothing. */
 #define __FC_STDATOMIC
 
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
-
 /* Frama-C 25 ignores the qualifier, as its own header does. */
 #define _Atomic
-
-typedef enum memory_order {
-    memory_order_relaxed,
-    memory_order_consume,
-    memory_order_acquire,
-    memory_order_release,
-    memory_order_acq_rel,
-    memory_order_seq_cst
-} memory_order;
 
 typedef _Atomic _Bool atomic_bool;
 
