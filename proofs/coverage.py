@@ -2,15 +2,18 @@
 # SPDX-License-Identifier: ISC
 """What share of the library the proofs reach, in lines (proofs/README.md, "Coverage").
 
-Usage: proofs/coverage.py EVA_LOG WP_FUNCTION...
+Usage: proofs/coverage.py EVA_LOG WP_FUNCTION... -- EVA_FILE...
        proofs/coverage.py --unreached EVA_LOG FILE...  (the functions of FILE... that
        Eva did not analyse, one a line: eva.sh fails on any)
 
 The library's lines are the non-blank lines of src/**/*.c that are not only comment.
-A line counts for WP when it lies in a function of WP_FUNCTION (the functions that
-proofs/wp.sh proves, each with its ACSL contract: lib.sh's core_functions); for Eva when
-it lies in a function that Eva analysed, as the metrics plugin lists them at the end of
-EVA_LOG ("Statements analyzed by Eva"). A function's lines run from its first header
+A line counts for WP when it lies in a function of WP_FUNCTION in src/core/ (the
+functions that proofs/wp.sh proves, each with its ACSL contract: lib.sh's
+core_functions); for Eva when it lies in a function of one of the EVA_FILEs (the library
+files of the run) that Eva analysed, as the metrics plugin lists them at the end of
+EVA_LOG ("Statements analyzed by Eva"). The files matter: names repeat across the tree
+(every OS shim defines sm_os_mmap, several files a static map_anon), and Eva analysed
+only the ones it was given. A function's lines run from its first header
 line to its closing brace, the brace-on-its-own-line layout of this tree.
 """
 import glob
@@ -107,7 +110,8 @@ def main():
                     if name not in eva and name != 'SMI_VG_AT_START':
                         print('%s: %s' % (path, name))
         return
-    log, wp = sys.argv[1], set(sys.argv[2:])
+    sep = sys.argv.index('--')
+    log, wp, eva_files = sys.argv[1], set(sys.argv[2:sep]), set(sys.argv[sep + 1:])
     eva = analysed(log)
     total = in_wp = in_eva = 0
     for path in sorted(glob.glob('src/**/*.c', recursive=True)):
@@ -117,12 +121,9 @@ def main():
         total += sum(counted)
         for name, first, last in functions(lines):
             n = sum(counted[first:last + 1])
-            # a static function of one file may share its name with another's: the
-            # core's names are smi_*, unique; Eva's list is by name, so such a twin
-            # would count if either was analysed (none is, in today's scope)
             if name in wp and path.startswith('src/core/'):
                 in_wp += n
-            if name in eva:
+            if name in eva and path in eva_files:
                 in_eva += n
     print('coverage: %d library lines (src/**/*.c, non-blank, non-comment); '
           'in WP-proved functions %d (%.1f%%); in functions Eva analyses %d (%.1f%%)'

@@ -145,4 +145,4 @@ printf 'eva: mem.c, region.c + core: 0 alarms, %s preconditions valid (%s unknow
     "$pre_valid" "$pre_unknown" "$(echo "$unknown" | grep -vcx smi_layout_inner_requires || true)" \
     "$left_to_wp" "$secs"
 # shellcheck disable=SC2086
-python3 proofs/coverage.py "$log" $fns
+python3 proofs/coverage.py "$log" $fns -- $lib_files
