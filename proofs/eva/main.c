@@ -1,17 +1,55 @@
 /* SPDX-License-Identifier: ISC */
 /*
  * Eva's driver (proofs/README.md, "Eva"): the public entry points of the memory layer
- * (src/memory/mem.c) and every function of the core, called with the OS shim of
- * proofs/eva/os.c, in which every system call may fail. Sizes range over intervals, so
- * one analysis covers many calls. Eva reports any run-time error it cannot exclude on
- * these paths: out-of-bounds access, overflow, uninitialised read, invalid free.
+ * (src/memory/mem.c), guarded regions through their whole life (src/memory/region.c)
+ * and every function of the core, called with the OS shim of proofs/eva/os.c, in
+ * which every system call may fail and a page the library cannot read is
+ * uninitialised. Eva reports any run-time error it cannot exclude on these paths:
+ * out-of-bounds access, overflow, uninitialised read (a guard page or a shut page
+ * included), invalid free or unmap.
+ *
+ * -DEVA_OVERRUN reads a mapping while it is PROT_NONE, one byte past its end, and one
+ * byte past a region's data (its trailing guard page): eva.sh requires that this
+ * variant raise those three alarms (the model's self-test).
  */
 #include <__fc_builtin.h>
 
 #include "inner.h"
 
-/* The sizes Eva follows one by one: the page boundaries, and one byte either side. */
-static const size_t sizes[] = { 1, 4095, 4096, 4097, 3 * 4096 };
+/*
+ * The sizes Eva follows one by one: the page boundaries, and one byte either side. One
+ * call site each (not a loop), so that each mapping made under it is a heap block of
+ * its own for Eva (-eva-alloc-builtin by_stack), with its exact length.
+ */
+#define EACH_SIZE(f) (f(1), f(4095), f(4096), f(4097), f(3 * 4096))
+
+#if defined(EVA_OVERRUN)
+static volatile uint8_t sink;
+#endif
+
+/* One mapping of the memory layer through its life, every OS call allowed to fail. */
+static void mem_life(size_t n)
+{
+    void *p;
+
+    if (sm_mem_alloc(n, &p) != SM_OK)
+        return;
+    if (sm_mem_lock(p, n) == SM_OK)
+        (void)sm_mem_unlock(p, n);
+    (void)sm_mem_protect(p, n, SM_PROT_READ);
+#if defined(EVA_OVERRUN)
+    if (sm_mem_protect(p, n, SM_PROT_NONE) == SM_OK)
+        sink ^= *(volatile uint8_t *)p;
+    if (sm_mem_protect(p, n, SM_PROT_READWRITE) == SM_OK)
+        sink ^= ((volatile uint8_t *)p)[smi_round_up(n, sm_page_size())];
+#else
+    (void)sm_mem_protect(p, n, SM_PROT_NONE);
+#endif
+    (void)sm_mem_protect(p, n, SM_PROT_READWRITE);
+    (void)sm_random(p, n);
+    sm_wipe(p, n);
+    (void)sm_mem_free(p, n);
+}
 
 static void memory_layer(void)
 {
@@ -19,20 +57,7 @@ static void memory_layer(void)
     void *p = NULL;
     size_t page = sm_page_size();
 
-    /*@ loop unroll 5; */
-    for (unsigned k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
-        size_t n = sizes[k];
-
-        if (sm_mem_alloc(n, &p) == SM_OK) {
-            if (sm_mem_lock(p, n) == SM_OK)
-                (void)sm_mem_unlock(p, n);
-            (void)sm_mem_protect(p, n, SM_PROT_READ);
-            (void)sm_mem_protect(p, n, SM_PROT_READWRITE);
-            (void)sm_random(p, n);
-            sm_wipe(p, n);
-            (void)sm_mem_free(p, n);
-        }
-    }
+    EACH_SIZE(mem_life);
     /* the refusals: zero and overflowing sizes, NULL, a bad protection */
     (void)sm_mem_alloc(0, &p);
     (void)sm_mem_alloc(SIZE_MAX, &p);
@@ -51,6 +76,143 @@ static void memory_layer(void)
     sm_wipe(a, Frama_C_size_t_interval(0, sizeof a));
     sm_wipe(NULL, 0);
     (void)sm_disable_core_dumps();
+}
+
+/*
+ * The data window of a region, read whole and, when it is open for writing, written
+ * whole: every byte of [data, data + size) must be valid and, once open, initialised.
+ */
+static void touch(const smi_region *r, bool write)
+{
+    uint8_t *d = smi_region_data(r);
+    volatile uint8_t seen = 0;
+
+    for (size_t i = 0; i < r->size; i++)
+        seen ^= d[i];
+#if defined(EVA_OVERRUN)
+    /* one byte past the data: the first byte of the trailing guard page */
+    seen ^= d[r->size];
+#endif
+    if (write)
+        for (size_t i = 0; i < r->size; i++)
+            d[i] = (uint8_t)i;
+}
+
+static uint8_t seed[SMI_CANARY_SEED];
+
+/* The canary source that smi_rng_canary is in the library: any pattern. */
+static void any_canary(uint8_t out[SMI_CANARY_SEED])
+{
+    Frama_C_make_unknown((char *)out, SMI_CANARY_SEED);
+}
+
+/* Free r; if the OS refuses, the purge path, which unmaps whatever happens. */
+static void release(smi_region *r)
+{
+    if (smi_region_free(r) != SM_OK)
+        (void)smi_region_purge(r);
+}
+
+/*
+ * One region through its whole life, every OS call allowed to fail. Each step that
+ * fails ends the life there, so that the states Eva keeps apart stay few.
+ */
+static void region_life(size_t n)
+{
+    smi_region r;
+
+    if (smi_region_alloc(n, seed, &r) != SM_OK)
+        return;
+    touch(&r, true);
+    smi_region_check(&r);
+    /* shut: the audit opens it to look and shuts it again; then read-only */
+    if (smi_region_protect(&r, SM_PROT_NONE) == SM_OK && smi_region_audit(&r) == SM_OK &&
+        smi_region_protect(&r, SM_PROT_READ) == SM_OK)
+        touch(&r, false);
+    release(&r);
+}
+
+/* A region kept across a fork, then scrubbed (the pool's way) and purged. */
+static void region_scrubbed(void)
+{
+    smi_region r;
+
+    if (smi_region_alloc_wiped_on_fork(4095, NULL, &r) != SM_OK)
+        return;
+    touch(&r, true);
+    smi_region_fork_unlocked(&r);
+    smi_region_relocked(&r);
+    if (smi_region_scrub(&r) == SM_OK)
+        (void)smi_region_purge(&r);
+    else
+        smi_region_unmake(&r);
+}
+
+/* A region wiped in place (an ending purge's fallback), then forgotten as in a child. */
+static void region_forgotten(void)
+{
+    smi_region r;
+
+    if (smi_region_alloc(1, NULL, &r) != SM_OK)
+        return;
+    smi_region_wipe_in_place(&r);
+    smi_region_forget(&r);
+}
+
+/* A region made on pages that the pool kept (3 pages, PROT_NONE), as pool.c adopts one. */
+static void region_adopted(void)
+{
+    const size_t len = 3 * 4096;
+    void *base;
+    smi_region r;
+
+    if (sm_os_mmap(len, SM_PROT_NONE, &base) != SM_OK)
+        return;
+    /* refused: its inner pages would be two */
+    if (smi_region_adopt(base, false, 4097, &r) == SM_OK ||
+        smi_region_adopt(base, false, 4000, &r) != SM_OK) {
+        (void)sm_os_munmap(base, len);
+        return;
+    }
+    touch(&r, true);
+    release(&r);
+}
+
+/* The runtime's purge, which a panic calls through fatal.c's hook: out of this scope. */
+static bool purge_all(bool ending)
+{
+    (void)ending;
+    return true;
+}
+
+static void regions(void)
+{
+    const sm_config anon = { .lock_policy = SM_LOCK_BEST_EFFORT, .backing = SM_BACKING_ANON },
+                    secret = { .lock_policy = SM_LOCK_BEST_EFFORT,
+                               .backing = SM_BACKING_SECRETMEM_REQUIRED },
+                    required = { .lock_policy = SM_LOCK_REQUIRED, .backing = SM_BACKING_ANON };
+    smi_region r;
+
+    /*
+     * Anonymous memory at every size; memfd_secret at one. REQUIRED, not PREFERRED:
+     * PREFERRED's fallback maps a second block into the same region on one path, and
+     * region_alloc joins the two paths, after which Eva no longer knows which block the
+     * region is (proofs/README.md, "Eva").
+     */
+    smi_config_set(&anon, false);
+    EACH_SIZE(region_life);
+    smi_config_set(&secret, true);
+    region_life(4095);
+    smi_config_set(&required, false);
+    /* the refusals: no canary source yet, size 0, a size past the layout's bound */
+    (void)smi_region_alloc(1, NULL, &r);
+    (void)smi_region_alloc(0, seed, &r);
+    (void)smi_region_alloc(SIZE_MAX, seed, &r);
+    /* the canary drawn from the registered source; the other ends of a region */
+    smi_region_canary_source(any_canary);
+    region_scrubbed();
+    region_forgotten();
+    region_adopted();
 }
 
 static void core(void)
@@ -106,6 +268,9 @@ static void core(void)
 int main(void)
 {
     memory_layer();
+    smi_fatal_purge_hook(purge_all);
+    Frama_C_make_unknown((char *)seed, sizeof seed);
+    regions();
     core();
     return 0;
 }

@@ -1,16 +1,27 @@
 /* SPDX-License-Identifier: ISC */
 /*
- * Eva's OS shim: every function of src/os/os.h, with the kernel replaced by the C heap
- * and by nondeterministic choices. Each fallible call may fail with the status its
- * failure maps to (spec/os-errors.tsv), so Eva follows every error path of the layers
- * above, as the fault-injecting shim does in the tests. Each call that takes a range
- * requires it to be valid memory: Eva thereby checks that the library only hands the
- * OS ranges inside what it mapped.
+ * Eva's OS shim: the functions of src/os/os.h that the analysed files call, with the
+ * kernel replaced by heap blocks and by nondeterministic choices (proofs/README.md,
+ * "Eva"). Each fallible call may fail with the status its failure maps to
+ * (spec/os-errors.tsv), so Eva follows every error path of the layers above, as the
+ * fault-injecting shim does in the tests.
  *
- * Not modelled (out of Eva's scope, covered by the tests): page protections (a read
- * of a PROT_NONE guard page faults for real, not here), locking limits, fork.
+ * The model of memory, which Eva checks on every access of the library:
+ *  - a mapping is one heap block of exactly the length mapped, so any access outside
+ *    it (before the leading guard page, past the trailing one) is invalid for Eva;
+ *  - a page the library cannot read (PROT_NONE: the guard pages always, the inner pages
+ *    while shut) holds uninitialised bytes, so that reading it is an alarm;
+ *  - mprotect moves a range between the two: to PROT_NONE it makes the bytes
+ *    uninitialised, to READ or READWRITE it gives them back as unknown bytes (the real
+ *    contents are among them, so this forgets without losing soundness);
+ *  - munmap requires the exact base and length of one mapping, and frees the block, so
+ *    that any later use of it is an alarm too.
+ * Writes to a PROT_NONE or read-only page are not alarms under this model (Eva has no
+ * memory that is readable but not writable, or valid but not for writing, within one
+ * block): proofs/README.md, "Eva", says what covers them.
  */
 #include <__fc_builtin.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,10 +29,35 @@
 
 #define PAGE 4096u
 
-/* SM_OK, or the given error: the caller cannot tell which in advance. */
+static int last_error;
+
+/*
+ * SM_OK, or the given error: the caller cannot tell which. The errno behind a failure
+ * is either of two (region.c tells ENOMEM apart), set without a branch, so that the
+ * shim itself splits no state.
+ */
 static sm_status may_fail(sm_status err)
 {
+    last_error = Frama_C_nondet(ENOMEM, EPERM);
     return Frama_C_nondet(SM_OK, err);
+}
+
+/* The longest mapping, and protection change, of this model (a precondition of each). */
+#define SHUT_MAX (16 * PAGE)
+
+/*
+ * The bytes of p .. p+len-1 become uninitialised: an unreadable page. They are copied
+ * from one block that nothing ever writes (Eva copies its state, not a value); one
+ * block for the whole run, not one per call, which would give Eva a base per call.
+ */
+/*@ requires len <= SHUT_MAX; */
+static void unreadable(void *p, size_t len)
+{
+    static void *never_written;
+
+    if (never_written == NULL)
+        never_written = malloc(SHUT_MAX);
+    memcpy(p, never_written, len);
 }
 
 size_t sm_os_page_size(void)
@@ -29,23 +65,27 @@ size_t sm_os_page_size(void)
     return PAGE;
 }
 
-/* A zeroed block: mmap's anonymous memory. (Frama-C's libc has no aligned_alloc; the
-   address of a heap block is symbolic for Eva anyway.) */
+/*@ requires \valid(out);
+    requires modelled: len <= SHUT_MAX; */
 sm_status sm_os_mmap(size_t len, sm_prot prot, void **out)
 {
     void *p;
 
-    (void)prot;
     if (len == 0 || may_fail(SM_E_NOMEM) != SM_OK)
         return SM_E_NOMEM;
-    p = calloc(1, len);
-    if (p == NULL)
-        return SM_E_NOMEM;
+    /* the refusal is may_fail's: eva.sh runs with -eva-no-alloc-returns-null */
+    p = malloc(len);
+    /* anonymous memory reads as zeroes, unless the library cannot read it at all */
+    if (prot == SM_PROT_NONE)
+        unreadable(p, len);
+    else
+        memset(p, 0, len);
     *out = p;
     return SM_OK;
 }
 
-/*@ requires \valid((char *)addr + (0 .. len - 1)); */
+/*@ requires whole_pages: \offset((char *)addr) % PAGE == 0 && len % PAGE == 0;
+    requires inside: \valid((char *)addr + (0 .. len - 1)); */
 sm_status sm_os_mmap_fd(void *addr, size_t len, int fd)
 {
     (void)fd;
@@ -56,19 +96,33 @@ sm_status sm_os_mmap_fd(void *addr, size_t len, int fd)
     return SM_OK;
 }
 
-/* The whole of one mapping: the library never unmaps part of one. */
+/* The whole of one mapping, as mapped: the library never unmaps part of one. */
+/*@ requires base: \offset((char *)p) == 0;
+    requires length: \block_length((char *)p) == len; */
 sm_status sm_os_munmap(void *p, size_t len)
 {
     (void)len;
+    if (may_fail(SM_E_SYS) != SM_OK)
+        return SM_E_SYS;
     free(p);
     return SM_OK;
 }
 
-/*@ requires \valid((char *)p + (0 .. len - 1)); */
+/* The kernel protects whole pages: the last one partly named is changed whole. */
+/*@ requires aligned: \offset((char *)p) % PAGE == 0;
+    requires inside: \valid((char *)p + (0 .. (len + PAGE - 1) / PAGE * PAGE - 1));
+    requires modelled: len <= SHUT_MAX; */
 sm_status sm_os_mprotect(void *p, size_t len, sm_prot prot)
 {
-    (void)p, (void)len, (void)prot;
-    return may_fail(SM_E_PROT);
+    size_t whole = (len + PAGE - 1) / PAGE * PAGE;
+
+    if (may_fail(SM_E_PROT) != SM_OK)
+        return SM_E_PROT;
+    if (prot == SM_PROT_NONE)
+        unreadable(p, whole);
+    else
+        Frama_C_make_unknown(p, whole);
+    return SM_OK;
 }
 
 /*@ requires \valid((char *)p + (0 .. len - 1)); */
@@ -92,6 +146,15 @@ sm_status sm_os_madvise(void *p, size_t len, sm_os_advice advice)
     return may_fail(SM_E_SYS);
 }
 
+/*@ requires \valid((char *)p + (0 .. n - 1)); */
+sm_status sm_os_random(void *p, size_t n)
+{
+    if (may_fail(SM_E_RANDOM) != SM_OK)
+        return SM_E_RANDOM;
+    Frama_C_make_unknown(p, n);
+    return SM_OK;
+}
+
 /*@ requires \valid(fd); */
 sm_status sm_os_secretmem_create(size_t len, int *fd)
 {
@@ -113,97 +176,14 @@ sm_status sm_os_close(int fd)
     return SM_OK;
 }
 
-/*@ requires \valid((char *)p + (0 .. n - 1)); */
-sm_status sm_os_random(void *p, size_t n)
+int sm_os_last_error(void)
 {
-    uint8_t *q = p;
-
-    if (may_fail(SM_E_RANDOM) != SM_OK)
-        return SM_E_RANDOM;
-    for (size_t i = 0; i < n; i++)
-        q[i] = (uint8_t)Frama_C_interval(0, 255);
-    return SM_OK;
+    return last_error;
 }
 
 sm_status sm_os_disable_core_dumps(void)
 {
     return may_fail(SM_E_SYS);
-}
-
-/*@ requires \valid((char *)p + (0 .. n - 1));
-    requires \valid(got); */
-sm_status sm_os_read(int fd, void *p, size_t n, size_t *got)
-{
-    uint8_t *q = p;
-    size_t k;
-
-    (void)fd;
-    if (may_fail(SM_E_IO) != SM_OK)
-        return SM_E_IO;
-    k = Frama_C_size_t_interval(0, n);
-    for (size_t i = 0; i < k; i++)
-        q[i] = (uint8_t)Frama_C_interval(0, 255);
-    *got = k;
-    return SM_OK;
-}
-
-/*@ requires \valid(pos); */
-sm_status sm_os_seek_cur(int fd, int64_t delta, uint64_t *pos)
-{
-    (void)fd, (void)delta;
-    if (may_fail(SM_E_UNSUPPORTED) != SM_OK)
-        return SM_E_UNSUPPORTED;
-    *pos = (uint64_t)Frama_C_long_long_interval(0, 1 << 20);
-    return SM_OK;
-}
-
-/*@ requires \valid(old); */
-sm_status sm_os_signal_catch(int sig, void (*handler)(int), sm_os_sigsave *old)
-{
-    (void)sig, (void)handler;
-    memset(old, 0, sizeof *old);
-    return may_fail(SM_E_INVAL);
-}
-
-void sm_os_signal_restore(int sig, const sm_os_sigsave *old)
-{
-    (void)sig, (void)old;
-}
-
-_Noreturn void sm_os_die_by_signal(int sig)
-{
-    (void)sig;
-    abort();
-}
-
-/*@ requires \valid(n); */
-const int *sm_os_interrupt_signals(size_t *n)
-{
-    static const int sigs[] = { 1, 2, 15 };
-
-    *n = sizeof sigs / sizeof sigs[0];
-    return sigs;
-}
-
-_Noreturn void sm_os_wait_forever(void)
-{
-    abort();
-}
-
-_Noreturn void sm_os_exit(int code)
-{
-    exit(code);
-}
-
-sm_status sm_os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void))
-{
-    (void)prepare, (void)parent, (void)child;
-    return may_fail(SM_E_NOMEM);
-}
-
-int sm_os_last_error(void)
-{
-    return 0;
 }
 
 _Noreturn void sm_os_die(const char *msg)

@@ -6,3 +6,6 @@
  * changes no access that Eva checks, so they are dropped here.
  */
 #define _Alignas(x)
+
+/* One thread's atomics, in place of Frama-C's (stdatomic.h here says why). */
+#include "stdatomic.h"
