@@ -169,13 +169,30 @@ static void region_adopted(void)
     if (sm_os_mmap(len, SM_PROT_NONE, &base) != SM_OK)
         return;
     /* refused: its inner pages would be two */
-    if (smi_region_adopt(base, false, 4097, &r) == SM_OK ||
-        smi_region_adopt(base, false, 4000, &r) != SM_OK) {
+    if (smi_region_adopt(base, 4096, false, 4097, &r) == SM_OK ||
+        smi_region_adopt(base, 4096, false, 4000, &r) != SM_OK) {
         (void)sm_os_munmap(base, len);
         return;
     }
     touch(&r, true);
     release(&r);
+}
+
+/* The pool's emptying, which a refused lock calls through region.c's hook: either answer. */
+static bool relieve_any(void)
+{
+    return Frama_C_interval(0, 1) != 0;
+}
+
+/* A page locked as it is first touched (compact.c's slabs), through the same retry. */
+static void locked_on_touch(void)
+{
+    void *base;
+
+    if (sm_os_mmap(4096, SM_PROT_NONE, &base) != SM_OK)
+        return;
+    (void)smi_lock_touched_pages(base, 4096);
+    (void)sm_os_munmap(base, 4096);
 }
 
 /* The runtime's purge, which a panic calls through fatal.c's hook: out of this scope. */
@@ -210,6 +227,10 @@ static void regions(void)
     (void)smi_region_alloc(SIZE_MAX, seed, &r);
     /* the canary drawn from the registered source; the other ends of a region */
     smi_region_canary_source(any_canary);
+    /* a refused lock with nothing registered to empty, then with the pool's hook */
+    (void)smi_lock_retry();
+    smi_lock_relief(relieve_any);
+    locked_on_touch();
     region_scrubbed();
     region_forgotten();
     region_adopted();
