@@ -756,6 +756,8 @@ void smi_rng_test_hold_writer(bool held);
 sm_status smi_rng_test_peek(uint8_t key[32], uint64_t *next);
 /* Call fn between an operation's cipher and its purge check (NULL: none). */
 void smi_coffer_test_after_cipher(void (*fn)(void));
+/* Call fn in a purge's teardown, once it is claimed, before any region goes (NULL: none). */
+void smi_coffer_test_during_teardown(void (*fn)(void));
 
 /*
  * Test hooks on a stream's chunks, counted from the front (k = 0), for the attack tests:

@@ -198,6 +198,18 @@ static void fork_child(void)
         sm_os_mutex_init(&slot_lock[s]);
     sm_os_mutex_init(&coffer_lock);
     atomic_store(&inflight, 0);
+    /*
+     * A teardown under way (a purge's, which takes no lock and so is not waited for by
+     * the prepare, or an unmake's) has no thread here to finish it, and ensure_key
+     * would wait for it for ever. Which regions it had unmapped is unknown, so none is
+     * touched again: the child forgets them all and makes new ones at its first seal.
+     * Those not yet unmapped stay mapped, zeroed by WIPEONFORK, and stay counted.
+     * PENDING needs nothing: the child's next operation runs it.
+     */
+    if (atomic_load(&teardown) == TEARDOWN_RUNNING) {
+        atomic_store(&published, false);
+        atomic_store(&teardown, TEARDOWN_NONE);
+    }
     if (atomic_load_explicit(&published, memory_order_acquire)) {
         for (unsigned n = 0; n < NREGIONS; n++)
             smi_region_fork_unlocked(&regions[n]);
@@ -556,10 +568,16 @@ static sm_status begin(unsigned s, uint8_t nonce[SMI_AEAD_NONCE], uint64_t seals
 
 #if defined(SM_FAULT_INJECTION)
 static void (*_Atomic after_cipher)(void);
+static void (*_Atomic during_teardown)(void);
 
 void smi_coffer_test_after_cipher(void (*fn)(void))
 {
     atomic_store(&after_cipher, fn);
+}
+
+void smi_coffer_test_during_teardown(void (*fn)(void))
+{
+    atomic_store(&during_teardown, fn);
 }
 #endif
 
@@ -821,6 +839,14 @@ static void run_teardown(void)
         return;
     SMI_VG_RECEIVE(&published);
     SMI_VG_RECEIVE(&inflight);
+#if defined(SM_FAULT_INJECTION)
+    {
+        void (*fn)(void) = atomic_load(&during_teardown);
+
+        if (fn != NULL)
+            fn();
+    }
+#endif
     for (unsigned n = 0; n < NREGIONS; n++)
         (void)smi_region_purge(&regions[n]);
     SMI_VG_PUBLISH(&teardown);

@@ -700,6 +700,35 @@ Test(coffer, fork_under_way_at_the_first_seal_does_not_deadlock)
     cr_assert_eq(st, 0, "the child's seal and open: %d (142: it waited on a coffer lock)", st);
 }
 
+/*
+ * A fork while a purge is tearing the regions down (a purge takes no lock, so a fork
+ * does not wait for it): the child has no thread to finish that teardown, and its
+ * first seal must not wait for it (ensure_key waited for ever, yielding, on
+ * TEARDOWN_RUNNING). Forked from inside the teardown itself, deterministically.
+ */
+static atomic_int teardown_child_status = -1;
+
+static void fork_in_teardown(void)
+{
+    atomic_store(&teardown_child_status, in_child(child_seals_once, NULL));
+}
+
+Test(coffer, fork_during_a_purge_teardown_does_not_hang_the_child, .init = init)
+{
+    uint8_t d[8] = { 0 }, nonce[12], tag[16];
+
+    cr_assert_eq(smi_coffer_seal(NULL, 0, d, sizeof d, nonce, tag), SM_OK);
+    smi_coffer_test_during_teardown(fork_in_teardown);
+    smi_coffer_purge();
+    smi_coffer_test_during_teardown(NULL);
+    cr_assert_eq(atomic_load(&teardown_child_status), 0,
+                 "the child's seal and open: %d (142: it waited for the teardown)",
+                 atomic_load(&teardown_child_status));
+    /* The parent's teardown finished: a new key follows. */
+    cr_assert_eq(smi_coffer_seal(NULL, 0, d, sizeof d, nonce, tag), SM_OK);
+    cr_assert_eq(smi_coffer_open(nonce, NULL, 0, d, sizeof d, tag), SM_OK);
+}
+
 /* ---- threads ---- */
 
 static void *hammer(void *arg)
