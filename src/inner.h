@@ -61,6 +61,25 @@ bool smi_purge_all(bool ending);
  */
 void smi_runtime_key_purge(void (*hook)(bool ending));
 /*
+ * The enclave key's fork handlers (coffer.c), run by the runtime's own: the coffer's
+ * prepare before the runtime takes its locks, its parent handler after it let them go,
+ * its child handler last. Through the runtime's handlers, not a pthread_atfork of its
+ * own, because glibc (2.34 and later) does not run, for a fork already under way,
+ * handlers registered while that fork runs its prepare handlers: a coffer registering
+ * its own at its first seal could take its locks just before that fork, and the child
+ * would inherit them locked with no handler to release them. The runtime's are
+ * registered before any of the coffer's locks is first taken (smi_runtime_fork_ready),
+ * and the child handler it runs is the one set now, not the one seen by the prepare.
+ */
+typedef struct smi_fork_ops {
+    void (*before_fork)(void); /* take the module's locks */
+    void (*fork_parent)(void); /* release them */
+    void (*after_fork)(void);  /* in the child: every lock afresh, whether or not taken */
+} smi_fork_ops;
+void smi_runtime_coffer_fork(const smi_fork_ops *ops);
+/* The runtime's fork handlers registered (without initialising); SM_E_NOMEM if not. */
+sm_status smi_runtime_fork_ready(void);
+/*
  * Objects kept outside the registry (the compact factory's slabs, objects/compact.c):
  * the runtime's purge, fork handlers and sm_stats reach them through this table, which
  * their module registers before it makes its first object. A callback, not a link
@@ -737,6 +756,8 @@ void smi_rng_test_hold_writer(bool held);
 sm_status smi_rng_test_peek(uint8_t key[32], uint64_t *next);
 /* Call fn between an operation's cipher and its purge check (NULL: none). */
 void smi_coffer_test_after_cipher(void (*fn)(void));
+/* Call fn in a purge's teardown, once it is claimed, before any region goes (NULL: none). */
+void smi_coffer_test_during_teardown(void (*fn)(void));
 
 /*
  * Test hooks on a stream's chunks, counted from the front (k = 0), for the attack tests:

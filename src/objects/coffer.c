@@ -183,44 +183,78 @@ static void fork_release(void)
  * The child's regions are no longer locked (mlock does not survive fork): counted
  * unlocked until rekey_child locks them again, so that sm_stats tells the truth
  * (issue 18, "also noticed").
+ *
+ * The locks are made afresh rather than released: this handler also runs after a fork
+ * whose prepare handler did not (the runtime's before_fork read no coffer handlers, as
+ * the first seal set them while that fork was under way), and then the locks may have
+ * been copied held by threads the child lacks, and operations of theirs counted in
+ * flight. Such an operation may also have been between an mprotect and its note in
+ * r->prot: the shares' next opening (rekey_child) is made to call mprotect whatever
+ * r->prot says.
  */
 static void fork_child(void)
 {
-    if (atomic_load_explicit(&published, memory_order_acquire))
+    for (unsigned s = 0; s < SMI_COFFER_SLOTS; s++)
+        sm_os_mutex_init(&slot_lock[s]);
+    sm_os_mutex_init(&coffer_lock);
+    atomic_store(&inflight, 0);
+    /*
+     * A teardown under way (a purge's, which takes no lock and so is not waited for by
+     * the prepare, or an unmake's) has no thread here to finish it, and ensure_key
+     * would wait for it for ever. Which regions it had unmapped is unknown, so none is
+     * touched again: the child forgets them all and makes new ones at its first seal.
+     * Those not yet unmapped stay mapped, zeroed by WIPEONFORK, and stay counted.
+     * PENDING needs nothing: the child's next operation runs it.
+     */
+    if (atomic_load(&teardown) == TEARDOWN_RUNNING) {
+        atomic_store(&published, false);
+        atomic_store(&teardown, TEARDOWN_NONE);
+    }
+    if (atomic_load_explicit(&published, memory_order_acquire)) {
         for (unsigned n = 0; n < NREGIONS; n++)
             smi_region_fork_unlocked(&regions[n]);
-    fork_release();
+        regions[LEFT].prot = SM_PROT_NONE;
+        regions[RIGHT].prot = SM_PROT_NONE;
+    }
 }
 
 /*
- * Register the fork handlers before the first lock is ever taken, so that no fork can
- * catch a coffer lock held by a thread that the child will not have. sm_os_call_once and
- * not a hand-made flag: glibc restarts a once-routine that a fork interrupted, where a
- * "being registered" flag would stay set for ever in the child. The registration goes
- * through the shim (sm_os_atfork) so that its failure can be injected; it fails only
- * when libc cannot grow its handler list, and then the coffer cannot be made
- * fork-safe: every seal of the process gives SM_E_NOMEM.
+ * The fork handlers are in place before the first lock is ever taken, so that no fork
+ * can catch a coffer lock held by a thread that the child will not have. They are the
+ * runtime's (smi_runtime_fork_ready registers those if sm_init has not), which call
+ * the coffer's: a pthread_atfork of the coffer's own, made at its first seal, was not
+ * run by a fork that another thread had already begun (glibc 2.34 and later skip,
+ * for that fork, handlers registered while it runs its prepare handlers), and that
+ * fork could then copy coffer_lock held by this thread into a child that waited on it
+ * for ever (coffer/fork_during_operations_does_not_deadlock, once under load;
+ * coffer/fork_under_way_at_the_first_seal_does_not_deadlock makes it every time).
+ * sm_os_call_once and not a hand-made flag: glibc restarts a once-routine that a fork
+ * interrupted, where a "being registered" flag would stay set for ever in the child.
+ * When libc cannot grow its handler list, the coffer cannot be made fork-safe: every
+ * seal of the process gives SM_E_NOMEM.
  */
 static sm_os_once_flag atfork_once = SM_OS_ONCE_INIT;
-static atomic_bool atfork_ok;
+static const smi_fork_ops fork_ops = { fork_prepare, fork_release, fork_child };
 
 static void purge(bool now);
 
 static void atfork_register(void)
 {
-    SMI_VG_ATOMIC(&atfork_ok, sizeof atfork_ok);
     /*
      * Before the first key can exist: the runtime's purge reaches the key through this
      * registered callback, since the coffer sits above the runtime (spec/layers.tsv).
      */
     smi_runtime_key_purge(purge);
-    atomic_store(&atfork_ok, sm_os_atfork(fork_prepare, fork_release, fork_child) == SM_OK);
+    smi_runtime_coffer_fork(&fork_ops);
 }
 
 static sm_status atfork_ready(void)
 {
-    sm_os_call_once(&atfork_once, atfork_register);
-    return atomic_load(&atfork_ok) ? SM_OK : SM_E_NOMEM;
+    sm_status st = smi_runtime_fork_ready();
+
+    if (st == SM_OK)
+        sm_os_call_once(&atfork_once, atfork_register);
+    return st;
 }
 
 static void run_teardown(void);
@@ -534,10 +568,16 @@ static sm_status begin(unsigned s, uint8_t nonce[SMI_AEAD_NONCE], uint64_t seals
 
 #if defined(SM_FAULT_INJECTION)
 static void (*_Atomic after_cipher)(void);
+static void (*_Atomic during_teardown)(void);
 
 void smi_coffer_test_after_cipher(void (*fn)(void))
 {
     atomic_store(&after_cipher, fn);
+}
+
+void smi_coffer_test_during_teardown(void (*fn)(void))
+{
+    atomic_store(&during_teardown, fn);
 }
 #endif
 
@@ -755,6 +795,12 @@ sm_status smi_coffer_audit(void)
 {
     sm_status st = SM_OK;
 
+    /*
+     * No coffer, no lock (as for an open): the fork handlers that reset coffer_lock in a
+     * child are set by the first seal, which publishing needs.
+     */
+    if (!atomic_load_explicit(&published, memory_order_acquire))
+        return SM_OK;
     sm_os_mutex_lock(&coffer_lock);
     op_enter();
     /* In a child that has not made its key yet the canaries read as zeroes, rightly. */
@@ -793,6 +839,14 @@ static void run_teardown(void)
         return;
     SMI_VG_RECEIVE(&published);
     SMI_VG_RECEIVE(&inflight);
+#if defined(SM_FAULT_INJECTION)
+    {
+        void (*fn)(void) = atomic_load(&during_teardown);
+
+        if (fn != NULL)
+            fn();
+    }
+#endif
     for (unsigned n = 0; n < NREGIONS; n++)
         (void)smi_region_purge(&regions[n]);
     SMI_VG_PUBLISH(&teardown);

@@ -19,6 +19,9 @@ static void (*_Atomic key_purge)(bool ending);
 /* The objects outside the registry (smi_runtime_outside), and the table a fork locked. */
 static const smi_outside_ops *_Atomic outside;
 static const smi_outside_ops *outside_forking;
+/* The coffer's fork handlers (smi_runtime_coffer_fork), and those a fork's prepare ran. */
+static const smi_fork_ops *_Atomic coffer_fork;
+static const smi_fork_ops *coffer_forking;
 
 SMI_VG_AT_START(vg_runtime)
 {
@@ -26,6 +29,7 @@ SMI_VG_AT_START(vg_runtime)
     SMI_VG_ATOMIC(&atfork_ok, sizeof atfork_ok);
     SMI_VG_ATOMIC(&key_purge, sizeof key_purge);
     SMI_VG_ATOMIC(&outside, sizeof outside);
+    SMI_VG_ATOMIC(&coffer_fork, sizeof coffer_fork);
 }
 
 static bool config_equal(const sm_config *a, const sm_config *b)
@@ -54,14 +58,17 @@ static sm_status probe_secretmem(bool *works)
  * The fork handlers (spec/runtime.md, "Fork"). init_lock and the registry lock are both
  * taken before the fork, so that the child never inherits either locked by a thread it
  * does not have (issue 18 §1: a child forked while another thread was in sm_init waited
- * for it for ever). Prepare handlers run in the reverse order of registration and these
- * are registered first (the coffer's only at the first seal, which needs the runtime),
+ * for it for ever). The coffer's handlers run inside these (smi_runtime_coffer_fork),
  * so a fork takes the coffer's locks, then init_lock, then the registry lock: the order
  * in which the library's own paths nest them, which never hold init_lock or the
  * registry lock while they take a coffer lock.
  */
 static void before_fork(void)
 {
+    /* First: the coffer's paths take init_lock (smi_runtime_ready) inside its locks. */
+    coffer_forking = atomic_load(&coffer_fork);
+    if (coffer_forking != NULL)
+        coffer_forking->before_fork();
     sm_os_mutex_lock(&init_lock);
     smi_registry_before_fork();
     /* Last: no outside path takes the others inside its own locks. */
@@ -76,6 +83,8 @@ static void fork_parent(void)
         outside_forking->fork_parent();
     smi_registry_fork_parent();
     sm_os_mutex_unlock(&init_lock);
+    if (coffer_forking != NULL)
+        coffer_forking->fork_parent();
 }
 
 /* The forked child: both locks afresh, the registry's slots, the canary generator's key. */
@@ -94,6 +103,17 @@ static void after_fork(void)
         p->after_fork();
     smi_pool_after_fork();
     smi_rng_after_fork();
+    /*
+     * Last, and the handlers set now: a coffer that set them while this fork ran its
+     * prepare handlers (after before_fork read none) may have taken its locks since, in
+     * a thread the child lacks. Its child handler makes them afresh either way.
+     */
+    {
+        const smi_fork_ops *c = atomic_load(&coffer_fork);
+
+        if (c != NULL)
+            c->after_fork();
+    }
 }
 
 /*
@@ -108,6 +128,17 @@ static void atfork_register(void)
     /* A panic purges through the runtime, whichever layer it comes from (fatal.c). */
     smi_fatal_purge_hook(smi_purge_all);
     atomic_store(&atfork_ok, sm_os_atfork(before_fork, fork_parent, after_fork) == SM_OK);
+}
+
+sm_status smi_runtime_fork_ready(void)
+{
+    sm_os_call_once(&atfork_once, atfork_register);
+    return atomic_load(&atfork_ok) ? SM_OK : SM_E_NOMEM;
+}
+
+void smi_runtime_coffer_fork(const smi_fork_ops *ops)
+{
+    atomic_store(&coffer_fork, ops);
 }
 
 /* Every step that can fail comes before the ones that cannot be undone. */
@@ -143,8 +174,7 @@ sm_status sm_init(const sm_config *cfg)
     if ((unsigned)cfg->lock_policy > SM_LOCK_BEST_EFFORT ||
         (unsigned)cfg->backing > SM_BACKING_SECRETMEM_REQUIRED)
         return SM_E_INVAL;
-    sm_os_call_once(&atfork_once, atfork_register);
-    if (!atomic_load(&atfork_ok))
+    if (smi_runtime_fork_ready() != SM_OK)
         return SM_E_NOMEM;
     sm_os_mutex_lock(&init_lock);
     if (atomic_load(&ready)) {

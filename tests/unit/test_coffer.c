@@ -10,6 +10,7 @@
 #include <criterion/redirect.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -639,6 +640,93 @@ Test(coffer, fork_during_operations_does_not_deadlock, .init = init)
         cr_assert_eq(pthread_join(t[i], &ret), 0);
         cr_assert_null(ret, "a worker failed");
     }
+}
+
+/*
+ * The first seal made while another thread's fork is already running its prepare
+ * handlers (deterministically: from inside one). glibc does not run, for that fork,
+ * fork handlers registered meanwhile; when the coffer registered its own at its first
+ * seal, the sealer then took coffer_lock before the fork and the child inherited it
+ * held, with no handler to release it: its first seal waited for ever (the alarm,
+ * status 128 + SIGALRM). fork_during_operations_does_not_deadlock met this once under
+ * load, at its first fork. The prepare handler below is registered before sm_init, so
+ * that it runs after the runtime's.
+ */
+static atomic_int first_seal_step; /* 0 idle, 1 seal now, 2 sealed and holding, 3 let go */
+
+static void *first_sealer(void *arg)
+{
+    uint8_t d[8] = { 0 }, nonce[12], tag[16];
+    void *ret = NULL;
+
+    (void)arg;
+    while (atomic_load(&first_seal_step) != 1)
+        sched_yield();
+    if (smi_coffer_seal(NULL, 0, d, sizeof d, nonce, tag) != SM_OK)
+        ret = (void *)1;
+    /* Held across the fork, as a second operation of this thread's would be. */
+    smi_coffer_test_hold(false, true);
+    atomic_store(&first_seal_step, 2);
+    while (atomic_load(&first_seal_step) != 3)
+        sched_yield();
+    smi_coffer_test_hold(false, false);
+    return ret;
+}
+
+static void seal_during_prepare(void)
+{
+    int idle = 0;
+
+    /* The first fork of the process only. */
+    if (!atomic_compare_exchange_strong(&first_seal_step, &idle, 1))
+        return;
+    while (atomic_load(&first_seal_step) != 2)
+        sched_yield();
+}
+
+Test(coffer, fork_under_way_at_the_first_seal_does_not_deadlock)
+{
+    pthread_t t;
+    void *ret;
+    int st;
+
+    cr_assert_eq(pthread_atfork(seal_during_prepare, NULL, NULL), 0);
+    cr_assert_eq(sm_init(NULL), SM_OK);
+    cr_assert_eq(pthread_create(&t, NULL, first_sealer, NULL), 0);
+    st = in_child(child_seals_once, NULL);
+    atomic_store(&first_seal_step, 3);
+    cr_assert_eq(pthread_join(t, &ret), 0);
+    cr_assert_null(ret, "the first seal failed");
+    cr_assert_eq(st, 0, "the child's seal and open: %d (142: it waited on a coffer lock)", st);
+}
+
+/*
+ * A fork while a purge is tearing the regions down (a purge takes no lock, so a fork
+ * does not wait for it): the child has no thread to finish that teardown, and its
+ * first seal must not wait for it (ensure_key waited for ever, yielding, on
+ * TEARDOWN_RUNNING). Forked from inside the teardown itself, deterministically.
+ */
+static atomic_int teardown_child_status = -1;
+
+static void fork_in_teardown(void)
+{
+    atomic_store(&teardown_child_status, in_child(child_seals_once, NULL));
+}
+
+Test(coffer, fork_during_a_purge_teardown_does_not_hang_the_child, .init = init)
+{
+    uint8_t d[8] = { 0 }, nonce[12], tag[16];
+
+    cr_assert_eq(smi_coffer_seal(NULL, 0, d, sizeof d, nonce, tag), SM_OK);
+    smi_coffer_test_during_teardown(fork_in_teardown);
+    smi_coffer_purge();
+    smi_coffer_test_during_teardown(NULL);
+    cr_assert_eq(atomic_load(&teardown_child_status), 0,
+                 "the child's seal and open: %d (142: it waited for the teardown)",
+                 atomic_load(&teardown_child_status));
+    /* The parent's teardown finished: a new key follows. */
+    cr_assert_eq(smi_coffer_seal(NULL, 0, d, sizeof d, nonce, tag), SM_OK);
+    cr_assert_eq(smi_coffer_open(nonce, NULL, 0, d, sizeof d, tag), SM_OK);
 }
 
 /* ---- threads ---- */
