@@ -132,7 +132,9 @@ stage_proofs() {
     # mutate.sh and eva.sh print their tables; the log holds all three parts.
     sed -n '/^mutate:/p' "$RAW/proofs/log" > "$RAW/proofs/mutation.log"
     sed -n '/^eva:/p' "$RAW/proofs/log" > "$RAW/proofs/eva-summary.log"
-    [ -f "$B/proofs/eva.log" ] && cp "$B/proofs/eva.log" "$RAW/proofs/eva.log"
+    for f in "$B"/proofs/eva-*.log; do
+        [ -f "$f" ] && cp "$f" "$RAW/proofs/"
+    done
 }
 
 stage_fuzz() {

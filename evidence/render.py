@@ -12,6 +12,7 @@ under raw/, so that every number on the page links to the log it came from. A mi
 input makes its section say "not collected" rather than failing: a partial run
 (EVIDENCE_STAGES) still gives a bundle, and the page says what it lacks.
 """
+import glob
 import html
 import json
 import os
@@ -211,8 +212,11 @@ def proofs():
     else:
         parts.append('<p class="missing">Mutation table not collected.</p>')
     eva = read("proofs/eva-summary.log").strip()
-    parts.append("<p>Eva: %s (%s).</p>" % (esc(eva) if eva else "not collected",
-                                             raw_link("proofs/eva.log", "full report")[1]))
+    logs = [l for l in sorted(glob.glob(os.path.join(RAW, "proofs", "eva-*.log")))
+            if not l.endswith("eva-summary.log")]
+    links = ", ".join(raw_link("proofs/" + os.path.basename(l), os.path.basename(l))[1] for l in logs)
+    parts.append("<p>Eva: %s (full reports: %s).</p>" % (esc(eva) if eva else "not collected",
+                                                          links or "not collected"))
     return "\n".join(parts)
 
 

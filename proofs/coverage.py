@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: ISC
 """What share of the library the proofs reach, in lines (proofs/README.md, "Coverage").
 
-Usage: proofs/coverage.py EVA_LOG WP_FUNCTION... -- EVA_FILE...
+Usage: proofs/coverage.py WP_FUNCTION... -- EVA_LOG EVA_FILE... [-- EVA_LOG EVA_FILE...]
        proofs/coverage.py --unreached EVA_LOG FILE...  (the functions of FILE... that
        Eva did not analyse, one a line: eva.sh fails on any)
 
@@ -10,8 +10,9 @@ The library's lines are the non-blank lines of src/**/*.c that are not only comm
 A line counts for WP when it lies in a function of WP_FUNCTION in src/core/ (the
 functions that proofs/wp.sh proves, each with its ACSL contract: lib.sh's
 core_functions); for Eva when it lies in a function of one of the EVA_FILEs (the library
-files of the run) that Eva analysed, as the metrics plugin lists them at the end of
-EVA_LOG ("Statements analyzed by Eva"). The files matter: names repeat across the tree
+files of an analysis) that Eva analysed, as the metrics plugin lists them at the end of
+that analysis's EVA_LOG ("Statements analyzed by Eva"); once, however many analyses
+reach it. The files matter: names repeat across the tree
 (every OS shim defines sm_os_mmap, several files a static map_anon), and Eva analysed
 only the ones it was given. A function's lines run from its first header
 line to its closing brace, the brace-on-its-own-line layout of this tree.
@@ -110,9 +111,12 @@ def main():
                     if name not in eva and name != 'SMI_VG_AT_START':
                         print('%s: %s' % (path, name))
         return
-    sep = sys.argv.index('--')
-    log, wp, eva_files = sys.argv[1], set(sys.argv[2:sep]), set(sys.argv[sep + 1:])
-    eva = analysed(log)
+    groups = ' '.join(sys.argv[1:]).split(' -- ')
+    wp = set(groups[0].split())
+    eva = set()  # (path, function) that some analysis reached in one of its own files
+    for group in groups[1:]:
+        log, *files = group.split()
+        eva |= {(path, name) for name in analysed(log) for path in files}
     total = in_wp = in_eva = 0
     for path in sorted(glob.glob('src/**/*.c', recursive=True)):
         with open(path, encoding='utf-8') as f:
@@ -123,7 +127,7 @@ def main():
             n = sum(counted[first:last + 1])
             if name in wp and path.startswith('src/core/'):
                 in_wp += n
-            if name in eva and path in eva_files:
+            if (path, name) in eva:
                 in_eva += n
     print('coverage: %d library lines (src/**/*.c, non-blank, non-comment); '
           'in WP-proved functions %d (%.1f%%); in functions Eva analyses %d (%.1f%%)'

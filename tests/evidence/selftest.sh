@@ -25,6 +25,7 @@ has index.html '<td>ops</td><td>30</td><td>31337</td><td>1044.57</td><td>61.25%<
 has index.html 'no AES-NI and PCLMULQDQ on this CPU'
 has index.html '<td>layout: guard page dropped</td><td>killed</td><td>10 / 12</td>'
 has index.html 'Eva: eva: mem.c + core: 0 alarms'
+has index.html 'href="raw/proofs/eva-memory.log"'
 has index.html '<img src="plots/coverage-per-file.png"'
 has index.html '<img src="plots/bench-ratios.png"'
 has index.html '2 of 3 goals met'
