@@ -87,12 +87,15 @@ static void fork_parent(void)
         coffer_forking->fork_parent();
 }
 
-/* The forked child: both locks afresh, the registry's slots, the canary generator's key. */
+/*
+ * The forked child: both locks let go by the thread that took them (the child's one
+ * thread is the one that forked), the registry's slots, the canary generator's key.
+ */
 static void after_fork(void)
 {
     const smi_outside_ops *p = atomic_load(&outside);
 
-    sm_os_mutex_init(&init_lock);
+    sm_os_mutex_unlock(&init_lock);
     smi_registry_after_fork();
     /*
      * The table as it is now, not as the prepare handler saw it: a table registered by
