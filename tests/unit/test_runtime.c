@@ -2,6 +2,7 @@
 /* sm_init and sm_stats_get: one configuration per process (each test is a new process). */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -254,10 +255,10 @@ Test(runtime, fork_during_sm_init_does_not_hang_the_child)
  * as another library's handler would be; another thread's first call races the same
  * way). When the runtime registered its fork handlers at that first call, glibc (2.34
  * and later) ran none of them for this fork, not even the child's: the child kept the
- * pre-fork buffer live (buffers_live 1, and a destroy that found its WIPEONFORK-zeroed
- * canary and panicked), and any lock the call held at the fork (init_lock, the
- * registry's) stayed locked there for ever. Registered at load, they run after the
- * test's prepare, as for any later fork.
+ * pre-fork buffer live (buffers_live 1: status 2 here), and a lock that another
+ * thread's first call held at such a fork (init_lock, the registry's) would have stayed
+ * locked there for ever. Registered at load, they run after the test's prepare, as for
+ * any later fork.
  */
 static sm_buffer made_in_prepare;
 static atomic_int made_in_prepare_status = -1;
@@ -304,7 +305,8 @@ Test(runtime, first_call_during_a_fork_runs_the_fork_handlers)
  * (which, made lazily, would race a fork as above). The refusal has to happen before
  * any test code runs, so this test runs itself again in a new process with
  * ATFORK_REFUSED set, where a constructor that runs ahead of the library's (a priority
- * runs before none) plans the fault.
+ * runs before none) plans the fault. That run writes "ok" to the file ATFORK_REFUSED
+ * names as its last step: a filter that matched no test would pass too.
  */
 #define ATFORK_REFUSED "SM_TEST_ATFORK_REFUSED_AT_LOAD"
 
@@ -314,17 +316,17 @@ __attribute__((constructor(101))) static void refuse_atfork_at_load(void)
         sm_os_fault_arm(SM_OS_ATFORK, 1, ENOMEM, false);
 }
 
-static void run_again_refused(void *arg)
+static void run_again_refused(void *mark)
 {
-    char self[4096];
+    char self[4096], filter[] = "runtime/fork_handlers_refused_at_load_fail_every_init";
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    char *argv[] = { self, "--quiet", "--filter", arg, NULL };
+    char *argv[] = { self, "--quiet", "--filter", filter, NULL };
 
     if (n <= 0)
         _exit(90);
     self[n] = '\0';
     /* BXFI_MAP marks Criterion's own workers: without it, this is a new runner. */
-    if (setenv(ATFORK_REFUSED, "1", 1) != 0 || unsetenv("BXFI_MAP") != 0)
+    if (setenv(ATFORK_REFUSED, mark, 1) != 0 || unsetenv("BXFI_MAP") != 0)
         _exit(91);
     execv(self, argv);
     _exit(92);
@@ -332,17 +334,26 @@ static void run_again_refused(void *arg)
 
 Test(runtime, fork_handlers_refused_at_load_fail_every_init)
 {
+    const char *mark = getenv(ATFORK_REFUSED);
     counters before, after;
     sm_buffer b;
     sm_enclave e;
     sm_stats s;
     uint8_t x = 1;
+    FILE *f;
 
-    if (getenv(ATFORK_REFUSED) == NULL) {
-        int st = in_child(run_again_refused,
-                          "runtime/fork_handlers_refused_at_load_fail_every_init");
+    if (mark == NULL) {
+        char path[] = "/tmp/securemem-atfork-XXXXXX", got[3] = { 0 };
+        int fd = mkstemp(path), st;
+        ssize_t n;
 
+        cr_assert_geq(fd, 0);
+        st = in_child(run_again_refused, path);
+        n = pread(fd, got, 2, 0);
+        (void)close(fd);
+        (void)unlink(path);
         cr_assert_eq(st, 0, "the run with the registration refused: %d", st);
+        cr_assert(n == 2 && strcmp(got, "ok") == 0, "that run did not reach its end");
         return;
     }
     cr_assert_eq(sm_os_fault_calls(SM_OS_ATFORK), 1, "the constructor tried, once");
@@ -355,6 +366,9 @@ Test(runtime, fork_handlers_refused_at_load_fail_every_init)
     counters_get(&after);
     cr_assert(counters_equal(&before, &after, CMP_MAPPED | CMP_ALLOCATIONS));
     cr_assert_eq(sm_os_fault_calls(SM_OS_ATFORK), 1, "no registration after load");
+    f = fopen(mark, "w");
+    cr_assert_not_null(f);
+    cr_assert(fputs("ok", f) >= 0 && fclose(f) == 0);
 }
 
 /*
