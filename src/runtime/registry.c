@@ -558,11 +558,12 @@ void smi_registry_fork_parent(void)
  * a mutex ThreadSanitizer saw locked stays locked to it, and the child's next insert
  * from another thread was a "double lock"). Any slot lock may have been copied locked
  * from a thread that the child lacks (a lookup that lost a race with a remove locks a
- * free slot for a moment), so every slot's lock is initialised again. Every pre-fork object, live,
- * claimed by a purge, or kept for the accesses of a purged secret, is forgotten (its
- * pages are the fork's: wiped, or not in the child), its generation moved on so that
- * its handles stay stale, and its slot put back on the free list, as are the slots that
- * purges had given back and those that threads the child lacks had reserved.
+ * free slot for a moment), so every slot's lock is initialised again. Every pre-fork
+ * object, live, claimed by a purge, or kept for the accesses of a purged secret, is
+ * forgotten (its pages are the fork's: wiped, or not in the child), its generation
+ * moved on so that its handles stay stale, and its slot put back on the free list, as
+ * are the slots that purges had given back and those that threads the child lacks had
+ * reserved.
  */
 void smi_registry_after_fork(void)
 {
