@@ -581,7 +581,10 @@ static void op_close(fz_in *in)
     FZ_CHECK(st == want, "close %s: %s, want %s", factory_name(fac), fz_st(st), fz_st(want));
     check_calls("close", own, st == SM_OK ? calls_row("close", fac, s->size) : NULL);
     s->open = next != FZ_SEC_CLOSED;
-    /* Its pages are gone (nothing has mapped anything since). */
+    /*
+     * Its pages are gone (nothing has mapped anything since), or for the compact secret
+     * shut: its slab stays, with the page PROT_NONE now that no access holds it.
+     */
     if (st == SM_OK && s->addr != NULL)
         FZ_CHECK(fz_probe(s->addr) == FZ_PROT_NONE, "%s: pages still mapped after close",
                  factory_name(fac));
