@@ -5,8 +5,9 @@
 #   spec/os-errors.tsv     -> fz_err_table (OS function x errno -> status)
 #   spec/secret-states.tsv -> fz_sec_table (operation x state -> status, state after,
 #                             window changes, waits)
-#   spec/syscalls.tsv      -> fz_sys_table (its secret.* rows: the OS calls of each secret
-#                             operation per factory, and the status when one fails)
+#   spec/syscalls.tsv      -> fz_sys_table (its secret.* and compact.* rows: the OS calls
+#                             of each secret operation per factory, and the status when
+#                             one fails)
 # so that the models read the spec itself, not a copy of it (the house rule: the state
 # machine is written once).
 #
@@ -140,7 +141,7 @@ cat <<'SYS'
 };
 
 typedef struct fz_sys_row {
-    const char *op;    /* secret.<operation>.<case> */
+    const char *op;    /* secret.<operation>.<case>, compact.<operation>[.<case>] */
     const char *fn;    /* the OS function, as sm_os_fn_name names it */
     unsigned    calls; /* how many calls of it the operation makes */
     int         err;   /* the errno that the fault test injects */
@@ -152,7 +153,7 @@ SYS
 
 awk -F'\t' '
 /^#/ || NF == 0 { next }
-$1 ~ /^secret\./ {
+$1 ~ /^(secret|compact)\./ {
     if (NF != 5) { print "gen-tables: bad row: " $0 > "/dev/stderr"; exit 1 }
     split($5, st, ",")
     printf "    { \"%s\", \"%s\", %s, %s, %s },\n", $1, $2, $3, $4, st[1]

@@ -6,13 +6,14 @@
  *
  * Target functions: sm_secret_new, sm_secret_random, sm_secret_with_bytes,
  * sm_secret_try_with_bytes, sm_secret_read_at, sm_secret_size, sm_secret_is_closed,
- * sm_secret_close; sm_factory_protected, sm_factory_guarded, sm_factory_encrypted and a
- * custom factory (the example of tests/factory, wrapped so that its hooks can act).
+ * sm_secret_close; sm_factory_protected, sm_factory_guarded, sm_factory_encrypted, a
+ * custom factory (the example of tests/factory, wrapped so that its hooks can act) and
+ * sm_factory_compact.
  *
- * The model. Four slots, one per factory, each holding at most one secret at a time (a
+ * The model. Five slots, one per factory, each holding at most one secret at a time (a
  * closed one can be made again). An access's callback does not return until the input
  * says so: the operations between an "enter" and its "leave" run inside the window, so
- * accesses nest and interleave across the four secrets as deep as the input goes (up to
+ * accesses nest and interleave across the five secrets as deep as the input goes (up to
  * MAX_DEPTH, below the 16 accesses per thread that secret.h tracks). The model's state
  * of a secret is the column of spec/secret-states.tsv (gen-tables.sh) whose cell each
  * operation follows for its status and the state after, also as smi_secret_state
@@ -37,6 +38,20 @@
  * allocations; at the end of the input, with every secret closed, they are back at
  * their baseline. No OS fault is injected here (fuzz/ops.c does that).
  *
+ * The compact secret (spec/compact.md) is counted by page, not by secret: an access
+ * opens the data page that holds its slot, and only the first opener of a page makes
+ * the calls. Its only possible neighbours are compact secrets of its class, and this
+ * input has one compact secret at a time, so it is alone in its class's slab and takes
+ * slot 0 every time (the slot its predecessor freed, or the first): its 8-byte canary
+ * opens the slab's first data page, which it never leaves (a slot is at most 2,056
+ * bytes), and the model checks that place at every access. So its first access opens
+ * that page with the calls of compact.with_bytes, nested ones join it with none, and
+ * the last shuts it. A class's first make maps its slab and locks that page
+ * (compact.new.first), later ones find both (compact.new); the page stays counted
+ * until the slab goes, at the purge that begins the next input, since a class keeps its
+ * empty slab. The calls are those rows of spec/syscalls.tsv; a size over 2,048 bytes is
+ * SM_E_INVAL with no call.
+ *
  * Input: operations, one byte each (its low 4 bits pick one) and its arguments:
  *   0 new (slot, random?, size, bytes)   1 enter with_bytes (slot)   2 enter try (slot)
  *   3 leave (fn's status)                4 read every window          5 read_at (slot, off, n)
@@ -50,10 +65,13 @@
 #include "factories.h"
 #include "fuzz_tables.h"
 #include "harness.h"
+#include "objects/compact.h"
 #include "secrets.h"
 
 #define MAX_OPS 256
 #define MAX_DEPTH 12
+/* FZ_NFACT's four factories, and the compact one (FACT_COMPACT, the last). */
+#define NSLOT (FACT_COMPACT + 1u)
 
 typedef struct xsec {
     sm_secret      h;
@@ -71,13 +89,14 @@ typedef struct frame {
 } frame;
 
 static struct {
-    xsec     sec[FZ_NFACT];
+    xsec     sec[NSLOT];
     frame    stack[MAX_DEPTH];
     unsigned depth, ops;
     unsigned hooks;      /* HOOK_* of the custom factory armed by the input */
     bool     rng_keyed;  /* the canary generator has its key (calls.h) */
     uint64_t base_bytes, alloc_base, made;
     bool     coffer_base;
+    unsigned compact_slabs; /* the size classes whose slab this input mapped, a bit each */
 } M;
 
 enum { HOOK_OPEN = 1, HOOK_SHUT = 2, HOOK_DESTROY = 4 };
@@ -94,6 +113,42 @@ static const fz_sec_row *rows[FZ_SOP_COUNT];
 static void check_calls(const char *what, const fz_calls own, const char *op)
 {
     fz_calls_check(what, own, op, &M.rng_keyed);
+}
+
+/* ---- the compact secret: its slab, and its rows of spec/syscalls.tsv ---- */
+
+static const char *const compact_rows[] = { "compact.new.first", "compact.new",
+                                            "compact.with_bytes", "compact.close" };
+
+static unsigned compact_slab_bit(size_t size)
+{
+    unsigned c = 0;
+
+    while ((16u << c) < size)
+        c++;
+    return 1u << c;
+}
+
+/*
+ * The row of spec/syscalls.tsv for op of a secret of fac and size, for the calls that
+ * the model above says: the compact factory's own rows (a random fill draws from the
+ * canary generator, with no call, so random's calls are new's), every other factory's
+ * secret.<op>.<factory>.
+ */
+static const char *calls_row(const char *op, unsigned fac, size_t size)
+{
+    if (fac != FACT_COMPACT)
+        return fz_sec_calls_row(op, fac);
+    if (strcmp(op, "new") == 0 || strcmp(op, "random") == 0)
+        return (M.compact_slabs & compact_slab_bit(size)) != 0 ? compact_rows[1]
+                                                               : compact_rows[0];
+    return strcmp(op, "close") == 0 ? compact_rows[3] : compact_rows[2];
+}
+
+/* The locked pages of the compact slabs: one per class used, kept until the purge. */
+static uint64_t compact_bytes(void)
+{
+    return (uint64_t)__builtin_popcount(M.compact_slabs) * page;
 }
 
 /* ---- the custom factory: the example's hooks, which run the input's probes ---- */
@@ -229,6 +284,10 @@ static void check_window(const frame *w)
     if (fac == FACT_GUARDED || fac == FACT_ENCRYPTED) {
         fz_check_layout(w->bytes, s->size, false, factory_name(fac));
     } else {
+        /* Slot 0, behind its canary, on the first data page (the model above). */
+        FZ_CHECK(fac != FACT_COMPACT || (uintptr_t)w->bytes % page == 8,
+                 "compact window at page offset %zu, not slot 0's",
+                 (size_t)((uintptr_t)w->bytes % page));
         a = fz_probe(w->bytes);
         b = fz_probe(w->bytes + s->size - 1);
         FZ_CHECK(a == FZ_PROT_READ && b == FZ_PROT_READ, "%s window: %s and %s", factory_name(fac),
@@ -248,7 +307,7 @@ static void check_all(void)
     bool coffer = fz_coffer_exists();
     fz_counts c;
 
-    for (unsigned i = 0; i < FZ_NFACT; i++) {
+    for (unsigned i = 0; i < NSLOT; i++) {
         xsec *s = &M.sec[i];
         int state = fz_sec_state(s->open, s->depth);
 
@@ -267,6 +326,7 @@ static void check_all(void)
         live += s->open;
         bytes += fz_sec_bytes(i, s->open, s->size, s->depth > 0);
     }
+    bytes += compact_bytes();
     if (coffer) {
         bytes += fz_coffer_bytes;
         if (!M.coffer_base)
@@ -313,7 +373,7 @@ static size_t pick_size(fz_in *in)
 
 static void op_new(fz_in *in)
 {
-    unsigned fac = fz_u8(in) % FZ_NFACT;
+    unsigned fac = fz_u8(in) % NSLOT;
     xsec *s = &M.sec[fac];
     bool random = fz_u8(in) & 1, coffer = fz_coffer_exists();
     size_t size = pick_size(in);
@@ -330,14 +390,20 @@ static void op_new(fz_in *in)
     st = random ? sm_secret_random(factory_of(fac), size, &out)
                 : sm_secret_new(factory_of(fac), buf, size, &out);
     fz_calls_now(c1);
+    fz_calls_add(own, c0, c1);
     fz_trace("%s %s %zu: %s", random ? "random" : "new", factory_name(fac), size, fz_st(st));
+    if (fac == FACT_COMPACT && size > SMI_COMPACT_MAX) {
+        FZ_CHECK(st == SM_E_INVAL, "compact secret of %zu: %s", size, fz_st(st));
+        check_calls("new", own, NULL);
+        return;
+    }
     FZ_CHECK(st == SM_OK, "%s secret of %zu: %s", factory_name(fac), size, fz_st(st));
     for (size_t i = 0; !random && i < size; i++)
         FZ_CHECK(buf[i] == 0, "new did not wipe its source");
-    if (fac != FACT_ENCRYPTED || coffer) { /* a first seal also makes the enclave key */
-        fz_calls_add(own, c0, c1);
-        check_calls("new", own, fz_sec_calls_row(random ? "random" : "new", fac));
-    }
+    if (fac != FACT_ENCRYPTED || coffer) /* a first seal also makes the enclave key */
+        check_calls("new", own, calls_row(random ? "random" : "new", fac, size));
+    if (fac == FACT_COMPACT) /* after calls_row, which asks whether it was mapped */
+        M.compact_slabs |= compact_slab_bit(size);
     s->h = out;
     s->open = true;
     s->size = size;
@@ -403,7 +469,7 @@ static sm_status access_fn(const uint8_t *bytes, size_t len, void *ctx)
 static void op_enter(fz_in *in, bool try)
 {
     const char *what = try ? "try_with_bytes" : "with_bytes";
-    unsigned fac = fz_u8(in) % FZ_NFACT;
+    unsigned fac = fz_u8(in) % NSLOT;
     xsec *s = &M.sec[fac];
     access a = { .s = s, .in = in };
     int state = fz_sec_state(s->open, s->depth);
@@ -435,7 +501,7 @@ static void op_enter(fz_in *in, bool try)
     if (c->window == 0)
         check_calls(what, own, NULL);
     else if (c->window == 2)
-        check_calls(what, own, fz_sec_calls_row("with_bytes", fac));
+        check_calls(what, own, calls_row("with_bytes", fac, s->size));
     /*
      * A shut encrypted window is unmapped (nothing has mapped anything since); its
      * address may be another mapping's from the next operation on.
@@ -456,7 +522,7 @@ static void op_read_windows(void)
 
 static void op_read_at(fz_in *in)
 {
-    unsigned fac = fz_u8(in) % FZ_NFACT;
+    unsigned fac = fz_u8(in) % NSLOT;
     xsec *s = &M.sec[fac];
     size_t off = fz_u16(in) % (s->size + 2), n = fz_u16(in) % (s->size + 2), got = 0x0bad, k = 0;
     int state = fz_sec_state(s->open, s->depth);
@@ -492,7 +558,7 @@ static void op_read_at(fz_in *in)
     if (k == 0 || c->window == 0) {
         check_calls("read_at", own, NULL);
     } else if (c->window == 2) {
-        check_calls("read_at", own, fz_sec_calls_row("with_bytes", fac));
+        check_calls("read_at", own, calls_row("with_bytes", fac, s->size));
         if (fac == FACT_ENCRYPTED)
             M.made++; /* the window it opened and shut */
     }
@@ -500,7 +566,7 @@ static void op_read_at(fz_in *in)
 
 static void op_close(fz_in *in)
 {
-    unsigned fac = fz_u8(in) % FZ_NFACT;
+    unsigned fac = fz_u8(in) % NSLOT;
     xsec *s = &M.sec[fac];
     sm_status want, st;
     int next;
@@ -513,9 +579,12 @@ static void op_close(fz_in *in)
     fz_calls_add(own, c0, c1);
     fz_trace("close %s: %s", factory_name(fac), fz_st(st));
     FZ_CHECK(st == want, "close %s: %s, want %s", factory_name(fac), fz_st(st), fz_st(want));
-    check_calls("close", own, st == SM_OK ? fz_sec_calls_row("close", fac) : NULL);
+    check_calls("close", own, st == SM_OK ? calls_row("close", fac, s->size) : NULL);
     s->open = next != FZ_SEC_CLOSED;
-    /* Its pages are gone (nothing has mapped anything since). */
+    /*
+     * Its pages are gone (nothing has mapped anything since), or for the compact secret
+     * shut: its slab stays, with the page PROT_NONE now that no access holds it.
+     */
     if (st == SM_OK && s->addr != NULL)
         FZ_CHECK(fz_probe(s->addr) == FZ_PROT_NONE, "%s: pages still mapped after close",
                  factory_name(fac));
@@ -523,7 +592,7 @@ static void op_close(fz_in *in)
 
 static void op_query(fz_in *in)
 {
-    unsigned fac = fz_u8(in) % FZ_NFACT;
+    unsigned fac = fz_u8(in) % NSLOT;
     xsec *s = &M.sec[fac];
     fz_calls own;
 
@@ -573,9 +642,16 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     page = sm_page_size();
     maxs = 3 * page;
     FZ_CHECK((buf = malloc(maxs + 1)) != NULL, "out of memory");
-    for (unsigned i = 0; i < FZ_NFACT; i++)
+    for (unsigned i = 0; i < NSLOT; i++)
         FZ_CHECK((M.sec[i].want = malloc(maxs)) != NULL, "out of memory");
     fz_sec_rows_find(rows);
+    /* A row that is missing is not checked (calls.h): these must all be there. */
+    for (size_t k = 0; k < sizeof compact_rows / sizeof compact_rows[0]; k++) {
+        fz_calls want;
+
+        FZ_CHECK(fz_calls_of(compact_rows[k], want), "spec/syscalls.tsv has no row %s",
+                 compact_rows[k]);
+    }
     return 0;
 }
 
@@ -585,14 +661,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fz_counts c;
 
     fz_begin();
-    for (unsigned i = 0; i < FZ_NFACT; i++) {
+    for (unsigned i = 0; i < NSLOT; i++) {
         M.sec[i].h.id = 0;
         M.sec[i].open = false;
         M.sec[i].size = 0;
         M.sec[i].depth = 0;
         M.sec[i].addr = NULL;
     }
-    M.depth = M.ops = M.hooks = 0;
+    M.depth = M.ops = M.hooks = M.compact_slabs = 0; /* fz_begin's purge unmapped the slabs */
     M.rng_keyed = false;
     fz_counts_get(&c);
     M.base_bytes = c.bytes;
@@ -603,13 +679,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     /* Close what is left; the counters come back to where the input started. */
     M.hooks = 0;
-    for (unsigned i = 0; i < FZ_NFACT; i++)
+    for (unsigned i = 0; i < NSLOT; i++)
         if (M.sec[i].open)
             FZ_CHECK(sm_secret_close(M.sec[i].h) == SM_OK, "closing the %s secret",
                      factory_name(i));
     fz_counts_get(&c);
     FZ_CHECK(c.live[SMI_KIND_SECRET] == 0, "secrets remain alive");
-    FZ_CHECK(c.bytes == M.base_bytes + (fz_coffer_exists() ? fz_coffer_bytes : 0),
+    FZ_CHECK(c.bytes == M.base_bytes + compact_bytes() + (fz_coffer_exists() ? fz_coffer_bytes : 0),
              "%llu bytes still counted, want %llu", (unsigned long long)c.bytes,
              (unsigned long long)M.base_bytes);
     return 0;

@@ -185,14 +185,17 @@ while IFS='	' read -r id file fn op before after; do
     esac
 done < "$tmp/m/list"
 
-# every listed equivalent mutant must still be generated and survive
+# every listed equivalent mutant must still be generated and survive; the mutants by
+# their key (function, before, after), those run and those generated, cut out once
 touch "$tmp/survivors"
+cut -f3,5,6 "$tmp/m/list" > "$tmp/m/keys"
+cut -f3,5,6 "$tmp/m/list.all" > "$tmp/m/keys.all"
 while IFS='	' read -r fn before after why; do
     case $fn in ''|'#'*) continue ;; esac
     [ -z "$only" ] || case " $only " in *" $fn "*) ;; *) continue ;; esac
     # a listed mutant that the sample leaves out is checked by the full runs
-    if ! cut -f3,5,6 "$tmp/m/list" | grep -qxF "$fn	$before	$after" &&
-       cut -f3,5,6 "$tmp/m/list.all" | grep -qxF "$fn	$before	$after"; then
+    if ! grep -qxF "$fn	$before	$after" "$tmp/m/keys" &&
+       grep -qxF "$fn	$before	$after" "$tmp/m/keys.all"; then
         continue
     fi
     if ! grep -qxF "$fn	$before	$after" "$tmp/survivors"; then

@@ -68,7 +68,7 @@ void smi_runtime_key_purge(void (*hook)(bool ending));
  * handlers registered while that fork runs its prepare handlers: a coffer registering
  * its own at its first seal could take its locks just before that fork, and the child
  * would inherit them locked with no handler to release them. The runtime's are
- * registered before any of the coffer's locks is first taken (smi_runtime_fork_ready),
+ * registered when the library is loaded (runtime.c), before any lock can be taken,
  * and the child handler it runs is the one set now, not the one seen by the prepare.
  */
 typedef struct smi_fork_ops {
@@ -77,7 +77,10 @@ typedef struct smi_fork_ops {
     void (*after_fork)(void);  /* in the child: every lock afresh, whether or not taken */
 } smi_fork_ops;
 void smi_runtime_coffer_fork(const smi_fork_ops *ops);
-/* The runtime's fork handlers registered (without initialising); SM_E_NOMEM if not. */
+/*
+ * The runtime's fork handlers registered (without initialising): done at load, and
+ * made here only by a call that comes before that. SM_E_NOMEM if they were refused.
+ */
 sm_status smi_runtime_fork_ready(void);
 /*
  * Objects kept outside the registry (the compact factory's slabs, objects/compact.c):

@@ -19,8 +19,9 @@
 /*
  * The factories but the compact one, listed last in factories.h. Its locked bytes are
  * per page, not per secret, and an access costs 0 or 2 calls by what its neighbours hold
- * open: the ops model keeps its slabs page by page (fuzz/ops/compact.c); secret_access's
- * per-secret byte and call checks do not (spec/compact.md, "Open").
+ * open, so these per-secret helpers leave it out: the ops model keeps its slabs page by
+ * page (fuzz/ops/compact.c), and secret_access models its one compact secret, alone in
+ * its slab, apart (spec/compact.md, "Open").
  */
 #define FZ_NFACT ((unsigned)FACT_COMPACT)
 #include "fuzz_tables.h"

@@ -542,6 +542,13 @@ def access_seeds():
         bytes([ENTER, 0, TRY, 3, READ, LEAVE, 0, CLOSE, 3, LEAVE, 0]) + after_close(3) + \
         new(3, 5000, random=True) + bytes([HOOKS, 4, ENTER, 3, LEAVE, 3, CLOSE, 3])
     s["deep"] = new(1, 10) + new(2, 10) + bytes([ENTER, 1, ENTER, 2] * 7) + bytes([READ, CLOSE, 1, CLOSE, 2])
+    # The compact slot (4): a class's first make and a later one, nested accesses that
+    # join the open page, a refused size, and a second class beside another factory's.
+    s["compact"] = new(4, 32) + bytes([ENTER, 4, ENTER, 4, TRY, 4, READ]) + read_at(4, 1, 20) + \
+        bytes([CLOSE, 4, LEAVE, 0, LEAVE, 0, LEAVE, 0]) + read_at(4, 0, 32) + bytes([CLOSE, 4]) + \
+        after_close(4) + new(4, 20, random=True) + bytes([ENTER, 4, READ, LEAVE, 0, CLOSE, 4]) + \
+        new(4, 3000, random=True) + new(4, 2048) + new(0, 32) + \
+        bytes([ENTER, 0, ENTER, 4, READ, LEAVE, 0, LEAVE, 0, CLOSE, 4, CLOSE, 0])
     for k in range(4):
         s["factory-%d" % k] = new(k, 64 if k % 2 else PAGE) + \
             bytes([ENTER, k, ENTER, k, READ, CLOSE, k, LEAVE, 0, LEAVE, 0]) + read_at(k, 10, 10) + \

@@ -44,7 +44,9 @@ typedef struct sm_config {
  * SM_E_UNSUPPORTED when SECRETMEM_REQUIRED and the kernel refuses memfd_secret, or a
  * kernel lacks an madvise advice; otherwise the status of the failed OS call
  * (SM_E_NOMEM, SM_E_LOCK, SM_E_PROT, SM_E_RANDOM, SM_E_SYS). A failed sm_init leaves
- * the library uninitialised, changes no counter and may be retried.
+ * the library uninitialised, changes no counter and may be retried, but for one case:
+ * when libc refused the fork handlers that the library registers as it is loaded,
+ * every sm_init of the process gives SM_E_NOMEM (spec/runtime.md, "Fork").
  */
 SM_API SM_MUST_CHECK sm_status sm_init(const sm_config *cfg);
 

@@ -221,10 +221,10 @@ static void fork_child(void)
 /*
  * The fork handlers are in place before the first lock is ever taken, so that no fork
  * can catch a coffer lock held by a thread that the child will not have. They are the
- * runtime's (smi_runtime_fork_ready registers those if sm_init has not), which call
- * the coffer's: a pthread_atfork of the coffer's own, made at its first seal, was not
- * run by a fork that another thread had already begun (glibc 2.34 and later skip,
- * for that fork, handlers registered while it runs its prepare handlers), and that
+ * runtime's (registered at load, runtime.c), which call the coffer's: a pthread_atfork
+ * of the coffer's own, made at its first seal, was not run by a fork that another
+ * thread had already begun (glibc 2.34 and later skip, for that fork, handlers
+ * registered while it runs its prepare handlers), and that
  * fork could then copy coffer_lock held by this thread into a child that waited on it
  * for ever (coffer/fork_during_operations_does_not_deadlock, once under load;
  * coffer/fork_under_way_at_the_first_seal_does_not_deadlock makes it every time).

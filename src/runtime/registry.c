@@ -553,13 +553,17 @@ void smi_registry_fork_parent(void)
 }
 
 /*
- * The child has one thread. Any slot lock may have been copied locked from a thread
- * that the child lacks (a lookup that lost a race with a remove locks a free slot for a
- * moment), so every slot's lock is initialised again. Every pre-fork object, live,
- * claimed by a purge, or kept for the accesses of a purged secret, is forgotten (its
- * pages are the fork's: wiped, or not in the child), its generation moved on so that
- * its handles stay stale, and its slot put back on the free list, as are the slots that
- * purges had given back and those that threads the child lacks had reserved.
+ * The child has one thread, the one that forked: reg_lock is its own, taken by
+ * smi_registry_before_fork, and it lets it go as the parent does (made afresh instead,
+ * a mutex ThreadSanitizer saw locked stays locked to it, and the child's next insert
+ * from another thread was a "double lock"). Any slot lock may have been copied locked
+ * from a thread that the child lacks (a lookup that lost a race with a remove locks a
+ * free slot for a moment), so every slot's lock is initialised again. Every pre-fork
+ * object, live, claimed by a purge, or kept for the accesses of a purged secret, is
+ * forgotten (its pages are the fork's: wiped, or not in the child), its generation
+ * moved on so that its handles stay stale, and its slot put back on the free list, as
+ * are the slots that purges had given back and those that threads the child lacks had
+ * reserved.
  */
 void smi_registry_after_fork(void)
 {
@@ -568,7 +572,7 @@ void smi_registry_after_fork(void)
     walk w;
     smi_slot *s;
 
-    sm_os_mutex_init(&reg_lock);
+    sm_os_mutex_unlock(&reg_lock);
     for (uint32_t i = 0; i < n; i++) {
         s = slot_at(i);
         sm_os_mutex_init(&s->lock);

@@ -87,12 +87,15 @@ static void fork_parent(void)
         coffer_forking->fork_parent();
 }
 
-/* The forked child: both locks afresh, the registry's slots, the canary generator's key. */
+/*
+ * The forked child: both locks let go by the thread that took them (the child's one
+ * thread is the one that forked), the registry's slots, the canary generator's key.
+ */
 static void after_fork(void)
 {
     const smi_outside_ops *p = atomic_load(&outside);
 
-    sm_os_mutex_init(&init_lock);
+    sm_os_mutex_unlock(&init_lock);
     smi_registry_after_fork();
     /*
      * The table as it is now, not as the prepare handler saw it: a table registered by
@@ -117,11 +120,19 @@ static void after_fork(void)
 }
 
 /*
- * Registered before init_lock is first taken, or a fork could still catch it held
- * before the handlers exist. sm_os_call_once for the reason coffer.c gives (glibc restarts
- * a once-routine that a fork interrupted). It fails only when libc cannot grow its
+ * Registered before any lock of the library is first taken, or a fork could catch one
+ * held before the handlers exist: at load (fork_handlers_at_load), not at the first
+ * call. A first call made while another thread's fork was running its prepare
+ * handlers registered them too late for that fork (glibc 2.34 and later run, for a fork
+ * under way, none of the handlers registered meanwhile, the child's included): the
+ * child inherited whatever that call held (init_lock, the canary key's reseed_lock,
+ * the registry's lock, an object's) and kept the parent's objects live
+ * (runtime/first_call_during_a_fork_runs_the_fork_handlers). sm_os_call_once for the
+ * reason coffer.c gives (glibc restarts a once-routine that a fork interrupted), and so
+ * that a call made before the constructor ran (another constructor of the same program,
+ * in link order) still registers them first. It fails only when libc cannot grow its
  * handler list: then no call can be made fork-safe, and every sm_init of the process
- * gives SM_E_NOMEM.
+ * gives SM_E_NOMEM (a constructor has no caller to tell).
  */
 static void atfork_register(void)
 {
@@ -134,6 +145,17 @@ sm_status smi_runtime_fork_ready(void)
 {
     sm_os_call_once(&atfork_once, atfork_register);
     return atomic_load(&atfork_ok) ? SM_OK : SM_E_NOMEM;
+}
+
+/*
+ * Before main, or inside the dlopen that loads the library: before any call of the
+ * library, and so before any of its locks can be held. Every compiler of the build
+ * matrix has the attribute (GCC, Clang, Zig, MinGW); on Windows sm_os_atfork does
+ * nothing, there being no fork.
+ */
+__attribute__((constructor)) static void fork_handlers_at_load(void)
+{
+    (void)smi_runtime_fork_ready();
 }
 
 void smi_runtime_coffer_fork(const smi_fork_ops *ops)

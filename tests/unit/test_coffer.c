@@ -649,9 +649,13 @@ Test(coffer, fork_during_operations_does_not_deadlock, .init = init)
  * seal, the sealer then took coffer_lock before the fork and the child inherited it
  * held, with no handler to release it: its first seal waited for ever (the alarm,
  * status 128 + SIGALRM). fork_during_operations_does_not_deadlock met this once under
- * load, at its first fork. The prepare handler below is registered before sm_init, so
- * that it runs after the runtime's.
+ * load, at its first fork. The prepare handler below must run after the runtime's,
+ * which are registered at load: it is registered before them, by a constructor that
+ * runs ahead of the library's (a priority runs before none), since glibc runs prepare
+ * handlers in the reverse order of their registration. It does nothing in the other
+ * tests' processes, where the test below has not armed it.
  */
+static atomic_bool first_seal_armed;
 static atomic_int first_seal_step; /* 0 idle, 1 seal now, 2 sealed and holding, 3 let go */
 
 static void *first_sealer(void *arg)
@@ -677,11 +681,18 @@ static void seal_during_prepare(void)
 {
     int idle = 0;
 
-    /* The first fork of the process only. */
-    if (!atomic_compare_exchange_strong(&first_seal_step, &idle, 1))
+    /* The first fork of the test's process only. */
+    if (!atomic_load(&first_seal_armed) ||
+        !atomic_compare_exchange_strong(&first_seal_step, &idle, 1))
         return;
     while (atomic_load(&first_seal_step) != 2)
         sched_yield();
+}
+
+__attribute__((constructor(101))) static void seal_during_prepare_before_the_runtime(void)
+{
+    if (pthread_atfork(seal_during_prepare, NULL, NULL) != 0)
+        abort();
 }
 
 Test(coffer, fork_under_way_at_the_first_seal_does_not_deadlock)
@@ -690,8 +701,8 @@ Test(coffer, fork_under_way_at_the_first_seal_does_not_deadlock)
     void *ret;
     int st;
 
-    cr_assert_eq(pthread_atfork(seal_during_prepare, NULL, NULL), 0);
     cr_assert_eq(sm_init(NULL), SM_OK);
+    atomic_store(&first_seal_armed, true);
     cr_assert_eq(pthread_create(&t, NULL, first_sealer, NULL), 0);
     st = in_child(child_seals_once, NULL);
     atomic_store(&first_seal_step, 3);

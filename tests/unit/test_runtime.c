@@ -2,6 +2,8 @@
 /* sm_init and sm_stats_get: one configuration per process (each test is a new process). */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -245,6 +247,128 @@ Test(runtime, fork_during_sm_init_does_not_hang_the_child)
             hung++;
     }
     cr_assert_eq(hung, 0, "%d children of %d did not get through sm_init", hung, CHILDREN);
+}
+
+/*
+ * A program's first call made while a fork is already running its prepare handlers
+ * (deterministically: from inside one, registered by the test before any library call,
+ * as another library's handler would be; another thread's first call races the same
+ * way). When the runtime registered its fork handlers at that first call, glibc (2.34
+ * and later) ran none of them for this fork, not even the child's: the child kept the
+ * pre-fork buffer live (buffers_live 1: status 2 here), and a lock that another
+ * thread's first call held at such a fork (init_lock, the registry's) would have stayed
+ * locked there for ever. Registered at load, they run after the test's prepare, as for
+ * any later fork.
+ */
+static sm_buffer made_in_prepare;
+static atomic_int made_in_prepare_status = -1;
+
+static void first_call_in_prepare(void)
+{
+    static atomic_bool done;
+
+    if (!atomic_exchange(&done, true))
+        atomic_store(&made_in_prepare_status, sm_buffer_new(32, &made_in_prepare));
+}
+
+static void child_finds_the_buffer_stale(void *arg)
+{
+    sm_stats s;
+
+    (void)arg;
+    alarm(10); /* a lock copied held ends as SIGALRM, not as a hung suite */
+    if (sm_stats_get(&s) != SM_OK)
+        _exit(1);
+    if (s.buffers_live != 0)
+        _exit(2); /* the runtime's child handler did not run */
+    if (sm_buffer_destroy(made_in_prepare) != SM_E_STATE)
+        _exit(3);
+    _exit(0);
+}
+
+Test(runtime, first_call_during_a_fork_runs_the_fork_handlers)
+{
+    SKIP_WITHOUT_LINUX("no MADV_WIPEONFORK: a forked child keeps its copy of the pages");
+    int st;
+
+    cr_assert_eq(pthread_atfork(first_call_in_prepare, NULL, NULL), 0);
+    st = in_child(child_finds_the_buffer_stale, NULL);
+    cr_assert_eq(atomic_load(&made_in_prepare_status), SM_OK);
+    cr_assert_eq(st, 0, "the child: %d (2: the pre-fork buffer was live there)", st);
+    cr_assert_eq(sm_buffer_destroy(made_in_prepare), SM_OK, "the parent's buffer is its own");
+}
+
+/*
+ * The registration at load refused (libc could not grow its handler list). A
+ * constructor has no caller to tell: every sm_init of the process, and every first call
+ * that initialises, gives SM_E_NOMEM, makes nothing and tries no second registration
+ * (which, made lazily, would race a fork as above). The refusal has to happen before
+ * any test code runs, so this test runs itself again in a new process with
+ * ATFORK_REFUSED set, where a constructor that runs ahead of the library's (a priority
+ * runs before none) plans the fault. That run writes "ok" to the file ATFORK_REFUSED
+ * names as its last step: a filter that matched no test would pass too.
+ */
+#define ATFORK_REFUSED "SM_TEST_ATFORK_REFUSED_AT_LOAD"
+
+__attribute__((constructor(101))) static void refuse_atfork_at_load(void)
+{
+    if (getenv(ATFORK_REFUSED) != NULL)
+        sm_os_fault_arm(SM_OS_ATFORK, 1, ENOMEM, false);
+}
+
+static void run_again_refused(void *mark)
+{
+    char self[4096], filter[] = "runtime/fork_handlers_refused_at_load_fail_every_init";
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    char *argv[] = { self, "--quiet", "--filter", filter, NULL };
+
+    if (n <= 0)
+        _exit(90);
+    self[n] = '\0';
+    /* BXFI_MAP marks Criterion's own workers: without it, this is a new runner. */
+    if (setenv(ATFORK_REFUSED, mark, 1) != 0 || unsetenv("BXFI_MAP") != 0)
+        _exit(91);
+    execv(self, argv);
+    _exit(92);
+}
+
+Test(runtime, fork_handlers_refused_at_load_fail_every_init)
+{
+    const char *mark = getenv(ATFORK_REFUSED);
+    counters before, after;
+    sm_buffer b;
+    sm_enclave e;
+    sm_stats s;
+    uint8_t x = 1;
+    FILE *f;
+
+    if (mark == NULL) {
+        char path[] = "/tmp/securemem-atfork-XXXXXX", got[3] = { 0 };
+        int fd = mkstemp(path), st;
+        ssize_t n;
+
+        cr_assert_geq(fd, 0);
+        st = in_child(run_again_refused, path);
+        n = pread(fd, got, 2, 0);
+        (void)close(fd);
+        (void)unlink(path);
+        cr_assert_eq(st, 0, "the run with the registration refused: %d", st);
+        cr_assert(n == 2 && strcmp(got, "ok") == 0, "that run did not reach its end");
+        return;
+    }
+    cr_assert_eq(sm_os_fault_calls(SM_OS_ATFORK), 1, "the constructor tried, once");
+    counters_get(&before);
+    cr_assert_eq(sm_init(NULL), SM_E_NOMEM);
+    cr_assert_eq(sm_init(NULL), SM_E_NOMEM, "and again");
+    cr_assert_eq(sm_stats_get(&s), SM_E_NOMEM);
+    cr_assert_eq(sm_buffer_new(16, &b), SM_E_NOMEM);
+    cr_assert_eq(sm_enclave_new(&x, 1, &e), SM_E_NOMEM);
+    counters_get(&after);
+    cr_assert(counters_equal(&before, &after, CMP_MAPPED | CMP_ALLOCATIONS));
+    cr_assert_eq(sm_os_fault_calls(SM_OS_ATFORK), 1, "no registration after load");
+    f = fopen(mark, "w");
+    cr_assert_not_null(f);
+    cr_assert(fputs("ok", f) >= 0 && fclose(f) == 0);
 }
 
 /*
