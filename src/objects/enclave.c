@@ -4,9 +4,9 @@
  * laid out as  | nonce | tag | pad | ciphertext |  ; it is not secret, so it is not
  * locked, which keeps RLIMIT_MEMLOCK for plaintext. Plaintext only ever exists in the
  * caller's memory or in guarded regions: sealing encrypts in place where the plaintext
- * already is, copies the ciphertext out and wipes the plaintext behind it; opening copies
- * the ciphertext into a guarded region and decrypts it there. A destroyed enclave's mapping is kept spare for the next
- * seal of the same length (spare.c).
+ * already is, copies the ciphertext out and wipes the plaintext behind it; opening
+ * copies the ciphertext into a guarded region and decrypts it there. A destroyed
+ * enclave's mapping is kept spare for the next seal of the same length (spare.c).
  */
 #include <string.h>
 

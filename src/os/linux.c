@@ -163,8 +163,9 @@ struct vma_query {
 
 /*
  * Whether the page-aligned [a, b) is mapped writable throughout: 1 yes, 0 no, -1 cannot
- * tell (no /proc, or a kernel or an emulator without the query: ENOTTY or EINVAL). One
- * ioctl per mapping, whatever the number of pages. ENOENT: nothing is mapped at a.
+ * tell (no /proc, or a kernel or an emulator that does not know the query and fails it
+ * otherwise than with ENOENT, which says that nothing is mapped at a). One ioctl per
+ * mapping, whatever the number of pages.
  */
 static int query_writable(uintptr_t a, uintptr_t b)
 {
