@@ -486,9 +486,9 @@ typedef struct smi_sealed {
     uint8_t  id[SMI_SEALED_ID];
 } smi_sealed;
 /*
- * Seal the size bytes at data in place and copy them out; data is untouched on error
- * (a purge during the seal included: smi_coffer_seal). SM_E_RANDOM if no id can be
- * drawn (a forked child whose generator cannot be keyed).
+ * Seal the size bytes at data in place and copy them out, leaving data wiped; data is
+ * untouched on error (a purge during the seal included: smi_coffer_seal). SM_E_RANDOM
+ * if no id can be drawn (a forked child whose generator cannot be keyed).
  */
 sm_status smi_sealed_seal(uint8_t *data, size_t size, smi_sealed *out);
 /* Decrypt e into r's data (r->size == e->size); SM_E_AUTH wipes it. */
@@ -587,35 +587,26 @@ typedef struct smi_aead_ws smi_aead_ws;
 size_t smi_aead_ws_size(void);
 
 /*
- * Encrypt the len bytes at data in place (len <= SMI_AEAD_MAX_LEN) and write the tag.
- * aad and data may be NULL when their length is 0. The nonce MUST NOT repeat under a
- * key. ws is wiped before returning, and so is the stack the cipher used.
+ * Encrypt the len bytes at data (len <= SMI_AEAD_MAX_LEN) and write the tag. to NULL:
+ * in place, data then holds the ciphertext. Otherwise the ciphertext goes to to (len
+ * bytes, not overlapping data) and data is left wiped: the plaintext moves into
+ * ciphertext, in pieces that stay in the cache (aead.c). aad and data may be NULL when
+ * their length is 0. The nonce MUST NOT repeat under a key. ws is wiped before
+ * returning, and so is the stack the cipher used.
  */
 void smi_aead_seal(smi_aead_ws *ws, const uint8_t key[SMI_AEAD_KEY],
                    const uint8_t nonce[SMI_AEAD_NONCE], const void *aad, size_t aad_len,
-                   uint8_t *data, size_t len, uint8_t tag[SMI_AEAD_TAG]);
+                   uint8_t *data, size_t len, uint8_t *to, uint8_t tag[SMI_AEAD_TAG]);
 /*
- * Decrypt in place and check the tag in constant time. false: the tag does not match,
- * and data is wiped (it never holds unauthenticated plaintext after return). ws is
- * wiped either way.
+ * Decrypt into data and check the tag in constant time: in place when from is NULL,
+ * else the len bytes at from (only read) are copied into data as the cipher goes.
+ * false: the tag does not match, and data is wiped (it never holds unauthenticated
+ * plaintext after return). ws is wiped either way.
  */
 bool smi_aead_open(smi_aead_ws *ws, const uint8_t key[SMI_AEAD_KEY],
                    const uint8_t nonce[SMI_AEAD_NONCE], const void *aad, size_t aad_len,
-                   uint8_t *data, size_t len, const uint8_t tag[SMI_AEAD_TAG])
-    __attribute__((warn_unused_result));
-/*
- * The same two, with the copy that an enclave needs beside the cipher (aead.c: in
- * pieces that stay in the cache). seal_to: the ciphertext also copied to to (len bytes,
- * not overlapping data). open_from: the len bytes at from copied into data first, then
- * decrypted there; from is only read.
- */
-void smi_aead_seal_to(smi_aead_ws *ws, const uint8_t key[SMI_AEAD_KEY],
-                      const uint8_t nonce[SMI_AEAD_NONCE], const void *aad, size_t aad_len,
-                      uint8_t *data, size_t len, uint8_t *to, uint8_t tag[SMI_AEAD_TAG]);
-bool smi_aead_open_from(smi_aead_ws *ws, const uint8_t key[SMI_AEAD_KEY],
-                        const uint8_t nonce[SMI_AEAD_NONCE], const void *aad, size_t aad_len,
-                        const uint8_t *from, uint8_t *data, size_t len,
-                        const uint8_t tag[SMI_AEAD_TAG]) __attribute__((warn_unused_result));
+                   const uint8_t *from, uint8_t *data, size_t len,
+                   const uint8_t tag[SMI_AEAD_TAG]) __attribute__((warn_unused_result));
 /* "AES-256-GCM" or "ChaCha20-Poly1305": what this process uses (chosen at first use). */
 const char *smi_aead_name(void);
 
@@ -656,10 +647,11 @@ sm_status smi_coffer_open(const uint8_t nonce[SMI_AEAD_NONCE], const void *aad,
                           const uint8_t tag[SMI_AEAD_TAG])
     __attribute__((warn_unused_result));
 /*
- * The same with an enclave's copy beside the cipher (smi_aead_seal_to, smi_aead_open_from):
- * seal_to also leaves the ciphertext at to (untouched on error, but for a purge during
- * the call, which may leave ciphertext under the purged key there); open_from copies the
- * ciphertext from from into data before decrypting it there, with the errors of
+ * The same with an enclave's copy beside the cipher (smi_aead_seal and smi_aead_open
+ * with to and from): seal_to leaves the ciphertext at to and data wiped, with the errors
+ * of smi_coffer_seal (data as it was; to untouched, but for a purge during the call,
+ * which may leave ciphertext under the purged key there); open_from copies the
+ * ciphertext from from into data as it decrypts it there, with the errors of
  * smi_coffer_open (data wiped or, for an error before the copy, untouched).
  */
 sm_status smi_coffer_seal_to(const void *aad, size_t aad_len, uint8_t *data, size_t len,

@@ -133,6 +133,8 @@ static uint8_t empty[1];
  * of it (to) next to each step, so that the cipher finds the bytes in the L1 cache
  * where a copy of the whole would have pushed them out to L2 (issue 14 §4: the copy cost
  * as much as a quarter of the cipher). BearSSL's GCM takes its data in any pieces.
+ * A piece copied out to to is wiped in data at once, while it is still in the cache:
+ * a separate wipe of the whole afterwards read it all back from L2 (spec/enclaves-streams.md).
  */
 #define CHUNK 16384u
 
@@ -145,15 +147,16 @@ static void gcm_run(br_gcm_context *gcm, int encrypt, const uint8_t *from, uint8
         if (from != NULL)
             memcpy(data + off, from + off, n);
         br_gcm_run(gcm, encrypt, data + off, n);
-        if (to != NULL)
+        if (to != NULL) {
             memcpy(to + off, data + off, n);
+            smi_wipe(data + off, n);
+        }
     }
 }
 
-/* smi_aead_seal, and then the ciphertext copied to to as well (to NULL: nowhere). */
-static void seal(smi_aead_ws *ws, const uint8_t key[SMI_AEAD_KEY],
-                 const uint8_t nonce[SMI_AEAD_NONCE], const void *aad, size_t aad_len,
-                 uint8_t *data, size_t len, uint8_t *to, uint8_t tag[SMI_AEAD_TAG])
+void smi_aead_seal(smi_aead_ws *ws, const uint8_t key[SMI_AEAD_KEY],
+                   const uint8_t nonce[SMI_AEAD_NONCE], const void *aad, size_t aad_len,
+                   uint8_t *data, size_t len, uint8_t *to, uint8_t tag[SMI_AEAD_TAG])
 {
     impl im = current();
 
@@ -168,31 +171,18 @@ static void seal(smi_aead_ws *ws, const uint8_t key[SMI_AEAD_KEY],
     } else {
         /* BearSSL's ChaCha20-Poly1305 is one call over the whole: the copy follows it. */
         im.poly(key, nonce, data, len, aad, aad_len, tag, im.chacha, 1);
-        if (to != NULL && len > 0)
+        if (to != NULL && len > 0) {
             memcpy(to, data, len);
+            smi_wipe(data, len);
+        }
     }
     smi_wipe(ws, WS_SIZE);
     smi_burn_stack();
 }
 
-void smi_aead_seal(smi_aead_ws *ws, const uint8_t key[SMI_AEAD_KEY],
+bool smi_aead_open(smi_aead_ws *ws, const uint8_t key[SMI_AEAD_KEY],
                    const uint8_t nonce[SMI_AEAD_NONCE], const void *aad, size_t aad_len,
-                   uint8_t *data, size_t len, uint8_t tag[SMI_AEAD_TAG])
-{
-    seal(ws, key, nonce, aad, aad_len, data, len, NULL, tag);
-}
-
-void smi_aead_seal_to(smi_aead_ws *ws, const uint8_t key[SMI_AEAD_KEY],
-                      const uint8_t nonce[SMI_AEAD_NONCE], const void *aad, size_t aad_len,
-                      uint8_t *data, size_t len, uint8_t *to, uint8_t tag[SMI_AEAD_TAG])
-{
-    seal(ws, key, nonce, aad, aad_len, data, len, to, tag);
-}
-
-/* smi_aead_open, with the ciphertext copied from from into data first (from NULL: none). */
-static bool open_(smi_aead_ws *ws, const uint8_t key[SMI_AEAD_KEY],
-                  const uint8_t nonce[SMI_AEAD_NONCE], const void *aad, size_t aad_len,
-                  const uint8_t *from, uint8_t *data, size_t len, const uint8_t tag[SMI_AEAD_TAG])
+                   const uint8_t *from, uint8_t *data, size_t len, const uint8_t tag[SMI_AEAD_TAG])
 {
     impl im = current();
     uint8_t *out = len == 0 ? empty : data;
@@ -222,19 +212,4 @@ static bool open_(smi_aead_ws *ws, const uint8_t key[SMI_AEAD_KEY],
     smi_wipe(ws, WS_SIZE);
     smi_burn_stack();
     return ok == 1;
-}
-
-bool smi_aead_open(smi_aead_ws *ws, const uint8_t key[SMI_AEAD_KEY],
-                   const uint8_t nonce[SMI_AEAD_NONCE], const void *aad, size_t aad_len,
-                   uint8_t *data, size_t len, const uint8_t tag[SMI_AEAD_TAG])
-{
-    return open_(ws, key, nonce, aad, aad_len, NULL, data, len, tag);
-}
-
-bool smi_aead_open_from(smi_aead_ws *ws, const uint8_t key[SMI_AEAD_KEY],
-                        const uint8_t nonce[SMI_AEAD_NONCE], const void *aad, size_t aad_len,
-                        const uint8_t *from, uint8_t *data, size_t len,
-                        const uint8_t tag[SMI_AEAD_TAG])
-{
-    return open_(ws, key, nonce, aad, aad_len, from, data, len, tag);
 }

@@ -677,7 +677,7 @@ static sm_status session_seal(smi_coffer_session *cs, const void *aad, size_t aa
     if (!cs->active || cs->seals == 0)
         return SM_E_STATE; /* every nonce of the session is spent */
     /* What to holds on a purge below is ciphertext under the purged key: nothing. */
-    smi_aead_seal_to(slot_ws(sl), sl->key, cs->nonce, aad, aad_len, data, len, to, tag);
+    smi_aead_seal(slot_ws(sl), sl->key, cs->nonce, aad, aad_len, data, len, to, tag);
     if (purged_since(cs->epoch)) {
         /*
          * The key is gone: this ciphertext could never be opened, and is not returned.
@@ -685,11 +685,12 @@ static sm_status session_seal(smi_coffer_session *cs, const void *aad, size_t aa
          * untouched on error, issue 11 §4.4): a purge that lets the process go on
          * leaves the slot's key alone while this operation is in flight (the teardown
          * waits for it), so decrypting under it, checked against the tag just made,
-         * restores them exactly. An ending purge may have wiped the key under the
-         * cipher: the check then fails and the open wipes the bytes, so neither a
-         * ciphertext nor a garbled plaintext is left; the process is ending anyway.
+         * restores them exactly, from to when the seal wiped data. An ending purge may
+         * have wiped the key under the cipher: the check then fails and the open wipes
+         * the bytes, so neither a ciphertext nor a garbled plaintext is left; the
+         * process is ending anyway.
          */
-        if (!smi_aead_open(slot_ws(sl), sl->key, cs->nonce, aad, aad_len, data, len, tag) &&
+        if (!smi_aead_open(slot_ws(sl), sl->key, cs->nonce, aad, aad_len, to, data, len, tag) &&
             len > 0)
             smi_wipe(data, len);
         smi_wipe(tag, sizeof tag);
@@ -724,7 +725,7 @@ static sm_status session_open(smi_coffer_session *cs, const uint8_t nonce[SMI_AE
         return SM_E_INVAL;
     if (!cs->active)
         return SM_E_STATE;
-    ok = smi_aead_open_from(slot_ws(sl), sl->key, nonce, aad, aad_len, from, data, len, tag);
+    ok = smi_aead_open(slot_ws(sl), sl->key, nonce, aad, aad_len, from, data, len, tag);
     if (purged_since(cs->epoch)) {
         if (len > 0)
             smi_wipe(data, len);

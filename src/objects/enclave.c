@@ -4,9 +4,9 @@
  * laid out as  | nonce | tag | pad | ciphertext |  ; it is not secret, so it is not
  * locked, which keeps RLIMIT_MEMLOCK for plaintext. Plaintext only ever exists in the
  * caller's memory or in guarded regions: sealing encrypts in place where the plaintext
- * already is and copies the ciphertext out; opening copies the ciphertext into a guarded
- * region and decrypts it there. A destroyed enclave's mapping is kept spare for the next
- * seal of the same length (spare.c).
+ * already is, copies the ciphertext out and wipes the plaintext behind it; opening
+ * copies the ciphertext into a guarded region and decrypts it there. A destroyed
+ * enclave's mapping is kept spare for the next seal of the same length (spare.c).
  */
 #include <string.h>
 
@@ -92,8 +92,8 @@ static sm_status put_back(smi_enclave *e)
 }
 
 /*
- * Seal the plaintext at data in place, copying the ciphertext into e as the cipher goes
- * (smi_coffer_seal_to), and nonce and tag after it.
+ * Seal the plaintext at data in place, copying the ciphertext into e and wiping data as
+ * the cipher goes (smi_coffer_seal_to), and nonce and tag after it.
  */
 static sm_status seal_into(smi_enclave *e, uint8_t *data)
 {
@@ -177,7 +177,8 @@ sm_status sm_enclave_new(void *src, size_t size, sm_enclave *out)
     if (st != SM_OK)
         return st;
     /*
-     * src is wiped on success anyway: encrypting in place there saves a copy. Every
+     * src is wiped on success anyway: encrypting in place there saves a copy, and the
+     * seal wipes each piece as it copies the ciphertext out, which saves a pass. Every
      * failure leaves it as it was, a purge during the cipher included (the coffer
      * decrypts it back). The cipher writes src, so a read-only one (a FROZEN buffer's
      * data) is refused first rather than faulting (SM-REQ-132).
@@ -189,7 +190,6 @@ sm_status sm_enclave_new(void *src, size_t size, sm_enclave *out)
         smi_registry_unreserve(slot);
         return st;
     }
-    smi_wipe(src, size);
     publish(slot, &e, out);
     return SM_OK;
 }

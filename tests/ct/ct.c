@@ -150,13 +150,13 @@ static void aead_round_trip(smi_aead_choice c)
         SECRET(key, sizeof key);
         SECRET(data, len);
         smi_aead_seal((smi_aead_ws *)(void *)smi_region_data(&ws), key, nonce, aad,
-                      sizeof aad, data, len, tag);
+                      sizeof aad, data, len, NULL, tag);
         /* The ciphertext and tag go to ordinary memory: public from here on. */
         PUBLIC(data, len);
         PUBLIC(tag, sizeof tag);
         SECRET(key, sizeof key);
         ok = smi_aead_open((smi_aead_ws *)(void *)smi_region_data(&ws), key, nonce, aad,
-                           sizeof aad, data, len, tag);
+                           sizeof aad, NULL, data, len, tag);
         HX_CHECK(ok, "%s: %zu bytes did not open", smi_aead_name(), len);
         PUBLIC(data, len);
         HX_CHECK(memcmp(data, orig, len) == 0, "%s: %zu bytes came back wrong",
@@ -164,11 +164,11 @@ static void aead_round_trip(smi_aead_choice c)
         /* A forged tag: rejected, and the verdict is all that may depend on it. */
         if (len > 0) {
             smi_aead_seal((smi_aead_ws *)(void *)smi_region_data(&ws), key, nonce, aad,
-                          sizeof aad, data, len, tag);
+                          sizeof aad, data, len, NULL, tag);
             PUBLIC(data, len);
             tag[0] ^= 1;
             ok = smi_aead_open((smi_aead_ws *)(void *)smi_region_data(&ws), key, nonce, aad,
-                               sizeof aad, data, len, tag);
+                               sizeof aad, NULL, data, len, tag);
             HX_CHECK(!ok, "%s: a forged tag opened", smi_aead_name());
         }
     }

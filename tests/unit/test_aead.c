@@ -83,12 +83,12 @@ static void known_answers(void)
         memcpy(data, msg, len);
         reference(key, nonce, aad, aad_len, msg, len, want);
         smi_aead_seal(ws(), key, nonce, aad_len ? aad : NULL, aad_len, len ? data : NULL, len,
-                      tag);
+                      NULL, tag);
         assert_ws_wiped();
         cr_assert(len == 0 || memcmp(data, want, len) == 0, "%s ciphertext, %zu bytes",
                   smi_aead_name(), len);
         cr_assert(memcmp(tag, want + len, 16) == 0, "%s tag, %zu bytes", smi_aead_name(), len);
-        cr_assert(smi_aead_open(ws(), key, nonce, aad_len ? aad : NULL, aad_len,
+        cr_assert(smi_aead_open(ws(), key, nonce, aad_len ? aad : NULL, aad_len, NULL,
                                 len ? data : NULL, len, tag), "%s open, %zu bytes",
                   smi_aead_name(), len);
         assert_ws_wiped();
@@ -146,7 +146,7 @@ Test(aead, chacha20_poly1305_rfc8439_vector, .init = setup, .fini = teardown)
     for (int c = SMI_AEAD_CHACHA; c <= SMI_AEAD_CHACHA_PORTABLE; c++) {
         smi_aead_test_force((smi_aead_choice)c);
         memcpy(data, text, sizeof data);
-        smi_aead_seal(ws(), key, nonce, aad, sizeof aad, data, sizeof data, tag);
+        smi_aead_seal(ws(), key, nonce, aad, sizeof aad, data, sizeof data, NULL, tag);
         cr_assert(memcmp(data, want_head, sizeof want_head) == 0);
         cr_assert(memcmp(tag, want_tag, sizeof tag) == 0);
     }
@@ -166,7 +166,7 @@ static void tamper_all(part which)
     fill(aad, sizeof aad);
     fill(msg, sizeof msg);
     memcpy(ct, msg, LEN);
-    smi_aead_seal(ws(), key, nonce, aad, AAD_LEN, ct, LEN, tag);
+    smi_aead_seal(ws(), key, nonce, aad, AAD_LEN, ct, LEN, NULL, tag);
     for (size_t bit = 0; bit < sizes[which] * 8; bit++) {
         uint8_t k[32], n[12], a[AAD_LEN], t[16], d[LEN];
         uint8_t *target[] = { d, t, n, a, k };
@@ -177,7 +177,7 @@ static void tamper_all(part which)
         memcpy(t, tag, 16);
         memcpy(d, ct, LEN);
         target[which][bit / 8] ^= (uint8_t)(1u << (bit % 8));
-        cr_assert_not(smi_aead_open(ws(), k, n, a, AAD_LEN, d, LEN, t),
+        cr_assert_not(smi_aead_open(ws(), k, n, a, AAD_LEN, NULL, d, LEN, t),
                       "%s: flipping bit %zu of part %d went unnoticed", smi_aead_name(), bit,
                       (int)which);
         assert_ws_wiped();
@@ -185,7 +185,7 @@ static void tamper_all(part which)
             cr_assert_eq(d[i], 0, "data is wiped after a failed open");
     }
     /* And the untouched inputs still open. */
-    cr_assert(smi_aead_open(ws(), key, nonce, aad, AAD_LEN, ct, LEN, tag));
+    cr_assert(smi_aead_open(ws(), key, nonce, aad, AAD_LEN, NULL, ct, LEN, tag));
     cr_assert(memcmp(ct, msg, LEN) == 0);
 }
 
@@ -223,14 +223,14 @@ Test(aead, empty_message_and_empty_aad, .init = setup, .fini = teardown)
         smi_aead_test_force((smi_aead_choice)c);
         fill(key, sizeof key);
         fill(nonce, sizeof nonce);
-        smi_aead_seal(ws(), key, nonce, aad, sizeof aad, NULL, 0, tag);
-        cr_assert(smi_aead_open(ws(), key, nonce, aad, sizeof aad, NULL, 0, tag));
+        smi_aead_seal(ws(), key, nonce, aad, sizeof aad, NULL, 0, NULL, tag);
+        cr_assert(smi_aead_open(ws(), key, nonce, aad, sizeof aad, NULL, NULL, 0, tag));
         aad[0] ^= 1;
-        cr_assert_not(smi_aead_open(ws(), key, nonce, aad, sizeof aad, NULL, 0, tag));
-        smi_aead_seal(ws(), key, nonce, NULL, 0, one, 1, tag);
-        cr_assert(smi_aead_open(ws(), key, nonce, NULL, 0, one, 1, tag));
+        cr_assert_not(smi_aead_open(ws(), key, nonce, aad, sizeof aad, NULL, NULL, 0, tag));
+        smi_aead_seal(ws(), key, nonce, NULL, 0, one, 1, NULL, tag);
+        cr_assert(smi_aead_open(ws(), key, nonce, NULL, 0, NULL, one, 1, tag));
         cr_assert_eq(one[0], 0x42);
-        cr_assert_not(smi_aead_open(ws(), key, nonce, aad, 1, one, 1, tag), "aad added");
+        cr_assert_not(smi_aead_open(ws(), key, nonce, aad, 1, NULL, one, 1, tag), "aad added");
         cr_assert_eq(one[0], 0, "wiped");
     }
 }
@@ -245,16 +245,17 @@ Test(aead, algorithms_do_not_cross_open, .init = setup, .fini = teardown)
     fill(key, sizeof key);
     fill(nonce, sizeof nonce);
     fill(data, sizeof data);
-    smi_aead_seal(ws(), key, nonce, NULL, 0, data, sizeof data, tag);
+    smi_aead_seal(ws(), key, nonce, NULL, 0, data, sizeof data, NULL, tag);
     smi_aead_test_force(SMI_AEAD_CHACHA);
-    cr_assert_not(smi_aead_open(ws(), key, nonce, NULL, 0, data, sizeof data, tag));
+    cr_assert_not(smi_aead_open(ws(), key, nonce, NULL, 0, NULL, data, sizeof data, tag));
 }
 
 /*
- * seal_to and open_from (an enclave's copy beside the cipher, in 16 KiB pieces for GCM)
- * give what the whole-buffer calls give, at lengths around and across the pieces'
- * edges, for every algorithm: the same ciphertext and tag at to, data still the
- * ciphertext, and open_from reading only from while it decrypts into data.
+ * Seal with to and open with from (an enclave's copy beside the cipher, in 16 KiB pieces
+ * for GCM) give what the in-place calls give, at lengths around and across the pieces'
+ * edges, for every algorithm: the same ciphertext and tag at to, data wiped behind it
+ * (every piece, the last one included), and open reading only from while it decrypts
+ * into data.
  */
 Test(aead, copying_calls_match_the_in_place_ones_across_pieces, .init = setup, .fini = teardown)
 {
@@ -274,20 +275,21 @@ Test(aead, copying_calls_match_the_in_place_ones_across_pieces, .init = setup, .
             for (size_t i = 0; i < n; i++)
                 a[i] = b[i] = (uint8_t)(i * 7 + c);
             memset(to, 0xee, n);
-            smi_aead_seal(ws(), key, nonce, "ad", 2, a, n, tag_a);
-            smi_aead_seal_to(ws(), key, nonce, "ad", 2, b, n, to, tag_b);
-            cr_assert_eq(memcmp(a, b, n), 0, "choice %d, %zu bytes: data", c, n);
+            smi_aead_seal(ws(), key, nonce, "ad", 2, a, n, NULL, tag_a);
+            smi_aead_seal(ws(), key, nonce, "ad", 2, b, n, to, tag_b);
+            for (size_t i = 0; i < n; i++)
+                cr_assert_eq(b[i], 0, "choice %d, byte %zu of %zu: data wiped", c, i, n);
             cr_assert_eq(memcmp(a, to, n), 0, "choice %d, %zu bytes: the copy", c, n);
             cr_assert_eq(memcmp(tag_a, tag_b, 16), 0, "choice %d, %zu bytes: tag", c, n);
             memset(back, 0xee, n);
-            cr_assert(smi_aead_open_from(ws(), key, nonce, "ad", 2, to, back, n, tag_b));
+            cr_assert(smi_aead_open(ws(), key, nonce, "ad", 2, to, back, n, tag_b));
             cr_assert_eq(memcmp(to, a, n), 0, "from is only read");
             for (size_t i = 0; i < n; i++)
                 cr_assert_eq(back[i], (uint8_t)(i * 7 + c), "choice %d, byte %zu of %zu", c, i,
                              n);
             assert_ws_wiped();
             to[n / 2] ^= 1;
-            cr_assert_not(smi_aead_open_from(ws(), key, nonce, "ad", 2, to, back, n, tag_b));
+            cr_assert_not(smi_aead_open(ws(), key, nonce, "ad", 2, to, back, n, tag_b));
             for (size_t i = 0; i < n; i++)
                 cr_assert_eq(back[i], 0, "a forgery leaves data wiped");
         }

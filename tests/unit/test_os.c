@@ -2,8 +2,10 @@
 /* Driven by spec/os-errors.tsv: every row's errno, injected into its OS function. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/utsname.h>
 
 #include "helpers.h"
 
@@ -197,4 +199,53 @@ Test(os, writable_refuses_a_range_that_wraps)
     cr_assert_eq(sm_os_last_error(), EFAULT);
     cr_assert_eq(sm_os_writable(p + 1, SIZE_MAX - page + 2), SM_E_READONLY);
     free(p);
+}
+
+/* Whether the running kernel has PROCMAP_QUERY (Linux 6.11). */
+static bool kernel_has_vma_query(void)
+{
+    struct utsname u;
+    int major = 0, minor = 0;
+
+    return uname(&u) == 0 && sscanf(u.release, "%d.%d", &major, &minor) == 2 &&
+           (major > 6 || (major == 6 && minor >= 11));
+}
+
+/*
+ * Issue 14: a range of 64 pages or more is answered mapping by mapping (PROCMAP_QUERY,
+ * src/os/linux.c) with the madvise's answers: writable across several mappings, refused
+ * at a read-only page, at a hole and when nothing is mapped at its start. Unlike the
+ * madvise it faults none of the pages in, which is how this test knows the query
+ * answered: a broken query falls back to the madvise, and mincore sees the pages.
+ */
+Test(os, writable_asks_the_mappings_of_a_large_range)
+{
+    size_t page = sm_os_page_size(), n = 80 * page;
+    unsigned char vec[80];
+    uint8_t *p;
+
+    SKIP_WITHOUT_LINUX("POSIX cannot ask whether memory is writable");
+    if (!kernel_has_vma_query())
+        cr_skip_test("no PROCMAP_QUERY before Linux 6.11: the madvise answers");
+    p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    cr_assert_neq(p, MAP_FAILED);
+    /* Three mappings, all writable: DONTDUMP on the middle third splits them. */
+    cr_assert_eq(madvise(p + 20 * page, 20 * page, MADV_DONTDUMP), 0);
+    cr_assert_eq(sm_os_writable(p + 1, n - 2), SM_OK);
+    cr_assert_eq(mincore(p, n, vec), 0);
+    for (size_t i = 0; i < 80; i++)
+        cr_assert_eq(vec[i] & 1, 0, "page %zu faulted in: the madvise answered", i);
+    cr_assert_eq(mprotect(p + 70 * page, page, PROT_READ), 0);
+    cr_assert_eq(sm_os_writable(p, n), SM_E_READONLY, "a read-only page");
+    cr_assert_eq(sm_os_last_error(), EFAULT);
+    cr_assert_eq(sm_os_writable(p, 70 * page), SM_OK, "the mappings before it");
+    cr_assert_eq(mprotect(p + 70 * page, page, PROT_READ | PROT_WRITE), 0);
+    cr_assert_eq(munmap(p + 10 * page, page), 0);
+    cr_assert_eq(sm_os_writable(p, n), SM_E_READONLY, "a hole");
+    cr_assert_eq(sm_os_last_error(), EFAULT);
+    cr_assert_eq(sm_os_writable(p + 10 * page, n - 10 * page), SM_E_READONLY,
+                 "nothing mapped at the start");
+    cr_assert_eq(sm_os_writable(p + 11 * page, n - 11 * page), SM_OK, "after the hole");
+    cr_assert_eq(munmap(p, 10 * page), 0);
+    cr_assert_eq(munmap(p + 11 * page, n - 11 * page), 0);
 }

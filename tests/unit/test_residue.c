@@ -705,14 +705,14 @@ static smi_region aws;
 __attribute__((noinline)) static void seal_then_save(void)
 {
     smi_aead_seal((smi_aead_ws *)(void *)smi_region_data(&aws), akey, anonce, NULL, 0, adata,
-                  sizeof adata, atag);
+                  sizeof adata, NULL, atag);
     save_xmm();
 }
 
 __attribute__((noinline)) static bool open_then_save(void)
 {
     bool ok = smi_aead_open((smi_aead_ws *)(void *)smi_region_data(&aws), akey, anonce, NULL,
-                            0, adata, sizeof adata, atag);
+                            0, NULL, adata, sizeof adata, atag);
 
     save_xmm();
     return ok;

@@ -201,6 +201,33 @@ Test(secret_fill, new_from_writable_secretmem_is_accepted)
     cr_assert_eq(sm_buffer_destroy(b), SM_OK);
 }
 
+/*
+ * The same for a source of 64 pages and more, which the query answers mapping by
+ * mapping (PROCMAP_QUERY, src/os/linux.c): an enclave sealed from a large secretmem
+ * buffer's data.
+ */
+Test(secret_fill, enclave_from_a_large_writable_secretmem_source_is_accepted)
+{
+    size_t n = 80 * sm_page_size();
+    sm_buffer b, back;
+    sm_enclave e;
+    uint8_t *want = malloc(n);
+
+    INIT_SECRETMEM_OR_SKIP();
+    cr_assert_not_null(want);
+    pattern(want, n, 5);
+    cr_assert_eq(sm_buffer_new(n, &b), SM_OK);
+    cr_assert_eq(sm_buffer_copy(b, want, n), SM_OK);
+    cr_assert_eq(sm_enclave_new(sm_buffer_data(b), n, &e), SM_OK);
+    cr_assert(all_zero(sm_buffer_data(b), n), "the buffer's bytes are wiped");
+    cr_assert_eq(sm_enclave_open(e, &back), SM_OK);
+    cr_assert(memcmp(sm_buffer_data(back), want, n) == 0);
+    cr_assert_eq(sm_buffer_destroy(back), SM_OK);
+    cr_assert_eq(sm_enclave_destroy(e), SM_OK);
+    cr_assert_eq(sm_buffer_destroy(b), SM_OK);
+    free(want);
+}
+
 /* ---- sm_secret_from_buffer ---- */
 
 Test(secret_fill, from_buffer_consumes_the_buffer)
