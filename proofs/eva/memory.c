@@ -203,12 +203,16 @@ static bool purge_all(bool ending)
     return true;
 }
 
+/* The configurations that regions and plain mappings are made under (smi_config_set). */
+static const sm_config anon = { .lock_policy = SM_LOCK_BEST_EFFORT,
+                                .backing = SM_BACKING_ANON },
+                       secret = { .lock_policy = SM_LOCK_BEST_EFFORT,
+                                  .backing = SM_BACKING_SECRETMEM_REQUIRED },
+                       required = { .lock_policy = SM_LOCK_REQUIRED,
+                                    .backing = SM_BACKING_ANON };
+
 static void regions(void)
 {
-    const sm_config anon = { .lock_policy = SM_LOCK_BEST_EFFORT, .backing = SM_BACKING_ANON },
-                    secret = { .lock_policy = SM_LOCK_BEST_EFFORT,
-                               .backing = SM_BACKING_SECRETMEM_REQUIRED },
-                    required = { .lock_policy = SM_LOCK_REQUIRED, .backing = SM_BACKING_ANON };
     smi_region r;
 
     /*
@@ -288,7 +292,7 @@ static void plain_rolled_back(void)
         smi_plain_unmake(&p);
 }
 
-/* A shut mapping wiped in place (an ending purge's fallback), then forgotten as in a child. */
+/* A shut mapping wiped in place (a purge while readers hold it), then forgotten (a child). */
 static void plain_forgotten(void)
 {
     smi_plain p;
@@ -304,14 +308,10 @@ static void plain_forgotten(void)
  * Anonymous memory at every size; memfd_secret at one, under REQUIRED, as for regions,
  * and before regions() registers the pool's emptying hook: a refused lock that the
  * hook relieves maps a second block into the same mapping, and the join of the two
- * paths loses which block it is (the same limit as PREFERRED's fallback, below).
+ * paths loses which block it is (the limit that keeps regions off PREFERRED).
  */
 static void plains(void)
 {
-    const sm_config anon = { .lock_policy = SM_LOCK_BEST_EFFORT, .backing = SM_BACKING_ANON },
-                    secret = { .lock_policy = SM_LOCK_BEST_EFFORT,
-                               .backing = SM_BACKING_SECRETMEM_REQUIRED },
-                    required = { .lock_policy = SM_LOCK_REQUIRED, .backing = SM_BACKING_ANON };
     smi_plain p;
 
     smi_config_set(&anon, false);
