@@ -20,7 +20,7 @@ cd "$(dirname "$0")/.."
 # needs only in part (analysed as far as the driver's paths go, and counted so, but
 # another analysis must reach the whole of them). The core is given to every analysis;
 # a core function it does not call is WP's alone.
-analyses='memory src/memory/mem.c src/memory/region.c src/service/config.c src/service/fatal.c src/service/stats.c'
+analyses='memory src/memory/mem.c src/memory/region.c src/memory/plain.c src/service/config.c src/service/fatal.c src/service/stats.c'
 
 # eva_run LOG FILES [CPP-ARGS]: an analysis, its report and the metrics of what it reached.
 # -c11: the headers use _Noreturn. Precision 4 with return splitting keeps the states of

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: ISC */
 /*
  * Eva's driver (proofs/README.md, "Eva"): the public entry points of the memory layer
- * (src/memory/mem.c), guarded regions through their whole life (src/memory/region.c)
- * and every function of the core, called with the OS shim of proofs/eva/os.c, in
+ * (src/memory/mem.c), guarded regions through their whole life (src/memory/region.c),
+ * plain locked mappings, the protected factory's storage (src/memory/plain.c), and
+ * every function of the core, called with the OS shim of proofs/eva/os.c, in
  * which every system call may fail and a page the library cannot read is
  * uninitialised. Eva reports any run-time error it cannot exclude on these paths:
  * out-of-bounds access, overflow, uninitialised read (a guard page or a shut page
@@ -202,12 +203,16 @@ static bool purge_all(bool ending)
     return true;
 }
 
+/* The configurations that regions and plain mappings are made under (smi_config_set). */
+static const sm_config anon = { .lock_policy = SM_LOCK_BEST_EFFORT,
+                                .backing = SM_BACKING_ANON },
+                       secret = { .lock_policy = SM_LOCK_BEST_EFFORT,
+                                  .backing = SM_BACKING_SECRETMEM_REQUIRED },
+                       required = { .lock_policy = SM_LOCK_REQUIRED,
+                                    .backing = SM_BACKING_ANON };
+
 static void regions(void)
 {
-    const sm_config anon = { .lock_policy = SM_LOCK_BEST_EFFORT, .backing = SM_BACKING_ANON },
-                    secret = { .lock_policy = SM_LOCK_BEST_EFFORT,
-                               .backing = SM_BACKING_SECRETMEM_REQUIRED },
-                    required = { .lock_policy = SM_LOCK_REQUIRED, .backing = SM_BACKING_ANON };
     smi_region r;
 
     /*
@@ -234,6 +239,94 @@ static void regions(void)
     region_scrubbed();
     region_forgotten();
     region_adopted();
+}
+
+/*
+ * The bytes of a plain locked mapping (plain.c, the protected factory's storage), read
+ * whole and, when it is open for writing, written whole: every byte must be valid and,
+ * once open, initialised (a shut page reads as uninitialised).
+ */
+static void plain_touch(const smi_plain *p, bool write)
+{
+    volatile uint8_t seen = 0;
+
+    for (size_t i = 0; i < p->size; i++)
+        seen ^= p->base[i];
+    if (write)
+        for (size_t i = 0; i < p->size; i++)
+            p->base[i] = (uint8_t)i;
+}
+
+/* Free p; if the OS refuses, the purge path, which unmaps whatever happens. */
+static void plain_release(smi_plain *p)
+{
+    if (smi_plain_free(p) != SM_OK)
+        (void)smi_plain_purge(p);
+}
+
+/*
+ * A plain mapping through its life, every OS call allowed to fail: written, shut,
+ * opened read-only and read again, freed. As for regions, the steps live in helpers
+ * so that the states Eva keeps apart here stay few (else it joins a freed mapping
+ * with a live one).
+ */
+static void plain_life(size_t n)
+{
+    smi_plain p;
+
+    if (smi_plain_alloc(n, &p) != SM_OK)
+        return;
+    plain_touch(&p, true);
+    if (smi_plain_protect(&p, SM_PROT_NONE) == SM_OK &&
+        smi_plain_protect(&p, SM_PROT_READ) == SM_OK)
+        plain_touch(&p, false);
+    plain_release(&p);
+}
+
+/* A mapping taken back in a rollback. */
+static void plain_rolled_back(void)
+{
+    smi_plain p;
+
+    if (smi_plain_alloc(1, &p) == SM_OK)
+        smi_plain_unmake(&p);
+}
+
+/* A shut mapping wiped in place (a purge while readers hold it), then forgotten (a child). */
+static void plain_forgotten(void)
+{
+    smi_plain p;
+
+    if (smi_plain_alloc(4097, &p) != SM_OK)
+        return;
+    (void)smi_plain_protect(&p, SM_PROT_NONE);
+    smi_plain_wipe_in_place(&p);
+    smi_plain_forget(&p);
+}
+
+/*
+ * Anonymous memory at every size; memfd_secret at one, under REQUIRED, as for regions,
+ * and before regions() registers the pool's emptying hook: a refused lock that the
+ * hook relieves maps a second block into the same mapping, and the join of the two
+ * paths loses which block it is (the limit that keeps regions off PREFERRED).
+ */
+static void plains(void)
+{
+    smi_plain p;
+
+    smi_config_set(&anon, false);
+    EACH_SIZE(plain_life);
+    plain_rolled_back();
+    plain_forgotten();
+    /* the refusals: size 0, a size whose rounding to pages overflows */
+    (void)smi_plain_alloc(0, &p);
+    (void)smi_plain_alloc(SIZE_MAX, &p);
+    smi_config_set(&secret, true);
+    plain_life(4095);
+    plain_forgotten();
+    /* a lock that must hold */
+    smi_config_set(&required, false);
+    plain_life(4096);
 }
 
 static void core(void)
@@ -291,6 +384,7 @@ int main(void)
     memory_layer();
     smi_fatal_purge_hook(purge_all);
     Frama_C_make_unknown((char *)seed, sizeof seed);
+    plains();
     regions();
     core();
     return 0;

@@ -890,8 +890,8 @@ smi_sec_state smi_secret_state(uint64_t id)
 
 /* ---- life cycle ---- */
 
-/* The compact factory's fill steps for make(): src's bytes, or random ones (ctx NULL). */
-static sm_status compact_fill(uint8_t *fill, size_t len, void *ctx)
+/* make()'s fill step, for every factory: src's bytes, or random ones (ctx NULL). */
+static sm_status fill_from(uint8_t *fill, size_t len, void *ctx)
 {
     sm_status st;
 
@@ -928,7 +928,7 @@ static sm_status make(const sm_factory *f, const void *src, size_t len, sm_secre
     if (f == NULL || out == NULL || len == 0 || len > SECRET_MAX || !factory_ok(f))
         return SM_E_INVAL;
     if (f == sm_factory_compact())
-        return compact_make(len, compact_fill, (void *)(uintptr_t)src, NULL, out);
+        return compact_make(len, fill_from, (void *)(uintptr_t)src, NULL, out);
     st = smi_runtime_ready();
     if (st != SM_OK)
         return st;
@@ -936,11 +936,7 @@ static sm_status make(const sm_factory *f, const void *src, size_t len, sm_secre
     st = be->create(f, len, &b.store, &fill);
     if (st != SM_OK)
         return st;
-    if (src == NULL)
-        st = smi_rng_fill(fill, len);
-    /* Ask before copying: the wipe of a read-only src (a FROZEN buffer's data) would fault. */
-    else if ((st = sm_os_writable((void *)(uintptr_t)src, len)) == SM_OK)
-        memcpy(fill, src, len);
+    st = fill_from(fill, len, (void *)(uintptr_t)src);
     if (st == SM_OK)
         st = be->seal(f, &b.store);
     if (st == SM_OK) {
