@@ -12,6 +12,8 @@
  * audit, fork) visit only the slots in use, through a bitmap: their cost follows the
  * objects there are, not every slot ever used.
  */
+#include <string.h>
+
 #include "inner.h"
 
 #define CHUNK_SLOTS 1024u
@@ -128,6 +130,7 @@ static void push_free(smi_slot *s, bool recycle)
 static sm_status take_index(uint32_t *index)
 {
     uint32_t n = atomic_load_explicit(&used, memory_order_relaxed);
+    smi_slot *s;
 
     if (free_head == 0) {
         free_head = atomic_exchange_explicit(&purged_head, 0, memory_order_acquire);
@@ -143,23 +146,26 @@ static sm_status take_index(uint32_t *index)
         return SM_E_NOMEM;
     if (n % CHUNK_SLOTS == 0) {
         void *mem;
-        smi_slot *chunk;
         sm_status st = sm_os_mmap(CHUNK_SLOTS * sizeof(smi_slot), SM_PROT_READWRITE, &mem);
 
         if (st != SM_OK)
             return st;
-        chunk = mem;
-        for (uint32_t i = 0; i < CHUNK_SLOTS; i++) {
-            sm_os_mutex_init(&chunk[i].lock);
-            sm_os_cond_init(&chunk[i].cond);
-            chunk[i].gen = 1;
-            chunk[i].index = n + i;
-            SMI_VG_ATOMIC(&chunk[i].id, sizeof chunk[i].id);
-            SMI_VG_ATOMIC(&chunk[i].doomed, sizeof chunk[i].doomed);
-        }
-        SMI_VG_PUBLISH(&dir[n / CHUNK_SLOTS]);
-        atomic_store_explicit(&dir[n / CHUNK_SLOTS], chunk, memory_order_release);
+        atomic_store_explicit(&dir[n / CHUNK_SLOTS], (smi_slot *)mem, memory_order_release);
     }
+    /*
+     * A slot is made as it is first handed out, not with its chunk: nothing reads a slot
+     * at or above used, and a chunk's pages are then touched as slots are used rather than
+     * all 384 KiB at its mapping (Eva, too, then follows each slot apart: proofs/README.md).
+     */
+    s = slot_at(n);
+    sm_os_mutex_init(&s->lock);
+    sm_os_cond_init(&s->cond);
+    s->gen = 1;
+    s->index = n;
+    SMI_VG_ATOMIC(&s->id, sizeof s->id);
+    SMI_VG_ATOMIC(&s->doomed, sizeof s->doomed);
+    /* the slot, and its chunk, to whoever reads it below used (slot_at receives) */
+    SMI_VG_PUBLISH(&dir[n / CHUNK_SLOTS]);
     *index = n;
     atomic_store_explicit(&used, n + 1, memory_order_release);
     mark_in_use(n);
@@ -195,8 +201,7 @@ uint64_t smi_registry_publish(uint32_t index, smi_kind kind, const void *body, s
     smi_slot *s = slot_at(index);
     uint64_t id;
 
-    for (size_t i = 0; i < len; i++)
-        s->body[i] = ((const unsigned char *)body)[i];
+    memcpy(s->body, body, len);
     s->kind = kind;
     id = smi_handle_make(kind, s->gen, index);
     atomic_fetch_add(&live[kind], 1);
