@@ -155,7 +155,7 @@ static sm_status take_index(uint32_t *index)
     /*
      * A slot is made as it is first handed out, not with its chunk: nothing reads a slot
      * at or above used, and a chunk's pages are then touched as slots are used rather than
-     * all 384 KiB at its mapping (Eva, too, then follows each slot apart: proofs/README.md).
+     * all 384 KiB at its mapping (and an analysis such as Eva can follow each slot apart).
      */
     s = slot_at(n);
     sm_os_mutex_init(&s->lock);
