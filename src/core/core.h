@@ -56,8 +56,8 @@ size_t smi_layout_inner(const smi_layout *l);
 
 /* ---- canary (SM-REQ-024) ---- */
 
-/* Tile seed (SMI_CANARY_SEED bytes) over the len bytes at dst. */
-void smi_canary_fill(uint8_t *dst, size_t len, const uint8_t *seed);
+/* Tile seed (SMI_CANARY_SEED bytes) over the len bytes at dst, which it does not overlap. */
+void smi_canary_fill(uint8_t *restrict dst, size_t len, const uint8_t *restrict seed);
 
 /* 1 iff the len bytes at c are the tiling of seed; reads every byte whatever it finds. */
 int smi_canary_ok(const uint8_t *c, size_t len, const uint8_t *seed);

@@ -52,19 +52,28 @@ Test(core, round_up)
 
 Test(core, canary_fill_and_check)
 {
-    uint8_t seed[SMI_CANARY_SEED], c[100];
+    uint8_t seed[SMI_CANARY_SEED], c[4 * SMI_CANARY_SEED + 1];
 
     for (unsigned i = 0; i < SMI_CANARY_SEED; i++)
         seed[i] = (uint8_t)(i * 7 + 1);
-    smi_canary_fill(c, sizeof c, seed);
-    for (size_t i = 0; i < sizeof c; i++)
-        cr_assert_eq(c[i], seed[i % SMI_CANARY_SEED]);
-    cr_assert(smi_canary_ok(c, sizeof c, seed));
-    for (size_t i = 0; i < sizeof c; i++) {
-        for (unsigned bit = 0; bit < 8; bit++) {
-            c[i] ^= (uint8_t)(1u << bit);
-            cr_assert_not(smi_canary_ok(c, sizeof c, seed), "flip at %zu.%u missed", i, bit);
-            c[i] ^= (uint8_t)(1u << bit);
+    /*
+     * Every length from none to four tiles: whole tiles, and each tail after them. The
+     * byte after the canary must stay as it was: the fill writes len bytes, no more.
+     */
+    for (size_t len = 0; len < sizeof c; len++) {
+        memset(c, 0xee, sizeof c);
+        smi_canary_fill(c, len, seed);
+        for (size_t i = 0; i < len; i++)
+            cr_assert_eq(c[i], seed[i % SMI_CANARY_SEED], "len %zu, byte %zu", len, i);
+        cr_assert_eq(c[len], 0xee, "the fill of %zu bytes wrote past them", len);
+        cr_assert(smi_canary_ok(c, len, seed), "len %zu", len);
+        for (size_t i = 0; i < len; i++) {
+            for (unsigned bit = 0; bit < 8; bit++) {
+                c[i] ^= (uint8_t)(1u << bit);
+                cr_assert_not(smi_canary_ok(c, len, seed), "len %zu: flip at %zu.%u missed",
+                              len, i, bit);
+                c[i] ^= (uint8_t)(1u << bit);
+            }
         }
     }
 }
