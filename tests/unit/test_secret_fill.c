@@ -600,10 +600,11 @@ Test(secret_fill, enclave_new_refuses_a_source_with_a_guard_marker)
 
         cr_assert_neq(p, MAP_FAILED);
         memset(p, 0x3c, n);
-        if (madvise(p + mid * page, page, MADV_GUARD_INSTALL) != 0) {
-            cr_assert_eq(errno, EINVAL, "MADV_GUARD_INSTALL: %s", strerror(errno));
+        /* qemu-user says yes to any advice and applies none: the marker must fault. */
+        if (madvise(p + mid * page, page, MADV_GUARD_INSTALL) != 0 ||
+            madvise(p + mid * page, page, MADV_POPULATE_READ) == 0) {
             cr_assert_eq(munmap(p, n), 0);
-            cr_skip_test("no guard markers before Linux 6.13");
+            cr_skip_test("no guard markers here (before Linux 6.13, or an emulator)");
         }
         cr_assert_eq(sm_stats_get(&a), SM_OK);
         cr_assert_eq(sm_enclave_new(p, n, &e), SM_E_READONLY, "%zu pages", pages[k]);
