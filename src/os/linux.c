@@ -2,8 +2,8 @@
 /*
  * The Linux extras on the POSIX base (src/os/posix.c): MAP_POPULATE, madvise
  * DONTDUMP/WIPEONFORK/DONTFORK, memfd_secret, getrandom, prctl, and the writability
- * query through MADV_POPULATE_WRITE, PROCMAP_QUERY, PAGEMAP_SCAN and /proc/self/maps. The error
- * mapping of each function follows spec/os-errors.tsv.
+ * query through MADV_POPULATE_WRITE, PROCMAP_QUERY, PAGEMAP_SCAN and /proc/self/maps.
+ * The error mapping of each function follows spec/os-errors.tsv.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -227,7 +227,7 @@ static int scan_unguarded(uintptr_t a, uintptr_t b)
         .size = sizeof q, .start = a, .end = b, .vec = (uintptr_t)&r, .vec_len = 1,
         .max_pages = 1, .category_mask = PAGE_IS_GUARD, .return_mask = PAGE_IS_GUARD,
     };
-    int fd, n = -1;
+    int fd, n;
 
     if (sm_os_fault_hit(SM_OS_PAGEMAP_SCAN) != 0)
         return -1;
