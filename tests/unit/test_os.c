@@ -227,6 +227,20 @@ static bool kernel_has_vma_query(void)
            (major > 6 || (major == 6 && minor >= 11));
 }
 
+/* Fresh writable pages, where the mappings can be asked about them; else the test skips. */
+static uint8_t *large_range_or_skip(size_t pages)
+{
+    uint8_t *p;
+
+    SKIP_WITHOUT_LINUX("POSIX cannot ask whether memory is writable");
+    if (!kernel_has_vma_query())
+        cr_skip_test("no PROCMAP_QUERY before Linux 6.11: the madvise answers");
+    p = mmap(NULL, pages * sm_os_page_size(), PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    cr_assert_neq(p, MAP_FAILED);
+    return p;
+}
+
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102
 #endif
@@ -243,14 +257,9 @@ Test(os, writable_finds_a_guard_marker_whatever_the_size)
 {
     size_t page = sm_os_page_size(), n = 80 * page;
     unsigned char vec[80];
-    uint8_t *p;
-
-    SKIP_WITHOUT_LINUX("POSIX cannot ask whether memory is writable");
-    if (!kernel_has_vma_query())
-        cr_skip_test("no PROCMAP_QUERY before Linux 6.11: the madvise answers");
     /* 120 pages: the marker at 40, then 80 and 79 pages on either side of it. */
-    p = mmap(NULL, 120 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    cr_assert_neq(p, MAP_FAILED);
+    uint8_t *p = large_range_or_skip(120);
+
     if (madvise(p + 40 * page, page, MADV_GUARD_INSTALL) != 0 ||
         madvise(p + 40 * page, page, MADV_POPULATE_READ) == 0) {
         cr_assert_eq(munmap(p, 120 * page), 0);
@@ -292,13 +301,8 @@ Test(os, writable_asks_the_mappings_of_a_large_range)
 {
     size_t page = sm_os_page_size(), n = 80 * page;
     unsigned char vec[80];
-    uint8_t *p;
+    uint8_t *p = large_range_or_skip(80);
 
-    SKIP_WITHOUT_LINUX("POSIX cannot ask whether memory is writable");
-    if (!kernel_has_vma_query())
-        cr_skip_test("no PROCMAP_QUERY before Linux 6.11: the madvise answers");
-    p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    cr_assert_neq(p, MAP_FAILED);
     /* Three mappings, all writable: DONTDUMP on the middle third splits them. */
     cr_assert_eq(madvise(p + 20 * page, 20 * page, MADV_DONTDUMP), 0);
     cr_assert_eq(sm_os_writable(p + 1, n - 2), SM_OK);
