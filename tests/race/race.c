@@ -790,7 +790,8 @@ static void t_mixed(void)
  * thread of its own. A child handler that made those locks afresh instead of letting
  * them go left them locked to ThreadSanitizer (initialising a locked mutex is undefined
  * in POSIX), which then reported the child thread's first lock as a double lock;
- * Helgrind and DRD report the re-initialisation itself.
+ * Helgrind reported that lock as granted while the forking thread held it, and DRD the
+ * re-initialisation itself (each checked with the old handlers, 2026-12-05).
  */
 static void *child_uses_both(void *arg)
 {
