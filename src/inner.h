@@ -74,7 +74,7 @@ void smi_runtime_key_purge(void (*hook)(bool ending));
 typedef struct smi_fork_ops {
     void (*before_fork)(void); /* take the module's locks */
     void (*fork_parent)(void); /* release them */
-    void (*after_fork)(void);  /* in the child: every lock afresh, whether or not taken */
+    void (*after_fork)(void);  /* in the child: release what its prepare took, if it ran */
 } smi_fork_ops;
 void smi_runtime_coffer_fork(const smi_fork_ops *ops);
 /*
@@ -92,7 +92,7 @@ typedef struct smi_outside_ops {
     bool (*purge)(bool ending);   /* signal-safe; false if a damaged canary was found */
     void (*before_fork)(void);    /* take their module's locks */
     void (*fork_parent)(void);    /* release them */
-    void (*after_fork)(void);     /* in the child: new locks, every pre-fork object forgotten */
+    void (*after_fork)(void);     /* child: locks as smi_fork_ops, every object forgotten */
     uint64_t (*live)(void);       /* secrets live, for sm_stats */
 } smi_outside_ops;
 void smi_runtime_outside(const smi_outside_ops *ops);

@@ -163,17 +163,23 @@ static bool slot_take(unsigned *out)
 /*
  * A fork while another thread holds a coffer lock would leave it locked for ever in
  * the child. So fork waits until no operation is in flight (the same order as an
- * operation: slots, then the coffer).
+ * operation: slots, then the coffer). `prepared` tells the child handler whether this
+ * thread's fork ran the prepare (thread-local: the child's one thread is the forking
+ * thread, and another thread's concurrent fork may hold the locks meanwhile).
  */
+static _Thread_local bool prepared;
+
 static void fork_prepare(void)
 {
     for (unsigned s = 0; s < SMI_COFFER_SLOTS; s++)
         sm_os_mutex_lock(&slot_lock[s]);
     sm_os_mutex_lock(&coffer_lock);
+    prepared = true;
 }
 
 static void fork_release(void)
 {
+    prepared = false;
     sm_os_mutex_unlock(&coffer_lock);
     for (unsigned s = SMI_COFFER_SLOTS; s-- > 0;)
         sm_os_mutex_unlock(&slot_lock[s]);
@@ -184,19 +190,28 @@ static void fork_release(void)
  * unlocked until rekey_child locks them again, so that sm_stats tells the truth
  * (issue 18, "also noticed").
  *
- * The locks are made afresh rather than released: this handler also runs after a fork
- * whose prepare handler did not (the runtime's before_fork read no coffer handlers, as
- * the first seal set them while that fork was under way), and then the locks may have
- * been copied held by threads the child lacks, and operations of theirs counted in
- * flight. Such an operation may also have been between an mprotect and its note in
+ * The locks the prepare took are released, by the thread that took them (the child's
+ * one thread): made afresh while locked, they stayed locked to ThreadSanitizer, which
+ * reported the child's next lock as a double lock (race suite, "fork"), and POSIX
+ * leaves initialising a locked mutex undefined. They are made afresh only when this
+ * fork did not run the prepare: the runtime's before_fork read no coffer handlers, as
+ * the first seal set them while that fork was under way, and then the locks may have
+ * been copied held by threads the child lacks, which no unlock can let go; that is the
+ * one case left undefined, and without it the child waits for ever
+ * (fork_under_way_at_the_first_seal_does_not_deadlock). Operations of those threads may
+ * also be counted in flight, and may have been between an mprotect and its note in
  * r->prot: the shares' next opening (rekey_child) is made to call mprotect whatever
  * r->prot says.
  */
 static void fork_child(void)
 {
-    for (unsigned s = 0; s < SMI_COFFER_SLOTS; s++)
-        sm_os_mutex_init(&slot_lock[s]);
-    sm_os_mutex_init(&coffer_lock);
+    if (prepared) {
+        fork_release();
+    } else {
+        for (unsigned s = 0; s < SMI_COFFER_SLOTS; s++)
+            sm_os_mutex_init(&slot_lock[s]);
+        sm_os_mutex_init(&coffer_lock);
+    }
     atomic_store(&inflight, 0);
     /*
      * A teardown under way (a purge's, which takes no lock and so is not waited for by

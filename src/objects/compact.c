@@ -1030,14 +1030,23 @@ sm_status smi_compact_audit(void)
     return st;
 }
 
+/*
+ * Whether this thread's fork ran the prepare (thread-local: the child's one thread is the
+ * forking thread). The runtime's child handler runs this module's even when its prepare
+ * read no table: a first make registered it while that fork was under way.
+ */
+static _Thread_local bool prepared;
+
 void smi_compact_before_fork(void)
 {
     for (unsigned c = 0; c < NCLS; c++)
         sm_os_mutex_lock(&classes[c].lock);
+    prepared = true;
 }
 
 void smi_compact_fork_parent(void)
 {
+    prepared = false;
     for (unsigned c = NCLS; c-- > 0;)
         class_unlock(&classes[c]);
 }
@@ -1061,12 +1070,31 @@ static void forget_list(cls *C, slab *sb)
     }
 }
 
+/*
+ * The class locks the prepare took are released by the thread that took them (the
+ * child's one thread), after the forgetting, and never made afresh while held: POSIX
+ * leaves that undefined, and ThreadSanitizer kept them locked and reported the child's
+ * next lock as a double lock (race suite, "fork"). They are made afresh only when this
+ * fork did not run the prepare (a first make registered the table meanwhile, coffer.c
+ * says how): then a thread the child lacks may hold one, and only a new lock frees it.
+ *
+ * The condition variable is made afresh every time. Its waiters were closes of threads
+ * the child does not have, and they stay counted in it: glibc's (2.36 here) keeps its
+ * waiters' count in the object, and a broadcast or a destroy waits for the waiters it
+ * counts, which here would never come. No thread of the child is in a call on it (the
+ * one thread is here), so nothing observes it being made again; a destroy first is
+ * not possible, as it would wait for those same waiters.
+ */
 void smi_compact_after_fork(void)
 {
+    bool held = prepared;
+
+    prepared = false;
     for (unsigned c = 0; c < NCLS; c++) {
         cls *C = &classes[c];
 
-        sm_os_mutex_init(&C->lock);
+        if (!held)
+            sm_os_mutex_init(&C->lock);
         sm_os_cond_init(&C->cond);
         atomic_store(&C->doomed, false);
         forget_list(C, C->head);
@@ -1075,6 +1103,9 @@ void smi_compact_after_fork(void)
         C->empty = 0;
     }
     atomic_store(&live, 0);
+    if (held)
+        for (unsigned c = NCLS; c-- > 0;)
+            sm_os_mutex_unlock(&classes[c].lock);
 }
 
 void smi_compact_trim(void)

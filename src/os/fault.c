@@ -42,6 +42,7 @@ static const char *const names[SM_OS_FN_COUNT] = {
     [SM_OS_LSEEK] = "lseek",
     [SM_OS_SIGACTION] = "sigaction",
     [SM_OS_ATFORK] = "atfork",
+    [SM_OS_PAGEMAP_SCAN] = "pagemap_scan",
 };
 
 struct plan {

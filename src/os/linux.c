@@ -2,8 +2,8 @@
 /*
  * The Linux extras on the POSIX base (src/os/posix.c): MAP_POPULATE, madvise
  * DONTDUMP/WIPEONFORK/DONTFORK, memfd_secret, getrandom, prctl, and the writability
- * query through MADV_POPULATE_WRITE, PROCMAP_QUERY and /proc/self/maps. The error
- * mapping of each function follows spec/os-errors.tsv.
+ * query through MADV_POPULATE_WRITE, PROCMAP_QUERY, PAGEMAP_SCAN and /proc/self/maps.
+ * The error mapping of each function follows spec/os-errors.tsv.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -194,6 +194,54 @@ static int query_writable(uintptr_t a, uintptr_t b)
     return result;
 }
 
+/*
+ * PAGEMAP_SCAN (Linux 6.7) and its PAGE_IS_GUARD category (6.14): the pages of a range
+ * that carry a guard marker (MADV_GUARD_INSTALL, 6.13), from one ioctl on
+ * /proc/self/pagemap. A guard marker is a page-table entry inside a writable mapping
+ * that faults on any access: PROCMAP_QUERY and /proc/self/maps, which see only the
+ * mapping, call such a page writable. The layout, number and flags are the kernel's
+ * (linux/fs.h), for headers that predate them.
+ */
+struct pm_scan_arg {
+    uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages, category_inverted,
+        category_mask, category_anyof_mask, return_mask;
+};
+struct page_region {
+    uint64_t start, end, categories;
+};
+#define PAGEMAP_SCAN _IOWR('f', 16, struct pm_scan_arg)
+#define PAGE_IS_GUARD (1u << 8)
+
+/*
+ * Whether the page-aligned [a, b), mapped, holds no guard marker: 1 none, 0 one at
+ * least, -1 cannot tell: no /proc, a kernel before 6.7 (ENOTTY) or before 6.14 (EINVAL,
+ * an unknown category), an emulator that does not pass the ioctl on, or the fault
+ * shim's refusal (SM_OS_PAGEMAP_SCAN). One ioctl whatever the number of pages: the walk
+ * stops at the first marker (max_pages 1). A kernel that fails the scan and yet has
+ * markers (6.13 alone) is left to the madvise, which refuses them (writable()).
+ */
+static int scan_unguarded(uintptr_t a, uintptr_t b)
+{
+    struct page_region r;
+    struct pm_scan_arg q = {
+        .size = sizeof q, .start = a, .end = b, .vec = (uintptr_t)&r, .vec_len = 1,
+        .max_pages = 1, .category_mask = PAGE_IS_GUARD, .return_mask = PAGE_IS_GUARD,
+    };
+    int fd, n;
+
+    if (sm_os_fault_hit(SM_OS_PAGEMAP_SCAN) != 0)
+        return -1;
+    fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    n = ioctl(fd, PAGEMAP_SCAN, &q);
+    (void)close(fd);
+    if (n > 0)
+        return 0;
+    /* Nothing found, and the walk went the whole way: anything else is no answer. */
+    return n == 0 && q.walk_end == b ? 1 : -1;
+}
+
 /* Linux 5.14; the value is the kernel's, for headers that predate it. */
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
@@ -202,7 +250,8 @@ static int query_writable(uintptr_t a, uintptr_t b)
 /*
  * MADV_POPULATE_WRITE over the pages of the range: the kernel faults them in for
  * writing as a write would, and changes no byte; ENOMEM says that part of the range is
- * not mapped. One madvise, which seccomp profiles allow, and no copy. Any other refusal
+ * not mapped, and EFAULT that a page would fault all the same (a guard marker, measured
+ * on Linux 6.18; a file page past its end), which are both a no. Any other refusal
  * is checked against /proc/self/maps, which is slower but says what each mapping allows:
  * the kernel answers EINVAL both for pages that are not writable and for pages that are
  * but that it does not populate for others (memfd_secret, device memory), as does a
@@ -212,8 +261,9 @@ static int query_writable(uintptr_t a, uintptr_t b)
  * enclave seals, against about 1.5 us for PROCMAP_QUERY's open, ioctl and close (issue 14,
  * measured on the project machine). So a range of QUERY_MIN_PAGES or more asks the
  * mappings instead, which give the same answer as /proc/self/maps above, memfd_secret
- * included, without faulting anything in; below that, and where the query is unknown,
- * the madvise stays the cheaper question.
+ * included, without faulting anything in, and then the page tables for guard markers
+ * (scan_unguarded), which the mappings do not show; below that, and where either
+ * question has no answer, the madvise stays the cheaper question.
  */
 #define QUERY_MIN_PAGES 64u
 
@@ -224,7 +274,8 @@ static sm_status writable(void *p, size_t n)
 
     a = (uintptr_t)p & ~(pg - 1);
     b = ((uintptr_t)p + n + pg - 1) & ~(pg - 1);
-    if (b - a >= QUERY_MIN_PAGES * pg && (m = query_writable(a, b)) >= 0) {
+    if (b - a >= QUERY_MIN_PAGES * pg && (m = query_writable(a, b)) >= 0 &&
+        (m == 0 || (m = scan_unguarded(a, b)) >= 0)) {
         if (m == 1)
             return SM_OK;
         sm_os_set_last_error(EFAULT);
@@ -235,9 +286,9 @@ static sm_status writable(void *p, size_t n)
     } while (err == EINTR || err == EAGAIN);
     if (err == 0)
         return SM_OK;
-    m = err == ENOMEM ? 0 : maps_writable((uintptr_t)p, (uintptr_t)p + n);
-    /* Unanswered (no /proc) and not refused outright: go on as before the question. */
-    if (m == 1 || (m < 0 && err != EFAULT))
+    m = err == ENOMEM || err == EFAULT ? 0 : maps_writable((uintptr_t)p, (uintptr_t)p + n);
+    /* Unanswered (no /proc): go on as before the question. */
+    if (m != 0)
         return SM_OK;
     sm_os_set_last_error(EFAULT);
     return SM_E_READONLY;

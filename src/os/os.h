@@ -35,6 +35,7 @@ typedef enum sm_os_fn {
     SM_OS_LSEEK,
     SM_OS_SIGACTION,
     SM_OS_ATFORK,
+    SM_OS_PAGEMAP_SCAN,  /* the writability query's guard-marker scan: refused, it falls back */
     SM_OS_FN_COUNT
 } sm_os_fn;
 
@@ -154,10 +155,11 @@ void sm_os_set_last_error(int err);
 /*
  * Whether the n bytes at p can be written, asked of the kernel rather than found out by
  * a fault: SM_OK, or SM_E_READONLY (sm_last_os_error EFAULT) when some of them are
- * read-only or not mapped, or the range wraps the address space. A query, not an OS
- * function of the fault shim: its refusal is its answer. When the kernel cannot tell
- * (an old kernel and no /proc, or a system with no query) it says SM_OK, which leaves
- * the caller as it was before it asked.
+ * read-only or not mapped (a guard marker included), or the range wraps the address
+ * space. A query: its refusal is its answer, and the fault shim fails only its scan
+ * for guard markers (SM_OS_PAGEMAP_SCAN), whose refusal is a fallback. When the kernel
+ * cannot tell (an old kernel and no /proc, or a system with no query) it says SM_OK,
+ * which leaves the caller as it was before it asked.
  */
 sm_status sm_os_writable(void *p, size_t n);
 

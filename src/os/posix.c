@@ -69,6 +69,7 @@ static sm_status classify(sm_os_fn fn, int err)
         return err == EINVAL ? SM_E_INVAL : SM_E_SYS;
     case SM_OS_ATFORK:
         return err == ENOMEM ? SM_E_NOMEM : SM_E_SYS;
+    case SM_OS_PAGEMAP_SCAN: /* never a status: the query falls back (linux.c) */
     case SM_OS_CLOSE:
     case SM_OS_SETRLIMIT:
     case SM_OS_PRCTL:

@@ -100,7 +100,7 @@ static void after_fork(void)
     /*
      * The table as it is now, not as the prepare handler saw it: a table registered by
      * another thread during the fork may have made its first slab, and the child must
-     * forget it too (new locks need no old lock to be held).
+     * forget it too (its handler knows whether its prepare ran, compact.c).
      */
     if (p != NULL)
         p->after_fork();
@@ -109,7 +109,8 @@ static void after_fork(void)
     /*
      * Last, and the handlers set now: a coffer that set them while this fork ran its
      * prepare handlers (after before_fork read none) may have taken its locks since, in
-     * a thread the child lacks. Its child handler makes them afresh either way.
+     * a thread the child lacks. Its child handler releases what its prepare took, or
+     * makes the locks afresh when that prepare did not run.
      */
     {
         const smi_fork_ops *c = atomic_load(&coffer_fork);

@@ -1052,8 +1052,15 @@ static void t_signal_during_purge(void)
 /*
  * sm_catch_signals: SIGTERM arrives while the process allocates; the handler purges, runs
  * the hook (which reports over a pipe with write(2)) and the process dies of SIGTERM.
+ * The child says over the same pipe when its handler is in and it is allocating (after
+ * 1, 21, 41, ... rounds, so that the signal lands at a different point of the work each
+ * time), and only then is it sent the signal: a sleep before the kill, 20 to 80 ms,
+ * sometimes ended before a child on a loaded machine had caught the signal at all, which
+ * then died of it with no hook (once at load 15).
  */
 static int hook_fd = -1;
+
+#define ALLOCATING 'a'
 
 static void hook(int sig)
 {
@@ -1074,15 +1081,21 @@ static void t_caught_signal_during_allocation(void)
         HX_CHECK(pid >= 0, "fork");
         if (pid == 0) {
             static const int sigs[] = { SIGTERM };
+            char c = ALLOCATING;
 
             close(fds[0]);
             hook_fd = fds[1];
             HX_EXPECT(sm_catch_signals(sigs, 1, hook), SM_OK);
-            for (unsigned i = 0;; i++)
+            for (unsigned i = 0;; i++) {
                 one_round(i, false);
+                if (i == 20u * (unsigned)round)
+                    HX_CHECK(write(hook_fd, &c, 1) == 1, "write");
+            }
         }
         close(fds[1]);
-        usleep(20000 + 15000 * round);
+        /* EOF instead: the child ended before it was allocating (its failure said why). */
+        HX_CHECK(read(fds[0], &got, 1) == 1 && got == ALLOCATING,
+                 "round %d: the child never said it was allocating", round);
         kill(pid, SIGTERM);
         HX_CHECK(waitpid(pid, &status, 0) == pid, "waitpid");
         HX_CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM,

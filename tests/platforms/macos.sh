@@ -31,8 +31,8 @@ for row in x86_64:x86_64-macos arm64:aarch64-macos; do
     a=${row%%:*} target=${row#*:}
     d=$out/$a
     mkdir -p "$d/obj"
-    if ! tests/platforms/bearssl-cross.sh "$bsrc" "$d/bearssl" "$zig cc -target $target" "$zig ar"; then
-        printf 'macos-%s\tFAIL\tBearSSL: %s\n' "$a" "$d/bearssl/make.log" >> "$out/rows"
+    if ! bssl=$(tests/platforms/bearssl-cross.sh "$bsrc" "$zig cc -target $target" "$zig ar"); then
+        printf 'macos-%s\tFAIL\tBearSSL: %s\n' "$a" "$bssl" >> "$out/rows"
         fail=1
         continue
     fi
@@ -48,10 +48,10 @@ for row in x86_64:x86_64-macos arm64:aarch64-macos; do
         # shellcheck disable=SC2086
         $zig ar rcs "$d/libsecuremem.a" $objs &&
         $zig cc -target "$target" -O1 -Wall -Wextra -Werror -Iinclude tests/conformance/mem_api.c \
-            "$d/libsecuremem.a" "$d/bearssl/build/libbearssl.a" -o "$d/mem_api" 2>> "$d/build.log" &&
+            "$d/libsecuremem.a" "$bssl/build/libbearssl.a" -o "$d/mem_api" 2>> "$d/build.log" &&
         $zig cc -target "$target" -O1 $WARN -D_DARWIN_C_SOURCE -Iinclude -Itests/factory \
             -isystem "$out/inc" tests/platforms/portable.c tests/common/harness.c \
-            tests/factory/example_factory.c "$d/libsecuremem.a" "$d/bearssl/build/libbearssl.a" \
+            tests/factory/example_factory.c "$d/libsecuremem.a" "$bssl/build/libbearssl.a" \
             -o "$d/portable" 2>> "$d/build.log" || ok=0
     fi
     if [ $ok = 1 ] && file "$d/mem_api" "$d/portable" | grep -c Mach-O | grep -qx 2; then

@@ -19,8 +19,8 @@ if ! command -v $cc >/dev/null || ! command -v wine >/dev/null || [ ! -d "$bsrc"
     row FAIL "no mingw-w64, wine or BearSSL source: ci/install-deps platforms"
     exit 1
 fi
-if ! tests/platforms/bearssl-cross.sh "$bsrc" "$out/bearssl" $cc x86_64-w64-mingw32-ar; then
-    row FAIL "BearSSL: $out/bearssl/make.log"
+if ! bssl=$(tests/platforms/bearssl-cross.sh "$bsrc" $cc x86_64-w64-mingw32-ar); then
+    row FAIL "BearSSL: $bssl"
     exit 1
 fi
 WARN="-std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -39,7 +39,7 @@ for f in $(ls src/*/*.c | grep -v "^src/os/") src/os/windows.c src/os/fault.c; d
 done
 # shellcheck disable=SC2086
 if ! $cc -O1 $WARN -DSM_FAULT_INJECTION -Iinclude -Isrc -Itests/factory -static tests/platforms/windows.c \
-        tests/factory/example_factory.c $objs "$out/bearssl/build/libbearssl.a" \
+        tests/factory/example_factory.c $objs "$bssl/build/libbearssl.a" \
         -lbcrypt -ladvapi32 -o "$out/suite.exe" 2>> "$out/build.log"; then
     row FAIL "link: $out/build.log"
     exit 1

@@ -11,6 +11,7 @@
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <valgrind/valgrind.h>
 
 #include "factories.h"
@@ -572,3 +573,54 @@ Test(secret_fill, enclave_new_and_stream_write_refuse_a_frozen_source)
     cr_assert_eq(sm_stream_destroy(s), SM_OK);
     cr_assert_eq(sm_buffer_destroy(frozen), SM_OK);
 }
+
+/*
+ * A guard marker (MADV_GUARD_INSTALL, Linux 6.13) is a page-table entry inside a
+ * writable mapping that faults on any access: the mapping's permissions (what
+ * PROCMAP_QUERY and /proc/self/maps show) call it writable, and a constructor that
+ * trusted them faulted in its wipe. Both sizes of the writability query: 80 pages (the
+ * mappings are asked) and 8 (the madvise answers), with the marker in the middle.
+ */
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#define MADV_GUARD_REMOVE 103
+#endif
+
+Test(secret_fill, enclave_new_refuses_a_source_with_a_guard_marker)
+{
+    SKIP_WITHOUT_LINUX("POSIX cannot ask whether memory is writable (sm_os_writable says SM_OK): the copy faults");
+    static const size_t pages[] = { 80, 8 };
+    size_t page = sm_page_size();
+
+    for (size_t k = 0; k < sizeof pages / sizeof pages[0]; k++) {
+        size_t n = pages[k] * page, mid = pages[k] / 2;
+        uint8_t *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        sm_enclave e = { 0 };
+        sm_stats a, z;
+
+        cr_assert_neq(p, MAP_FAILED);
+        memset(p, 0x3c, n);
+        /* qemu-user says yes to any advice and applies none: the marker must fault. */
+        if (madvise(p + mid * page, page, MADV_GUARD_INSTALL) != 0 ||
+            madvise(p + mid * page, page, MADV_POPULATE_READ) == 0) {
+            cr_assert_eq(munmap(p, n), 0);
+            cr_skip_test("no guard markers here (before Linux 6.13, or an emulator)");
+        }
+        cr_assert_eq(sm_stats_get(&a), SM_OK);
+        cr_assert_eq(sm_enclave_new(p, n, &e), SM_E_READONLY, "%zu pages", pages[k]);
+        cr_assert_eq(sm_last_os_error(), EFAULT);
+        cr_assert_eq(e.id, 0);
+        cr_assert_eq(sm_stats_get(&z), SM_OK);
+        cr_assert_eq(z.enclaves_live, a.enclaves_live);
+        for (size_t i = 0; i < n; i++)
+            if (i / page != mid)
+                cr_assert_eq(p[i], 0x3c, "%zu pages: byte %zu changed", pages[k], i);
+        /* Without the marker the same source is taken, and wiped. */
+        cr_assert_eq(madvise(p + mid * page, page, MADV_GUARD_REMOVE), 0);
+        cr_assert_eq(sm_enclave_new(p, n, &e), SM_OK, "%zu pages, marker removed", pages[k]);
+        cr_assert(all_zero(p, n), "%zu pages: the source is wiped", pages[k]);
+        cr_assert_eq(sm_enclave_destroy(e), SM_OK);
+        cr_assert_eq(munmap(p, n), 0);
+    }
+}
+
