@@ -366,10 +366,12 @@ static sm_status slab_new(unsigned c, slab **out)
 
 /*
  * Take the slab's counters back and free its number for a slab of higher generations.
- * sb is a copy taken before the unmap; orig, the slab's address, is what the directory
- * holds (unless a purge already took it out, and a new slab may have the number now).
+ * sb is a copy taken before the unmap; listed, whether the directory still held the slab
+ * then (a purge takes it out first, and a new slab may have the number since). Both are
+ * read before the unmap because the slab's address, in the meta pages it unmapped, is
+ * no pointer to compare after it.
  */
-static void slab_count_out(cls *C, const slab *sb, const slab *orig)
+static void slab_count_out(cls *C, const slab *sb, bool listed)
 {
     for (unsigned p = 0; p < SLAB_PAGES; p++) {
         if (sb->pages[p].lock == PG_LOCKED)
@@ -377,7 +379,7 @@ static void slab_count_out(cls *C, const slab *sb, const slab *orig)
         else if (sb->pages[p].lock == PG_UNLOCKED)
             atomic_fetch_sub(&smi_stat_unlocked, page());
     }
-    if (C->dir[sb->no] == orig) {
+    if (listed) {
         C->floor[sb->no] = sb->maxgen + 1;
         C->dir[sb->no] = NULL;
     }
@@ -400,6 +402,7 @@ static void unlink_from(slab **head, slab *sb)
 static bool slab_unmap(cls *C, slab *sb)
 {
     slab copy = *sb;
+    bool listed = C->dir[sb->no] == sb;
 
     unlink_from(&C->head, sb);
     if (sm_os_munmap(copy.base, copy.map_len) != SM_OK) {
@@ -408,7 +411,7 @@ static bool slab_unmap(cls *C, slab *sb)
         return false;
     }
     C->empty--;
-    slab_count_out(C, &copy, sb);
+    slab_count_out(C, &copy, listed);
     return true;
 }
 
@@ -418,6 +421,7 @@ static bool slab_destroy(cls *C, slab *sb)
     size_t data_len = SLAB_PAGES * page();
     bool intact = true;
     slab copy = *sb;
+    bool listed = C->dir[sb->no] == sb;
 
     if (sm_os_mprotect(sb->data, data_len, SM_PROT_READWRITE) == SM_OK) {
         for (uint32_t i = 0; i < sb->fresh; i++)
@@ -426,7 +430,7 @@ static bool slab_destroy(cls *C, slab *sb)
         smi_wipe(sb->data, data_len);
     }
     (void)sm_os_munmap(copy.base, copy.map_len);
-    slab_count_out(C, &copy, sb);
+    slab_count_out(C, &copy, listed);
     return intact;
 }
 
@@ -482,8 +486,13 @@ static sm_status slot_reserve(unsigned c, slab **psb, uint32_t *pi, bool *pmade)
         made = true;
     }
     i = sb->free_head != 0 ? sb->free_head - 1 : sb->fresh;
-    if (sb->free_head == 0 && sb->slots[i].gen == 0)
-        sb->slots[i].gen = sb->maxgen;
+    /*
+     * A fresh slot's metadata is made whole when its index is first handed out (again
+     * if that reservation was refused: any generation from maxgen up is one that no
+     * handle of this slab number has had), not read from the meta pages' zeroes.
+     */
+    if (sb->free_head == 0)
+        sb->slots[i] = (slotmeta){ .gen = sb->maxgen };
     st = span_open(sb, i, true);
     if (st == SM_OK) {
         st = lock_pages(sb, i);
@@ -1060,13 +1069,14 @@ static void forget_list(cls *C, slab *sb)
 {
     for (slab *next; sb != NULL; sb = next) {
         slab copy = *sb;
+        bool listed = C->dir[sb->no] == sb;
 
         next = sb->next;
         if (copy.secretmem)
             (void)sm_os_munmap(copy.base + copy.meta_off, copy.map_len - copy.meta_off);
         else
             (void)sm_os_munmap(copy.base, copy.map_len);
-        slab_count_out(C, &copy, sb);
+        slab_count_out(C, &copy, listed);
     }
 }
 
