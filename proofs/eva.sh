@@ -22,7 +22,8 @@ cd "$(dirname "$0")/.."
 # a core function it does not call is WP's alone.
 analyses='memory src/memory/mem.c src/memory/region.c src/memory/plain.c src/service/config.c src/service/fatal.c src/service/stats.c'
 
-# eva_run LOG FILES [CPP-ARGS]: an analysis, its report and the metrics of what it reached.
+# eva_run LOG FILES [CPP-ARGS [EVA-OPTIONS]]: an analysis, its report and the metrics of
+# what it reached.
 # -c11: the headers use _Noreturn. Precision 4 with return splitting keeps the states of
 # "mapped" and "refused" apart after each OS call (a merge would make Eva think the
 # pointer may be unset on the success path). -eva-alloc-builtin by_stack gives each
@@ -39,9 +40,24 @@ eva_run() {
             -include $top/proofs/core.acsl ${3:-}" \
         $2 -eva -main main -eva-no-show-progress -eva-precision 4 \
         -eva-split-return full -eva-alloc-builtin by_stack -eva-no-alloc-returns-null \
-        -eva-slevel-function smi_canary_fill:0,smi_canary_ok:0 \
+        -eva-slevel-function smi_canary_fill:0,smi_canary_ok:0 ${4:-} \
         -then -report-classify -report-unclassified-unknown ERROR \
         -report-unclassified-untried ERROR -metrics -metrics-eva-cover > "$1" 2>&1 || true
+}
+
+# eva_options NAME: the options of one analysis beyond eva_run's; eva_shims NAME: the
+# files of proofs/eva/ below the library that it needs beyond os.c. The buffers analysis
+# (driver eva/buffers.c) is not in the table yet: it still raises alarms
+# (proofs/README.md, "Eva", "Not covered yet"), and these are what it runs with.
+eva_options() {
+    case $1 in
+    buffers) echo "-eva-slevel 300 -eva-unroll-recursive-calls 4" ;;
+    esac
+}
+eva_shims() {
+    case $1 in
+    buffers) echo proofs/eva/pthread.c ;;
+    esac
 }
 
 fail() {
@@ -139,8 +155,8 @@ while read -r name lib_files; do
     case $lib_files in *' + '*) also=${lib_files#* + } lib_files=${lib_files%% + *} ;; esac
     log=$out/eva-$name.log
     t0=$(now_ms)
-    files="$lib_files $also $core_files $trusted proofs/eva/os.c proofs/eva/$name.c"
-    eva_run "$log" "$files" </dev/null
+    files="$lib_files $also $core_files $trusted proofs/eva/os.c $(eva_shims "$name") proofs/eva/$name.c"
+    eva_run "$log" "$files" "" "$(eva_options "$name")" </dev/null
     check
     if [ "$name" = memory ]; then
         # The self-test of the memory model: the driver variant that reads a PROT_NONE
