@@ -71,7 +71,8 @@ def functions(lines):
             while j > 0 and lines[j - 1].strip() and not lines[j - 1].rstrip().endswith((';', '}')) \
                     and not lines[j - 1].startswith('#'):
                 j -= 1
-            head = ' '.join(lines[j:i])
+            # an attribute before the name (burn.c's noinline) is not the function
+            head = re.sub(r'__attribute__\s*\(\(.*?\)\)', '', ' '.join(lines[j:i]))
             m = re.search(r'([A-Za-z_][A-Za-z_0-9]*)\s*\(', head)
             k = i
             while k < len(lines) and lines[k] != '}':
