@@ -33,6 +33,45 @@
 static int last_error;
 
 /*
+ * Determinate runs (the buffers analysis): once a driver has called eva_os_fail, no call
+ * of the shim fails but the one it names, the nth fallible call from then on (0: none),
+ * which fails as may_fail's would. A nondeterministic failure doubles the states at each
+ * call, and once Eva joins them (the registry of a buffer made with the registry of one
+ * refused), every later step of that run is checked against a state that no execution
+ * has. Failing each call in turn instead, one scenario each (as tests/unit/test_faults.c
+ * does with src/os/fault.c), reaches every refusal with each state determinate. In such
+ * a run the OS's random bytes and the keystream are a constant byte too (eva_random).
+ */
+static bool determinate;
+static unsigned fail_nth;
+
+void eva_os_fail(unsigned nth)
+{
+    determinate = true;
+    fail_nth = nth;
+}
+
+/* Whether this fallible call is the one the plan fails. */
+static bool planned_failure(void)
+{
+    return fail_nth != 0 && --fail_nth == 0;
+}
+
+/*
+ * The bytes of randomness in a determinate run: one constant byte. Eva then knows each
+ * canary and decides its checks, which an unknown canary leaves open, so that a run goes
+ * down the panic path only where the canary's bytes are really unknown (pages reopened
+ * by mprotect). Sound for what the run proves: it covers every path of the library for
+ * this keystream, and no bound, length or branch of the library depends on a canary's
+ * or a random buffer's value (only the canary check's verdict does, and its panic path
+ * is still followed wherever the bytes are unknown).
+ */
+static void eva_random(void *p, size_t n)
+{
+    memset(p, 0x5a, n);
+}
+
+/*
  * SM_OK, or the given error: the caller cannot tell which. The errno behind a failure
  * is either of two (region.c tells ENOMEM apart), set without a branch, so that the
  * shim itself splits no state.
@@ -40,6 +79,8 @@ static int last_error;
 static sm_status may_fail(sm_status err)
 {
     last_error = Frama_C_nondet(ENOMEM, EPERM);
+    if (determinate)
+        return planned_failure() ? err : SM_OK;
     return Frama_C_nondet(SM_OK, err);
 }
 
@@ -159,7 +200,10 @@ sm_status sm_os_random(void *p, size_t n)
 {
     if (may_fail(SM_E_RANDOM) != SM_OK)
         return SM_E_RANDOM;
-    Frama_C_make_unknown(p, n);
+    if (determinate)
+        eva_random(p, n);
+    else
+        Frama_C_make_unknown(p, n);
     return SM_OK;
 }
 
@@ -254,6 +298,23 @@ void eva_os_file(int fd, size_t len)
     file_read[fd] = 0;
 }
 
+/*
+ * In a determinate run the driver gives each input its bytes and says whether it is a
+ * pipe (which refuses every seek); a read then returns the next of them, at most
+ * READ_MAX at a time, so that the library's read loops go round more than once and
+ * every read is determinate too.
+ */
+#define READ_MAX 1000u
+static const uint8_t *file_bytes[FILES];
+static bool file_pipe[FILES];
+
+void eva_os_input(int fd, const uint8_t *bytes, size_t len, bool pipe)
+{
+    eva_os_file(fd, len);
+    file_bytes[fd] = bytes;
+    file_pipe[fd] = pipe;
+}
+
 sm_status sm_os_read(int fd, void *p, size_t n, size_t *got)
 {
     size_t k;
@@ -261,9 +322,16 @@ sm_status sm_os_read(int fd, void *p, size_t n, size_t *got)
     if (may_fail(SM_E_IO) != SM_OK)
         return SM_E_IO;
     k = n < file_left[fd] ? n : file_left[fd];
-    if (k > 1)
-        k = Frama_C_size_t_interval(1, k);
-    Frama_C_make_unknown(p, k);
+    if (determinate) {
+        k = k < READ_MAX ? k : READ_MAX;
+        /* not at the end: past it, even an empty copy's source is no valid pointer */
+        if (k > 0)
+            memcpy(p, file_bytes[fd] + file_read[fd], k);
+    } else {
+        if (k > 1)
+            k = Frama_C_size_t_interval(1, k);
+        Frama_C_make_unknown(p, k);
+    }
     file_left[fd] -= k;
     file_read[fd] += k;
     *got = k;
@@ -272,7 +340,8 @@ sm_status sm_os_read(int fd, void *p, size_t n, size_t *got)
 
 sm_status sm_os_seek_cur(int fd, int64_t delta, uint64_t *pos)
 {
-    switch (Frama_C_interval(0, 2)) {
+    switch (determinate ? (file_pipe[fd] ? 0 : planned_failure() ? 1 : 2)
+                        : Frama_C_interval(0, 2)) {
     case 0:
         return SM_E_UNSUPPORTED;
     case 1:
@@ -292,6 +361,8 @@ sm_status sm_os_seek_cur(int fd, int64_t delta, uint64_t *pos)
 sm_status sm_os_writable(void *p, size_t n)
 {
     (void)p, (void)n;
+    if (determinate)
+        return planned_failure() ? SM_E_READONLY : SM_OK;
     return Frama_C_nondet(SM_OK, SM_E_READONLY);
 }
 
@@ -306,7 +377,10 @@ uint32_t br_chacha20_ct_run(const void *key, const void *iv, uint32_t cc, void *
         seen ^= ((const uint8_t *)key)[i];
     for (size_t i = 0; i < 12; i++)
         seen ^= ((const uint8_t *)iv)[i];
-    Frama_C_make_unknown(data, len);
+    if (determinate)
+        eva_random(data, len);
+    else
+        Frama_C_make_unknown(data, len);
     return cc + (uint32_t)((len + 63) / 64);
 }
 

@@ -30,9 +30,35 @@ int pthread_mutex_lock(pthread_mutex_t *m)
     return 0;
 }
 
+/*
+ * Determinate runs (os.c's eva_os_fail says why): once a driver has called
+ * eva_pthread_foreign, a trylock of a free lock succeeds, except those that the plan
+ * names, which find a holder the run does not have: bit 0 for the next such trylock,
+ * bit 1 for the one after, and so on.
+ */
+static _Bool determinate;
+static unsigned foreign_plan;
+
+void eva_pthread_foreign(unsigned plan)
+{
+    determinate = 1;
+    foreign_plan = plan;
+}
+
+static _Bool foreign_holder(void)
+{
+    _Bool held;
+
+    if (!determinate)
+        return Frama_C_nondet(0, 1);
+    held = (foreign_plan & 1u) != 0;
+    foreign_plan >>= 1;
+    return held;
+}
+
 int pthread_mutex_trylock(pthread_mutex_t *m)
 {
-    if (m->_fc != 0 || Frama_C_nondet(0, 1))
+    if (m->_fc != 0 || foreign_holder())
         return EBUSY;
     m->_fc = 1;
     return 0;
