@@ -6,8 +6,10 @@
 # and the trusted contract of smi_barrier. An analysis passes when Eva raises no alarm,
 # every precondition it meets (of the core and of the OS shim) is valid, nothing is
 # invalid, the only properties it leaves unknown or never tries are the core's own
-# annotations, which WP proves (proofs/wp.sh), or contracts of Frama-C's libc that
-# nothing calls, and it reaches every function of its library files. The memory
+# annotations, which WP proves (proofs/wp.sh), contracts of Frama-C's libc that
+# nothing calls, or the shim's for calls that another analysis makes, it reaches every
+# function of its library files, and no check of its driver finds the library's answer
+# wrong (a Frama_C_show_each_* call that Eva reaches). The memory
 # analysis's -DEVA_OVERRUN variant must raise its alarms (the model's self-test). Then
 # prints the share of the library's lines that WP and Eva cover (coverage.py). Scope:
 # proofs/README.md, "Eva".

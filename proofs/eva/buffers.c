@@ -215,22 +215,38 @@ static void adopted(void)
 
 /*
  * The refusals, each fallible call of each constructor and operation failed in turn
- * (faulted_*(k): the kth call fails). A refused call must leave nothing behind (the
- * driver destroys what a call past the last made); what it leaves, the next scenario
- * would meet.
+ * (faulted_*(k): the kth call fails). A refused call must leave nothing behind: no
+ * buffer, and no region mapped or counted (sm_stats, against what arm saw); the driver
+ * destroys what a call past the last made.
  */
+static sm_stats before;
+
+static void arm(unsigned k)
+{
+    if (sm_stats_get(&before) != SM_OK)
+        Frama_C_show_each_unexpected_refusal(k);
+    eva_os_fail(k);
+}
+
 static void undo(sm_status st, sm_buffer b)
 {
+    sm_stats now;
+
     eva_os_fail(0);
     if (st == SM_OK && sm_buffer_destroy(b) != SM_OK)
         Frama_C_show_each_unexpected_refusal(b.id);
+    if (sm_stats_get(&now) != SM_OK || now.buffers_live != 0 ||
+        (st != SM_OK && (now.allocations_total != before.allocations_total ||
+                         now.bytes_locked != before.bytes_locked ||
+                         now.bytes_unlocked != before.bytes_unlocked)))
+        Frama_C_show_each_refusal_left_something(st);
 }
 
 static void faulted_new(unsigned k)
 {
     sm_buffer b = { 0 };
 
-    eva_os_fail(k);
+    arm(k);
     undo(sm_buffer_new(4097, &b), b);
 }
 
@@ -239,7 +255,7 @@ static void faulted_from_bytes(unsigned k)
     static uint8_t src[1];
     sm_buffer b = { 0 };
 
-    eva_os_fail(k);
+    arm(k);
     undo(sm_buffer_from_bytes(src, sizeof src, &b), b);
 }
 
@@ -247,7 +263,7 @@ static void faulted_random(unsigned k)
 {
     sm_buffer b = { 0 };
 
-    eva_os_fail(k);
+    arm(k);
     undo(sm_buffer_random(1, &b), b);
 }
 
@@ -257,7 +273,7 @@ static void faulted_from_fd(unsigned k)
     sm_buffer b = { 0 };
 
     eva_os_input(0, in, sizeof in, false);
-    eva_os_fail(k);
+    arm(k);
     undo(sm_buffer_from_fd(0, 1, &b), b);
 }
 
@@ -268,10 +284,10 @@ static void faulted_from_input(unsigned k)
     sm_buffer b = { 0 };
 
     eva_os_input(1, in, sizeof in, false);
-    eva_os_fail(k);
+    arm(k);
     undo(sm_buffer_from_fd_all(1, &b), b);
     eva_os_input(2, in, sizeof in, false);
-    eva_os_fail(k);
+    arm(k);
     undo(sm_buffer_from_fd_until(2, '\n', &b), b);
 }
 
