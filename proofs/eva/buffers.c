@@ -89,12 +89,12 @@ static void stale(sm_buffer b)
 /*
  * One buffer through its whole life at size n: written, compared, read, frozen (writes
  * then refused), melted, scrambled, wiped, destroyed, then every call on its stale
- * handle refused.
+ * handle refused, also once its slot holds the next buffer.
  */
 static void buffer_life(size_t n)
 {
     static uint8_t src[3 * 4096 + 1];
-    sm_buffer b;
+    sm_buffer b, next;
     bool eq;
 
     MUST(sm_buffer_new(n, &b));
@@ -131,6 +131,10 @@ static void buffer_life(size_t n)
     MUST(sm_buffer_wipe(b));
     MUST(sm_buffer_destroy(b));
     stale(b);
+    MUST(sm_buffer_new(n, &next)); /* in b's slot, the free list's first */
+    if (sm_buffer_is_alive(b) || !sm_buffer_is_alive(next))
+        Frama_C_show_each_reused_slot_id_accepted(b.id);
+    MUST(sm_buffer_destroy(next));
 }
 
 /* The constructors that take their bytes from the caller, the OS's randomness, a file. */
