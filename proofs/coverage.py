@@ -71,7 +71,8 @@ def functions(lines):
             while j > 0 and lines[j - 1].strip() and not lines[j - 1].rstrip().endswith((';', '}')) \
                     and not lines[j - 1].startswith('#'):
                 j -= 1
-            head = ' '.join(lines[j:i])
+            # an attribute before the name (burn.c's noinline) is not the function
+            head = re.sub(r'__attribute__\s*\(\(.*?\)\)', '', ' '.join(lines[j:i]))
             m = re.search(r'([A-Za-z_][A-Za-z_0-9]*)\s*\(', head)
             k = i
             while k < len(lines) and lines[k] != '}':
@@ -81,6 +82,24 @@ def functions(lines):
             i = k
         i += 1
     return found
+
+
+def test_only(lines):
+    """The line numbers inside #if defined(SM_FAULT_INJECTION) blocks: the hooks of the
+    test and fuzz flavours, which the release build, and so Eva, does not compile."""
+    inside, depth = set(), 0
+    for i, line in enumerate(lines):
+        d = line.strip()
+        if depth:
+            if d.startswith('#if'):
+                depth += 1
+            elif d.startswith('#endif'):
+                depth -= 1
+            inside.add(i)
+        elif re.match(r'#\s*if(def\s+|\s+defined\s*\(?\s*)SM_FAULT_INJECTION\b', d):
+            depth = 1
+            inside.add(i)
+    return inside
 
 
 def analysed(log):
@@ -105,11 +124,13 @@ def main():
         eva = analysed(sys.argv[2])
         for path in sys.argv[3:]:
             with open(path, encoding='utf-8') as f:
-                for name, _, _ in functions(code_lines(f.read())):
-                    # SMI_VG_AT_START: Valgrind's client requests, empty and never
-                    # called outside the Valgrind build (src/vg.h)
-                    if name not in eva and name != 'SMI_VG_AT_START':
-                        print('%s: %s' % (path, name))
+                lines = code_lines(f.read())
+            hooks = test_only(lines)
+            for name, first, _ in functions(lines):
+                # SMI_VG_AT_START: Valgrind's client requests, empty and never
+                # called outside the Valgrind build (src/vg.h)
+                if name not in eva and name != 'SMI_VG_AT_START' and first not in hooks:
+                    print('%s: %s' % (path, name))
         return
     groups = ' '.join(sys.argv[1:]).split(' -- ')
     wp = set(groups[0].split())

@@ -21,6 +21,7 @@
  * block): proofs/README.md, "Eva", says what covers them.
  */
 #include <__fc_builtin.h>
+#include <bearssl.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,45 @@
 static int last_error;
 
 /*
+ * Determinate runs (the buffers analysis): once a driver has called eva_os_fail, no call
+ * of the shim fails but the one it names, the nth fallible call from then on (0: none),
+ * which fails as may_fail's would. A nondeterministic failure doubles the states at each
+ * call, and once Eva joins them (the registry of a buffer made with the registry of one
+ * refused), every later step of that run is checked against a state that no execution
+ * has. Failing each call in turn instead, one scenario each (as tests/unit/test_faults.c
+ * does with src/os/fault.c), reaches every refusal with each state determinate. In such
+ * a run the OS's random bytes and the keystream are a constant byte too (eva_random).
+ */
+static bool determinate;
+static unsigned fail_nth;
+
+void eva_os_fail(unsigned nth)
+{
+    determinate = true;
+    fail_nth = nth;
+}
+
+/* Whether this fallible call is the one the plan fails. */
+static bool planned_failure(void)
+{
+    return fail_nth != 0 && --fail_nth == 0;
+}
+
+/*
+ * The bytes of randomness in a determinate run: one constant byte. Eva then knows each
+ * canary and decides its checks, which an unknown canary leaves open, so that a run goes
+ * down the panic path only where the canary's bytes are really unknown (pages reopened
+ * by mprotect). Sound for what the run proves: it covers every path of the library for
+ * this keystream, and no bound, length or branch of the library depends on a canary's
+ * or a random buffer's value (only the canary check's verdict does, and its panic path
+ * is still followed wherever the bytes are unknown).
+ */
+static void eva_random(void *p, size_t n)
+{
+    memset(p, 0x5a, n);
+}
+
+/*
  * SM_OK, or the given error: the caller cannot tell which. The errno behind a failure
  * is either of two (region.c tells ENOMEM apart), set without a branch, so that the
  * shim itself splits no state.
@@ -39,6 +79,8 @@ static int last_error;
 static sm_status may_fail(sm_status err)
 {
     last_error = Frama_C_nondet(ENOMEM, EPERM);
+    if (determinate)
+        return planned_failure() ? err : SM_OK;
     return Frama_C_nondet(SM_OK, err);
 }
 
@@ -66,7 +108,7 @@ size_t sm_os_page_size(void)
 }
 
 /*@ requires \valid(out);
-    requires modelled: len <= SHUT_MAX; */
+    requires modelled: prot != SM_PROT_NONE || len <= SHUT_MAX; */
 sm_status sm_os_mmap(size_t len, sm_prot prot, void **out)
 {
     void *p;
@@ -158,7 +200,10 @@ sm_status sm_os_random(void *p, size_t n)
 {
     if (may_fail(SM_E_RANDOM) != SM_OK)
         return SM_E_RANDOM;
-    Frama_C_make_unknown(p, n);
+    if (determinate)
+        eva_random(p, n);
+    else
+        Frama_C_make_unknown(p, n);
     return SM_OK;
 }
 
@@ -191,6 +236,152 @@ int sm_os_last_error(void)
 sm_status sm_os_disable_core_dumps(void)
 {
     return may_fail(SM_E_SYS);
+}
+
+/*
+ * The calls of the layers above memory (the runtime, the registry, the objects). The
+ * run has one thread, the driver's; what those calls do between threads is the race
+ * suites' to check (proofs/README.md, "Eva").
+ */
+
+void sm_os_set_last_error(int err)
+{
+    last_error = err;
+}
+
+/* Any time: a wait with a deadline may end on either side of it. */
+uint64_t sm_os_monotonic_ns(void)
+{
+    return Frama_C_unsigned_long_long_interval(0, UINT64_MAX);
+}
+
+void sm_os_yield(void)
+{
+}
+
+/*
+ * The fork handlers, kept for the driver, which plays a fork with them (eva_os_fork):
+ * in the parent, or in the child, where the library's handler runs alone.
+ */
+static void (*fork_prepare)(void), (*fork_parent)(void), (*fork_child)(void);
+
+sm_status sm_os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void))
+{
+    if (may_fail(SM_E_NOMEM) != SM_OK)
+        return SM_E_NOMEM;
+    fork_prepare = prepare, fork_parent = parent, fork_child = child;
+    return SM_OK;
+}
+
+void eva_os_fork(bool child)
+{
+    if (fork_prepare == NULL)
+        return;
+    fork_prepare();
+    if (child)
+        fork_child();
+    else
+        fork_parent();
+}
+
+/*
+ * Files: fd n (0 <= n < FILES) holds the bytes the driver gave it (eva_os_file), any
+ * values, read in order; a read may fail, or return fewer bytes than asked; a seek may
+ * be refused as a pipe's is, or fail, and otherwise moves back over what was read.
+ */
+#define FILES 4
+static size_t file_left[FILES], file_read[FILES];
+
+void eva_os_file(int fd, size_t len)
+{
+    file_left[fd] = len;
+    file_read[fd] = 0;
+}
+
+/*
+ * In a determinate run the driver gives each input its bytes and says whether it is a
+ * pipe (which refuses every seek); a read then returns the next of them, at most
+ * READ_MAX at a time, so that the library's read loops go round more than once and
+ * every read is determinate too.
+ */
+#define READ_MAX 1000u
+static const uint8_t *file_bytes[FILES];
+static bool file_pipe[FILES];
+
+void eva_os_input(int fd, const uint8_t *bytes, size_t len, bool pipe)
+{
+    eva_os_file(fd, len);
+    file_bytes[fd] = bytes;
+    file_pipe[fd] = pipe;
+}
+
+sm_status sm_os_read(int fd, void *p, size_t n, size_t *got)
+{
+    size_t k;
+
+    if (may_fail(SM_E_IO) != SM_OK)
+        return SM_E_IO;
+    k = n < file_left[fd] ? n : file_left[fd];
+    if (determinate) {
+        k = k < READ_MAX ? k : READ_MAX;
+        /* not at the end: past it, even an empty copy's source is no valid pointer */
+        if (k > 0)
+            memcpy(p, file_bytes[fd] + file_read[fd], k);
+    } else {
+        if (k > 1)
+            k = Frama_C_size_t_interval(1, k);
+        Frama_C_make_unknown(p, k);
+    }
+    file_left[fd] -= k;
+    file_read[fd] += k;
+    *got = k;
+    return SM_OK;
+}
+
+sm_status sm_os_seek_cur(int fd, int64_t delta, uint64_t *pos)
+{
+    switch (determinate ? (file_pipe[fd] ? 0 : planned_failure() ? 1 : 2)
+                        : Frama_C_interval(0, 2)) {
+    case 0:
+        return SM_E_UNSUPPORTED;
+    case 1:
+        return SM_E_IO;
+    default:
+        /* the library only ever asks where it is (0) or gives back what it read */
+        if (delta < 0) {
+            file_left[fd] += (size_t)-delta;
+            file_read[fd] -= (size_t)-delta;
+        }
+        *pos = file_read[fd];
+        return SM_OK;
+    }
+}
+
+/* The library asks before it wipes a caller's bytes: either answer. */
+sm_status sm_os_writable(void *p, size_t n)
+{
+    (void)p, (void)n;
+    if (determinate)
+        return planned_failure() ? SM_E_READONLY : SM_OK;
+    return Frama_C_nondet(SM_OK, SM_E_READONLY);
+}
+
+/* BearSSL's ChaCha20 (proofs/eva/include/bearssl.h): any keystream over the bytes. */
+uint32_t br_chacha20_ct_run(const void *key, const void *iv, uint32_t cc, void *data,
+                            size_t len)
+{
+    static volatile uint8_t seen;
+
+    /* read whole, so that Eva checks that both are there and initialised */
+    for (size_t i = 0; i < 32; i++)
+        seen ^= ((const uint8_t *)key)[i];
+    for (size_t i = 0; i < 12; i++)
+        seen ^= ((const uint8_t *)iv)[i];
+    if (determinate)
+        eva_random(data, len);
+    else
+        Frama_C_make_unknown(data, len);
+    return cc + (uint32_t)((len + 63) / 64);
 }
 
 _Noreturn void sm_os_die(const char *msg)

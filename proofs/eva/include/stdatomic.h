@@ -18,20 +18,45 @@
 #define _Atomic
 
 typedef _Atomic _Bool atomic_bool;
+typedef _Atomic __SIZE_TYPE__ atomic_size_t;
 
 #define atomic_load(p) (*(p))
-/* One thread has no ordering to choose: the order argument is evaluated and dropped. */
+/*
+ * One thread has no ordering to choose: the order arguments are evaluated and dropped,
+ * and a fence orders nothing.
+ */
 #define memory_order_relaxed 0
+#define memory_order_acquire 2
+#define memory_order_release 3
+#define memory_order_seq_cst 5
+#define atomic_thread_fence(order) ((void)(order))
 #define atomic_load_explicit(p, order) ((void)(order), *(p))
 #define atomic_store(p, v) ((void)(*(p) = (v)))
+#define atomic_store_explicit(p, v, order) ((void)(order), atomic_store(p, v))
 
 /* The old value, then the operation: a statement expression keeps each operand once. */
 #define SM_EVA_RMW(p, op, v) \
     ({ __typeof__(p) q_ = (p); __typeof__(*q_) old_ = *q_; *q_ = old_ op (v); old_; })
 #define atomic_fetch_add(p, v) SM_EVA_RMW(p, +, v)
 #define atomic_fetch_sub(p, v) SM_EVA_RMW(p, -, v)
+#define atomic_fetch_or(p, v) SM_EVA_RMW(p, |, v)
+#define atomic_fetch_and(p, v) SM_EVA_RMW(p, &, v)
+#define atomic_fetch_add_explicit(p, v, order) ((void)(order), atomic_fetch_add(p, v))
 
 #define atomic_exchange(p, v) \
     ({ __typeof__(p) q_ = (p); __typeof__(*q_) old_ = *q_; *q_ = (v); old_; })
+#define atomic_exchange_explicit(p, v, order) ((void)(order), atomic_exchange(p, v))
+
+/*
+ * Compare and swap: with one thread the comparison cannot fail spuriously, so the weak
+ * form is the strong one. True and *p set when *p held *e; else *e gets *p.
+ */
+#define atomic_compare_exchange_strong(p, e, v) \
+    ({ __typeof__(p) q_ = (p); __typeof__(e) e_ = (e); _Bool ok_ = *q_ == *e_; \
+       if (ok_) *q_ = (v); else *e_ = *q_; ok_; })
+#define atomic_compare_exchange_strong_explicit(p, e, v, s, f) \
+    ((void)(s), (void)(f), atomic_compare_exchange_strong(p, e, v))
+#define atomic_compare_exchange_weak_explicit(p, e, v, s, f) \
+    atomic_compare_exchange_strong_explicit(p, e, v, s, f)
 
 #endif
