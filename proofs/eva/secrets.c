@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: ISC */
 /*
  * Eva's driver for the secret layer (proofs/README.md, "Eva", "The secrets analysis"):
- * src/objects/secret.c on the protected factory and the compact dispatch, through the
- * public calls of securemem/secret.h and the registry's walks over secrets (purge,
- * audit, fork), with the OS shim of proofs/eva/os.c, in which a page the library cannot
- * read is uninitialised: a reader that Eva lets read the whole window proves the window
- * open. The guarded, encrypted and custom factories, and the constructors from a
- * buffer, a file and a callback, are not driven here (the README says why).
+ * src/objects/secret.c on the protected factory, custom factories and the compact
+ * dispatch, through the public calls of securemem/secret.h and the registry's walks over
+ * secrets (purge, audit, fork), with the OS shim of proofs/eva/os.c, in which a page the
+ * library cannot read is uninitialised: a reader that Eva lets read the whole window
+ * proves the window open. The guarded and encrypted factories, and the constructors from
+ * a buffer, a file and a callback, are not driven here (the README says why).
  *
  * A protected secret's life runs under os.c's fail plan once with no failure and once
  * for each fallible call it makes, that call failing (each_failure): the OS refusals on
@@ -242,6 +242,133 @@ static void forked(void)
     //@ assert stale_in_child: st == SM_E_STATE;
 }
 
+/* ---- custom factories ---- */
+
+static uint8_t custom_pages[64];
+static sm_secret custom_self;
+
+static sm_status c_create(void *ctx, size_t len, void **state, uint8_t **fill)
+{
+    (void)ctx, (void)len;
+    *state = custom_pages;
+    *fill = custom_pages;
+    return SM_OK;
+}
+
+/* A create that says SM_OK and gives no pointer has not done its job: refused. */
+static sm_status c_create_null(void *ctx, size_t len, void **state, uint8_t **fill)
+{
+    (void)ctx, (void)len;
+    *state = custom_pages;
+    *fill = NULL;
+    return SM_OK;
+}
+
+/* A seal that the factory refuses: the make rolls back through destroy. */
+static sm_status c_refuse(void *ctx, void *state)
+{
+    (void)ctx, (void)state;
+    return SM_E_PROT;
+}
+
+static sm_status c_step(void *ctx, void *state)
+{
+    (void)ctx, (void)state;
+    return SM_OK;
+}
+
+/*
+ * make_readable calls back into its own secret, as a hook may: refused (SM_E_STATE
+ * for a wait, SM_E_BUSY for a try), never a wait for the change it is itself making.
+ */
+static sm_status c_readable(void *ctx, void *state, const uint8_t **bytes)
+{
+    size_t got;
+    sm_status st = sm_secret_read_at(custom_self, 0, custom_pages, 1, &got);
+
+    (void)ctx;
+    //@ assert no_reentry: st == SM_E_STATE;
+    st = sm_secret_try_with_bytes(custom_self, reader, NULL);
+    //@ assert busy: st == SM_E_BUSY;
+    *bytes = state;
+    return SM_OK;
+}
+
+/* A make_readable that says SM_OK and gives no bytes: refused. */
+static sm_status c_readable_null(void *ctx, void *state, const uint8_t **bytes)
+{
+    (void)ctx, (void)state;
+    *bytes = NULL;
+    return SM_OK;
+}
+
+/* A purge from inside a window change: the changing thread frees the pages itself. */
+static sm_status c_readable_purged(void *ctx, void *state, const uint8_t **bytes)
+{
+    (void)ctx;
+    (void)smi_registry_purge(false);
+    *bytes = state;
+    return SM_OK;
+}
+
+static void c_purge(void *ctx, void *state, bool in_use)
+{
+    (void)ctx, (void)in_use;
+    Frama_C_make_unknown(state, sizeof custom_pages);
+}
+
+static void custom(void)
+{
+    sm_factory f = { .version = SM_FACTORY_VERSION, .create = c_create, .seal = c_step,
+                     .make_readable = c_readable, .make_unreadable = c_step,
+                     .destroy = c_step, .purge = NULL };
+    sm_status st;
+
+    if (sm_secret_new(&f, src, 16, &custom_self) == SM_OK) {
+        (void)sm_secret_with_bytes(custom_self, reader, NULL);
+        (void)sm_secret_with_bytes(custom_self, nested, &custom_self);
+        (void)smi_registry_audit();
+        if (sm_secret_close(custom_self) != SM_OK)
+            (void)smi_registry_purge(false);
+    }
+    f.purge = c_purge;
+    if (sm_secret_random(&f, 16, &custom_self) == SM_OK) {
+        (void)sm_secret_with_bytes(custom_self, purged_under, NULL);
+        st = sm_secret_close(custom_self);
+        //@ assert custom_purged: st == SM_E_STATE;
+    }
+    /* a fork: the child forgets the secret (nothing of the library's to free) */
+    if (sm_secret_random(&f, 16, &custom_self) == SM_OK) {
+        eva_os_fork(true);
+        st = sm_secret_close(custom_self);
+        //@ assert custom_stale_in_child: st == SM_E_STATE;
+    }
+}
+
+/* The hooks that break their contract, and a purge during a window change. */
+static void custom_broken(void)
+{
+    sm_factory f = { .version = SM_FACTORY_VERSION, .create = c_create_null, .seal = c_step,
+                     .make_readable = c_readable_null, .make_unreadable = c_step,
+                     .destroy = c_step, .purge = NULL };
+    sm_status st = sm_secret_random(&f, 16, &custom_self);
+
+    //@ assert no_fill: st == SM_E_INVAL;
+    f.create = c_create;
+    if (sm_secret_random(&f, 16, &custom_self) != SM_OK)
+        return;
+    st = sm_secret_with_bytes(custom_self, reader, NULL);
+    //@ assert no_bytes: st == SM_E_INVAL;
+    f.make_readable = c_readable_purged;
+    st = sm_secret_with_bytes(custom_self, reader, NULL);
+    //@ assert purged_in_change: st == SM_E_STATE;
+    /* a refused seal: the secret is not made, and the factory's pages are destroyed */
+    f.create = c_create;
+    f.seal = c_refuse;
+    st = sm_secret_random(&f, 16, &custom_self);
+    //@ assert seal_refused: st == SM_E_PROT;
+}
+
 /* ---- the compact factory's dispatch, and the refusals ---- */
 
 /* A fill callback for the compact dispatch (the size refused first, so never called). */
@@ -337,5 +464,7 @@ int main(void)
     size = 16;
     purges();
     each(forked, sm_factory_protected(), 16);
+    custom();
+    custom_broken();
     return 0;
 }
