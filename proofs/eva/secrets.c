@@ -8,10 +8,11 @@
  * proves the window open. The guarded and encrypted factories, and the constructors from
  * a buffer, a file and a callback, are not driven here (the README says why).
  *
- * A protected secret's life runs under os.c's fail plan once with no failure and once
- * for each fallible call it makes, that call failing (each_failure): the OS refusals on
- * every path, each a path of its own, so that Eva never joins a refused state with a
- * committed one. The security decisions checked are ACSL assertions, which Eva must
+ * A protected secret's life, and its fork, run under os.c's fail plan once with no
+ * failure and once for each fallible call they make, that call failing (each_failure):
+ * the OS refusals on every path, each a path of its own, so that Eva never joins a
+ * refused state with a committed one; the purges and the custom factories run with no
+ * failure (main says why for the purges). The security decisions checked are ACSL assertions, which Eva must
  * find valid on every path (eva.sh fails on one it leaves unknown): the first reader
  * opens the window and only the last one shuts it (the outer reader reads the whole
  * window again after a nested access left), a close from inside an access is refused,
