@@ -51,6 +51,16 @@ void eva_os_fail(unsigned nth)
     fail_nth = nth;
 }
 
+/*
+ * Whether the planned failure is still to come: a scenario run under plan n that leaves
+ * it pending made fewer than n fallible calls, so the plans past it fail nothing more
+ * (the secrets driver stops there).
+ */
+bool eva_os_fail_pending(void)
+{
+    return fail_nth != 0;
+}
+
 /* Whether this fallible call is the one the plan fails. */
 static bool planned_failure(void)
 {
