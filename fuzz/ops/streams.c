@@ -46,10 +46,12 @@ void op_stream_write(fz_in *in)
 {
     mstr *s = &M.s[fz_u8(in) % NS];
     size_t n = pick_stream_size(in);
-    sm_status want = !s->alive ? SM_E_STATE : n > 0 && M.exhausted ? SM_E_STATE : SM_OK, st;
+    sm_status want, st;
 
+    /* Cut to what the model's fifo holds before the outcome: a cut to 0 seals nothing. */
     if (s->len + n > MAX_FIFO)
         n = MAX_FIFO - s->len;
+    want = !s->alive ? SM_E_STATE : n > 0 && M.exhausted ? SM_E_STATE : SM_OK;
     fz_fill(in, src, n);
     memcpy(src2, src, n);
     fz_faults_before(&F);
