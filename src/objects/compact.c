@@ -1097,13 +1097,10 @@ static void forget_list(cls *C, slab *sb)
  */
 void smi_compact_after_fork(void)
 {
-    bool held = prepared;
-
-    prepared = false;
     for (unsigned c = 0; c < NCLS; c++) {
         cls *C = &classes[c];
 
-        if (!held)
+        if (!prepared)
             sm_os_mutex_init(&C->lock);
         sm_os_cond_init(&C->cond);
         atomic_store(&C->doomed, false);
@@ -1113,9 +1110,9 @@ void smi_compact_after_fork(void)
         C->empty = 0;
     }
     atomic_store(&live, 0);
-    if (held)
-        for (unsigned c = NCLS; c-- > 0;)
-            sm_os_mutex_unlock(&classes[c].lock);
+    /* The parent's release: with nothing doomed now, each class's is a plain unlock. */
+    if (prepared)
+        smi_compact_fork_parent();
 }
 
 void smi_compact_trim(void)
