@@ -10,7 +10,7 @@
  *     bench [rounds [results.json [crypto]]]   (default 7 rounds, figures are medians)
  *
  * crypto (make bench BENCH_ONLY=crypto) runs only the enclave and stream rows, the same
- * rows as in the whole table, for measuring a change to the crypto path in minutes.
+ * rows as in the whole table, so that a change to the crypto path is measured in seconds.
  *
  * What is compared here, and why these pairs:
  *  - alloc+free of a 32-byte secret: sm_secret_new + sm_secret_close against
