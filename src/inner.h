@@ -173,6 +173,16 @@ void smi_region_canary_source(void (*gen)(uint8_t out[SMI_CANARY_SEED]));
  * is DONTFORK instead, so the child would find a hole there that a later mapping fills.
  */
 sm_status smi_region_alloc_wiped_on_fork(size_t size, const uint8_t *seed, smi_region *r);
+/*
+ * smi_region_alloc, seed NULL, with anonymous pages locked as they are first touched
+ * (smi_lock_touched_pages) instead of faulted in by the mlock: for a region whose inner
+ * pages are made writable again and again (the pool's), since the kernel walks and
+ * populates every page of a plainly locked private mapping at each mprotect that makes
+ * it writable, and skips that for pages locked on touch (spec/layout.md, "The pool").
+ * Nothing is ever in an unlocked page: a page is locked as it is faulted in, before the
+ * write that faulted it lands.
+ */
+sm_status smi_region_alloc_locked_on_touch(size_t size, smi_region *r);
 /* Change the protection of the inner pages. */
 sm_status smi_region_protect(smi_region *r, sm_prot prot);
 /* Panic unless the canary is intact; the inner pages must be readable. */

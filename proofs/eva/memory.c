@@ -160,6 +160,17 @@ static void region_forgotten(void)
     smi_region_forget(&r);
 }
 
+/* A fresh region of the pool's, locked as its pages are first touched (pool.c's take). */
+static void region_locked_on_touch(void)
+{
+    smi_region r;
+
+    if (smi_region_alloc_locked_on_touch(4097, &r) != SM_OK)
+        return;
+    touch(&r, true);
+    release(&r);
+}
+
 /* A region made on pages that the pool kept (3 pages, PROT_NONE), as pool.c adopts one. */
 static void region_adopted(void)
 {
@@ -238,6 +249,7 @@ static void regions(void)
     locked_on_touch();
     region_scrubbed();
     region_forgotten();
+    region_locked_on_touch();
     region_adopted();
 }
 

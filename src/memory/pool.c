@@ -4,8 +4,8 @@
  * regions, and SMI_POOL_BYTES of their inner pages, wiped, still locked and PROT_NONE,
  * each waiting for the next region of its page count, which gets a canary pattern of
  * its own. Its users: the guarded factory's secrets, and the regions an enclave open
- * decrypts into (issue 14 §4). A fresh region costs mmap, mprotect, mlock (which faults
- * every page in), two madvise and an munmap at its free; a pooled one costs none of
+ * decrypts into (issue 14 §4). A fresh region costs mmap, mprotect, mlock, two madvise,
+ * the first touch of every page and an munmap at its free; a pooled one costs none of
  * them, only the mprotect calls that the fill, the wipe and the shut need anyway.
  *
  * Each slot is one atomic word: 0 (empty), RESERVED (a give is scrubbing its region into
@@ -118,7 +118,8 @@ sm_status smi_pool_take(size_t size, smi_region *r)
         }
         return st;
     }
-    st = smi_region_alloc(size, NULL, r);
+    /* Opened and shut at every take and give: locked on touch (inner.h). */
+    st = smi_region_alloc_locked_on_touch(size, r);
     if (st == SM_OK)
         r->pool = true;
     return st;

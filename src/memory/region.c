@@ -78,8 +78,10 @@ static void count_live(const smi_region *r, int sign)
 /*
  * Anonymous backing: reserve everything PROT_NONE, open the inner pages, lock them and
  * keep them out of dumps and children. 5 calls: mmap, mprotect, mlock, madvise x2.
+ * on_touch: the pages are locked as they are first touched (smi_lock_touched_pages)
+ * rather than faulted in and locked by the mlock itself.
  */
-static sm_status map_anon(smi_region *r)
+static sm_status map_anon(smi_region *r, bool on_touch)
 {
     void *base;
     sm_status st = sm_os_mmap(r->lay.map_len, SM_PROT_NONE, &base);
@@ -99,7 +101,8 @@ static sm_status map_anon(smi_region *r)
     if (st != SM_OK)
         goto out;
     SMI_VG_NEW_MEMORY(smi_region_inner(r), r->lay.inner_len);
-    r->locked = smi_lock_pages(smi_region_inner(r), r->lay.inner_len) == SM_OK;
+    r->locked = (on_touch ? smi_lock_touched_pages : smi_lock_pages)(smi_region_inner(r),
+                                                                     r->lay.inner_len) == SM_OK;
     if (!r->locked && smi_config_get()->lock_policy == SM_LOCK_REQUIRED) {
         st = SM_E_LOCK;
         goto out;
@@ -152,7 +155,7 @@ static sm_status map_secret(smi_region *r)
     return SM_OK;
 }
 
-static sm_status region_alloc(size_t size, const uint8_t *seed, bool secret_ok,
+static sm_status region_alloc(size_t size, const uint8_t *seed, bool secret_ok, bool on_touch,
                               smi_region *out)
 {
     smi_region r = { 0 };
@@ -167,7 +170,7 @@ static sm_status region_alloc(size_t size, const uint8_t *seed, bool secret_ok,
     r.size = size;
     r.prot = SM_PROT_READWRITE;
     if (!secret_ok || !smi_config_secretmem()) {
-        st = map_anon(&r);
+        st = map_anon(&r, on_touch);
     } else {
         st = map_secret(&r);
         /* The pool's pages count against the same RLIMIT_MEMLOCK as the file's charge. */
@@ -180,7 +183,7 @@ static sm_status region_alloc(size_t size, const uint8_t *seed, bool secret_ok,
          */
         if ((st == SM_E_UNSUPPORTED || st == SM_E_LOCK) &&
             smi_config_get()->backing == SM_BACKING_SECRETMEM_PREFERRED)
-            st = map_anon(&r);
+            st = map_anon(&r, on_touch);
     }
     if (st != SM_OK)
         return st;
@@ -199,12 +202,17 @@ static sm_status region_alloc(size_t size, const uint8_t *seed, bool secret_ok,
 
 sm_status smi_region_alloc(size_t size, const uint8_t *seed, smi_region *r)
 {
-    return region_alloc(size, seed, true, r);
+    return region_alloc(size, seed, true, false, r);
 }
 
 sm_status smi_region_alloc_wiped_on_fork(size_t size, const uint8_t *seed, smi_region *r)
 {
-    return region_alloc(size, seed, false, r);
+    return region_alloc(size, seed, false, false, r);
+}
+
+sm_status smi_region_alloc_locked_on_touch(size_t size, smi_region *r)
+{
+    return region_alloc(size, NULL, true, true, r);
 }
 
 sm_status smi_region_adopt(uint8_t *base, size_t inner_len, bool secretmem, size_t size,

@@ -18,6 +18,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "../vg.h"
 #include "posix.h"
 
 static int advise(void *p, size_t len, sm_os_advice advice)
@@ -310,6 +311,11 @@ static sm_status writable(void *p, size_t n)
  * does not pay a refused call per page (nor Valgrind warn of each).
  */
 static atomic_bool no_lock2;
+
+SMI_VG_AT_START(vg_linux)
+{
+    SMI_VG_ATOMIC(&no_lock2, sizeof no_lock2);
+}
 
 static int lock_touched(void *p, size_t len)
 {

@@ -7,7 +7,10 @@
  * table and writes the same rows to a JSON file (report.h); it asserts nothing, because
  * timing depends on the machine (no timing assertions in tests).
  *
- *     bench [rounds [results.json]]   (default 7 rounds, figures are medians over them)
+ *     bench [rounds [results.json [crypto]]]   (default 7 rounds, figures are medians)
+ *
+ * crypto (make bench BENCH_ONLY=crypto) runs only the enclave and stream rows, the same
+ * rows as in the whole table, so that a change to the crypto path is measured in seconds.
  *
  * What is compared here, and why these pairs:
  *  - alloc+free of a 32-byte secret: sm_secret_new + sm_secret_close against
@@ -247,13 +250,22 @@ int main(int argc, char **argv)
     nested nx[2];
     job walks[3][2];
     const char *json = argc > 2 ? argv[2] : "results.json";
+    bool crypto_only = argc > 3 && strcmp(argv[3], "crypto") == 0;
     char title[256];
 
     if (argc > 1)
         rounds = atoi(argv[1]);
-    if (rounds < 1 || rounds > 32 || sodium_init() < 0 || sm_init(NULL) != SM_OK) {
-        fprintf(stderr, "usage: bench [rounds 1..32 [results.json]]\n");
+    if (rounds < 1 || rounds > 32 || (argc > 3 && !crypto_only) || sodium_init() < 0 ||
+        sm_init(NULL) != SM_OK) {
+        fprintf(stderr, "usage: bench [rounds 1..32 [results.json [crypto]]]\n");
         return 2;
+    }
+    if (crypto_only) {
+        bench_crypto(rounds);
+        snprintf(title, sizeof title, "make bench BENCH_ONLY=crypto: enclaves and streams "
+                 "against the raw BearSSL pass, median of %d interleaved rounds", rounds);
+        (void)report_end(title, json);
+        return 0;
     }
     /* An arena of 1 MiB in 16-byte units, locked (mlock) and between guard pages. */
     if (CRYPTO_secure_malloc_init(1u << 20, 16) != 1) {

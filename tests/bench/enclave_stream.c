@@ -52,6 +52,11 @@ typedef struct raw {
     uint8_t                   key[32], iv[12], tag[16];
 } raw;
 
+/*
+ * The implementations are looked up once, as aead.c does: each of BearSSL's probes
+ * executes CPUID, which the project machine's hypervisor traps (20 to 30 us each,
+ * spec/enclave-key.md): looked up at every pass, they made it 30 to 50 us slower.
+ */
 static void raw_init(raw *r)
 {
     memset(r, 0, sizeof *r);

@@ -382,11 +382,16 @@ static void t_smaps_flags_and_guards(void)
     sm_stream s;
     smi_coffer_probe pr;
     uint8_t tmp[64] = { 7 };
+    char perms[5], flags[512];
+    size_t locked;
 
     HX_EXPECT(sm_init(NULL), SM_OK);
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         HX_EXPECT(sm_buffer_new(sizes[i], &b[i]), SM_OK);
         check_region(sm_buffer_data(b[i]), sizes[i], "rw-p", false);
+        /* Not the pool's: its pages were faulted in and locked by the mlock (no lf). */
+        smaps_at(sm_buffer_data(b[i]), perms, flags, sizeof flags, &locked);
+        HX_CHECK(!has_flag(flags, "lf"), "a new buffer's pages locked on touch: %s", flags);
         HX_EXPECT(sm_buffer_freeze(b[i]), SM_OK);
         check_region(sm_buffer_data(b[i]), sizes[i], "r--p", false);
     }
@@ -394,6 +399,13 @@ static void t_smaps_flags_and_guards(void)
     HX_EXPECT(sm_enclave_new(tmp, sizeof tmp, &e), SM_OK);
     HX_EXPECT(sm_enclave_open(e, &o), SM_OK);
     check_region(sm_buffer_data(o), sizeof tmp, "r--p", false);
+    /*
+     * Its region is the pool's: locked as its pages are first touched (lf), so that the
+     * pool's mprotect calls do not populate them again (spec/layout.md, "The pool"), and
+     * all of them touched and locked by then (check_region's Locked:).
+     */
+    smaps_at(sm_buffer_data(o), perms, flags, sizeof flags, &locked);
+    HX_CHECK(has_flag(flags, "lf"), "an opened buffer's region not locked on touch: %s", flags);
     smi_coffer_test_probe(&pr);
     HX_CHECK(pr.left != NULL, "no coffer after a seal");
     check_region(smi_region_data(pr.left), pr.left->size, "---p", false);
