@@ -210,7 +210,7 @@ static bool journal_is(const char *want, unsigned n)
 }
 
 /*
- * A fork before anything is registered, then after: the coffer's handlers outermost
+ * A fork and a purge before anything is registered (an intact purge), then after: the coffer's handlers outermost
  * (its locks first, released last), the outside objects' innermost; the child forgets
  * the outside objects before the coffer's handler runs. The purge reaches the outside
  * objects (a damaged canary among them makes it report so) and the key's purge with the
@@ -221,7 +221,7 @@ static void registrations(void)
     sm_stats s;
 
     eva_os_fork(false);
-    if (written != 0)
+    if (!smi_purge_all(false) || written != 0 || key_purges != 0)
         Frama_C_show_each_unregistered_handler_ran(written);
     smi_runtime_coffer_fork(&coffer_ops);
     smi_runtime_key_purge(key_purge);
