@@ -117,7 +117,8 @@ static void init(void)
     other_dumps.disable_core_dumps = false;
     MUST(sm_init(&preferred));
     MUST(sm_stats_get(&s));
-    if (!s.secretmem || s.allocations_total != 1 || s.bytes_locked == 0 || s.bytes_unlocked != 0)
+    if (!s.secretmem || s.allocations_total != 1 || s.bytes_locked == 0 ||
+        s.bytes_unlocked != 0)
         Frama_C_show_each_init_wrong(0);
     if (sm_init(&preferred) != SM_OK || sm_init(&other_lock) != SM_E_STATE ||
         sm_init(&other_backing) != SM_E_STATE || sm_init(&other_dumps) != SM_E_STATE ||
@@ -210,11 +211,12 @@ static bool journal_is(const char *want, unsigned n)
 }
 
 /*
- * A fork and a purge before anything is registered (an intact purge), then after: the coffer's handlers outermost
- * (its locks first, released last), the outside objects' innermost; the child forgets
- * the outside objects before the coffer's handler runs. The purge reaches the outside
- * objects (a damaged canary among them makes it report so) and the key's purge with the
- * caller's ending, and sm_stats counts the outside secrets.
+ * A fork and a purge before anything is registered (an intact purge), then after: the
+ * coffer's handlers outermost (its locks first, released last), the outside objects'
+ * innermost; the child forgets the outside objects before the coffer's handler runs.
+ * The purge reaches the outside objects (a damaged canary among them makes it report
+ * so) and the key's purge with the caller's ending, and sm_stats counts the outside
+ * secrets.
  */
 static void registrations(void)
 {
