@@ -94,6 +94,17 @@ static sm_status may_fail(sm_status err)
     return Frama_C_nondet(SM_OK, err);
 }
 
+/*
+ * The bytes mapped now (mmap adds them, munmap takes them away), so that a driver can
+ * check that a refused call's rollback unmapped what it had mapped (the runtime's).
+ */
+static size_t mapped;
+
+size_t eva_os_mapped(void)
+{
+    return mapped;
+}
+
 /* The longest mapping, and protection change, of this model (a precondition of each). */
 #define SHUT_MAX (16 * PAGE)
 
@@ -127,6 +138,7 @@ sm_status sm_os_mmap(size_t len, sm_prot prot, void **out)
         return SM_E_NOMEM;
     /* the refusal is may_fail's: eva.sh runs with -eva-no-alloc-returns-null */
     p = malloc(len);
+    mapped += len;
     /* anonymous memory reads as zeroes, unless the library cannot read it at all */
     if (prot == SM_PROT_NONE)
         unreadable(p, len);
@@ -156,6 +168,7 @@ sm_status sm_os_munmap(void *p, size_t len)
     (void)len;
     if (may_fail(SM_E_SYS) != SM_OK)
         return SM_E_SYS;
+    mapped -= len;
     free(p);
     return SM_OK;
 }
@@ -217,10 +230,27 @@ sm_status sm_os_random(void *p, size_t n)
     return SM_OK;
 }
 
+/*
+ * In a determinate run a secretmem file is made, or refused with the status the driver
+ * names here: not a call of the plan, so that a refused probe (which sm_init takes
+ * as "no secretmem" under PREFERRED) can be met with a later call's refusal in one run.
+ */
+static sm_status secretmem_answer = SM_OK;
+
+void eva_os_secretmem(sm_status answer)
+{
+    secretmem_answer = answer;
+}
+
 /*@ requires \valid(fd); */
 sm_status sm_os_secretmem_create(size_t len, int *fd)
 {
     (void)len;
+    if (determinate) {
+        if (secretmem_answer == SM_OK)
+            *fd = 3;
+        return secretmem_answer;
+    }
     switch (Frama_C_interval(0, 2)) {
     case 0:
         *fd = 3;
@@ -274,9 +304,17 @@ void sm_os_yield(void)
  * in the parent, or in the child, where the library's handler runs alone.
  */
 static void (*fork_prepare)(void), (*fork_parent)(void), (*fork_child)(void);
+static unsigned atfork_calls;
+
+/* How many times the library asked for its fork handlers (once a process). */
+unsigned eva_os_atfork_calls(void)
+{
+    return atfork_calls;
+}
 
 sm_status sm_os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void))
 {
+    atfork_calls++;
     if (may_fail(SM_E_NOMEM) != SM_OK)
         return SM_E_NOMEM;
     fork_prepare = prepare, fork_parent = parent, fork_child = child;
