@@ -23,17 +23,8 @@
 
 #include <string.h>
 
+#include "eva-driver.h"
 #include "inner.h"
-
-/* The shim's fork (os.c): the handlers that the runtime registered, as fork runs them. */
-void eva_os_fork(bool child);
-/* The shim's plan (os.c): from now on only the nth fallible OS call fails (0: none). */
-void eva_os_fail(unsigned nth);
-/* The shim's inputs (os.c): fd holds these len bytes; a pipe refuses seeks. */
-void eva_os_input(int fd, const uint8_t *bytes, size_t len, bool pipe);
-/* The shim's pthreads (pthread.c): bit i of plan set, the (i+1)th trylock of a free lock
-   from now on finds another thread holding it. */
-void eva_pthread_foreign(unsigned plan);
 
 /*
  * The sizes Eva follows one by one: the page boundaries, and one byte either side. One
@@ -49,15 +40,6 @@ void eva_pthread_foreign(unsigned plan);
  */
 #define CALLS_1_TO_8(f) (f(1), f(2), f(3), f(4), f(5), f(6), f(7), f(8))
 #define CALLS_9_TO_16(f) (f(9), f(10), f(11), f(12), f(13), f(14), f(15), f(16))
-
-/* A step that must succeed here did not: the driver says so, and that part ends there. */
-#define MUST(call) \
-    do { \
-        if ((call) != SM_OK) { \
-            Frama_C_show_each_unexpected_refusal(__LINE__); \
-            return; \
-        } \
-    } while (0)
 
 /* The ids that must be refused beside a live one: each field forged in turn. */
 static void forged(uint64_t id)

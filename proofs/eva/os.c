@@ -98,6 +98,18 @@ static sm_status may_fail(sm_status err)
 #define SHUT_MAX (16 * PAGE)
 
 /*
+ * The mappings alive: a driver checks with it that a refused or purged call leaves
+ * nothing mapped (the pool analysis), where sm_stats counts only what the library
+ * counts.
+ */
+static unsigned mapped;
+
+unsigned eva_os_mapped(void)
+{
+    return mapped;
+}
+
+/*
  * The bytes of p .. p+len-1 become uninitialised: an unreadable page. They are copied
  * from one block that nothing ever writes (Eva copies its state, not a value); one
  * block for the whole run, not one per call, which would give Eva a base per call.
@@ -132,6 +144,7 @@ sm_status sm_os_mmap(size_t len, sm_prot prot, void **out)
         unreadable(p, len);
     else
         memset(p, 0, len);
+    mapped++;
     *out = p;
     return SM_OK;
 }
@@ -157,6 +170,7 @@ sm_status sm_os_munmap(void *p, size_t len)
     if (may_fail(SM_E_SYS) != SM_OK)
         return SM_E_SYS;
     free(p);
+    mapped--;
     return SM_OK;
 }
 
