@@ -359,8 +359,9 @@ void smi_plain_forget(smi_plain *p);
  * chunks), so that a seal reuses mapped, faulted-in pages instead of mapping fresh ones.
  * take: a spare mapping of exactly len bytes, its contents stale ciphertext, or NULL.
  * give: keep p (len bytes) as spare; false when the pool is full or a drain ran during
- * the give, and p is still the caller's to unmap. drain: unmap every spare mapping (smi_purge_all). All three are
- * lock-free and async-signal-safe, and make no system call but drain's munmaps.
+ * the give, and p is still the caller's to unmap. drain: unmap every spare mapping
+ * (smi_purge_all). All three are lock-free and async-signal-safe, and make no system
+ * call but drain's munmaps.
  */
 void *smi_spare_take(size_t len);
 bool smi_spare_give(void *p, size_t len);

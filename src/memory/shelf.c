@@ -1,16 +1,16 @@
 /* SPDX-License-Identifier: ISC */
 /*
- * The shelf: the lock-free slots of the region pool (pool.c) and of the spare
- * mappings (spare.c), atomic state words over a static array of plain descriptors that
- * their owner keeps at the same indexes. A slot's word is EMPTY, RESERVED (a give is writing the
- * descriptor), FULL with a key (the descriptor is whole: the key is what a take matches,
- * so that it need not claim a slot to look at it), TAKING (a take or a purge reads the
- * descriptor) or OVERTAKEN (a purge met a reservation). Every move out of EMPTY, FULL or
- * RESERVED is a compare-and-swap, and only its winner touches the descriptor until it
- * stores the next state, so no descriptor is read half-written, none is reused under a
- * reader (no ABA: a stale word never stands for a new descriptor), and no lock is taken:
- * a purge from a signal handler skips the slots that a give or a take holds, and the
- * interrupted thread finishes them.
+ * The shelf: the lock-free slots of the region pool (pool.c) and of the spare mappings
+ * (spare.c), atomic state words over a static array of plain descriptors that their
+ * owner keeps at the same indexes. A slot's word is EMPTY, RESERVED (a give is writing
+ * the descriptor), FULL with a key (the descriptor is whole: the key is what a take
+ * matches, so that it need not claim a slot to look at it), TAKING (a take or a purge
+ * reads the descriptor) or OVERTAKEN (a purge met a reservation). Every move out of
+ * EMPTY, FULL or RESERVED is a compare-and-swap, and only its winner touches the
+ * descriptor until it stores the next state, so no descriptor is read half-written,
+ * none is reused under a reader (no ABA: a stale word never stands for a new
+ * descriptor), and no lock is taken: a purge from a signal handler skips the slots that
+ * a give or a take holds, and the interrupted thread finishes them.
  *
  * Not one word packing a page address with a length, as each slot was before: Eva
  * cannot rebuild a pointer from that arithmetic (proofs/README.md, "Eva"), and a length
