@@ -102,11 +102,7 @@ static void round_trip(size_t n, size_t m)
     empty(__LINE__);
 }
 
-/*
- * A pooled region that a take of another page count, then of another backing, does not
- * get: each makes a fresh one (under secretmem, the model's secretmem_create answers
- * any of its three ways, so this comes last: a join there changes nothing after it).
- */
+/* A pooled region that a take of another page count does not get: it maps a fresh one. */
 static void no_match(void)
 {
     smi_region r, other;
@@ -447,7 +443,11 @@ static void guarded_forked(void)
         Frama_C_show_each_child_kept_the_pool(0);
 }
 
-/* A secretmem region pooled, then forgotten by a child: its count goes, not its pages. */
+/*
+ * A secretmem region pooled, then forgotten by a child: its count goes, not its pages.
+ * Last: the model's secretmem_create answers any of its three ways, and the join of
+ * those states changes nothing after it.
+ */
 static void secretmem_forgotten(void)
 {
     uint64_t locked = smi_stat_locked;
