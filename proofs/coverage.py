@@ -3,8 +3,9 @@
 """What share of the library the proofs reach, in lines (proofs/README.md, "Coverage").
 
 Usage: proofs/coverage.py WP_FUNCTION... -- EVA_LOG EVA_FILE... [-- EVA_LOG EVA_FILE...]
-       proofs/coverage.py --unreached EVA_LOG FILE...  (the functions of FILE... that
-       Eva did not analyse, one a line: eva.sh fails on any)
+       proofs/coverage.py --unreached EVA_LOG[,EVA_LOG...] FILE...  (the functions of
+       FILE... that none of the analyses of the EVA_LOGs analysed, one a line: eva.sh
+       fails on any)
 
 The library's lines are the non-blank lines of src/**/*.c that are not only comment.
 A line counts for WP when it lies in a function of WP_FUNCTION in src/core/ (the
@@ -121,7 +122,7 @@ def analysed(log):
 
 def main():
     if sys.argv[1] == '--unreached':
-        eva = analysed(sys.argv[2])
+        eva = set().union(*(analysed(log) for log in sys.argv[2].split(',')))
         for path in sys.argv[3:]:
             with open(path, encoding='utf-8') as f:
                 lines = code_lines(f.read())

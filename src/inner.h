@@ -261,6 +261,42 @@ void smi_lock_relief(bool (*relief)(void));
 bool smi_lock_retry(void);
 
 /*
+ * ---- the shelf (shelf.c): the lock-free slots of the region pool and the spares ----
+ * An array of atomic state words, one per slot, beside a static array of plain
+ * descriptors that the caller keeps at the same indexes. Whoever moves a slot out of
+ * EMPTY (reserve), out of FULL (take, purge) owns its descriptor until it stores the
+ * next state (fill, release, put_back); nobody else touches it. Lock-free and
+ * async-signal-safe; a purge skips the slots held by a give or a take. A FULL slot
+ * holds a key (below 2^60) that a take matches without claiming the slot.
+ */
+typedef _Atomic uint64_t smi_shelf_slot;
+/* An empty slot reserved for a give: its index, or n when none of the n is empty. */
+unsigned smi_shelf_reserve(smi_shelf_slot *s, unsigned n);
+/*
+ * The reserved slot's descriptor written: FULL under key, true. false when a purge
+ * overtook the reservation: the slot is empty again and what the descriptor names is
+ * still the caller's (a purge that ran meanwhile must not leave it kept).
+ */
+bool smi_shelf_fill(smi_shelf_slot *s, uint64_t key);
+/* A full slot of key claimed for a take: its index, or n when none of the n is. */
+unsigned smi_shelf_take(smi_shelf_slot *s, unsigned n, uint64_t key);
+/* Done with a claimed or reserved slot's descriptor: the slot is empty. */
+void smi_shelf_release(smi_shelf_slot *s);
+/* A claimed slot whose descriptor a take could not use: full again under key. */
+void smi_shelf_put_back(smi_shelf_slot *s, uint64_t key);
+/*
+ * A purge's claim: true when the slot was full (its descriptor is the caller's, then
+ * smi_shelf_release); a reserved one is marked overtaken (smi_shelf_fill); false.
+ */
+bool smi_shelf_purge(smi_shelf_slot *s);
+/* In a forked child, which has no give or take under way: emptied, true if it was full. */
+bool smi_shelf_clear(smi_shelf_slot *s);
+#if defined(SM_FAULT_INJECTION)
+/* Test hook: whether the slot is full (no take or purge may run meanwhile). */
+bool smi_shelf_test_full(smi_shelf_slot *s);
+#endif
+
+/*
  * ---- the region pool (pool.c, spec/layout.md "The pool"): freed guarded regions of any
  * page count (the guarded factory's secrets, the regions that an enclave open decrypts
  * into), kept wiped, locked and PROT_NONE for the next region of the same page count, so
@@ -332,9 +368,10 @@ void smi_plain_forget(smi_plain *p);
  * A bounded, lock-free pool of ordinary mappings that held ciphertext (enclaves, stream
  * chunks), so that a seal reuses mapped, faulted-in pages instead of mapping fresh ones.
  * take: a spare mapping of exactly len bytes, its contents stale ciphertext, or NULL.
- * give: keep p (len bytes) as spare; false when the pool is full, and p is still the
- * caller's to unmap. drain: unmap every spare mapping (smi_purge_all). All three are
- * lock-free and async-signal-safe, and make no system call but drain's munmaps.
+ * give: keep p (len bytes) as spare; false when the pool is full or a drain ran during
+ * the give, and p is still the caller's to unmap. drain: unmap every spare mapping
+ * (smi_purge_all). All three are lock-free and async-signal-safe, and make no system
+ * call but drain's munmaps.
  */
 void *smi_spare_take(size_t len);
 bool smi_spare_give(void *p, size_t len);

@@ -94,19 +94,21 @@ static sm_status may_fail(sm_status err)
     return Frama_C_nondet(SM_OK, err);
 }
 
-/*
- * The bytes mapped now (mmap adds them, munmap takes them away), so that a driver can
- * check that a refused call's rollback unmapped what it had mapped (the runtime's).
- */
-static size_t mapped;
+/* The longest mapping, and protection change, of this model (a precondition of each). */
+#define SHUT_MAX (16 * PAGE)
 
-size_t eva_os_mapped(void)
+/*
+ * The mappings alive: a driver checks with it that a refused or purged call leaves
+ * nothing mapped (the pool analysis), and that a refused call's rollback unmapped what
+ * it had mapped (the runtime analysis), where sm_stats counts only what the library
+ * counts.
+ */
+static unsigned mapped;
+
+unsigned eva_os_mapped(void)
 {
     return mapped;
 }
-
-/* The longest mapping, and protection change, of this model (a precondition of each). */
-#define SHUT_MAX (16 * PAGE)
 
 /*
  * The bytes of p .. p+len-1 become uninitialised: an unreadable page. They are copied
@@ -138,12 +140,12 @@ sm_status sm_os_mmap(size_t len, sm_prot prot, void **out)
         return SM_E_NOMEM;
     /* the refusal is may_fail's: eva.sh runs with -eva-no-alloc-returns-null */
     p = malloc(len);
-    mapped += len;
     /* anonymous memory reads as zeroes, unless the library cannot read it at all */
     if (prot == SM_PROT_NONE)
         unreadable(p, len);
     else
         memset(p, 0, len);
+    mapped++;
     *out = p;
     return SM_OK;
 }
@@ -168,8 +170,8 @@ sm_status sm_os_munmap(void *p, size_t len)
     (void)len;
     if (may_fail(SM_E_SYS) != SM_OK)
         return SM_E_SYS;
-    mapped -= len;
     free(p);
+    mapped--;
     return SM_OK;
 }
 

@@ -8,21 +8,23 @@
  * the first touch of every page and an munmap at its free; a pooled one costs none of
  * them, only the mprotect calls that the fill, the wipe and the shut need anyway.
  *
- * Each slot is one atomic word: 0 (empty), RESERVED (a give is scrubbing its region into
- * it), or a region: its leading guard page in 4 KiB units above LEN_BITS, the length of
- * its inner pages in 4 KiB units above bit 0, and bit 0 set for a secretmem region.
- * Slots are claimed by compare-and-swap, so there is no lock: a purge or a panic can
- * empty the pool from a signal handler, and a fork needs no prepare handler.
+ * Each slot is a state word of shelf.c over a descriptor of pooled[]: the region's
+ * leading guard page, its inner pages' length and whether it is secretmem; a full
+ * slot's key is the length and the backing, which a take matches. Slots are claimed by
+ * compare-and-swap, so there is no lock: a purge or a panic can empty the pool from a
+ * signal handler, and a fork needs no prepare handler.
  */
 #include "inner.h"
 
-#define UNIT_SHIFT 12u
-#define LEN_BITS 21u
-#define SECRETMEM ((uint64_t)1)
-/* No address, so never a region's word (inner_of reads it as empty). */
-#define RESERVED ((uint64_t)2)
+typedef struct pooled_region {
+    uint8_t *base;
+    size_t   inner;
+    bool     secretmem;
+} pooled_region;
 
-static _Atomic uint64_t slots[SMI_POOL_SLOTS];
+static smi_shelf_slot slots[SMI_POOL_SLOTS];
+/* Each slot's region; only the thread that holds the slot reads or writes it (shelf.c). */
+static pooled_region pooled[SMI_POOL_SLOTS];
 /* Bytes of inner pages in the slots, or reserved for a give under way. */
 static atomic_size_t held;
 
@@ -32,61 +34,36 @@ SMI_VG_AT_START(vg_pool)
     SMI_VG_ATOMIC(&held, sizeof held);
 }
 
-static uint64_t encode(const uint8_t *base, size_t inner, bool secretmem)
+/* What a take matches: the inner pages' length and the backing. */
+static uint64_t key_of(size_t inner, bool secretmem)
 {
-    return ((uint64_t)(uintptr_t)base >> UNIT_SHIFT << LEN_BITS) |
-           ((uint64_t)(inner >> UNIT_SHIFT) << 1) | (secretmem ? SECRETMEM : 0);
-}
-
-static uint8_t *base_of(uint64_t e)
-{
-    return (uint8_t *)(uintptr_t)(e >> LEN_BITS << UNIT_SHIFT);
-}
-
-/* The inner pages' length; 0 for an empty or reserved slot. */
-static size_t inner_of(uint64_t e)
-{
-    return base_of(e) == NULL ? 0
-                              : (size_t)((e >> 1) & ((1u << (LEN_BITS - 1)) - 1)) << UNIT_SHIFT;
+    return (uint64_t)inner << 1 | (secretmem ? 1u : 0u);
 }
 
 /* A pooled region leaves for good: unmapped, and its locked pages no longer counted. */
-static void drop(uint64_t e)
+static void drop(const pooled_region *p)
 {
-    size_t page = sm_os_page_size();
-
-    (void)sm_os_munmap(base_of(e), inner_of(e) + 2 * page);
-    atomic_fetch_sub(&smi_stat_locked, inner_of(e));
-    atomic_fetch_sub(&held, inner_of(e));
-}
-
-/* Into an empty slot; false when the pool is full. */
-static bool park(uint64_t e)
-{
-    for (unsigned i = 0; i < SMI_POOL_SLOTS; i++) {
-        uint64_t empty = 0;
-
-        SMI_VG_PUBLISH(&slots[i]);
-        if (atomic_compare_exchange_strong(&slots[i], &empty, e))
-            return true;
-    }
-    return false;
+    (void)sm_os_munmap(p->base, p->inner + 2 * sm_os_page_size());
+    atomic_fetch_sub(&smi_stat_locked, p->inner);
+    atomic_fetch_sub(&held, p->inner);
 }
 
 /*
  * Empty the pool so that a refused lock can be tried again (smi_lock_pages): the pooled
  * pages are charged to RLIMIT_MEMLOCK, and must never be why a lock is refused. true
- * if anything was unmapped.
+ * if anything was unmapped. A region that a give is scrubbing in goes when the give
+ * finds its reservation overtaken; one that a take holds is the take's.
  */
 static bool relieve(void)
 {
     bool any = false;
 
     for (unsigned i = 0; i < SMI_POOL_SLOTS; i++) {
-        uint64_t e = atomic_exchange(&slots[i], 0);
+        if (smi_shelf_purge(&slots[i])) {
+            pooled_region p = pooled[i];
 
-        if (inner_of(e) != 0) {
-            drop(e);
+            smi_shelf_release(&slots[i]);
+            drop(&p);
             any = true;
         }
     }
@@ -95,28 +72,25 @@ static bool relieve(void)
 
 sm_status smi_pool_take(size_t size, smi_region *r)
 {
-    uint64_t want = smi_config_secretmem() ? SECRETMEM : 0;
+    bool secretmem = smi_config_secretmem();
     smi_layout lay;
     sm_status st;
+    unsigned i;
 
     if (!smi_layout_of(size, sm_os_page_size(), &lay))
         return SM_E_INVAL;
-    for (unsigned i = 0; i < SMI_POOL_SLOTS; i++) {
-        uint64_t e = atomic_load(&slots[i]);
-
-        if (inner_of(e) != lay.inner_len || (e & SECRETMEM) != want ||
-            !atomic_compare_exchange_strong(&slots[i], &e, 0))
-            continue;
-        SMI_VG_RECEIVE(&slots[i]);
-        st = smi_region_adopt(base_of(e), lay.inner_len, want != 0, size, r);
-        if (st == SM_OK) {
-            atomic_fetch_sub(&held, lay.inner_len);
-            r->pool = true;
-        } else if (!park(e)) {
+    i = smi_shelf_take(slots, SMI_POOL_SLOTS, key_of(lay.inner_len, secretmem));
+    if (i < SMI_POOL_SLOTS) {
+        st = smi_region_adopt(pooled[i].base, lay.inner_len, secretmem, size, r);
+        if (st != SM_OK) {
             /* Refused: still wiped and shut, so it waits for the next take. */
-            drop(e);
+            smi_shelf_put_back(&slots[i], key_of(lay.inner_len, secretmem));
+            return st;
         }
-        return st;
+        smi_shelf_release(&slots[i]);
+        atomic_fetch_sub(&held, lay.inner_len);
+        r->pool = true;
+        return SM_OK;
     }
     /* Opened and shut at every take and give: locked on touch (inner.h). */
     st = smi_region_alloc_locked_on_touch(size, r);
@@ -127,8 +101,7 @@ sm_status smi_pool_take(size_t size, smi_region *r)
 
 sm_status smi_pool_give(smi_region *r)
 {
-    uint64_t e = encode(r->base, r->lay.inner_len, r->secretmem);
-    size_t inner = r->lay.inner_len;
+    pooled_region p = { r->base, r->lay.inner_len, r->secretmem };
     sm_status st;
     unsigned i;
 
@@ -136,43 +109,31 @@ sm_status smi_pool_give(smi_region *r)
      * Only what a take hands out again: a region a take made, locked now (a region
      * counted for relocking after a fork is not), of the backing in force (a region that
      * fell back to anonymous memory under SECRETMEM_PREFERRED goes, as it came, by the
-     * slow path), whose place the slot's word can hold, while the bounds have room.
+     * slow path), while the bounds have room.
      */
-    if (!r->pool || !r->locked || r->relock || r->secretmem != smi_config_secretmem() ||
-        base_of(e) != r->base || inner_of(e) != inner)
+    if (!r->pool || !r->locked || r->relock || r->secretmem != smi_config_secretmem())
         return smi_region_free(r);
     smi_lock_relief(relieve);
-    if (atomic_fetch_add(&held, inner) + inner > SMI_POOL_BYTES) {
-        atomic_fetch_sub(&held, inner);
+    if (atomic_fetch_add(&held, p.inner) + p.inner > SMI_POOL_BYTES) {
+        atomic_fetch_sub(&held, p.inner);
         return smi_region_free(r);
     }
-    for (i = 0; i < SMI_POOL_SLOTS; i++) {
-        uint64_t empty = 0;
-
-        if (atomic_compare_exchange_strong(&slots[i], &empty, RESERVED))
-            break;
-    }
+    i = smi_shelf_reserve(slots, SMI_POOL_SLOTS);
     if (i == SMI_POOL_SLOTS) {
-        atomic_fetch_sub(&held, inner);
+        atomic_fetch_sub(&held, p.inner);
         return smi_region_free(r);
     }
     st = smi_region_scrub(r);
     if (st != SM_OK) {
-        uint64_t mine = RESERVED;
-
-        (void)atomic_compare_exchange_strong(&slots[i], &mine, 0);
-        atomic_fetch_sub(&held, inner);
+        smi_shelf_release(&slots[i]);
+        atomic_fetch_sub(&held, p.inner);
         /* Opened and wiped but not shut: the canary is back, so free it as it is. */
         return r->prot == SM_PROT_READWRITE ? smi_region_free(r) : st;
     }
-    {
-        uint64_t mine = RESERVED;
-
-        SMI_VG_PUBLISH(&slots[i]);
-        /* A purge emptied the reservation meanwhile: this region goes with the rest. */
-        if (!atomic_compare_exchange_strong(&slots[i], &mine, e))
-            drop(e);
-    }
+    pooled[i] = p;
+    /* A purge overtook the reservation meanwhile: this region goes with the rest. */
+    if (!smi_shelf_fill(&slots[i], key_of(p.inner, p.secretmem)))
+        drop(&p);
     smi_wipe(r, sizeof *r);
     return SM_OK;
 }
@@ -196,15 +157,13 @@ void smi_pool_purge(void)
 void smi_pool_after_fork(void)
 {
     for (unsigned i = 0; i < SMI_POOL_SLOTS; i++) {
-        uint64_t e = atomic_exchange(&slots[i], 0);
-
-        if (inner_of(e) == 0)
+        if (!smi_shelf_clear(&slots[i]))
             continue;
-        if ((e & SECRETMEM) == 0)
-            (void)sm_os_munmap(base_of(e), inner_of(e) + 2 * sm_os_page_size());
-        atomic_fetch_sub(&smi_stat_locked, inner_of(e));
+        if (!pooled[i].secretmem)
+            (void)sm_os_munmap(pooled[i].base, pooled[i].inner + 2 * sm_os_page_size());
+        atomic_fetch_sub(&smi_stat_locked, pooled[i].inner);
     }
-    /* A give under way in the parent has no thread in the child: nothing is reserved. */
+    /* A give or take under way in the parent has no thread in the child: nothing is held. */
     atomic_store(&held, 0);
 }
 
@@ -214,12 +173,10 @@ size_t smi_pool_test_list(uint8_t **bases, size_t *inner, size_t max)
     size_t n = 0;
 
     for (unsigned i = 0; i < SMI_POOL_SLOTS; i++) {
-        uint64_t e = atomic_load(&slots[i]);
-
-        if (inner_of(e) != 0 && n < max) {
+        if (smi_shelf_test_full(&slots[i]) && n < max) {
             if (inner != NULL)
-                inner[n] = inner_of(e);
-            bases[n++] = base_of(e);
+                inner[n] = pooled[i].inner;
+            bases[n++] = pooled[i].base;
         }
     }
     return n;
@@ -230,7 +187,8 @@ size_t smi_pool_test_bytes(void)
     size_t n = 0;
 
     for (unsigned i = 0; i < SMI_POOL_SLOTS; i++)
-        n += inner_of(atomic_load(&slots[i]));
+        if (smi_shelf_test_full(&slots[i]))
+            n += pooled[i].inner;
     return n;
 }
 #endif

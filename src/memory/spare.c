@@ -12,9 +12,9 @@
  * which its next user overwrites; sm_purge unmaps them all (smi_purge_all).
  *
  * Lock-free, so that no lock is shared by operations on different objects, and
- * async-signal-safe (a purge may run in a signal handler): each entry is one atomic
- * word that holds the mapping's page number and its length in pages, taken and put back
- * by compare-and-swap.
+ * async-signal-safe (a purge may run in a signal handler): each entry is a state word
+ * of shelf.c, whose key is the mapping's length, over a descriptor of spares[] (the
+ * mapping and its length), taken and put back by compare-and-swap.
  */
 #include <stdatomic.h>
 
@@ -28,11 +28,14 @@
 #define SPARE_ENTRIES 64u
 #define SPARE_MAX_BYTES (8u << 20)
 
-/* An entry: the address in 4 KiB units above LEN_BITS, the length in 4 KiB units below. */
-#define UNIT_SHIFT 12u
-#define LEN_BITS 20u
+typedef struct spare_mapping {
+    void  *p;
+    size_t len;
+} spare_mapping;
 
-static _Atomic uint64_t entries[SPARE_ENTRIES];
+static smi_shelf_slot entries[SPARE_ENTRIES];
+/* Each entry's mapping; only the thread that holds the entry touches it (shelf.c). */
+static spare_mapping spares[SPARE_ENTRIES];
 static atomic_size_t held; /* bytes in entries, or about to be */
 #if defined(SM_FAULT_INJECTION)
 static atomic_bool off;
@@ -44,59 +47,40 @@ SMI_VG_AT_START(vg_spare)
     SMI_VG_ATOMIC(&held, sizeof held);
 }
 
-static uint64_t encode(void *p, size_t len)
-{
-    return ((uint64_t)(uintptr_t)p >> UNIT_SHIFT << LEN_BITS) | (uint64_t)(len >> UNIT_SHIFT);
-}
-
-static void *addr_of(uint64_t e)
-{
-    return (void *)(uintptr_t)(e >> LEN_BITS << UNIT_SHIFT);
-}
-
-static size_t len_of(uint64_t e)
-{
-    return (size_t)(e & (((uint64_t)1 << LEN_BITS) - 1)) << UNIT_SHIFT;
-}
-
 void *smi_spare_take(size_t len)
 {
-    for (unsigned i = 0; i < SPARE_ENTRIES; i++) {
-        uint64_t e = atomic_load_explicit(&entries[i], memory_order_relaxed);
+    unsigned i = smi_shelf_take(entries, SPARE_ENTRIES, len);
+    void *p;
 
-        if (e != 0 && len_of(e) == len &&
-            atomic_compare_exchange_strong_explicit(&entries[i], &e, 0, memory_order_acquire,
-                                                    memory_order_relaxed)) {
-            SMI_VG_RECEIVE(&entries[i]);
-            atomic_fetch_sub(&held, len);
-            return addr_of(e);
-        }
-    }
-    return NULL;
+    if (i == SPARE_ENTRIES)
+        return NULL;
+    p = spares[i].p;
+    smi_shelf_release(&entries[i]);
+    atomic_fetch_sub(&held, len);
+    return p;
 }
 
 bool smi_spare_give(void *p, size_t len)
 {
-    uint64_t e = encode(p, len);
+    unsigned i;
 
 #if defined(SM_FAULT_INJECTION)
     if (atomic_load(&off))
         return false;
 #endif
-    /* Whole 4 KiB units that the entry can hold, and room under the bound. */
-    if (len == 0 || len % ((size_t)1 << UNIT_SHIFT) != 0 || len > SPARE_MAX_BYTES ||
-        addr_of(e) != p || len_of(e) != len)
+    /* Room under the bound, which also keeps the length a slot's key (below 2^60). */
+    if (len == 0 || len > SPARE_MAX_BYTES)
         return false;
     if (atomic_fetch_add(&held, len) + len > SPARE_MAX_BYTES) {
         atomic_fetch_sub(&held, len);
         return false;
     }
-    for (unsigned i = 0; i < SPARE_ENTRIES; i++) {
-        uint64_t none = 0;
-
-        SMI_VG_PUBLISH(&entries[i]);
-        if (atomic_compare_exchange_strong_explicit(&entries[i], &none, e, memory_order_release,
-                                                    memory_order_relaxed))
+    i = smi_shelf_reserve(entries, SPARE_ENTRIES);
+    if (i < SPARE_ENTRIES) {
+        spares[i].p = p;
+        spares[i].len = len;
+        /* Unless a drain overtook the reservation: then p is the caller's to unmap. */
+        if (smi_shelf_fill(&entries[i], len))
             return true;
     }
     atomic_fetch_sub(&held, len);
@@ -106,13 +90,15 @@ bool smi_spare_give(void *p, size_t len)
 void smi_spare_drain(void)
 {
     for (unsigned i = 0; i < SPARE_ENTRIES; i++) {
-        uint64_t e = atomic_exchange_explicit(&entries[i], 0, memory_order_acquire);
+        spare_mapping m;
 
-        if (e == 0)
+        if (!smi_shelf_purge(&entries[i]))
             continue;
+        m = spares[i];
+        smi_shelf_release(&entries[i]);
         /* A refused unmap leaves ciphertext mapped, nothing secret (SM_OK_LEAKS). */
-        (void)sm_os_munmap(addr_of(e), len_of(e));
-        atomic_fetch_sub(&held, len_of(e));
+        (void)sm_os_munmap(m.p, m.len);
+        atomic_fetch_sub(&held, m.len);
     }
 }
 
@@ -122,7 +108,8 @@ size_t smi_spare_test_bytes(void)
     size_t n = 0;
 
     for (unsigned i = 0; i < SPARE_ENTRIES; i++)
-        n += len_of(atomic_load(&entries[i]));
+        if (smi_shelf_test_full(&entries[i]))
+            n += spares[i].len;
     return n;
 }
 

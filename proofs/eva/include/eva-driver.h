@@ -19,8 +19,8 @@ bool eva_os_fail_pending(void);
 void eva_os_input(int fd, const uint8_t *bytes, size_t len, bool pipe);
 /* The status that sm_os_secretmem_create answers with (SM_OK until set). */
 void eva_os_secretmem(sm_status answer);
-/* The bytes mapped now. */
-size_t eva_os_mapped(void);
+/* The mappings alive now. */
+unsigned eva_os_mapped(void);
 /* How many times the library asked for its fork handlers. */
 unsigned eva_os_atfork_calls(void);
 /* Bit i of plan set: the (i+1)th trylock of a free lock from now on finds another
