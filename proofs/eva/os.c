@@ -41,6 +41,7 @@ static int last_error;
  * has. Failing each call in turn instead, one scenario each (as tests/unit/test_faults.c
  * does with src/os/fault.c), reaches every refusal with each state determinate. In such
  * a run the OS's random bytes and the keystream are a constant byte too (eva_random).
+ * Each plan starts with no OS error pending (sm_os_last_error).
  */
 static bool determinate;
 static unsigned fail_nth;
@@ -49,6 +50,7 @@ void eva_os_fail(unsigned nth)
 {
     determinate = true;
     fail_nth = nth;
+    last_error = 0;
 }
 
 /*
@@ -83,19 +85,30 @@ static void eva_random(void *p, size_t n)
 
 /*
  * SM_OK, or the given error: the caller cannot tell which. The errno behind a failure
- * is either of two (region.c tells ENOMEM apart), set without a branch, so that the
- * shim itself splits no state.
+ * is either of two (region.c tells ENOMEM apart). A call that succeeds may leave it as
+ * it was (os.h: the last failed call's), so the nondeterministic run sets it at every
+ * call. A determinate run sets it at the planned failure only: Eva keeps the two values
+ * apart as two states (-eva-split-return full), and set at every call they doubled
+ * every state of the run from sm_init on (the compact analysis saw it).
  */
 static sm_status may_fail(sm_status err)
 {
+    if (determinate) {
+        if (!planned_failure())
+            return SM_OK;
+        last_error = Frama_C_nondet(ENOMEM, EPERM);
+        return err;
+    }
     last_error = Frama_C_nondet(ENOMEM, EPERM);
-    if (determinate)
-        return planned_failure() ? err : SM_OK;
     return Frama_C_nondet(SM_OK, err);
 }
 
-/* The longest mapping, and protection change, of this model (a precondition of each). */
-#define SHUT_MAX (16 * PAGE)
+/*
+ * The longest mapping, and protection change, of this model (a precondition of each):
+ * a compact slab of the 16-byte class, the longest mapping the analysed files make
+ * (guard, 16 data pages, guard, and 17 pages of slot metadata), fits.
+ */
+#define SHUT_MAX (48 * PAGE)
 
 /*
  * The bytes of p .. p+len-1 become uninitialised: an unreadable page. They are copied
@@ -221,7 +234,8 @@ sm_status sm_os_random(void *p, size_t n)
 sm_status sm_os_secretmem_create(size_t len, int *fd)
 {
     (void)len;
-    switch (Frama_C_interval(0, 2)) {
+    /* in a determinate run, a fallible call like the others: refused as over the limit */
+    switch (determinate ? (planned_failure() ? 2 : 0) : Frama_C_interval(0, 2)) {
     case 0:
         *fd = 3;
         return SM_OK;
