@@ -61,9 +61,10 @@ eva_run() {
 # eva_options NAME: the options of one analysis beyond eva_run's; eva_shims NAME: the
 # files of proofs/eva/ below the library that it needs beyond os.c. The buffers
 # analysis keeps the iterations of the library's read loops apart (slevel), and follows
-# the registry's walk_next, which calls itself once. The secrets analysis follows a
-# nested access, which is recursion for Eva (an access's callback makes an access), and
-# takes the coffer's try-only flag from a trusted contract (secrets-trusted.c).
+# the registry's walk_next, which calls itself once. The secrets and compact analyses
+# follow a nested access, which is recursion for Eva (an access's callback makes an
+# access); the secrets analysis takes the coffer's try-only flag from a trusted contract
+# (secrets-trusted.c).
 eva_options() {
     case $1 in
     buffers) echo "-eva-slevel-function scratch_fill:500,sm_buffer_from_fd:100 -eva-unroll-recursive-calls 4" ;;
