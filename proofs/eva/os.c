@@ -41,6 +41,7 @@ static int last_error;
  * has. Failing each call in turn instead, one scenario each (as tests/unit/test_faults.c
  * does with src/os/fault.c), reaches every refusal with each state determinate. In such
  * a run the OS's random bytes and the keystream are a constant byte too (eva_random).
+ * Each plan starts with no OS error pending (sm_os_last_error).
  */
 static bool determinate;
 static unsigned fail_nth;
@@ -49,6 +50,7 @@ void eva_os_fail(unsigned nth)
 {
     determinate = true;
     fail_nth = nth;
+    last_error = 0;
 }
 
 /*
@@ -83,19 +85,30 @@ static void eva_random(void *p, size_t n)
 
 /*
  * SM_OK, or the given error: the caller cannot tell which. The errno behind a failure
- * is either of two (region.c tells ENOMEM apart), set without a branch, so that the
- * shim itself splits no state.
+ * is either of two (region.c tells ENOMEM apart). A call that succeeds may leave it as
+ * it was (os.h: the last failed call's), so the nondeterministic run sets it at every
+ * call. A determinate run sets it at the planned failure only: Eva keeps the two values
+ * apart as two states (-eva-split-return full), and set at every call they doubled
+ * every state of the run from sm_init on (the compact analysis saw it).
  */
 static sm_status may_fail(sm_status err)
 {
+    if (determinate) {
+        if (!planned_failure())
+            return SM_OK;
+        last_error = Frama_C_nondet(ENOMEM, EPERM);
+        return err;
+    }
     last_error = Frama_C_nondet(ENOMEM, EPERM);
-    if (determinate)
-        return planned_failure() ? err : SM_OK;
     return Frama_C_nondet(SM_OK, err);
 }
 
-/* The longest mapping, and protection change, of this model (a precondition of each). */
-#define SHUT_MAX (16 * PAGE)
+/*
+ * The longest mapping, and protection change, of this model (a precondition of each):
+ * a compact slab of the 16-byte class, the longest mapping the analysed files make
+ * (guard, 16 data pages, guard, and 17 pages of slot metadata), fits.
+ */
+#define SHUT_MAX (48 * PAGE)
 
 /*
  * The mappings alive: a driver checks with it that a refused or purged call leaves
@@ -233,25 +246,35 @@ sm_status sm_os_random(void *p, size_t n)
 }
 
 /*
- * In a determinate run a secretmem file is made, or refused with the status the driver
- * names here: not a call of the plan, so that a refused probe (which sm_init takes
- * as "no secretmem" under PREFERRED) can be met with a later call's refusal in one run.
+ * In a determinate run a secretmem file is a fallible call of the plan (refused as over
+ * the limit), until the driver names the status it answers with here: from then on not
+ * a call of the plan, so that a refused probe (which sm_init takes as "no secretmem"
+ * under PREFERRED) can be met with a later call's refusal in one run (the runtime
+ * analysis).
  */
-static sm_status secretmem_answer = SM_OK;
+static bool secretmem_named;
+static sm_status secretmem_answer;
 
 void eva_os_secretmem(sm_status answer)
 {
+    secretmem_named = true;
     secretmem_answer = answer;
 }
 
 /*@ requires \valid(fd); */
 sm_status sm_os_secretmem_create(size_t len, int *fd)
 {
+    sm_status answer;
+
     (void)len;
     if (determinate) {
-        if (secretmem_answer == SM_OK)
+        if (secretmem_named)
+            answer = secretmem_answer;
+        else
+            answer = planned_failure() ? SM_E_LOCK : SM_OK;
+        if (answer == SM_OK)
             *fd = 3;
-        return secretmem_answer;
+        return answer;
     }
     switch (Frama_C_interval(0, 2)) {
     case 0:
