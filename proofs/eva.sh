@@ -62,7 +62,8 @@ eva_run() {
 # analysis keeps the iterations of the library's read loops apart (slevel), and follows
 # the registry's walk_next, which calls itself once. The secrets analysis follows a
 # nested access, which is recursion for Eva (an access's callback makes an access), and
-# takes the coffer's try-only flag from a trusted contract (secrets-trusted.c).
+# takes the coffer's try-only flag from a trusted contract and the encrypted factory's
+# ciphertext from models of enclave.c's sealed blobs (secrets-trusted.c).
 eva_options() {
     case $1 in
     buffers) echo "-eva-slevel-function scratch_fill:500,sm_buffer_from_fd:100 -eva-unroll-recursive-calls 4" ;;

@@ -94,6 +94,16 @@ static sm_status may_fail(sm_status err)
     return Frama_C_nondet(SM_OK, err);
 }
 
+/*
+ * A fallible call of a layer that a driver's model stands for (secrets-trusted.c: the
+ * enclave key's opening in the coffer, whose own system calls no analysis makes): it
+ * fails with err where the plan says, as the shim's own calls do.
+ */
+sm_status eva_os_call(sm_status err)
+{
+    return may_fail(err);
+}
+
 /* The longest mapping, and protection change, of this model (a precondition of each). */
 #define SHUT_MAX (16 * PAGE)
 
