@@ -104,6 +104,16 @@ static sm_status may_fail(sm_status err)
 }
 
 /*
+ * A fallible call of a layer that a driver's model stands for (secrets-trusted.c: the
+ * enclave key's opening in the coffer, whose own system calls no analysis makes): it
+ * fails with err where the plan says, as the shim's own calls do.
+ */
+sm_status eva_os_call(sm_status err)
+{
+    return may_fail(err);
+}
+
+/*
  * The longest mapping, and protection change, of this model (a precondition of each):
  * a compact slab of the 16-byte class, the longest mapping the analysed files make
  * (guard, 16 data pages, guard, and 17 pages of slot metadata), fits.

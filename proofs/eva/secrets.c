@@ -1,23 +1,28 @@
 /* SPDX-License-Identifier: ISC */
 /*
  * Eva's driver for the secret layer (proofs/README.md, "Eva", "The secrets analysis"):
- * src/objects/secret.c on the protected factory, custom factories and the compact
- * dispatch, through the public calls of securemem/secret.h and the registry's walks over
- * secrets (purge, audit, fork), with the OS shim of proofs/eva/os.c, in which a page the
+ * src/objects/secret.c on the protected and encrypted factories, custom factories and
+ * the compact dispatch, and its constructors from a buffer, a file and a callback,
+ * through the public calls of securemem/secret.h and the registry's walks over secrets
+ * (purge, audit, fork), with the OS shim of proofs/eva/os.c, in which a page the
  * library cannot read is uninitialised: a reader that Eva lets read the whole window
- * proves the window open. The guarded and encrypted factories, and the constructors from
- * a buffer, a file and a callback, are not driven here (the README says why).
+ * proves the window open. The encrypted factory's ciphertext is the model of
+ * secrets-trusted.c. The guarded factory is not driven here (the README says why).
  *
- * A protected secret's life, and its fork, run under os.c's fail plan once with no
- * failure and once for each fallible call they make, that call failing (each_failure):
- * the OS refusals on every path, each a path of its own, so that Eva never joins a
- * refused state with a committed one; the purges and the custom factories run with no
- * failure (main says why for the purges). The security decisions checked are ACSL assertions, which Eva must
- * find valid on every path (eva.sh fails on one it leaves unknown): the first reader
- * opens the window and only the last one shuts it (the outer reader reads the whole
- * window again after a nested access left), a close from inside an access is refused,
- * closed is final, stale, forged and other-kind handles are refused, sizes past the end
- * are refused.
+ * A protected secret's life and its fork, an encrypted secret's life and the
+ * constructors that fill in place run under os.c's fail plan once with no failure and
+ * once for each fallible call they make, that call failing (each_failure): the OS
+ * refusals on every path, each a path of its own, so that Eva never joins a refused
+ * state with a committed one; the purges and the custom factories run with no failure
+ * (main says why for the purges). The security decisions checked are ACSL assertions,
+ * which Eva must find valid on every path (eva.sh fails on one it leaves unknown), and
+ * Frama_C_show_each_* calls on the paths where the library's answer is wrong (eva.sh
+ * fails on one Eva reaches): the first reader opens the window and only the last one
+ * shuts it (the outer reader reads the whole window again after a nested access left),
+ * an encrypted secret's plaintext window exists only inside an access, a close from
+ * inside an access is refused, closed is final, stale, forged and other-kind handles
+ * are refused, sizes past the end are refused, a refused constructor leaves nothing
+ * live, mapped or counted, and a consumed buffer is gone.
  */
 #include <__fc_builtin.h>
 
@@ -31,6 +36,10 @@ bool eva_os_fail_pending(void);
 void eva_pthread_foreign(unsigned plan);
 /* The shim's fork (os.c): the handlers that the runtime registered, as fork runs them. */
 void eva_os_fork(bool child);
+/* The shim's files (os.c): fd's bytes, read in order. */
+void eva_os_input(int fd, const uint8_t *bytes, size_t len, bool pipe);
+/* The model of the sealed blobs (secrets-trusted.c): how many are mapped. */
+extern unsigned eva_sealed_live;
 
 /* The bytes a secret is made from (sm_secret_new): the driver's secrets are 16 bytes. */
 static uint8_t src[16];
@@ -45,10 +54,20 @@ static uint8_t src[16];
  * 48 runs at most: a scenario with more calls fails the run (the assertion below).
  */
 #define RUN(k)                                     \
+    plan = (k);                                    \
     eva_os_fail(k);                                \
     scenario();                                    \
     if ((k) > 0 && eva_os_fail_pending())          \
         goto done;
+/* The plan of the run (RUN): 0 for none. */
+static unsigned plan;
+
+/* Whether no OS call of this run has failed yet. */
+static bool none_failed(void)
+{
+    return plan == 0 || eva_os_fail_pending();
+}
+
 #define RUN8(k) RUN(k) RUN(k + 1) RUN(k + 2) RUN(k + 3) RUN(k + 4) RUN(k + 5) RUN(k + 6) RUN(k + 7)
 
 static void each_failure(void (*scenario)(void))
@@ -243,6 +262,261 @@ static void forked(void)
     //@ assert stale_in_child: st == SM_E_STATE;
 }
 
+/* ---- the encrypted factory ---- */
+
+/* What a constructor leaves when it refuses must be what was there before it (arm). */
+static sm_stats was;
+static unsigned was_sealed;
+
+static void arm(void)
+{
+    if (sm_stats_get(&was) != SM_OK)
+        Frama_C_show_each_stats_refused(0);
+    was_sealed = eva_sealed_live;
+}
+
+/* The bytes of guarded regions and plain mappings counted right now: the window's. */
+static uint64_t guarded(void)
+{
+    sm_stats now;
+
+    if (sm_stats_get(&now) != SM_OK)
+        Frama_C_show_each_stats_refused(1);
+    return now.bytes_locked + now.bytes_unlocked;
+}
+
+/* No secret, region, mapping or ciphertext more than arm saw, none counted. */
+static void nothing_left(sm_status st)
+{
+    sm_stats now;
+
+    if (sm_stats_get(&now) != SM_OK || now.secrets_live != was.secrets_live ||
+        now.allocations_total != was.allocations_total ||
+        now.bytes_locked != was.bytes_locked || now.bytes_unlocked != was.bytes_unlocked ||
+        eva_sealed_live != was_sealed)
+        Frama_C_show_each_refusal_left_something(st);
+}
+
+/*
+ * nothing_left for a refusal that is not the OS's (a short input, a fill's own): when
+ * the plan fails a call of the rollback that follows it, the store stays mapped and
+ * counted, as the library allows (a rollback does not fail on top of the first failure:
+ * smi_plain_unmake, smi_region_unmake), so the check is of the runs where it did not.
+ */
+static void refused_alone(sm_status st)
+{
+    if (none_failed())
+        nothing_left(st);
+}
+
+/* Close s, once more with no failure if the plan refused it: closed is final. */
+static void close_for_good(sm_secret s)
+{
+    sm_status st;
+
+    if (sm_secret_close(s) != SM_OK) {
+        eva_os_fail(0);
+        st = sm_secret_close(s);
+        //@ assert closed_at_last: st == SM_OK;
+    }
+    st = sm_secret_close(s);
+    //@ assert closed_is_final: st == SM_E_STATE;
+}
+
+/*
+ * Inside an access of an encrypted secret: the plaintext window is a guarded region,
+ * counted, which arm's count had not. With ctx, the audit checks its canary (enc_audit).
+ */
+static sm_status in_window(const uint8_t *bytes, size_t len, void *ctx)
+{
+    read_all(bytes, len);
+    if (guarded() <= (uint64_t)was.bytes_locked + was.bytes_unlocked)
+        Frama_C_show_each_no_window_inside(len);
+    if (ctx != NULL && smi_registry_audit() != SM_OK)
+        Frama_C_show_each_window_audit_refused(len);
+    return SM_OK;
+}
+
+/*
+ * An encrypted secret through its life, under the plan: at rest it is one ciphertext
+ * and no plaintext region (the fill's went at the seal); an access opens a window that
+ * its end takes away again; the close frees the ciphertext, and is final. A refused make
+ * leaves nothing.
+ */
+static void encrypted_life(void)
+{
+    sm_secret s;
+    sm_status st;
+
+    arm();
+    st = sm_secret_new(fac, src, size, &s);
+    if (st != SM_OK) {
+        nothing_left(st);
+        return;
+    }
+    if (guarded() != (uint64_t)was.bytes_locked + was.bytes_unlocked ||
+        eva_sealed_live != was_sealed + 1)
+        Frama_C_show_each_plaintext_at_rest(s.id);
+    st = sm_secret_with_bytes(s, in_window, NULL);
+    /* a refused shut leaves the window open (secret.h), for the next access to join */
+    if (st == SM_OK && guarded() != (uint64_t)was.bytes_locked + was.bytes_unlocked)
+        Frama_C_show_each_window_after_access(s.id);
+    close_for_good(s);
+    st = sm_secret_with_bytes(s, reader, NULL);
+    //@ assert encrypted_stale: st == SM_E_STATE;
+    /* each window counted in allocations_total for good; nothing else is left */
+    if (guarded() != (uint64_t)was.bytes_locked + was.bytes_unlocked ||
+        eva_sealed_live != was_sealed)
+        Frama_C_show_each_closed_left_something(s.id);
+}
+
+/*
+ * With no failure (each access makes a window, and a run per call of all of them went
+ * past the time this analysis has): the audit with the window open, the nested access,
+ * a try (which only tries the enclave key's locks), the audit at rest.
+ */
+static void encrypted_accesses(void)
+{
+    sm_secret s;
+    sm_status st;
+
+    arm();
+    if (sm_secret_random(fac, size, &s) != SM_OK)
+        return;
+    st = sm_secret_with_bytes(s, in_window, &s);
+    //@ assert encrypted_audit_open: st == SM_OK;
+    st = sm_secret_with_bytes(s, nested, &s);
+    //@ assert encrypted_nested: st == SM_OK;
+    st = sm_secret_try_with_bytes(s, reader, NULL);
+    //@ assert encrypted_try: st == SM_OK;
+    st = smi_registry_audit();
+    //@ assert encrypted_audit: st == SM_OK;
+    close_for_good(s);
+}
+
+/* ---- secrets filled in place: from a buffer, a file, a callback ---- */
+
+/*
+ * A buffer consumed by a secret: on success the buffer is gone (its handle refused, its
+ * region unmapped and no longer counted); on a refusal the secret is not made, and the
+ * buffer is still there, whole and readable (wiped only if its destruction is what
+ * failed), for its owner to destroy.
+ */
+static void filled_from_buffer(void)
+{
+    sm_buffer b;
+    sm_secret s;
+    sm_stats before;
+    sm_status st;
+
+    /* the buffer made with no failure (its refusals are the buffers analysis's), then
+       the run's plan armed for the consuming call and what follows */
+    eva_os_fail(0);
+    if (sm_stats_get(&before) != SM_OK || sm_buffer_new(16, &b) != SM_OK) {
+        Frama_C_show_each_buffer_refused(0);
+        return;
+    }
+    eva_os_fail(plan);
+    arm();
+    st = sm_secret_from_buffer(fac, b, &s);
+    if (st != SM_OK) {
+        nothing_left(st);
+        if (!sm_buffer_is_alive(b))
+            Frama_C_show_each_refused_consumed_the_buffer(st);
+        read_all(sm_buffer_data(b), 16);
+        eva_os_fail(0);
+        st = sm_buffer_destroy(b);
+        //@ assert buffer_still_destroyable: st == SM_OK;
+        return;
+    }
+    if (sm_buffer_is_alive(b) || guarded() != (uint64_t)before.bytes_locked + before.bytes_unlocked)
+        Frama_C_show_each_buffer_not_consumed(b.id);
+    if (sm_secret_size(s) != 16)
+        Frama_C_show_each_filled_size(s.id);
+    close_for_good(s);
+}
+
+/*
+ * The steps of from_fd and from_callback, on a custom factory, whose storage makes no
+ * OS call: the plan then fails only the calls of the steps themselves (the reads), and
+ * make_filled's own refusals are from_buffer's runs above.
+ */
+static sm_status c_create(void *ctx, size_t len, void **state, uint8_t **fill);
+static sm_status c_step(void *ctx, void *state);
+static sm_status c_readable_null(void *ctx, void *state, const uint8_t **bytes);
+static const sm_factory filling = { .version = SM_FACTORY_VERSION, .create = c_create,
+                                    .seal = c_step, .make_readable = c_readable_null,
+                                    .make_unreadable = c_step, .destroy = c_step };
+
+/* The fd's bytes: 20, of which a secret of 16 takes exactly 16. */
+static uint8_t input[20];
+
+/*
+ * A secret read from a file that holds more than it: exactly its size is read; the next
+ * secret, longer than what is left, is refused and leaves nothing; so does a read that
+ * the OS refuses.
+ */
+static void filled_from_fd(void)
+{
+    sm_secret s, t;
+    sm_status st;
+
+    eva_os_input(0, input, sizeof input, false);
+    arm();
+    st = sm_secret_from_fd(fac, 0, 16, &s);
+    if (st != SM_OK) {
+        nothing_left(st);
+        return;
+    }
+    if (sm_secret_size(s) != 16)
+        Frama_C_show_each_filled_size(s.id);
+    arm();
+    st = sm_secret_from_fd(fac, 0, 8, &t);
+    if (st == SM_OK)
+        Frama_C_show_each_short_input_accepted(t.id);
+    refused_alone(st);
+    close_for_good(s);
+}
+
+/* A fill callback: any bytes, or a refusal of the caller's own, returned as is. */
+static sm_status fill_any(uint8_t *bytes, size_t len, void *ctx)
+{
+    (void)ctx;
+    Frama_C_make_unknown((char *)bytes, len);
+    return SM_OK;
+}
+
+static sm_status fill_refused(uint8_t *bytes, size_t len, void *ctx)
+{
+    (void)ctx;
+    /* a fill may write before it refuses */
+    Frama_C_make_unknown((char *)bytes, len);
+    return SM_E_USER;
+}
+
+static void filled_by_callback(void)
+{
+    sm_secret s, t;
+    sm_status st;
+
+    arm();
+    st = sm_secret_from_callback(fac, 16, fill_refused, NULL, &t);
+    if (st != SM_E_USER && none_failed())
+        Frama_C_show_each_fill_status_changed(st);
+    if (st == SM_OK)
+        Frama_C_show_each_refused_fill_made(t.id);
+    refused_alone(st);
+    arm();
+    st = sm_secret_from_callback(fac, 16, fill_any, NULL, &s);
+    if (st != SM_OK) {
+        nothing_left(st);
+        return;
+    }
+    if (sm_secret_size(s) != 16)
+        Frama_C_show_each_filled_size(s.id);
+    close_for_good(s);
+}
+
 /* ---- custom factories ---- */
 
 static uint8_t custom_pages[64];
@@ -372,14 +646,6 @@ static void custom_broken(void)
 
 /* ---- the compact factory's dispatch, and the refusals ---- */
 
-/* A fill callback for the compact dispatch (the size refused first, so never called). */
-static sm_status fill_any(uint8_t *bytes, size_t len, void *ctx)
-{
-    (void)ctx;
-    Frama_C_make_unknown((char *)bytes, len);
-    return SM_OK;
-}
-
 /*
  * The compact factory's secrets are compact.c's, which no analysis follows yet (its slot
  * metadata: proofs/README.md, "Eva"): here, only that secret.c hands them over: a size
@@ -452,6 +718,7 @@ int main(void)
     if (sm_init(&cfg) != SM_OK)
         return 1;
     Frama_C_make_unknown((char *)src, sizeof src);
+    Frama_C_make_unknown((char *)input, sizeof input);
     refusals();
     compact_dispatch();
     each(life, sm_factory_protected(), 16);
@@ -465,6 +732,14 @@ int main(void)
     size = 16;
     purges();
     each(forked, sm_factory_protected(), 16);
+    each(encrypted_life, sm_factory_encrypted(), 16);
+    fac = sm_factory_encrypted();
+    encrypted_accesses();
+    purges();
+    forked();
+    each(filled_from_buffer, sm_factory_encrypted(), 16);
+    each(filled_from_fd, &filling, 16);
+    each(filled_by_callback, &filling, 16);
     custom();
     custom_broken();
     return 0;
