@@ -25,26 +25,8 @@
  */
 #include <__fc_builtin.h>
 
+#include "eva-driver.h"
 #include "objects/compact.h"
-
-/* The shim's plan (os.c): from now on only the nth fallible OS call fails (0: none);
-   whether that failure is still to come. */
-void eva_os_fail(unsigned nth);
-bool eva_os_fail_pending(void);
-/* The shim's pthreads (pthread.c): bit i of plan set, the (i+1)th trylock of a free lock
-   from now on finds another thread holding it. */
-void eva_pthread_foreign(unsigned plan);
-/* The shim's fork (os.c): the handlers that the runtime registered, as fork runs them. */
-void eva_os_fork(bool child);
-
-/* A step that must succeed here did not: the driver says so, and that part ends there. */
-#define MUST(call) \
-    do { \
-        if ((call) != SM_OK) { \
-            Frama_C_show_each_unexpected_refusal(__LINE__); \
-            return; \
-        } \
-    } while (0)
 
 /* ---- what a make and an access are given ---- */
 

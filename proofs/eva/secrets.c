@@ -26,18 +26,9 @@
  */
 #include <__fc_builtin.h>
 
+#include "eva-driver.h"
 #include "objects/compact.h"
 
-/* The shim's plan (os.c): from now on only the nth fallible OS call fails (0: none);
-   whether that failure is still to come. */
-void eva_os_fail(unsigned nth);
-bool eva_os_fail_pending(void);
-/* The shim's pthreads (pthread.c): no trylock of a free lock finds another holder. */
-void eva_pthread_foreign(unsigned plan);
-/* The shim's fork (os.c): the handlers that the runtime registered, as fork runs them. */
-void eva_os_fork(bool child);
-/* The shim's files (os.c): fd's bytes, read in order. */
-void eva_os_input(int fd, const uint8_t *bytes, size_t len, bool pipe);
 /* The model of the sealed blobs (secrets-trusted.c): how many are mapped. */
 extern unsigned eva_sealed_live;
 
