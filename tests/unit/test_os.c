@@ -86,6 +86,9 @@ Test(os, every_row_of_os_errors)
 
         cr_assert(fn >= 0 && err > 0 && (int)want >= 0, "bad row %zu", j);
         covered[fn] = true;
+        /* ftruncate comes after a memfd_secret that such a kernel refuses (helpers.h). */
+        if (fn == SM_OS_FTRUNCATE && !kernel_has_secretmem())
+            continue;
         sm_os_fault_reset();
         sm_os_fault_arm((sm_os_fn)fn, 1, err, true);
         got = call((sm_os_fn)fn);

@@ -187,7 +187,7 @@ Test(region, best_effort_counts_unlocked_bytes)
 
 Test(region, secretmem_backing)
 {
-    SKIP_WITHOUT_LINUX("no memfd_secret");
+    SKIP_WITHOUT_SECRETMEM();
     smi_region r;
     sm_stats s;
     char perms[5], flags[256];
@@ -233,7 +233,7 @@ Test(region, secretmem_preferred_falls_back_per_region)
 
 Test(region, secretmem_required_does_not_fall_back)
 {
-    SKIP_WITHOUT_LINUX("no memfd_secret");
+    SKIP_WITHOUT_SECRETMEM();
     smi_region r;
 
     init_with(SM_LOCK_REQUIRED, SM_BACKING_SECRETMEM_REQUIRED);

@@ -80,7 +80,7 @@ Test(runtime, stats_propagates_init_failure)
 
 Test(runtime, secretmem_preferred_reports_it)
 {
-    SKIP_WITHOUT_LINUX("no memfd_secret");
+    SKIP_WITHOUT_SECRETMEM();
     sm_config cfg = { SM_LOCK_REQUIRED, SM_BACKING_SECRETMEM_PREFERRED, false };
     sm_stats s;
 
@@ -103,7 +103,7 @@ Test(runtime, secretmem_preferred_without_kernel_support_falls_back)
 
 Test(runtime, secretmem_required_without_kernel_support_is_unsupported)
 {
-    SKIP_WITHOUT_LINUX("no memfd_secret");
+    SKIP_WITHOUT_SECRETMEM();
     sm_config cfg = { SM_LOCK_REQUIRED, SM_BACKING_SECRETMEM_REQUIRED, false };
     counters before, after;
 

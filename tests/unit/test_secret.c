@@ -1096,7 +1096,7 @@ Test(secret, lowered_memlock_limit, .timeout = 60)
 
 Test(secret, secretmem_backing, .timeout = 60)
 {
-    SKIP_WITHOUT_LINUX("no memfd_secret");
+    SKIP_WITHOUT_SECRETMEM();
     sm_config cfg = { SM_LOCK_REQUIRED, SM_BACKING_SECRETMEM_PREFERRED, false };
     sm_stats a, b;
     size_t pa;
