@@ -439,6 +439,12 @@ sm_status smi_registry_reserve(uint32_t *index);
 uint64_t smi_registry_publish(uint32_t index, smi_kind kind, const void *body, size_t len);
 void smi_registry_unreserve(uint32_t index);
 /*
+ * How many forks this process is the child of (smi_registry_after_fork counts them). A
+ * reservation made before the count moved was given back by the child's handler, and
+ * is neither published nor given back again: a make whose callback forked compares.
+ */
+uint32_t smi_registry_forks(void);
+/*
  * The slot of the live object id of kind, with its lock held. SM_E_STATE for anything
  * else: 0, another kind, a removed object, an id never handed out.
  */

@@ -215,7 +215,9 @@ typedef sm_status (*sm_fill_fn)(uint8_t *bytes, size_t len, void *ctx);
 /*
  * A secret of len bytes written by fn(bytes, len, ctx) straight into its storage. fn
  * runs with no lock of the library held, and MAY call the library (read another
- * secret, say); it MUST return (no longjmp out of it).
+ * secret, say); it MUST return (no longjmp out of it). If fn forks, the parent's call
+ * goes on as usual, and the child's makes nothing: SM_E_STATE (or fn's error), since
+ * the fork wiped the storage or left it out of the child.
  * Errors: SM_E_INVAL (fn NULL, and as sm_secret_random), fn's error, and the OS errors
  * of sm_secret_random.
  */

@@ -75,6 +75,7 @@ typedef struct cls {
     slab           *limbo;  /* purged while accesses read them: the last one out unmaps */
     uint32_t        empty;  /* slabs of head with no slot used (hysteresis: keep one) */
     atomic_bool     doomed; /* a purge found the lock held: its holder finishes it */
+    uint32_t        forks;  /* forked children this process is: smi_compact_after_fork */
     slab           *dir[SLABS_PER_CLASS];
     uint32_t        floor[SLABS_PER_CLASS]; /* the first generation of the next slab here */
 } cls;
@@ -644,6 +645,7 @@ sm_status smi_compact_make(size_t len, smi_compact_fill fill, void *ctx,
     slab *sb = NULL;
     uint32_t i = 0;
     bool made = false;
+    uint32_t forks;
     sm_status st;
 
     if (len == 0 || len > SMI_COMPACT_MAX)
@@ -658,11 +660,20 @@ sm_status smi_compact_make(size_t len, smi_compact_fill fill, void *ctx,
     C = &classes[c];
     sm_os_mutex_lock(&C->lock);
     st = slot_reserve(c, &sb, &i, &made);
+    forks = C->forks;
     class_unlock(C);
     if (st != SM_OK)
         return st;
     st = fill(slot_at(sb, i) + HDR, len, ctx);
     sm_os_mutex_lock(&C->lock);
+    /*
+     * The fill forked and this is the child: the slab was forgotten, its meta pages
+     * unmapped with it, and the fork wiped or left out its data. Nothing to touch.
+     */
+    if (C->forks != forks) {
+        class_unlock(C);
+        return SM_E_STATE;
+    }
     if (sb->purged)
         return make_purged(C, sb, i, true);
     if (st == SM_OK) {
@@ -751,6 +762,7 @@ sm_status smi_compact_access(uint64_t id, sm_bytes_fn fn, void *ctx, bool try)
     slotmeta *m;
     const uint8_t *bytes;
     size_t len;
+    uint32_t forks;
     sm_status st, r;
 
     if (fn == NULL)
@@ -776,6 +788,7 @@ sm_status smi_compact_access(uint64_t id, sm_bytes_fn fn, void *ctx, bool try)
     m->readers++;
     bytes = slot_at(sb, w.slot) + HDR;
     len = m->len;
+    forks = w.C->forks;
     class_unlock(w.C);
     if (held_depth < TRACKED)
         held_ids[held_depth] = id;
@@ -783,6 +796,11 @@ sm_status smi_compact_access(uint64_t id, sm_bytes_fn fn, void *ctx, bool try)
     r = fn(bytes, len, ctx);
     held_depth--;
     sm_os_mutex_lock(&w.C->lock);
+    if (w.C->forks != forks) {
+        /* fn forked and this is the child: the slab is gone with every other (as make). */
+        class_unlock(w.C);
+        return r;
+    }
     st = span_close(sb, w.slot, false);
     if (sb->purged) {
         /* The purge wiped these pages in place for us; the last one out unmaps them. */
@@ -1104,6 +1122,8 @@ void smi_compact_after_fork(void)
             sm_os_mutex_init(&C->lock);
         sm_os_cond_init(&C->cond);
         atomic_store(&C->doomed, false);
+        /* An access or a make whose callback forked finds the slab gone by this. */
+        C->forks++;
         forget_list(C, C->head);
         forget_list(C, C->limbo);
         C->head = C->limbo = NULL;

@@ -1076,7 +1076,7 @@ static sm_status make_filled(const sm_factory *f, size_t len, make_step fill_fn,
     smi_secret b = { 0 };
     uint8_t *fill = NULL;
     const backend *be;
-    uint32_t index;
+    uint32_t index, forks;
     sm_status st;
 
     if (f == NULL || out == NULL || len == 0 || len > SECRET_MAX || !factory_ok(f))
@@ -1086,6 +1086,7 @@ static sm_status make_filled(const sm_factory *f, size_t len, make_step fill_fn,
     st = smi_runtime_ready();
     if (st != SM_OK)
         return st;
+    forks = smi_registry_forks();
     st = smi_registry_reserve(&index);
     if (st != SM_OK)
         return st;
@@ -1096,8 +1097,18 @@ static sm_status make_filled(const sm_factory *f, size_t len, make_step fill_fn,
         return st;
     }
     st = fill_fn(fill, len, ctx);
-    if (st == SM_OK)
+    if (st == SM_OK && smi_registry_forks() == forks)
         st = be->seal(f, &b.store);
+    if (smi_registry_forks() != forks) {
+        /*
+         * The fill (or a custom factory's seal) forked, and this is the child: the fork
+         * wiped the storage or left it out, and the child handler gave the slot back.
+         * Forgotten as the parent's secrets were; nothing is made (compact.c alike).
+         */
+        be->forget(f, &b.store);
+        smi_wipe(&b, sizeof b);
+        return st != SM_OK ? st : SM_E_STATE;
+    }
     if (st == SM_OK && commit != NULL)
         st = commit(ctx);
     if (st != SM_OK) {

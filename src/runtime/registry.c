@@ -40,6 +40,11 @@ static _Atomic uint64_t in_use[MAX_SLOTS / 64];
 static sm_os_mutex reg_lock = SM_OS_MUTEX_INIT;
 static _Atomic uint64_t live[SMI_KIND_COUNT];
 static uint32_t max_slots = MAX_SLOTS; /* below MAX_SLOTS only in tests */
+/*
+ * Forks this process is the child of. Written only by the child handler, while the
+ * child's one thread runs it: it never changes in a process that has other threads.
+ */
+static uint32_t forks;
 #if defined(SM_FAULT_INJECTION)
 static _Atomic uint64_t walked; /* slots the last walk looked at: a probe for the tests */
 #define WALKED(op) op
@@ -547,6 +552,11 @@ sm_status smi_registry_audit(void)
     return st;
 }
 
+uint32_t smi_registry_forks(void)
+{
+    return forks;
+}
+
 void smi_registry_before_fork(void)
 {
     sm_os_mutex_lock(&reg_lock);
@@ -578,6 +588,7 @@ void smi_registry_after_fork(void)
     smi_slot *s;
 
     sm_os_mutex_unlock(&reg_lock);
+    forks++;
     for (uint32_t i = 0; i < n; i++) {
         s = slot_at(i);
         sm_os_mutex_init(&s->lock);

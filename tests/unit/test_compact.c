@@ -458,6 +458,81 @@ Test(compact, a_forked_child_finds_every_handle_stale)
     cr_assert_eq(sm_secret_close(s), SM_OK);
 }
 
+/*
+ * A fork from inside an access or a fill: the child's handler forgets the slab (its
+ * meta pages unmapped with it) while the forking thread is still in the callback, and
+ * that thread comes back to a slab it must not touch. The child's access ends with its
+ * callback's status and the handle stale, its make with SM_E_STATE and nothing made, as
+ * a purge there would; the parent's go on as if there had been no fork.
+ */
+static sm_status fork_inside(const uint8_t *b, size_t n, void *ctx)
+{
+    (void)b;
+    (void)n;
+    *(pid_t *)ctx = fork();
+    return SM_OK;
+}
+
+static sm_status fill_and_fork(uint8_t *b, size_t n, void *ctx)
+{
+    memset(b, 0x5a, n);
+    *(pid_t *)ctx = fork();
+    return SM_OK;
+}
+
+static void parent_waits(pid_t pid)
+{
+    int status;
+
+    cr_assert(pid > 0);
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child: %#x", status);
+}
+
+Test(compact, a_child_forked_inside_an_access_leaves_it_stale)
+{
+    sm_secret s;
+    sm_status st;
+    pid_t pid = -1;
+
+    cr_assert_eq(sm_secret_random(cf(), 32, &s), SM_OK);
+    st = sm_secret_with_bytes(s, fork_inside, &pid);
+    if (pid == 0) {
+        sm_secret t;
+
+        if (st != SM_OK)
+            _exit(1);
+        if (!sm_secret_is_closed(s) || sm_secret_close(s) != SM_E_STATE || counts().slabs != 0)
+            _exit(2);
+        if (sm_secret_random(cf(), 32, &t) != SM_OK || sm_secret_close(t) != SM_OK)
+            _exit(3);
+        _exit(0);
+    }
+    cr_assert_eq(st, SM_OK);
+    parent_waits(pid);
+    cr_assert_eq(counts().pages_open, 0, "the parent's access shut its page");
+    cr_assert_eq(sm_secret_close(s), SM_OK);
+}
+
+Test(compact, a_child_forked_inside_a_fill_makes_nothing)
+{
+    sm_secret s = { 0 };
+    sm_status st;
+    pid_t pid = -1;
+
+    cr_assert_eq(sm_init(NULL), SM_OK);
+    st = sm_secret_from_callback(cf(), 32, fill_and_fork, &pid, &s);
+    if (pid == 0) {
+        if (st != SM_E_STATE || s.id != 0 || counts().slabs != 0 || counts().slots_live != 0)
+            _exit(1);
+        _exit(0);
+    }
+    cr_assert_eq(st, SM_OK);
+    parent_waits(pid);
+    cr_assert_eq(counts().slots_live, 1);
+    cr_assert_eq(sm_secret_close(s), SM_OK);
+}
+
 /* Outside an access the bytes are unreachable: PROT_NONE. */
 Test(compact, reading_at_rest_faults, .signal = SIGSEGV)
 {

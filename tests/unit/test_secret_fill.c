@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <valgrind/valgrind.h>
 
 #include "factories.h"
@@ -434,6 +435,64 @@ Test(secret_fill, from_callback_errors_make_nothing)
     }
     cr_assert_eq(secrets_live(), live, "nothing made");
     cr_assert(same_mappings(before), "what the fills wrote is unmapped with its storage");
+}
+
+/*
+ * A fill that forks: in the child, the make's storage was wiped by the fork (or left out
+ * of it) and its reserved registry slot given back with the parent's slots, so the make
+ * gives SM_E_STATE and makes nothing; the child's next secrets get slots of their own.
+ * Before, the child's make published a secret of wiped bytes into a slot that the free
+ * list also held: the next secret got the same handle and the first one's pages leaked
+ * (the encrypted factory's seal panicked on the wiped canary). The parent's make is whole.
+ */
+static sm_status fill_and_fork(uint8_t *b, size_t n, void *ctx)
+{
+    pattern(b, n, 33);
+    *(pid_t *)ctx = fork();
+    return SM_OK;
+}
+
+static int child_after_fill(unsigned k, sm_status st, sm_secret s)
+{
+    sm_secret t, u;
+    expect e = { .n = LEN };
+
+    if (st != SM_E_STATE || s.id != 0)
+        return 1;
+    if (secrets_live() != 0)
+        return 2;
+    if (sm_secret_random(factory(k), LEN, &t) != SM_OK ||
+        sm_secret_from_callback(factory(k), LEN, fill_fn, &(fill_ctx){ .seed = 9 }, &u) != SM_OK)
+        return 3;
+    if (t.id == u.id)
+        return 4;
+    pattern(e.bytes, LEN, 9);
+    if (sm_secret_with_bytes(u, check_fn, &e) != SM_OK)
+        return 5;
+    if (sm_secret_close(t) != SM_OK || sm_secret_close(u) != SM_OK || secrets_live() != 0)
+        return 6;
+    return 0;
+}
+
+Test(secret_fill, a_fill_that_forks_makes_nothing_in_the_child)
+{
+    warm_up();
+    for (unsigned k = 0; k < NFACT; k++) {
+        sm_secret s = { 0 };
+        pid_t pid = -1;
+        sm_status st = sm_secret_from_callback(factory(k), LEN, fill_and_fork, &pid, &s);
+        int status;
+
+        if (pid == 0)
+            _exit(child_after_fill(k, st, s));
+        cr_assert_eq(st, SM_OK, "%s", factory_name(k));
+        cr_assert_gt(pid, 0);
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s: child %#x",
+                  factory_name(k), status);
+        assert_holds(s, 33, LEN, factory_name(k));
+        cr_assert_eq(sm_secret_close(s), SM_OK);
+    }
 }
 
 /* ---- callback statuses (sm_bytes_fn) ---- */
