@@ -296,13 +296,57 @@ bool smi_shelf_clear(smi_shelf_slot *s);
 bool smi_shelf_test_full(smi_shelf_slot *s);
 #endif
 
+/* ---- plain locked mappings (plain.c): the protected factory's storage ---- */
+
 /*
- * ---- the region pool (pool.c, spec/layout.md "The pool"): freed guarded regions of any
- * page count (the guarded factory's secrets, the regions that an enclave open decrypts
- * into), kept wiped, locked and PROT_NONE for the next region of the same page count, so
- * that alloc+free costs four mprotect calls instead of a fresh region's six calls and
- * the first touch of every page. At most SMI_POOL_SLOTS regions and SMI_POOL_BYTES of
- * inner pages; lock-free and async-signal-safe.
+ * Whole pages with the data at their start: no guard pages, no canary. Locked,
+ * DONTDUMP and WIPEONFORK (or secretmem), counted in sm_stats like a region.
+ */
+typedef struct smi_plain {
+    uint8_t *base;      /* the mapping and the data; NULL when not allocated */
+    size_t   size;      /* the caller's bytes */
+    size_t   len;       /* whole pages: what is mapped, locked and counted */
+    sm_prot  prot;
+    bool     locked;    /* counted in bytes_locked (else bytes_unlocked) */
+    bool     secretmem;
+    bool     pool;      /* made by smi_pool_take_plain: smi_pool_give_plain may keep it */
+} smi_plain;
+
+/*
+ * A zeroed READWRITE mapping for size bytes; on error *p is untouched, nothing mapped.
+ * Anonymous pages are locked as they are first touched (smi_lock_touched_pages), since
+ * every plain mapping is the pool's (smi_pool_take_plain), opened at every take.
+ */
+sm_status smi_plain_alloc(size_t size, smi_plain *p);
+sm_status smi_plain_protect(smi_plain *p, sm_prot prot);
+/* Open, wipe, unmap. If the unmap fails the pages stay mapped, wiped and freeable. */
+sm_status smi_plain_free(smi_plain *p);
+/* The purge path's free: async-signal-safe, never fails half-way. Always true. */
+bool smi_plain_purge(smi_plain *p);
+void smi_plain_wipe_in_place(smi_plain *p);
+void smi_plain_forget(smi_plain *p);
+/*
+ * For the pool (pool.c), as smi_region_adopt and smi_region_scrub. adopt: the wiped,
+ * locked, PROT_NONE mapping of len bytes at base as a new mapping of size bytes:
+ * opened READWRITE, counted in allocations_total (it stays counted locked while
+ * pooled); SM_E_INVAL unless size needs exactly len bytes; the mprotect's status, with
+ * nothing changed. scrub: wipe all of its pages and shut them PROT_NONE, keeping the
+ * mapping and its lock; if the shut fails it is left READWRITE (wiped), for
+ * smi_plain_free.
+ */
+sm_status smi_plain_adopt(uint8_t *base, size_t len, bool secretmem, size_t size,
+                          smi_plain *p);
+sm_status smi_plain_scrub(smi_plain *p);
+
+/*
+ * ---- the pool (pool.c, spec/layout.md "The pool"): freed guarded regions of any page
+ * count (the guarded factory's secrets, the regions that an enclave open decrypts into)
+ * and freed plain mappings (the protected factory's secrets), kept wiped, locked and
+ * PROT_NONE for the next one of the same kind and page count, so that alloc+free costs
+ * four mprotect calls instead of a fresh mapping's five or six calls, its munmap and the
+ * first touch of every page. At most SMI_POOL_SLOTS of them, both kinds together, and
+ * SMI_POOL_BYTES of their pages (a region's inner pages); lock-free and
+ * async-signal-safe.
  */
 #define SMI_POOL_SLOTS 8u
 #define SMI_POOL_BYTES ((size_t)2u << 20)
@@ -321,46 +365,25 @@ sm_status smi_pool_take(size_t size, smi_region *r);
 sm_status smi_pool_give(smi_region *r);
 /* smi_pool_give in the rollback of a failed call: allocations_total taken back too. */
 void smi_pool_unmake(smi_region *r);
-/* Unmap every pooled region (purge: nothing in them to wipe). Async-signal-safe. */
+/* The same three for plain mappings: smi_plain_alloc's, smi_plain_free's errors. */
+sm_status smi_pool_take_plain(size_t size, smi_plain *p);
+sm_status smi_pool_give_plain(smi_plain *p);
+void smi_pool_unmake_plain(smi_plain *p);
+/* Unmap everything pooled (purge: nothing in it to wipe). Async-signal-safe. */
 void smi_pool_purge(void);
-/* In a forked child: forget every pooled region, as smi_region_forget does. */
+/* In a forked child: forget everything pooled, as smi_region_forget and smi_plain_forget do. */
 void smi_pool_after_fork(void);
 #if defined(SM_FAULT_INJECTION)
 /*
- * Test hook: the leading guard pages of the pooled regions and, unless inner is NULL,
- * their inner pages' lengths, at most max; the count.
+ * Test hook: where the pooled pages start (a region's inner pages, a plain mapping) and,
+ * unless inner is NULL, their lengths, at most max; the count.
  */
-size_t smi_pool_test_list(uint8_t **bases, size_t *inner, size_t max);
-/* Test hook: the bytes of inner pages pooled (each region maps two guard pages more). */
+size_t smi_pool_test_list(uint8_t **pages, size_t *inner, size_t max);
+/* Test hook: the bytes of those pages pooled. */
 size_t smi_pool_test_bytes(void);
+/* Test hook: the bytes the pool keeps mapped (those pages, and the regions' guard pages). */
+size_t smi_pool_test_mapped(void);
 #endif
-
-/* ---- plain locked mappings (plain.c): the protected factory's storage ---- */
-
-/*
- * Whole pages with the data at their start: no guard pages, no canary. Locked,
- * DONTDUMP and WIPEONFORK (or secretmem), counted in sm_stats like a region.
- */
-typedef struct smi_plain {
-    uint8_t *base;      /* the mapping and the data; NULL when not allocated */
-    size_t   size;      /* the caller's bytes */
-    size_t   len;       /* whole pages: what is mapped, locked and counted */
-    sm_prot  prot;
-    bool     locked;    /* counted in bytes_locked (else bytes_unlocked) */
-    bool     secretmem;
-} smi_plain;
-
-/* A zeroed READWRITE mapping for size bytes; on error *p is untouched, nothing mapped. */
-sm_status smi_plain_alloc(size_t size, smi_plain *p);
-sm_status smi_plain_protect(smi_plain *p, sm_prot prot);
-/* Open, wipe, unmap. If the unmap fails the pages stay mapped, wiped and freeable. */
-sm_status smi_plain_free(smi_plain *p);
-/* smi_plain_free in a rollback: allocations_total is taken back too. */
-void smi_plain_unmake(smi_plain *p);
-/* The purge path's free: async-signal-safe, never fails half-way. Always true. */
-bool smi_plain_purge(smi_plain *p);
-void smi_plain_wipe_in_place(smi_plain *p);
-void smi_plain_forget(smi_plain *p);
 
 /* ---- spare ciphertext mappings (spare.c) ---- */
 

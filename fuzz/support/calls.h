@@ -16,10 +16,10 @@ typedef unsigned long fz_calls[SM_OS_FN_COUNT];
 /* The shim's count of calls of each OS function so far. */
 void fz_calls_now(fz_calls c);
 /*
- * The suffix of a guarded secret's row for op, by what the guarded factory's pool did
- * between the last two fz_calls_now (spec/syscalls.tsv): ".pooled" when a constructor took
- * a region from it; ".pool_full" when a close did not give one to it (a full pool, or a
- * region it does not take); "" otherwise.
+ * The suffix of a guarded or protected secret's row for op, by what the pool did between
+ * the last two fz_calls_now (spec/syscalls.tsv): ".pooled" when a constructor took a
+ * region or plain mapping from it; ".pool_full" when a close did not give one to it (a
+ * full pool, or a mapping it does not take); "" otherwise.
  */
 const char *fz_pool_case(const char *op);
 

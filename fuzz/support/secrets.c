@@ -40,7 +40,9 @@ const char *fz_sec_calls_row(const char *op, unsigned fac)
     static char row[48];
 
     snprintf(row, sizeof row, "secret.%s.%s%s", op, factory_name(fac),
-             fac == FACT_GUARDED && strcmp(op, "with_bytes") != 0 ? fz_pool_case(op) : "");
+             (fac == FACT_GUARDED || fac == FACT_PROTECTED) && strcmp(op, "with_bytes") != 0
+                 ? fz_pool_case(op)
+                 : "");
     return row;
 }
 

@@ -111,16 +111,19 @@ typedef struct sm_factory {
  * protected (Asherah's protectedmemory): one locked mapping of whole pages with the
  * bytes at its start, and no guard pages or canary, for the smallest footprint: one page
  * for a 32-byte key. PROT_NONE at rest, PROT_READ during accesses. It follows the lock
- * policy and the backing of sm_config, and counts in sm_stats like a guarded region.
+ * policy and the backing of sm_config, and counts in sm_stats like a guarded region. A
+ * closed secret leaves its mapping wiped, shut and still locked in the same pool as the
+ * guarded factory's regions (below), for the next protected secret of its page count
+ * only.
  *
  * guarded (memguard-style): a guarded region (spec/layout.md): guard pages on both
  * sides, the bytes ending against the trailing one, a canary in front that is checked at
  * close, at purge and by sm_audit (a damaged one panics). PROT_NONE at rest, PROT_READ
  * during accesses. A closed secret leaves its region wiped, shut and still locked in a
- * pool of at most 8 regions and 2 MiB, for the next guarded secret of its page count (with
- * a new canary): until then its pages count in sm_stats.bytes_locked and RLIMIT_MEMLOCK,
- * and a lock that the limit refuses empties the pool and is tried again. sm_purge unmaps
- * them.
+ * pool of at most 8 mappings (both factories') and 2 MiB, for the next guarded secret of
+ * its page count (with a new canary): until then its pages count in
+ * sm_stats.bytes_locked and RLIMIT_MEMLOCK, and a lock that the limit refuses empties
+ * the pool and is tried again. sm_purge unmaps them.
  *
  * encrypted: an enclave at rest (ciphertext only, in ordinary pages: nothing locked,
  * no plaintext page at all), decrypted into a guarded read-only region by the first

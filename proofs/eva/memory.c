@@ -295,13 +295,30 @@ static void plain_life(size_t n)
     plain_release(&p);
 }
 
-/* A mapping taken back in a rollback. */
-static void plain_rolled_back(void)
+/*
+ * A mapping as the pool keeps it (plain.c's scrub: wiped, shut), then made a new mapping
+ * of the same pages (adopt), refused for a size of another page count; the new owner
+ * writes and reads all of its bytes. A refused scrub leaves the mapping freeable, a
+ * refused adoption leaves it shut for the purge.
+ */
+static void plain_pooled(void)
 {
-    smi_plain p;
+    smi_plain p, q;
 
-    if (smi_plain_alloc(1, &p) == SM_OK)
-        smi_plain_unmake(&p);
+    if (smi_plain_alloc(1, &p) != SM_OK)
+        return;
+    plain_touch(&p, true);
+    if (smi_plain_scrub(&p) != SM_OK) {
+        plain_release(&p);
+        return;
+    }
+    if (smi_plain_adopt(p.base, p.len, p.secretmem, 4097, &q) == SM_OK ||
+        smi_plain_adopt(p.base, p.len, p.secretmem, 4000, &q) != SM_OK) {
+        (void)smi_plain_purge(&p);
+        return;
+    }
+    plain_touch(&q, true);
+    plain_release(&q);
 }
 
 /* A shut mapping wiped in place (a purge while readers hold it), then forgotten (a child). */
@@ -328,7 +345,7 @@ static void plains(void)
 
     smi_config_set(&anon, false);
     EACH_SIZE(plain_life);
-    plain_rolled_back();
+    plain_pooled();
     plain_forgotten();
     /* the refusals: size 0, a size whose rounding to pages overflows */
     (void)smi_plain_alloc(0, &p);

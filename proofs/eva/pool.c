@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: ISC */
 /*
- * Eva's driver for the region pool and the spare mappings (proofs/README.md, "Eva", "The
- * pool analysis"): every function of src/memory/pool.c, of the lock-free slots under it
- * (src/memory/shelf.c) and of src/memory/spare.c, over guarded regions as compiled
- * (src/memory/region.c), with the OS shim of proofs/eva/os.c; then, after sm_init, the
- * guarded factory's secrets (src/objects/secret.c), whose regions come from the pool.
+ * Eva's driver for the pool and the spare mappings (proofs/README.md, "Eva", "The pool
+ * analysis"): every function of src/memory/pool.c, of the lock-free slots under it
+ * (src/memory/shelf.c) and of src/memory/spare.c, over guarded regions and plain
+ * mappings as compiled (src/memory/region.c, src/memory/plain.c), with the OS shim of
+ * proofs/eva/os.c; then, after sm_init, the guarded factory's secrets
+ * (src/objects/secret.c), whose regions come from the pool.
  * Built with SM_FAULT_INJECTION (eva.sh), so that the tests' hooks, which say what is
  * pooled, are in the run and are reached too.
  *
@@ -19,10 +20,11 @@
  * made by a take) unmaps its region; a refused scrub pools nothing; the emptying on a
  * refused lock, a purge and a forked child's forgetting leave nothing pooled, mapped or
  * counted locked; a spare mapping comes back whole to a take of its length only, and a
- * drain unmaps every one, also when the OS refuses an unmap. A guarded secret's closed
- * region is pooled and the next secret's; a refused make leaves nothing mapped or
- * counted, a refused close can be tried again; a purged or pre-fork handle is refused,
- * and a forked child keeps no pooled region.
+ * drain unmaps every one, also when the OS refuses an unmap. The same for plain
+ * mappings, and a pooled one is never taken as a region nor a region as one. A guarded
+ * secret's closed region is pooled and the next secret's; a refused make leaves nothing
+ * mapped or counted, a refused close can be tried again; a purged or pre-fork handle is
+ * refused, and a forked child keeps no pooled region.
  */
 #include <__fc_builtin.h>
 
@@ -89,9 +91,10 @@ static void round_trip(size_t n, size_t m)
     base = r.base;
     locked = (size_t)smi_stat_locked;
     MUST(smi_pool_give(&r));
-    if (smi_pool_test_list(bases, inner, 2) != 1 || bases[0] != base ||
-        smi_pool_test_bytes() != inner[0] || smi_stat_locked != locked ||
-        eva_os_mapped() != 1)
+    /* the test hook lists where the pooled pages start: past the leading guard page */
+    if (smi_pool_test_list(bases, inner, 2) != 1 || bases[0] != base + 4096 ||
+        smi_pool_test_bytes() != inner[0] || smi_pool_test_mapped() != inner[0] + 2 * 4096 ||
+        smi_stat_locked != locked || eva_os_mapped() != 1)
         Frama_C_show_each_not_pooled(n);
     MUST(smi_pool_take(m, &r));
     if (r.base != base || r.lay.inner_len != inner[0] || smi_pool_test_bytes() != 0)
@@ -315,6 +318,165 @@ static void spares(void)
     empty(__LINE__);
 }
 
+/* ---- the protected factory's plain mappings, in the same pool ---- */
+
+/* The bytes of a plain mapping the pool handed out: its exact length, written and read. */
+static void use_plain(const smi_plain *p, size_t n, int line)
+{
+    static volatile uint8_t sink;
+
+    if (p->size != n || !p->pool || p->prot != SM_PROT_READWRITE)
+        Frama_C_show_each_wrong_plain(line);
+    for (size_t i = 0; i < n; i++)
+        p->base[i] ^= 1;
+    for (size_t i = 0; i < n; i++)
+        sink ^= p->base[i];
+}
+
+/*
+ * A plain mapping of n bytes through the pool: taken fresh, given back (pooled at its
+ * base, no guard pages, still counted locked); a region of its page count does not get
+ * it, and pooled beside it is not what the next plain take of size m, of the same page
+ * count, gets: that take gets the same pages, with m's length.
+ */
+static void plain_round_trip(size_t n, size_t m)
+{
+    smi_plain p;
+    smi_region r;
+    uint8_t *base, *pages[2];
+    size_t inner[2], locked, region;
+
+    MUST(smi_pool_take_plain(n, &p));
+    use_plain(&p, n, __LINE__);
+    base = p.base;
+    locked = (size_t)smi_stat_locked;
+    MUST(smi_pool_give_plain(&p));
+    if (smi_pool_test_list(pages, inner, 2) != 1 || pages[0] != base ||
+        smi_pool_test_bytes() != inner[0] || smi_pool_test_mapped() != inner[0] ||
+        smi_stat_locked != locked || eva_os_mapped() != 1)
+        Frama_C_show_each_plain_not_pooled(n);
+    MUST(smi_pool_take(n, &r));
+    region = r.lay.inner_len;
+    if (r.base == base || smi_pool_test_bytes() != inner[0] || region != inner[0])
+        Frama_C_show_each_plain_taken_as_region(n);
+    use(&r, n, __LINE__);
+    MUST(smi_pool_give(&r));
+    MUST(smi_pool_take_plain(m, &p));
+    if (p.base != base || p.len != inner[0] || smi_pool_test_bytes() != region)
+        Frama_C_show_each_region_taken_as_plain(n);
+    use_plain(&p, m, __LINE__);
+    MUST(smi_pool_give_plain(&p));
+    smi_pool_purge();
+    empty(__LINE__);
+}
+
+/* A plain take whose adoption the OS refuses: still pooled, nothing new; the next gets it. */
+static void plain_refused_adoption(void)
+{
+    smi_plain p;
+    uint8_t *base;
+    uint64_t made;
+
+    MUST(smi_pool_take_plain(100, &p));
+    base = p.base;
+    MUST(smi_pool_give_plain(&p));
+    made = smi_stat_allocations;
+    eva_os_fail(1);
+    if (smi_pool_take_plain(100, &p) != SM_E_PROT || smi_pool_test_bytes() != 4096 ||
+        eva_os_mapped() != 1 || smi_stat_allocations != made)
+        Frama_C_show_each_plain_refused_adoption_changed(made);
+    MUST(smi_pool_take_plain(100, &p));
+    if (p.base != base)
+        Frama_C_show_each_plain_refused_adoption_lost(base);
+    MUST(smi_pool_give_plain(&p));
+    smi_pool_purge();
+    empty(__LINE__);
+}
+
+/* A fresh plain take with its nth OS call refused, as refused_fresh. */
+static void plain_refused_fresh(unsigned nth)
+{
+    smi_plain p;
+    uint64_t made = smi_stat_allocations;
+    bool locked;
+
+    eva_os_fail(nth);
+    if (smi_pool_take_plain(4096, &p) != SM_OK) {
+        if (smi_stat_allocations != made)
+            Frama_C_show_each_plain_refused_take_counted(nth);
+        empty(__LINE__);
+        return;
+    }
+    eva_os_fail(0);
+    locked = p.locked;
+    MUST(smi_pool_give_plain(&p));
+    if (!locked && smi_pool_test_bytes() != 0)
+        Frama_C_show_each_unlocked_plain_pooled(nth);
+    smi_pool_purge();
+    empty(__LINE__);
+}
+
+/*
+ * The plain gives that the pool does not keep, as not_kept: one that no take made, one
+ * whose scrub cannot shut it (wiped, then unmapped), one whose scrub cannot open it;
+ * and one given back in a rollback, pooled and not counted made.
+ */
+static void plain_not_kept(void)
+{
+    smi_plain p;
+    uint64_t made;
+
+    MUST(smi_plain_alloc(10, &p));
+    MUST(smi_pool_give_plain(&p));
+    empty(__LINE__);
+    MUST(smi_pool_take_plain(10, &p));
+    eva_os_fail(1);
+    if (smi_pool_give_plain(&p) != SM_OK)
+        Frama_C_show_each_plain_refused_shut_not_freed(0);
+    empty(__LINE__);
+    MUST(smi_pool_take_plain(10, &p));
+    MUST(smi_plain_protect(&p, SM_PROT_NONE));
+    eva_os_fail(1);
+    if (smi_pool_give_plain(&p) != SM_E_PROT || smi_pool_test_bytes() != 0)
+        Frama_C_show_each_plain_refused_open_pooled(0);
+    MUST(smi_plain_free(&p));
+    empty(__LINE__);
+    made = smi_stat_allocations;
+    MUST(smi_pool_take_plain(4096, &p));
+    smi_pool_unmake_plain(&p);
+    if (smi_stat_allocations != made || smi_pool_test_bytes() != 4096)
+        Frama_C_show_each_plain_unmake_counted(made);
+    smi_pool_purge();
+    empty(__LINE__);
+}
+
+/*
+ * A plain mapping and a region pooled side by side, emptied by a refused lock (each
+ * unmapped by its own length), then again by a forked child's forgetting.
+ */
+static void mixed(void)
+{
+    smi_plain p;
+    smi_region r, fresh;
+
+    MUST(smi_pool_take_plain(1, &p));
+    MUST(smi_pool_take(1, &r));
+    MUST(smi_pool_give_plain(&p));
+    MUST(smi_pool_give(&r));
+    eva_os_fail(3); /* the mmap, the mprotect, then the mlock */
+    MUST(smi_region_alloc(3 * 4096, NULL, &fresh));
+    if (!fresh.locked || smi_pool_test_bytes() != 0 || eva_os_mapped() != 1)
+        Frama_C_show_each_mixed_relief_failed(fresh.locked);
+    MUST(smi_region_free(&fresh));
+    empty(__LINE__);
+    MUST(smi_pool_take_plain(1, &p));
+    MUST(smi_pool_take(1, &r));
+    MUST(smi_pool_give_plain(&p));
+    MUST(smi_pool_give(&r));
+    smi_pool_after_fork();
+    empty(__LINE__);
+}
+
 /* ---- the guarded factory's secrets, whose regions come from the pool ---- */
 
 /* The bytes a guarded secret is made from: any. */
@@ -464,6 +626,22 @@ static void secretmem_forgotten(void)
         Frama_C_show_each_child_counts_secretmem(0);
 }
 
+/* secretmem_forgotten for a plain mapping; last, for the same reason. */
+static void secretmem_plain_forgotten(void)
+{
+    uint64_t locked = smi_stat_locked;
+    smi_plain p;
+
+    if (smi_pool_take_plain(4096, &p) != SM_OK)
+        return;
+    if (!p.secretmem)
+        Frama_C_show_each_plain_not_secretmem(0);
+    MUST(smi_pool_give_plain(&p));
+    smi_pool_after_fork();
+    if (smi_pool_test_bytes() != 0 || smi_stat_locked != locked)
+        Frama_C_show_each_child_counts_secretmem_plain(0);
+}
+
 int main(void)
 {
     smi_region r;
@@ -487,6 +665,12 @@ int main(void)
     full_relieved();
     full_forgotten();
     spares();
+    plain_round_trip(1, 4000);
+    plain_round_trip(4097, 8000);
+    plain_refused_adoption();
+    CALLS_1_TO_6(plain_refused_fresh);
+    plain_not_kept();
+    mixed();
     if (sm_init(&anon) != SM_OK) {
         Frama_C_show_each_init_refused(0);
         return 1;
@@ -497,5 +681,6 @@ int main(void)
     guarded_purged();
     guarded_forked();
     secretmem_forgotten();
+    secretmem_plain_forgotten();
     return 0;
 }

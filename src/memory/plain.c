@@ -20,7 +20,12 @@ static void count_live(const smi_plain *p, int sign)
         atomic_fetch_sub(c, p->len);
 }
 
-/* Anonymous backing, 4 calls: mmap (READWRITE at once: no guard to keep closed), mlock, madvise x2. */
+/*
+ * Anonymous backing, 4 calls: mmap (READWRITE at once: no guard to keep closed), mlock,
+ * madvise x2. Every plain mapping is the pool's, opened and shut at each take and give:
+ * its pages are locked as they are first touched, as a pooled region's are
+ * (smi_region_alloc_locked_on_touch in inner.h says why).
+ */
 static sm_status map_anon(smi_plain *p)
 {
     void *base;
@@ -29,7 +34,7 @@ static sm_status map_anon(smi_plain *p)
     if (st != SM_OK)
         return st;
     p->base = base;
-    p->locked = smi_lock_pages(p->base, p->len) == SM_OK;
+    p->locked = smi_lock_touched_pages(p->base, p->len) == SM_OK;
     if (!p->locked && smi_config_get()->lock_policy == SM_LOCK_REQUIRED) {
         st = SM_E_LOCK;
         goto out;
@@ -106,6 +111,40 @@ sm_status smi_plain_alloc(size_t size, smi_plain *out)
     return SM_OK;
 }
 
+sm_status smi_plain_adopt(uint8_t *base, size_t len, bool secretmem, size_t size,
+                          smi_plain *out)
+{
+    smi_plain p = { 0 };
+    sm_status st;
+
+    if (size == 0 || smi_round_up(size, sm_os_page_size()) != len)
+        return SM_E_INVAL;
+    st = sm_os_mprotect(base, len, SM_PROT_READWRITE);
+    if (st != SM_OK)
+        return st;
+    p.base = base;
+    p.size = size;
+    p.len = len;
+    p.prot = SM_PROT_READWRITE;
+    p.locked = true;
+    p.secretmem = secretmem;
+    /* Still counted locked from its first owner: only the allocation is new. */
+    atomic_fetch_add(&smi_stat_allocations, 1);
+    *out = p;
+    return SM_OK;
+}
+
+sm_status smi_plain_scrub(smi_plain *p)
+{
+    sm_status st = smi_plain_protect(p, SM_PROT_READWRITE);
+
+    if (st != SM_OK)
+        return st;
+    /* All of the pages, not only size bytes: the next owner may have a longer size. */
+    smi_wipe(p->base, p->len);
+    return smi_plain_protect(p, SM_PROT_NONE);
+}
+
 sm_status smi_plain_protect(smi_plain *p, sm_prot prot)
 {
     sm_status st;
@@ -132,12 +171,6 @@ sm_status smi_plain_free(smi_plain *p)
     count_live(p, -1);
     smi_wipe(p, sizeof *p);
     return SM_OK;
-}
-
-void smi_plain_unmake(smi_plain *p)
-{
-    if (smi_plain_free(p) == SM_OK)
-        atomic_fetch_sub(&smi_stat_allocations, 1);
 }
 
 bool smi_plain_purge(smi_plain *p)

@@ -148,11 +148,14 @@ static const backend region_backend = {
     region_unmake, region_purge, region_audit, region_forget, region_retire,
 };
 
-/* protected: a plain locked mapping (plain.c), NONE at rest, READ while accessed. */
+/*
+ * protected: a plain locked mapping (plain.c), NONE at rest, READ while accessed. It
+ * comes from the pool and goes back to it, as a guarded secret's region does (pool.c).
+ */
 
 static sm_status plain_create(const sm_factory *f, size_t len, smi_store *st, uint8_t **fill)
 {
-    sm_status r = smi_plain_alloc(len, &st->plain);
+    sm_status r = smi_pool_take_plain(len, &st->plain);
 
     (void)f;
     if (r == SM_OK)
@@ -179,13 +182,19 @@ static sm_status plain_open(const sm_factory *f, smi_store *st, const uint8_t **
 static sm_status plain_destroy(const sm_factory *f, smi_store *st)
 {
     (void)f;
+    return smi_pool_give_plain(&st->plain);
+}
+
+static sm_status plain_retire(const sm_factory *f, smi_store *st)
+{
+    (void)f;
     return smi_plain_free(&st->plain);
 }
 
 static void plain_unmake(const sm_factory *f, smi_store *st)
 {
     (void)f;
-    smi_plain_unmake(&st->plain);
+    smi_pool_unmake_plain(&st->plain);
 }
 
 static bool plain_purge(const sm_factory *f, smi_store *st, bool in_use)
@@ -213,7 +222,7 @@ static void plain_forget(const sm_factory *f, smi_store *st)
 
 static const backend plain_backend = {
     plain_create, plain_seal, plain_open, plain_seal, plain_destroy,
-    plain_unmake, plain_purge, plain_audit, plain_forget, NULL,
+    plain_unmake, plain_purge, plain_audit, plain_forget, plain_retire,
 };
 
 /*

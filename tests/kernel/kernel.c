@@ -360,6 +360,12 @@ static void secret_pages(unsigned k, size_t len, bool secretmem)
         check_plain(p.at, len, k != FACT_CUSTOM && secretmem ? "---s" : "---p",
                     k != FACT_CUSTOM && secretmem);
     }
+    /* The pool's, opened at every take: locked as its pages are first touched (lf). */
+    if (k == FACT_PROTECTED && !secretmem) {
+        smaps_at(p.at, perms, flags, sizeof flags, &locked);
+        HX_CHECK(has_flag(flags, "lf"), "a protected secret's pages not locked on touch: %s",
+                 flags);
+    }
     HX_EXPECT(sm_secret_close(s), SM_OK);
     if (k == FACT_COMPACT) {
         /* Its slab stays, its class's one empty slab (spec/compact.md): shut. */
@@ -1126,6 +1132,42 @@ static void t_scoped_read_system_calls(void)
     close(fd);
 }
 
+/*
+ * A protected or guarded secret's alloc+free in steady state, its mapping taken from the
+ * pool and scrubbed back into it (spec/layout.md, "The pool"): 4 system calls as the
+ * kernel sees them enter, the 4 mprotect of spec/syscalls.tsv (rows
+ * secret.random.*.pooled, secret.close.*) and nothing behind the shim's back: no mmap,
+ * mlock, madvise or munmap. sm_secret_random has no source to query (syscalls.md).
+ */
+static void t_pooled_alloc_free_system_calls(void)
+{
+    static const unsigned pooled_kinds[] = { FACT_PROTECTED, FACT_GUARDED };
+    int fd = syscall_counter();
+
+    HX_EXPECT(sm_init(NULL), SM_OK);
+    for (size_t i = 0; i < sizeof pooled_kinds / sizeof pooled_kinds[0]; i++) {
+        unsigned k = pooled_kinds[i];
+        sm_secret s;
+        uint64_t empty, n;
+
+        /* Warm: the registry's chunk, the RNG's key, and one mapping in the pool. */
+        HX_EXPECT(sm_secret_random(factory(k), PAT, &s), SM_OK);
+        HX_EXPECT(sm_secret_close(s), SM_OK);
+        sm_os_fault_reset();
+        counter_start(fd);
+        empty = counter_stop(fd);
+        counter_start(fd);
+        HX_EXPECT(sm_secret_random(factory(k), PAT, &s), SM_OK);
+        HX_EXPECT(sm_secret_close(s), SM_OK);
+        n = counter_stop(fd) - empty;
+        HX_CHECK(n == os_calls() && n == 4 && sm_os_fault_calls(SM_OS_MPROTECT) == 4,
+                 "%s: a pooled alloc+free makes %llu system calls, %lu through the OS shim, "
+                 "%lu of them mprotect; 4 mprotect expected", factory_name(k),
+                 (unsigned long long)n, os_calls(), sm_os_fault_calls(SM_OS_MPROTECT));
+    }
+    close(fd);
+}
+
 /* A thread that stays inside an access until told to leave. */
 typedef struct holder {
     sm_secret       s;
@@ -1196,6 +1238,7 @@ static void t_second_reader_joins_without_a_system_call(void)
 
 static const hx_test tests[] = {
     { "smaps_flags_and_guards", t_smaps_flags_and_guards },
+    { "pooled_alloc_free_system_calls", t_pooled_alloc_free_system_calls },
     { "smaps_secretmem", t_smaps_secretmem },
     { "core_dump_control_has_the_pattern", t_core_dump_control_has_the_pattern },
     { "core_dump_lacks_the_pattern", t_core_dump_lacks_the_pattern },

@@ -241,9 +241,9 @@ size_t pooled_regions(void)
 
 bool unmapped_or_pooled(const void *at)
 {
-    uint8_t *bases[SMI_POOL_SLOTS];
+    uint8_t *pages[SMI_POOL_SLOTS];
     size_t inner[SMI_POOL_SLOTS];
-    size_t n = smi_pool_test_list(bases, inner, SMI_POOL_SLOTS), page = sm_page_size();
+    size_t n = smi_pool_test_list(pages, inner, SMI_POOL_SLOTS);
     const uint8_t *p = at;
     char perms[5], flags[256];
     size_t locked;
@@ -251,19 +251,24 @@ bool unmapped_or_pooled(const void *at)
     if (smaps_of(at, perms, flags, sizeof flags, &locked) != 0)
         return true;
     for (size_t i = 0; i < n; i++)
-        if (p >= bases[i] + page && p < bases[i] + page + inner[i])
+        if (p >= pages[i] && p < pages[i] + inner[i])
             return perms[0] == '-' && perms[1] == '-' && perms[2] == '-';
     return false;
 }
 
 void pool_fill(void)
 {
+    pool_fill_of(sm_factory_guarded());
+}
+
+void pool_fill_of(const sm_factory *f)
+{
     sm_secret s[SMI_POOL_SLOTS];
     uint8_t src[32];
 
     for (size_t i = 0; i < SMI_POOL_SLOTS; i++) {
         memset(src, 0x5a, sizeof src);
-        if (sm_secret_new(sm_factory_guarded(), src, sizeof src, &s[i]) != SM_OK)
+        if (sm_secret_new(f, src, sizeof src, &s[i]) != SM_OK)
             abort();
     }
     for (size_t i = 0; i < SMI_POOL_SLOTS; i++)
@@ -273,14 +278,12 @@ void pool_fill(void)
 
 void counters_get(counters *c)
 {
-    size_t pooled = pooled_regions();
-
     c->allocations = atomic_load(&smi_stat_allocations);
     c->locked = atomic_load(&smi_stat_locked) - smi_pool_test_bytes();
     c->unlocked = atomic_load(&smi_stat_unlocked);
     for (int k = 0; k < SMI_KIND_COUNT; k++)
         c->live[k] = k == 0 ? 0 : smi_registry_live((smi_kind)k);
-    c->mapped = mapped_bytes() - smi_pool_test_bytes() - pooled * 2 * sm_page_size();
+    c->mapped = mapped_bytes() - smi_pool_test_mapped();
 }
 
 bool counters_equal(const counters *a, const counters *b, unsigned what)

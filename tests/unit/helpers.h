@@ -106,15 +106,20 @@ const char *lock_on_fault_flag(void);
 size_t locked_bytes_total(void);
 
 /*
- * The page of at is unmapped, or in the inner pages of a pooled region, PROT_NONE: what
- * a guarded secret's close leaves (test_pool.c checks that a pooled page is wiped).
+ * The page of at is unmapped, or in the pages of a pooled region's inner pages or a
+ * pooled plain mapping, PROT_NONE: what a guarded or protected secret's close leaves
+ * (test_pool.c checks that a pooled page is wiped).
  */
 bool unmapped_or_pooled(const void *at);
 
-/* Fill the guarded factory's pool: the next close of a guarded region unmaps it. */
+/*
+ * Fill the pool with guarded one-page regions: the next close of a guarded or protected
+ * secret unmaps its pages. pool_fill_of: with the one-page mappings of factory f.
+ */
 void pool_fill(void);
+void pool_fill_of(const sm_factory *f);
 
-/* Regions in the region pool (pool.c): each maps its inner pages and two guard pages. */
+/* Mappings in the pool (pool.c): guarded regions and the protected factory's. */
 size_t pooled_regions(void);
 
 /*

@@ -283,11 +283,17 @@ static void use_custom(ctx *c) { secret_factory = fac_custom; (void)c; }
 static void protected_secret(ctx *c) { use_protected(c); secret_setup(c); }
 static void guarded_secret(ctx *c) { use_guarded(c); secret_setup(c); }
 static void custom_secret(ctx *c) { use_custom(c); secret_setup(c); }
-/* The guarded factory's pool full of regions, for the next guarded secret to take one. */
-static void guarded_pooled(ctx *c) { use_guarded(c); pool_fill(); }
-/* A guarded secret, and the pool full: its close unmaps, as every close did before it. */
+/* The pool full of a factory's mappings, for the next secret of it to take one. */
+static void guarded_pooled(ctx *c) { use_guarded(c); pool_fill_of(fac_guarded()); }
+static void protected_pooled(ctx *c) { use_protected(c); pool_fill_of(fac_protected()); }
+/*
+ * A secret, and the pool full (of guarded regions, which a protected take never gets):
+ * its close unmaps, as every close did before the pool.
+ */
 static void guarded_secret_pool_full(ctx *c) { guarded_secret(c); pool_fill(); }
+static void protected_secret_pool_full(ctx *c) { protected_secret(c); pool_fill(); }
 static void guarded_pooled_frozen(ctx *c) { guarded_pooled(c); buffer_setup_frozen(c); }
+static void protected_pooled_frozen(ctx *c) { protected_pooled(c); buffer_setup_frozen(c); }
 static void use_encrypted(ctx *c) { secret_factory = fac_encrypted; (void)c; }
 static void encrypted_secret(ctx *c) { use_encrypted(c); secret_setup(c); }
 
@@ -433,14 +439,17 @@ static const op ops[] = {
       true, false, coffer_setup_forked, coffer_seal, coffer_purge, false, false },
     { "secret.new.protected", ANON, true, false, use_protected, secret_new, secret_release_if_done, false, false },
     { "secret.new.guarded", ANON, true, false, use_guarded, secret_new, secret_release_if_done, false, false },
-    { "secret.new.guarded.pooled", ANON, true, false, guarded_pooled, secret_new,
-      secret_release_if_done, false, false },
-    { "secret.random.guarded.pooled", ANON, true, false, guarded_pooled, secret_random,
-      secret_release_if_done, false, false },
-    { "secret.from_callback.guarded.pooled", ANON, true, false, guarded_pooled,
-      secret_from_callback, secret_release_if_done, false, false },
-    { "secret.from_buffer.guarded.pooled", ANON, true, false, guarded_pooled_frozen,
-      secret_from_buffer, secret_or_buffer_release, false, false },
+#define POOLED_OPS(k)                                                                    \
+    { "secret.new." #k ".pooled", ANON, true, false, k##_pooled, secret_new,              \
+      secret_release_if_done, false, false },                                             \
+    { "secret.random." #k ".pooled", ANON, true, false, k##_pooled, secret_random,        \
+      secret_release_if_done, false, false },                                             \
+    { "secret.from_callback." #k ".pooled", ANON, true, false, k##_pooled,                \
+      secret_from_callback, secret_release_if_done, false, false },                       \
+    { "secret.from_buffer." #k ".pooled", ANON, true, false, k##_pooled_frozen,           \
+      secret_from_buffer, secret_or_buffer_release, false, false }
+    POOLED_OPS(guarded),
+    POOLED_OPS(protected),
     { "secret.new.custom", ANON, true, false, use_custom, secret_new, secret_release_if_done, false, false },
     /* No registry warm-up: the insert maps the first slot chunk, and may fail doing so. */
     { "secret.new.grow", ANON, true, true, use_protected, secret_new, secret_release_if_done, false, false },
@@ -467,6 +476,8 @@ static const op ops[] = {
       secret_release_unless_done, false, false },
     { "secret.close.guarded.pool_full", ANON, true, false, guarded_secret_pool_full, secret_close,
       secret_release_unless_done, false, false },
+    { "secret.close.protected.pool_full", ANON, true, false, protected_secret_pool_full,
+      secret_close, secret_release_unless_done, false, false },
     { "secret.close.custom", ANON, true, false, custom_secret, secret_close,
       secret_release_unless_done, false, false },
     { "secret.new.encrypted", ANON, true, false, use_encrypted, secret_new,

@@ -47,18 +47,22 @@ static void inner_page(const uint8_t *at, uint8_t *out)
     cr_assert_eq(mprotect(inner, page, PROT_NONE), 0);
 }
 
+/* Whether the page of at starts pooled pages (a region's inner pages, a plain mapping). */
 static bool pooled(const uint8_t *at)
 {
-    uint8_t *bases[SMI_POOL_SLOTS];
-    size_t n = smi_pool_test_list(bases, NULL, SMI_POOL_SLOTS), page = sm_page_size();
+    uint8_t *pages[SMI_POOL_SLOTS];
+    size_t n = smi_pool_test_list(pages, NULL, SMI_POOL_SLOTS), page = sm_page_size();
 
     for (size_t i = 0; i < n; i++)
-        if (bases[i] + page == (uint8_t *)((uintptr_t)at & ~(uintptr_t)(page - 1)))
+        if (pages[i] == (uint8_t *)((uintptr_t)at & ~(uintptr_t)(page - 1)))
             return true;
     return false;
 }
 
-/* The registry maps its first chunk for good with the first secret: map it first. */
+/*
+ * The registry maps its first chunk for good with the first secret: map it first. The
+ * secret's mapping goes to the pool: emptied, so that the test starts with nothing pooled.
+ */
 static void warm_up(void)
 {
     uint8_t src[LEN] = { 1 };
@@ -66,6 +70,7 @@ static void warm_up(void)
 
     cr_assert_eq(sm_secret_new(sm_factory_protected(), src, LEN, &s), SM_OK);
     cr_assert_eq(sm_secret_close(s), SM_OK);
+    smi_pool_purge();
 }
 
 static uint64_t locked_now(void)
@@ -275,11 +280,11 @@ static uint8_t *region_of(const uint8_t *at, size_t size, size_t *inner)
 
 static bool pooled_base(const uint8_t *base)
 {
-    uint8_t *bases[SMI_POOL_SLOTS];
-    size_t n = smi_pool_test_list(bases, NULL, SMI_POOL_SLOTS);
+    uint8_t *pages[SMI_POOL_SLOTS];
+    size_t n = smi_pool_test_list(pages, NULL, SMI_POOL_SLOTS);
 
     for (size_t i = 0; i < n; i++)
-        if (bases[i] == base)
+        if (pages[i] == base + sm_page_size())
             return true;
     return false;
 }
@@ -518,6 +523,7 @@ Test(pool, a_refused_secretmem_charge_empties_the_pool_and_is_tried_again)
     cr_assert_eq(sm_secret_with_bytes(s, where_fn, (void *)&at), SM_OK);
     charged_again(at, "plain mapping");
     cr_assert_eq(sm_secret_close(s), SM_OK);
+    smi_pool_purge(); /* the plain mapping went to the pool */
     pool_one_region(e, SM_OS_MMAP_FD);
     memset(src, 1, LEN);
     cr_assert_eq(sm_secret_new(sm_factory_compact(), src, LEN, &s), SM_OK);
@@ -525,4 +531,239 @@ Test(pool, a_refused_secretmem_charge_empties_the_pool_and_is_tried_again)
     charged_again(at, "compact slab");
     cr_assert_eq(sm_secret_close(s), SM_OK);
     cr_assert_eq(sm_enclave_destroy(e), SM_OK);
+}
+
+/* ---- the protected factory's plain mappings (issue 14 §3) ---- */
+
+/* A protected secret of len bytes of value v, and the address of its bytes (its mapping). */
+static sm_secret make_protected(size_t len, uint8_t v, const uint8_t **at)
+{
+    uint8_t src[2 * 4096 + 1];
+    sm_secret s;
+
+    cr_assert_leq(len, sizeof src);
+    memset(src, v, len);
+    cr_assert_eq(sm_secret_new(sm_factory_protected(), src, len, &s), SM_OK);
+    cr_assert_eq(sm_secret_with_bytes(s, where_fn, (void *)at), SM_OK);
+    return s;
+}
+
+/* The len bytes of pages at, opened to read for the copy, every one of them zero. */
+static void wiped(const uint8_t *at, size_t len)
+{
+    uint8_t *copy = malloc(len);
+
+    cr_assert(copy != NULL);
+    inner_copy((uint8_t *)at, len, copy, PROT_NONE);
+    for (size_t i = 0; i < len; i++)
+        cr_assert_eq(copy[i], 0, "byte %zu of the pooled mapping is not wiped", i);
+    free(copy);
+}
+
+Test(pool, a_closed_protected_mapping_is_wiped_shut_locked_and_reused)
+{
+    size_t page = sm_page_size();
+    const uint8_t *a, *b, *two;
+    char perms[5], flags[256];
+    sm_secret s, t;
+    size_t kb;
+
+    cr_assert_eq(sm_init(NULL), SM_OK);
+    s = make_protected(LEN, 0xa5, &a);
+    cr_assert_eq((uintptr_t)a % page, 0, "the data at the start of its mapping");
+    cr_assert_eq(sm_secret_close(s), SM_OK);
+    cr_assert(pooled(a), "the mapping went to the pool");
+    cr_assert_eq(smi_pool_test_bytes(), page);
+    cr_assert_eq(smi_pool_test_mapped(), page, "no guard pages: one page mapped");
+    cr_assert_eq(smaps_of(a, perms, flags, sizeof flags, &kb), 0);
+    cr_assert_str_eq(perms, "---p", "PROT_NONE in the pool");
+    cr_assert(strstr(flags, "dd") != NULL, "still out of core dumps: %s", flags);
+    cr_assert(strstr(flags, "wf") != NULL, "still wiped in children: %s", flags);
+#if !defined(SM_OS_GENERIC)
+    if (!RUNNING_ON_VALGRIND)
+        cr_assert(strstr(flags, "lf") != NULL, "locked on touch, as the pool's are: %s", flags);
+#endif
+    if (SM_TEST_MLOCK_IS_REAL)
+        cr_assert_eq(kb * 1024, page, "still locked");
+    wiped(a, page);
+
+    /* Another page count does not take it, nor leave its own mapping unpooled. */
+    t = make_protected(page + 1, 0x11, &two);
+    cr_assert_neq(two, a);
+    cr_assert(pooled(a));
+    cr_assert_eq(sm_secret_close(t), SM_OK);
+    cr_assert(pooled(two));
+    wiped(two, 2 * page);
+
+    /* The same page count does, with the new owner's bytes, then a NONE page at rest. */
+    s = make_protected(LEN - 7, 0x3c, &b);
+    cr_assert_eq(b, a, "the next protected secret of that page count takes the mapping");
+    cr_assert_not(pooled(a));
+    cr_assert_eq(smaps_of(b, perms, flags, sizeof flags, &kb), 0);
+    cr_assert_str_eq(perms, "---p", "shut at rest");
+    cr_assert_eq(sm_secret_read_at(s, 0, (uint8_t[LEN]){ 0 }, LEN, &kb), SM_OK);
+    cr_assert_eq(kb, LEN - 7, "its own length");
+    cr_assert_eq(sm_secret_close(s), SM_OK);
+}
+
+/*
+ * A pooled plain mapping is never a guarded secret's region nor an enclave open's, and a
+ * pooled region never a protected secret's mapping: the take's key holds the kind.
+ */
+Test(pool, kinds_never_mix)
+{
+    const uint8_t *plain, *g, *p2;
+    uint8_t x[100] = { 0 };
+    sm_enclave e;
+    sm_buffer o;
+    sm_secret s;
+
+    cr_assert_eq(sm_init(NULL), SM_OK);
+    cr_assert_eq(sm_secret_close(make_protected(LEN, 1, &plain)), SM_OK);
+    cr_assert(pooled(plain));
+    s = make(2, &g);
+    cr_assert_neq((uintptr_t)g & ~(uintptr_t)(sm_page_size() - 1), (uintptr_t)plain,
+                  "a guarded secret got the plain mapping");
+    cr_assert(pooled(plain));
+    cr_assert_eq(sm_enclave_new(x, sizeof x, &e), SM_OK);
+    cr_assert_eq(sm_enclave_open(e, &o), SM_OK);
+    cr_assert_neq((uintptr_t)sm_buffer_data(o) & ~(uintptr_t)(sm_page_size() - 1),
+                  (uintptr_t)plain, "an enclave open got the plain mapping");
+    cr_assert(pooled(plain));
+    cr_assert_eq(sm_buffer_destroy(o), SM_OK);
+    cr_assert_eq(sm_enclave_destroy(e), SM_OK);
+    /* The other way: with a one-page region pooled beside it, a protected secret takes
+       the plain mapping, and the next one a fresh mapping, never the region. */
+    cr_assert_eq(sm_secret_close(s), SM_OK);
+    cr_assert(pooled(g));
+    s = make_protected(LEN, 3, &p2);
+    cr_assert_eq(p2, plain);
+    cr_assert_eq(sm_secret_close(make_protected(LEN, 4, &p2)), SM_OK);
+    cr_assert_neq((uintptr_t)p2, (uintptr_t)g & ~(uintptr_t)(sm_page_size() - 1));
+    cr_assert(pooled(g), "the region is still pooled");
+    cr_assert_eq(sm_secret_close(s), SM_OK);
+}
+
+Test(pool, protected_mappings_are_counted_bounded_and_emptied_by_purge)
+{
+    enum { N = SMI_POOL_SLOTS + 2 };
+    size_t page = sm_page_size(), mapped;
+    const uint8_t *at[N];
+    sm_secret s[N];
+    uint64_t locked;
+
+    cr_assert_eq(sm_init(NULL), SM_OK);
+    warm_up();
+    locked = locked_now();
+    mapped = mapped_bytes();
+    for (int i = 0; i < N; i++)
+        s[i] = make_protected(LEN, (uint8_t)i, &at[i]);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(sm_secret_close(s[i]), SM_OK);
+    cr_assert_eq(pooled_regions(), SMI_POOL_SLOTS, "the pool holds its bound, no more");
+    cr_assert_eq(locked_now(), locked + SMI_POOL_SLOTS * page, "pooled pages count locked");
+    if (!RUNNING_ON_VALGRIND)
+        cr_assert_eq(mapped_bytes(), mapped + SMI_POOL_SLOTS * page, "one page each, no more");
+    for (int i = 0; i < N; i++)
+        cr_assert(unmapped_or_pooled(at[i]));
+    sm_purge();
+    cr_assert_eq(pooled_regions(), 0, "purged with everything else");
+    cr_assert_eq(locked_now(), locked);
+    if (!RUNNING_ON_VALGRIND)
+        cr_assert_eq(mapped_bytes(), mapped, "every pooled mapping unmapped");
+}
+
+/* In the child: nothing pooled, the parent's pooled mapping not mapped, nothing counted. */
+static void child_forgets_plain(void *arg)
+{
+    const forked *f = arg;
+    char perms[5], flags[256];
+    size_t kb;
+    sm_stats st;
+
+    if (pooled_regions() != 0 || smi_pool_test_bytes() != 0)
+        _exit(1);
+    if (smaps_of(f->at, perms, flags, sizeof flags, &kb) == 0)
+        _exit(2);
+    if (sm_stats_get(&st) != SM_OK || st.bytes_locked + st.bytes_unlocked != f->counted)
+        _exit(3);
+    _exit(0);
+}
+
+Test(pool, a_forked_child_forgets_pooled_protected_mappings)
+{
+    forked f;
+    sm_stats st;
+
+    cr_assert_eq(sm_init(NULL), SM_OK);
+    warm_up();
+    cr_assert_eq(sm_stats_get(&st), SM_OK);
+    f.counted = st.bytes_locked + st.bytes_unlocked;
+    cr_assert_eq(sm_secret_close(make_protected(LEN, 9, &f.at)), SM_OK);
+    cr_assert(pooled(f.at));
+    cr_assert_eq(in_child(child_forgets_plain, &f), 0);
+    cr_assert(pooled(f.at), "the parent keeps its pool");
+}
+
+/*
+ * The refusals, as for regions: a refused open at the take leaves the mapping pooled and
+ * shut; a refused shut at the give unmaps the wiped mapping, and the close succeeds; an
+ * unlocked mapping (BEST_EFFORT) is never pooled.
+ */
+Test(pool, protected_refusals)
+{
+    uint8_t src[LEN] = { 4 };
+    const uint8_t *at, *b;
+    sm_secret s;
+    uint64_t locked;
+
+    cr_assert_eq(sm_init(NULL), SM_OK);
+    warm_up();
+    locked = locked_now();
+    cr_assert_eq(sm_secret_close(make_protected(LEN, 2, &at)), SM_OK);
+    sm_os_fault_arm(SM_OS_MPROTECT, 1, EACCES, false);
+    cr_assert_eq(sm_secret_new(sm_factory_protected(), src, LEN, &s), SM_E_PROT);
+    sm_os_fault_reset();
+    cr_assert(pooled(at), "still pooled, shut");
+    s = make_protected(LEN, 5, &b);
+    cr_assert_eq(b, at);
+    sm_os_fault_arm(SM_OS_MPROTECT, 2, ENOMEM, false);
+    cr_assert_eq(sm_secret_close(s), SM_OK);
+    cr_assert_eq(sm_os_fault_calls(SM_OS_MUNMAP), 1, "unmapped instead");
+    sm_os_fault_reset();
+    cr_assert_eq(pooled_regions(), 0);
+    cr_assert(unmapped_or_pooled(at));
+    cr_assert_eq(locked_now(), locked);
+}
+
+Test(pool, an_unlocked_protected_mapping_is_not_pooled)
+{
+    sm_config cfg = { SM_LOCK_BEST_EFFORT, SM_BACKING_ANON, false };
+    const uint8_t *at;
+    sm_secret s;
+
+    cr_assert_eq(sm_init(&cfg), SM_OK);
+    warm_up();
+    sm_os_fault_arm(SM_OS_MLOCK, 1, EAGAIN, false);
+    s = make_protected(LEN, 6, &at);
+    sm_os_fault_reset();
+    cr_assert_eq(sm_secret_close(s), SM_OK);
+    cr_assert_eq(pooled_regions(), 0);
+    cr_assert(unmapped_or_pooled(at));
+}
+
+Test(pool, secretmem_protected_mappings_stay_secretmem)
+{
+    SKIP_WITHOUT_LINUX("no memfd_secret");
+    const uint8_t *a, *b;
+    char perms[5], flags[256];
+    size_t kb;
+
+    INIT_SECRETMEM_OR_SKIP();
+    cr_assert_eq(sm_secret_close(make_protected(LEN, 8, &a)), SM_OK);
+    cr_assert(pooled(a));
+    cr_assert_eq(smaps_of(a, perms, flags, sizeof flags, &kb), 0);
+    cr_assert_str_eq(perms, "---s", "a secretmem page, shut");
+    cr_assert_eq(sm_secret_close(make_protected(LEN, 9, &b)), SM_OK);
+    cr_assert_eq(b, a, "taken again under the same backing");
 }
