@@ -7,8 +7,9 @@
 #
 # The initramfs holds busybox, PROGRAM with the shared libraries ldd names, and the
 # build's spec/ at the absolute path the unit suite was compiled with (SM_SPEC_DIR), so
-# the program runs as it does here, as root, with /proc, /sys, /dev, and tmpfs on /tmp
-# and /dev/shm (Criterion keeps its shared arena there).
+# the program runs as it does here, as root, with /proc, /sys, /dev and a tmpfs on
+# /dev/shm (Criterion keeps its shared arena there). /tmp is the initramfs's own, which
+# is writable already: a tmpfs over it would hide spec/ when the tree is under /tmp.
 # Its output comes back whole through a second serial port (the console is the
 # kernel's); its exit status in the line "VM-RC n". Used by make test-debian-kernel
 # (GNUmakefile), with Debian 12's own kernel (ci/install-deps vm).
@@ -45,7 +46,6 @@ export PATH=/bin
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
-mount -t tmpfs tmp /tmp
 mkdir -p /dev/shm && mount -t tmpfs shm /dev/shm
 cd /tmp
 echo "VM-KERNEL \$(uname -r)"
