@@ -90,10 +90,18 @@ trap 'rm -rf "$tmp"' EXIT INT TERM
 
 # WP's cache of prover results, by the text of each goal: a mutant shares all but a few
 # goals with the unmutated function, and those are answered from the control run's
-# results instead of calling the provers again. It lives for this run only.
+# results instead of calling the provers again. It lives for this run only. It starts
+# from the cache of the make proofs run just before (proofs/wp.sh) when there is one:
+# the control's goals are then that run's x86_64 goals, and only those that differ go
+# to the provers. An answer is taken only for the identical task, so a cache from
+# another tree costs misses, never a wrong verdict.
 MUTATE_CACHE=$tmp/cache
 export MUTATE_CACHE
-mkdir "$MUTATE_CACHE"
+if [ -d "$out/wp-cache" ]; then
+    cp -R "$out/wp-cache" "$MUTATE_CACHE"
+else
+    mkdir "$MUTATE_CACHE"
+fi
 
 only=$*
 core_functions | while read -r file fn; do

@@ -31,6 +31,7 @@ par=${WP_PAR:-4}
 smoke_timeout=${WP_SMOKE_TIMEOUT:-5}
 res=$out/results
 logs=$out/logs
+cache=$out/wp-cache
 
 # ---- 1. versions -------------------------------------------------------------------
 check_versions
@@ -75,7 +76,15 @@ proofs/state-contract.sh --check src/core/secret_state.c spec/secret-states.tsv
 core_functions > "$out/functions"
 only=$*
 
-mkdir -p "$res" "$logs"
+# WP's cache of prover answers, by the digest of the whole task a prover is given (the
+# goal with every hypothesis and axiom it carries). Most goals of the x86_32 run are the
+# very tasks of the x86_64 run, word for word, and are answered from it instead of
+# calling the provers again (smoke tests included: a task that no prover proved within
+# its timeout is not tried again with the same timeout). A task that differs in one
+# character is a miss and goes to the provers. It lives for this run only, so nothing
+# proved by another tree or another tool version is ever taken.
+rm -rf "$cache"
+mkdir -p "$res" "$logs" "$cache"
 rm -f "$res/.complete"
 [ -n "$only" ] || rm -f "$res"/*.json "$res"/*.stable
 failed=
@@ -199,7 +208,8 @@ for md in $machdeps; do
         # the provers give up, so each costs its whole timeout; proofs/README.md says why
         # the default is long enough.
         run_wp "$md" "$fn" "$file" "$(model_of "$fn")" "$(checks_of "$fn")" -wp-fct "$fn" \
-            -wp-smoke-tests -wp-smoke-timeout "$smoke_timeout"
+            -wp-smoke-tests -wp-smoke-timeout "$smoke_timeout" \
+            -wp-cache update -wp-cache-dir "$cache"
     done < "$out/functions"
 done
 
