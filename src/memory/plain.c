@@ -192,10 +192,12 @@ void smi_plain_wipe_in_place(smi_plain *p)
     }
 }
 
-/* As smi_region_forget: a secretmem mapping is not in the child, so nothing to unmap. */
+/*
+ * As smi_region_forget: a secretmem mapping is not in the child, so nothing to unmap,
+ * and no count to take back (smi_stats_after_fork sets them).
+ */
 void smi_plain_forget(smi_plain *p)
 {
     if (!p->secretmem)
         (void)sm_os_munmap(p->base, p->len);
-    count_live(p, -1);
 }
