@@ -34,6 +34,13 @@ void smi_fatal_purge_hook(bool (*hook)(bool ending));
 
 /* Counters behind sm_stats; the live-object counts come from the registry. */
 extern _Atomic uint64_t smi_stat_allocations, smi_stat_locked, smi_stat_unlocked;
+/*
+ * In a forked child, once every pre-fork object, slab and pooled mapping is forgotten:
+ * nothing is counted locked or unlocked any more (stats.c says why the counters are set
+ * rather than corrected). The regions the child keeps are counted again after it
+ * (smi_region_fork_unlocked).
+ */
+void smi_stats_after_fork(void);
 
 /* Set by sm_init under its lock, before it publishes "ready" (a refused init too). */
 void smi_config_set(const sm_config *cfg, bool secretmem_works);
@@ -209,7 +216,8 @@ void smi_region_wipe_in_place(smi_region *r);
 /*
  * A forked child's pre-fork region: unmap it without touching the pages if it is
  * anonymous (WIPEONFORK); a secretmem region (DONTFORK) is not in the child, and its
- * range may hold someone else's mapping by now: only its counters are taken back.
+ * range may hold someone else's mapping by now: left alone. The counters are not
+ * touched: the child handler sets them afresh (smi_stats_after_fork).
  */
 void smi_region_forget(smi_region *r);
 /* smi_region_check for a region in any protection: opened to READ for the check, then
@@ -218,10 +226,11 @@ void smi_region_forget(smi_region *r);
 sm_status smi_region_audit(smi_region *r);
 /*
  * For the regions a forked child keeps (WIPEONFORK: the canary key page, the enclave
- * key's regions). mlock does not survive fork, so in the child's fork handler a locked
- * region is counted unlocked, which is the truth, and marked relock;
- * smi_region_relocked, once the owner has locked the pages again, counts them locked.
- * So sm_stats never counts as locked what the kernel does not hold locked.
+ * key's regions), after smi_stats_after_fork set the counters to zero: the region is
+ * counted again, as unlocked, which is the truth (mlock does not survive fork), and
+ * marked relock if it was locked; smi_region_relocked, once the owner has locked the
+ * pages again, counts them locked. So sm_stats never counts as locked what the kernel
+ * does not hold locked, nor counts a region that the child does not keep.
  */
 void smi_region_fork_unlocked(smi_region *r);
 void smi_region_relocked(smi_region *r);
@@ -371,7 +380,8 @@ sm_status smi_pool_give_plain(smi_plain *p);
 void smi_pool_unmake_plain(smi_plain *p);
 /* Unmap everything pooled (purge: nothing in it to wipe). Async-signal-safe. */
 void smi_pool_purge(void);
-/* In a forked child: forget everything pooled, as smi_region_forget and smi_plain_forget do. */
+/* In a forked child: forget everything pooled, as smi_region_forget and smi_plain_forget do,
+   and let go of the slots that threads the child lacks were taking or giving. */
 void smi_pool_after_fork(void);
 #if defined(SM_FAULT_INJECTION)
 /*
@@ -399,11 +409,20 @@ size_t smi_pool_test_mapped(void);
 void *smi_spare_take(size_t len);
 bool smi_spare_give(void *p, size_t len);
 void smi_spare_drain(void);
+/* In a forked child: every entry emptied, those that threads the child lacks held too. */
+void smi_spare_after_fork(void);
 #if defined(SM_FAULT_INJECTION)
 /* The bytes held spare (the tests' mapped-bytes counts leave them out). */
 size_t smi_spare_test_bytes(void);
 /* on: give refuses everything, as if the pool were full (the syscalls.tsv runs). */
 void smi_spare_test_off(bool on);
+/*
+ * A give of len bytes stopped between its reservation and its fill, as a thread that a
+ * forked child lacks leaves it: the entry reserved (its index; SPARE_ENTRIES, 64, when
+ * none was free) and the bytes counted. let_go ends it as a give overtaken would.
+ */
+unsigned smi_spare_test_hold(size_t len);
+void smi_spare_test_let_go(unsigned i, size_t len);
 #endif
 
 /* ---- handle registry (registry.c, spec/registry.md) ---- */

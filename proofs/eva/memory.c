@@ -133,7 +133,10 @@ static void region_life(size_t n)
     release(&r);
 }
 
-/* A region kept across a fork, then scrubbed (the pool's way) and purged. */
+/*
+ * A region kept across a fork, then scrubbed (the pool's way) and purged: in the child
+ * the counters are set to zero and the region counted again (runtime.c's child handler).
+ */
 static void region_scrubbed(void)
 {
     smi_region r;
@@ -141,6 +144,7 @@ static void region_scrubbed(void)
     if (smi_region_alloc_wiped_on_fork(4095, NULL, &r) != SM_OK)
         return;
     touch(&r, true);
+    smi_stats_after_fork();
     smi_region_fork_unlocked(&r);
     smi_region_relocked(&r);
     if (smi_region_scrub(&r) == SM_OK)

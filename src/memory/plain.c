@@ -134,15 +134,24 @@ sm_status smi_plain_adopt(uint8_t *base, size_t len, bool secretmem, size_t size
     return SM_OK;
 }
 
-sm_status smi_plain_scrub(smi_plain *p)
+/*
+ * Opened read-write and all of the pages wiped, not only size bytes: a scrub's next
+ * owner may have a longer size, and a free leaves nothing behind in any of them.
+ */
+static sm_status open_and_wipe(smi_plain *p)
 {
     sm_status st = smi_plain_protect(p, SM_PROT_READWRITE);
 
-    if (st != SM_OK)
-        return st;
-    /* All of the pages, not only size bytes: the next owner may have a longer size. */
-    smi_wipe(p->base, p->len);
-    return smi_plain_protect(p, SM_PROT_NONE);
+    if (st == SM_OK)
+        smi_wipe(p->base, p->len);
+    return st;
+}
+
+sm_status smi_plain_scrub(smi_plain *p)
+{
+    sm_status st = open_and_wipe(p);
+
+    return st != SM_OK ? st : smi_plain_protect(p, SM_PROT_NONE);
 }
 
 sm_status smi_plain_protect(smi_plain *p, sm_prot prot)
@@ -159,11 +168,10 @@ sm_status smi_plain_protect(smi_plain *p, sm_prot prot)
 
 sm_status smi_plain_free(smi_plain *p)
 {
-    sm_status st = smi_plain_protect(p, SM_PROT_READWRITE);
+    sm_status st = open_and_wipe(p);
 
     if (st != SM_OK)
         return st;
-    smi_wipe(p->base, p->len);
     /* munmap drops the lock too. On failure the pages stay mapped, wiped, freeable. */
     st = sm_os_munmap(p->base, p->len);
     if (st != SM_OK)
@@ -192,10 +200,12 @@ void smi_plain_wipe_in_place(smi_plain *p)
     }
 }
 
-/* As smi_region_forget: a secretmem mapping is not in the child, so nothing to unmap. */
+/*
+ * As smi_region_forget: a secretmem mapping is not in the child, so nothing to unmap,
+ * and no count to take back (smi_stats_after_fork sets them).
+ */
 void smi_plain_forget(smi_plain *p)
 {
     if (!p->secretmem)
         (void)sm_os_munmap(p->base, p->len);
-    count_live(p, -1);
 }

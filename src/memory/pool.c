@@ -250,17 +250,15 @@ void smi_pool_purge(void)
 /*
  * The child has no lock on the pooled pages (mlock is not inherited): an anonymous
  * mapping (WIPEONFORK) is unmapped, a secretmem one is not in the child at all
- * (DONTFORK) and its range may be someone else's by now, so only its count goes
- * (smi_region_forget, smi_plain_forget).
+ * (DONTFORK) and its range may be someone else's by now, so it is left alone
+ * (smi_region_forget, smi_plain_forget). The counters are set afresh after this
+ * (smi_stats_after_fork).
  */
 void smi_pool_after_fork(void)
 {
     for (unsigned i = 0; i < SMI_POOL_SLOTS; i++) {
-        if (!smi_shelf_clear(&slots[i]))
-            continue;
-        if (!pooled[i].secretmem)
+        if (smi_shelf_clear(&slots[i]) && !pooled[i].secretmem)
             (void)sm_os_munmap(pooled[i].base, mapped_len(&pooled[i]));
-        atomic_fetch_sub(&smi_stat_locked, pooled[i].inner);
     }
     /* A give or take under way in the parent has no thread in the child: nothing is held. */
     atomic_store(&held, 0);

@@ -333,14 +333,16 @@ void smi_region_wipe_in_place(smi_region *r)
     }
 }
 
-/* See inner.h; the counts move with the flag, so every later free uncounts correctly. */
+/*
+ * See inner.h: counted again from the zero that smi_stats_after_fork set, as unlocked,
+ * so that every later free uncounts correctly. A region that a parent child had not
+ * locked again yet keeps its relock. A region that is not there (all zero: the
+ * generator's key page before sm_init) counts for nothing.
+ */
 void smi_region_fork_unlocked(smi_region *r)
 {
-    if (!r->locked)
-        return;
-    count_live(r, -1);
+    r->relock = r->locked || r->relock;
     r->locked = false;
-    r->relock = true;
     count_live(r, +1);
 }
 
@@ -357,14 +359,15 @@ void smi_region_relocked(smi_region *r)
 /*
  * A secretmem region is DONTFORK, guard pages included: the child has nothing at its
  * address, and whatever is there now is someone else's (a child handler that ran
- * before this one may have mapped it). It is forgotten by its counters only (issue 18
- * §3, SM-REQ-106). An anonymous region is WIPEONFORK, still the child's: unmapped.
+ * before this one may have mapped it): left alone (issue 18 §3, SM-REQ-106). An
+ * anonymous region is WIPEONFORK, still the child's: unmapped. Neither is counted
+ * down: the child's counters are set afresh (smi_stats_after_fork), and a forget made
+ * after that (a fill that forked, secret.c) would take off what is no longer there.
  */
 void smi_region_forget(smi_region *r)
 {
     if (!r->secretmem)
         (void)sm_os_munmap(r->base, r->lay.map_len);
-    count_live(r, -1);
 }
 
 sm_status smi_region_audit(smi_region *r)

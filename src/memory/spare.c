@@ -7,9 +7,10 @@
  * instead, up to a bound, and the next seal of the same length takes it, so that steady
  * state makes no system call and takes no page fault for its ciphertext.
  *
- * Only ciphertext mappings come here: unlocked, dumpable, inherited by a forked child,
- * never plaintext. What a spare mapping still holds is ciphertext under the enclave key,
- * which its next user overwrites; sm_purge unmaps them all (smi_purge_all).
+ * Only ciphertext mappings come here: unlocked, dumpable, inherited by a forked child
+ * (whose handler unmaps the spare ones: smi_spare_after_fork), never plaintext. What a
+ * spare mapping still holds is ciphertext under the enclave key, which its next user
+ * overwrites; sm_purge unmaps them all (smi_purge_all).
  *
  * Lock-free, so that no lock is shared by operations on different objects, and
  * async-signal-safe (a purge may run in a signal handler): each entry is a state word
@@ -102,6 +103,25 @@ void smi_spare_drain(void)
     }
 }
 
+/*
+ * The child has one thread. An entry that another thread of the parent was taking
+ * (TAKING), giving (RESERVED) or had met a drain in (OVERTAKEN) would stay so for good,
+ * with the bytes of a give counted in held: no take or give of the child could use it
+ * again, and 64 of them, or 8 MiB of gives, refused every later give. So every entry is
+ * emptied and held starts again from zero. The full ones are unmapped as a purge's drain
+ * does: ciphertext under the parent's key, which the child does not have (its enclave
+ * key is made anew, spec/enclave-key.md); the child's first seals map their own.
+ * The mapping of a give or take under way stays in the child, unlisted: ciphertext too,
+ * and its address is that thread's alone.
+ */
+void smi_spare_after_fork(void)
+{
+    for (unsigned i = 0; i < SPARE_ENTRIES; i++)
+        if (smi_shelf_clear(&entries[i]))
+            (void)sm_os_munmap(spares[i].p, spares[i].len);
+    atomic_store(&held, 0);
+}
+
 #if defined(SM_FAULT_INJECTION)
 size_t smi_spare_test_bytes(void)
 {
@@ -116,5 +136,22 @@ size_t smi_spare_test_bytes(void)
 void smi_spare_test_off(bool on)
 {
     atomic_store(&off, on);
+}
+
+unsigned smi_spare_test_hold(size_t len)
+{
+    unsigned i;
+
+    atomic_fetch_add(&held, len);
+    i = smi_shelf_reserve(entries, SPARE_ENTRIES);
+    if (i == SPARE_ENTRIES)
+        atomic_fetch_sub(&held, len);
+    return i;
+}
+
+void smi_spare_test_let_go(unsigned i, size_t len)
+{
+    smi_shelf_release(&entries[i]);
+    atomic_fetch_sub(&held, len);
 }
 #endif

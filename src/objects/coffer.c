@@ -218,7 +218,8 @@ static void fork_child(void)
      * the prepare, or an unmake's) has no thread here to finish it, and ensure_key
      * would wait for it for ever. Which regions it had unmapped is unknown, so none is
      * touched again: the child forgets them all and makes new ones at its first seal.
-     * Those not yet unmapped stay mapped, zeroed by WIPEONFORK, and stay counted.
+     * Those not yet unmapped stay mapped, zeroed by WIPEONFORK, and counted nowhere
+     * (the counters were set afresh before this handler: smi_stats_after_fork).
      * PENDING needs nothing: the child's next operation runs it.
      */
     if (atomic_load(&teardown) == TEARDOWN_RUNNING) {

@@ -608,7 +608,6 @@ void smi_registry_after_fork(void)
             id = d;
         if (id != 0) {
             kind_ops(s->kind)->forget(s->body);
-            atomic_fetch_sub(&live[s->kind], 1);
             recycle = next_generation(s);
         } else if (s->lingering != 0) {
             /* Counted down and its generation moved on by the purge already. */
@@ -619,6 +618,13 @@ void smi_registry_after_fork(void)
         smi_wipe(s->body, sizeof s->body);
         push_free(s, recycle);
     }
+    /*
+     * Set, not counted down object by object: a publication or a removal that a thread
+     * the child lacks was making may have moved its count and not yet the id, or the
+     * other way round. Every pre-fork object is forgotten, so none is live.
+     */
+    for (unsigned k = 0; k < SMI_KIND_COUNT; k++)
+        atomic_store(&live[k], 0);
 }
 
 #if defined(SM_FAULT_INJECTION)

@@ -89,7 +89,9 @@ static void fork_parent(void)
 
 /*
  * The forked child: both locks let go by the thread that took them (the child's one
- * thread is the one that forked), the registry's slots, the canary generator's key.
+ * thread is the one that forked), the registry's slots, the spare mappings, the
+ * counters set afresh once every pre-fork object is forgotten, then the canary
+ * generator's key and the enclave key, which count again the regions they keep.
  */
 static void after_fork(void)
 {
@@ -105,6 +107,8 @@ static void after_fork(void)
     if (p != NULL)
         p->after_fork();
     smi_pool_after_fork();
+    smi_spare_after_fork();
+    smi_stats_after_fork();
     smi_rng_after_fork();
     /*
      * Last, and the handlers set now: a coffer that set them while this fork ran its

@@ -279,6 +279,49 @@ static void opens_to(sm_enclave e, size_t size, uint8_t seed)
     free(want);
 }
 
+/*
+ * The spare mappings in a forked child: entries that threads of the parent held in the
+ * middle of a give (or a take) have no thread in the child to finish them. Before, they
+ * stayed held in the child for good, with the gives' bytes counted: here every entry,
+ * and the whole 8 MiB bound, so the child's destroys could never keep a mapping spare
+ * again. Now the child's handler empties every entry (and unmaps the spare ones).
+ */
+Test(enclave, a_forked_child_reuses_the_spare_entries_that_other_threads_held)
+{
+    unsigned held[64];
+    size_t share = (8u << 20) / 64, page = sm_page_size();
+    sm_enclave e;
+    pid_t pid;
+    int status;
+
+    cr_assert_eq(sm_init(NULL), SM_OK);
+    cr_assert_eq(sm_enclave_destroy(made(100, 1)), SM_OK); /* a full entry, for the child */
+    cr_assert_eq(smi_spare_test_bytes(), page);
+    e = made(100, 1);
+    for (unsigned i = 0; i < 64; i++)
+        held[i] = smi_spare_test_hold(share);
+    cr_assert_lt(held[63], 64, "every entry is held");
+    pid = fork();
+    if (pid == 0) {
+        int why = 0;
+
+        if (smi_spare_test_bytes() != 0)
+            why = 1;
+        else if (sm_enclave_destroy(made(100, 2)) != SM_OK)
+            why = 2;
+        else if (smi_spare_test_bytes() != page)
+            why = 3; /* the give was refused: the entries are still held */
+        _exit(why);
+    }
+    cr_assert_gt(pid, 0);
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    for (unsigned i = 0; i < 64; i++)
+        smi_spare_test_let_go(held[i], share);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child %#x", status);
+    cr_assert_eq(sm_enclave_destroy(e), SM_OK);
+    cr_assert_eq(smi_spare_test_bytes(), page, "the parent gives to its spares again");
+}
+
 Test(enclave, a_destroyed_enclaves_mapping_is_sealed_into_again_with_no_system_call)
 {
     sm_enclave e;
