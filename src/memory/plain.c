@@ -142,7 +142,7 @@ sm_status smi_plain_scrub(smi_plain *p)
         return st;
     /* All of the pages, not only size bytes: the next owner may have a longer size. */
     smi_wipe(p->base, p->len);
-    return smi_plain_protect(p, SM_PROT_NONE);
+    return smi_plain_protect(p, SM_PROT_READ);
 }
 
 sm_status smi_plain_protect(smi_plain *p, sm_prot prot)
