@@ -582,12 +582,18 @@ static void op_close(fz_in *in)
     check_calls("close", own, st == SM_OK ? calls_row("close", fac, s->size) : NULL);
     s->open = next != FZ_SEC_CLOSED;
     /*
-     * Its pages are gone (nothing has mapped anything since), or for the compact secret
-     * shut: its slab stays, with the page PROT_NONE now that no access holds it.
+     * Its pages are gone (nothing has mapped anything since), or pooled: read-only and
+     * zero (spec/layout.md, "The pool"); or for the compact secret shut: its slab stays,
+     * with the page PROT_NONE now that no access holds it.
      */
-    if (st == SM_OK && s->addr != NULL)
-        FZ_CHECK(fz_probe(s->addr) == FZ_PROT_NONE, "%s: pages still mapped after close",
-                 factory_name(fac));
+    if (st == SM_OK && s->addr != NULL) {
+        fz_prot p = fz_probe(s->addr);
+
+        FZ_CHECK(p == FZ_PROT_NONE || (p == FZ_PROT_READ && fac != FACT_COMPACT),
+                 "%s: pages still open after close", factory_name(fac));
+        for (size_t i = 0; p == FZ_PROT_READ && i < s->size; i++)
+            FZ_CHECK(s->addr[i] == 0, "%s: byte %zu left in a pooled page", factory_name(fac), i);
+    }
 }
 
 static void op_query(fz_in *in)

@@ -241,14 +241,16 @@ void smi_region_relocked(smi_region *r);
 void smi_region_unmake(smi_region *r);
 
 /*
- * For the region pool (pool.c). adopt: the wiped, locked, PROT_NONE region at base (its
+ * For the region pool (pool.c). adopt: the wiped, locked, read-only region at base (its
  * leading guard page), as a new region of size bytes: opened READWRITE, with a canary
  * pattern drawn now, counted in allocations_total (it stays counted locked while
  * pooled). SM_E_INVAL unless size needs exactly inner_len bytes of inner pages; the
  * mprotect's status, with nothing changed. scrub: check the canary (panicking if
- * damaged), wipe the inner pages and shut them PROT_NONE, keeping the mapping and its
- * lock; if the shut fails the region is whole again, READWRITE with its canary, for
- * smi_region_free.
+ * damaged), wipe the inner pages and make them read-only, keeping the mapping and its
+ * lock; if that fails the region is whole again, READWRITE with its canary, for
+ * smi_region_free. Read-only, not PROT_NONE: the pages hold nothing but zeros now, and
+ * a present page is reopened without the trap that a PROT_NONE one costs on a host
+ * with shadow page tables (spec/layout.md, "The pool").
  */
 sm_status smi_region_adopt(uint8_t *base, size_t inner_len, bool secretmem, size_t size,
                            smi_region *out);
@@ -336,11 +338,11 @@ void smi_plain_wipe_in_place(smi_plain *p);
 void smi_plain_forget(smi_plain *p);
 /*
  * For the pool (pool.c), as smi_region_adopt and smi_region_scrub. adopt: the wiped,
- * locked, PROT_NONE mapping of len bytes at base as a new mapping of size bytes:
+ * locked, read-only mapping of len bytes at base as a new mapping of size bytes:
  * opened READWRITE, counted in allocations_total (it stays counted locked while
  * pooled); SM_E_INVAL unless size needs exactly len bytes; the mprotect's status, with
- * nothing changed. scrub: wipe all of its pages and shut them PROT_NONE, keeping the
- * mapping and its lock; if the shut fails it is left READWRITE (wiped), for
+ * nothing changed. scrub: wipe all of its pages and make them read-only (as a region's),
+ * keeping the mapping and its lock; if that fails it is left READWRITE (wiped), for
  * smi_plain_free.
  */
 sm_status smi_plain_adopt(uint8_t *base, size_t len, bool secretmem, size_t size,

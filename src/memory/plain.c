@@ -151,7 +151,7 @@ sm_status smi_plain_scrub(smi_plain *p)
 {
     sm_status st = open_and_wipe(p);
 
-    return st != SM_OK ? st : smi_plain_protect(p, SM_PROT_NONE);
+    return st != SM_OK ? st : smi_plain_protect(p, SM_PROT_READ);
 }
 
 sm_status smi_plain_protect(smi_plain *p, sm_prot prot)

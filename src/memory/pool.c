@@ -2,7 +2,7 @@
 /*
  * The pool (spec/layout.md, "The pool"): up to SMI_POOL_SLOTS freed mappings of two
  * kinds, guarded regions and the protected factory's plain mappings, and SMI_POOL_BYTES
- * of their pages (a region's inner pages), wiped, still locked and PROT_NONE, each
+ * of their pages (a region's inner pages), wiped, still locked and read-only, each
  * waiting for the next mapping of its kind and page count; a region gets a canary
  * pattern of its own. The regions' users: the guarded factory's secrets, and the regions
  * an enclave open decrypts into (issue 14 §4). A fresh region costs mmap, mprotect,

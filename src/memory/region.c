@@ -252,7 +252,7 @@ sm_status smi_region_scrub(smi_region *r)
         return st;
     smi_region_check(r);
     smi_wipe(r->base + page, r->lay.inner_len);
-    st = smi_region_protect(r, SM_PROT_NONE);
+    st = smi_region_protect(r, SM_PROT_READ);
     if (st != SM_OK)
         /* Still a whole region, open: the canary back, so that a free can follow. */
         smi_canary_fill(r->base + page, r->lay.canary_len, r->seed);

@@ -250,9 +250,17 @@ bool unmapped_or_pooled(const void *at)
 
     if (smaps_of(at, perms, flags, sizeof flags, &locked) != 0)
         return true;
-    for (size_t i = 0; i < n; i++)
-        if (p >= pages[i] && p < pages[i] + inner[i])
-            return perms[0] == '-' && perms[1] == '-' && perms[2] == '-';
+    for (size_t i = 0; i < n; i++) {
+        if (p < pages[i] || p >= pages[i] + inner[i])
+            continue;
+        /* Pooled: read-only and nothing but zeros, the canary too (spec/layout.md). */
+        if (strncmp(perms, "r--", 3) != 0)
+            return false;
+        for (size_t k = 0; k < inner[i]; k++)
+            if (pages[i][k] != 0)
+                return false;
+        return true;
+    }
     return false;
 }
 

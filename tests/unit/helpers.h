@@ -107,8 +107,8 @@ size_t locked_bytes_total(void);
 
 /*
  * The page of at is unmapped, or in the pages of a pooled region's inner pages or a
- * pooled plain mapping, PROT_NONE: what a guarded or protected secret's close leaves
- * (test_pool.c checks that a pooled page is wiped).
+ * pooled plain mapping, read-only and all zeros: what a guarded or protected secret's
+ * close leaves.
  */
 bool unmapped_or_pooled(const void *at);
 

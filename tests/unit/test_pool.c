@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: ISC */
 /*
  * The guarded factory's region pool (src/memory/pool.c, spec/layout.md "The pool"): a
- * closed one-page guarded secret leaves its region wiped, locked and PROT_NONE for the
+ * closed one-page guarded secret leaves its region wiped, locked and read-only for the
  * next one, which gets a canary of its own; at most SMI_POOL_SLOTS regions, counted
  * locked, emptied by sm_purge and forgotten by a forked child. Fault injection at its
  * calls is also in test_faults.c (the secret.*.guarded rows of spec/syscalls.tsv).
@@ -96,7 +96,7 @@ Test(pool, a_closed_region_is_wiped_shut_and_reused_with_a_new_canary)
     cr_assert_eq(sm_secret_close(s), SM_OK);
     cr_assert(pooled(a), "the region went to the pool");
     cr_assert_eq(smaps_of(a, perms, flags, sizeof flags, &kb), 0);
-    cr_assert_str_eq(perms, "---p", "PROT_NONE in the pool");
+    cr_assert_str_eq(perms, "r--p", "read-only in the pool");
     if (SM_TEST_MLOCK_IS_REAL)
         cr_assert_gt(kb, 0, "still locked");
     inner_page(a, after);
@@ -331,11 +331,11 @@ Test(pool, an_enclave_open_reuses_a_wiped_region_of_its_page_count_with_a_new_ca
     cr_assert(pooled_base(base), "the buffer's region went to the pool");
     cr_assert_eq(smi_pool_test_bytes(), inner);
     cr_assert_eq(smaps_of(base + page, perms, flags, sizeof flags, &kb), 0);
-    cr_assert_str_eq(perms, "---p", "PROT_NONE in the pool");
+    cr_assert_str_eq(perms, "r--p", "read-only in the pool");
     if (SM_TEST_MLOCK_IS_REAL)
         cr_assert_eq(kb * 1024, inner, "every inner page still locked");
     /* The whole of it, canary and data: nothing of the last owner's is left. */
-    inner_copy(base + page, inner, after, PROT_NONE);
+    inner_copy(base + page, inner, after, PROT_READ);
     for (size_t i = 0; i < inner; i++)
         cr_assert_eq(after[i], 0, "byte %zu of the pooled region is not wiped", i);
 
@@ -478,7 +478,7 @@ Test(pool, secretmem_regions_stay_secretmem)
     cr_assert_eq(sm_secret_close(make(8, &a)), SM_OK);
     cr_assert(pooled(a));
     cr_assert_eq(smaps_of(a, perms, flags, sizeof flags, &kb), 0);
-    cr_assert_str_eq(perms, "---s", "a secretmem page, shut");
+    cr_assert_str_eq(perms, "r--s", "a secretmem page, read-only in the pool");
     cr_assert_eq(sm_secret_close(make(9, &b)), SM_OK);
     cr_assert_eq(b, a, "taken again under the same backing");
 }
@@ -554,7 +554,7 @@ static void wiped(const uint8_t *at, size_t len)
     uint8_t *copy = malloc(len);
 
     cr_assert(copy != NULL);
-    inner_copy((uint8_t *)at, len, copy, PROT_NONE);
+    inner_copy((uint8_t *)at, len, copy, PROT_READ);
     for (size_t i = 0; i < len; i++)
         cr_assert_eq(copy[i], 0, "byte %zu of the pooled mapping is not wiped", i);
     free(copy);
@@ -576,7 +576,7 @@ Test(pool, a_closed_protected_mapping_is_wiped_shut_locked_and_reused)
     cr_assert_eq(smi_pool_test_bytes(), page);
     cr_assert_eq(smi_pool_test_mapped(), page, "no guard pages: one page mapped");
     cr_assert_eq(smaps_of(a, perms, flags, sizeof flags, &kb), 0);
-    cr_assert_str_eq(perms, "---p", "PROT_NONE in the pool");
+    cr_assert_str_eq(perms, "r--p", "read-only in the pool");
 #if !defined(SM_OS_GENERIC) /* the POSIX flavour has no DONTDUMP, WIPEONFORK or mlock2 */
     cr_assert(strstr(flags, "dd") != NULL, "still out of core dumps: %s", flags);
     cr_assert(strstr(flags, "wf") != NULL, "still wiped in children: %s", flags);
@@ -767,7 +767,7 @@ Test(pool, secretmem_protected_mappings_stay_secretmem)
     cr_assert_eq(sm_secret_close(make_protected(LEN, 8, &a)), SM_OK);
     cr_assert(pooled(a));
     cr_assert_eq(smaps_of(a, perms, flags, sizeof flags, &kb), 0);
-    cr_assert_str_eq(perms, "---s", "a secretmem page, shut");
+    cr_assert_str_eq(perms, "r--s", "a secretmem page, read-only in the pool");
     cr_assert_eq(sm_secret_close(make_protected(LEN, 9, &b)), SM_OK);
     cr_assert_eq(b, a, "taken again under the same backing");
 }
