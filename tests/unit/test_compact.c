@@ -1112,3 +1112,42 @@ Test(compact_keys, a_refused_key_leaves_the_factory_on_mprotect)
     cr_assert_eq(in_child(refused_key, NULL), 100 + SEGV_ACCERR,
                  "on mprotect: a read at rest is SIGSEGV with SEGV_ACCERR");
 }
+
+/*
+ * A fork from inside a fill: the child's thread had the forking thread's rights,
+ * read-write, and the fill, finding its slab forgotten, does not lower them; the child
+ * handler does. A secret the child makes then is shut at rest: a read outside an access
+ * faults on the key, where rights left raised would let it through.
+ */
+static void child_of_a_fill(void *arg)
+{
+    sm_secret s = { 0 }, t;
+    sm_status st;
+    seen v = { 0 };
+    pid_t pid = -1;
+
+    (void)arg;
+    st = sm_secret_from_callback(cf(), 32, fill_and_fork, &pid, &s);
+    if (pid != 0) {
+        int status;
+
+        if (st != SM_OK || pid < 0 || waitpid(pid, &status, 0) != pid)
+            _exit(2);
+        _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 3);
+    }
+    if (st != SM_E_STATE)
+        _exit(4);
+    catch_faults();
+    if (sm_secret_random(cf(), 32, &t) != SM_OK || sm_secret_with_bytes(t, look, &v) != SM_OK)
+        _exit(5);
+    (void)*(volatile const uint8_t *)v.bytes;
+    _exit(0);
+}
+
+Test(compact_keys, a_child_forked_inside_a_fill_starts_with_the_key_shut)
+{
+    SKIP_WITHOUT_PKEYS();
+    cr_assert_eq(sm_init(NULL), SM_OK);
+    cr_assert_eq(in_child(child_of_a_fill, NULL), 100 + SEGV_PKUERR,
+                 "the child's read at rest: SIGSEGV with SEGV_PKUERR");
+}
