@@ -2,7 +2,8 @@
 /*
  * The compact factory (spec/compact.md): secrets of up to 2,048 bytes packed into slabs
  * of locked pages, one size class per slab, a random canary in front of each slot, the
- * pages PROT_NONE at rest and opened one page at a time, counted per page.
+ * pages PROT_NONE at rest and opened one page at a time, counted per page (or, with a
+ * protection key, read-write and opened by each thread's own rights: below).
  *
  *     | guard page | slot 0 | slot 1 | ... (16 data pages) | guard page | meta pages |
  *     slot = | canary (8) | bytes (class size) |
@@ -218,6 +219,7 @@ static void key_all_shut(sm_prot was)
  */
 static bool all_open(slab *sb, sm_prot *was)
 {
+    *was = SM_PROT_NONE; /* unread without a key; set, so that no path passes garbage */
     if (sb->keyed) {
         *was = key_all_open();
         return true;
