@@ -154,7 +154,11 @@ SM_API const sm_factory *sm_factory_encrypted(void);
  * its slots first use them, following the lock policy (SM_E_LOCK, or bytes_unlocked)
  * and the backing; an empty slab is unmapped once its class has another empty one.
  * Accesses to secrets of one size class share one lock for their bookkeeping and the
- * page changes (an mprotect), which a query may wait behind. A purge during
+ * page changes (an mprotect), which a query may wait behind. Where the CPU and the
+ * kernel have memory protection keys (x86-64 Linux), the pages are opened instead by
+ * the calling thread's own rights for one key, with no system call: no other thread can
+ * read them meanwhile, but the thread inside an access can read every compact secret
+ * (spec/compact.md, "Protection keys"; spec/threat-model.md). A purge during
  * sm_secret_new or a fill of a compact secret gives SM_E_STATE and makes nothing.
  */
 SM_API const sm_factory *sm_factory_compact(void);

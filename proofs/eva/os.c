@@ -472,3 +472,38 @@ _Noreturn void sm_os_die(const char *msg)
     (void)msg;
     abort();
 }
+
+/*
+ * Memory protection keys: this model's machine has none, as the project's machine has
+ * none, and pkey_alloc says so without a fallible call (os.h: a machine without them
+ * makes none). So every analysis follows the compact factory's mprotect mode, whose
+ * shut pages this model makes unreadable; the key mode, whose pages stay read-write and
+ * whose rights are a register that Eva's memory has no notion of, is the unit suite's
+ * under qemu -cpu max (proofs/README.md, "The compact analysis").
+ */
+/*@ requires \valid(key);
+    assigns \nothing;
+    ensures \result == SM_E_UNSUPPORTED; */
+sm_status sm_os_pkey_alloc(int *key)
+{
+    (void)key;
+    return SM_E_UNSUPPORTED;
+}
+
+/* Never reached without a key; as sm_os_mprotect to a readable protection if it were. */
+/*@ requires aligned: \offset((char *)p) % PAGE == 0;
+    requires inside: \valid((char *)p + (0 .. (len + PAGE - 1) / PAGE * PAGE - 1));
+    requires modelled: len <= SHUT_MAX; */
+sm_status sm_os_pkey_mprotect(void *p, size_t len, sm_prot prot, int key)
+{
+    (void)key;
+    return sm_os_mprotect(p, len, prot);
+}
+
+/* Never reached without a key; a register, no memory of the model. */
+/*@ assigns \nothing; */
+sm_prot sm_os_pkey_rights(int key, sm_prot rights)
+{
+    (void)key, (void)rights;
+    return SM_PROT_NONE;
+}

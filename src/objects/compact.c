@@ -2,7 +2,8 @@
 /*
  * The compact factory (spec/compact.md): secrets of up to 2,048 bytes packed into slabs
  * of locked pages, one size class per slab, a random canary in front of each slot, the
- * pages PROT_NONE at rest and opened one page at a time, counted per page.
+ * pages PROT_NONE at rest and opened one page at a time, counted per page (or, with a
+ * protection key, read-write and opened by each thread's own rights: below).
  *
  *     | guard page | slot 0 | slot 1 | ... (16 data pages) | guard page | meta pages |
  *     slot = | canary (8) | bytes (class size) |
@@ -12,6 +13,13 @@
  * four times the 96-byte budget). The meta pages, ordinary memory after the trailing
  * guard, hold the slab header, the per-page counts and 24 bytes per slot (canary copy,
  * generation, readers, state); no secret byte lives there.
+ *
+ * Protection keys (spec/compact.md, "Protection keys"). Where the CPU and the kernel
+ * have them, one key is taken before the first slab (key_decide) and every slab's data
+ * pages are mapped read-write under it for their whole life: the per-page counts go on
+ * as below, but a page's protection is then the thread's rights for the key (its PKRU
+ * register), which each thread raises for its own accesses and lowers when the last of
+ * them leaves, with no system call. Without a key everything is mprotect, as before.
  *
  * Locking. One mutex per size class guards its slabs' meta. Protection changes are made
  * under it (so a query can wait behind an mprotect, unlike the registry-backed secrets);
@@ -64,6 +72,7 @@ typedef struct slab {
     uint32_t     no, nslots, nused, free_head, fresh, maxgen, spans;
     uint8_t      cls;
     bool         secretmem, purged;
+    bool         keyed; /* the data pages are read-write under the_key, for good */
     pagestate    pages[SLAB_PAGES];
     slotmeta     slots[];
 } slab;
@@ -85,6 +94,26 @@ static cls classes[NCLS] = { CLS_INIT, CLS_INIT, CLS_INIT, CLS_INIT,
                              CLS_INIT, CLS_INIT, CLS_INIT, CLS_INIT };
 
 static _Atomic uint64_t live, slabs_mapped;
+
+/*
+ * The protection key, decided once, by the first slab's make (key_decide): KEY_NONE
+ * where there is none (no CPU or kernel support, Valgrind, another system, or a refused
+ * pkey_alloc), and the factory stays on mprotect. key_lock is taken only under a class
+ * lock or before any slab (smi_compact_keyed), and a fork holds it with every class
+ * lock (smi_compact_before_fork).
+ */
+enum { KEY_UNDECIDED, KEY_NONE, KEY_SET };
+static _Atomic int key_state;
+static int the_key = -1;
+static sm_os_mutex key_lock = SM_OS_MUTEX_INIT;
+
+/*
+ * This thread's accesses in flight on keyed slabs, and the writes among them: its
+ * rights for the key are read-write while a write is in, read-only while any access
+ * is, none otherwise. Counted per thread, as the pages are counted per slab, so that
+ * nested accesses share the rights and the outermost one's exit takes them away.
+ */
+static _Thread_local uint32_t key_opens, key_writes;
 
 static const sm_factory compact_factory = { .version = SM_FACTORY_VERSION, .ctx = "compact" };
 
@@ -128,6 +157,82 @@ static void class_unlock(cls *C)
     }
 }
 
+/* ---- the protection key ---- */
+
+static void key_decide(void)
+{
+    if (atomic_load_explicit(&key_state, memory_order_acquire) != KEY_UNDECIDED)
+        return;
+    sm_os_mutex_lock(&key_lock);
+    if (atomic_load_explicit(&key_state, memory_order_relaxed) == KEY_UNDECIDED) {
+        int err = sm_os_last_error(), k = -1;
+
+        /*
+         * Any refusal is final: the process stays on mprotect. Refused, it is no error
+         * of the make that asked, so the caller's last OS error is put back.
+         */
+        if (sm_os_pkey_alloc(&k) == SM_OK) {
+            the_key = k;
+            atomic_store_explicit(&key_state, KEY_SET, memory_order_release);
+        } else {
+            sm_os_set_last_error(err);
+            atomic_store_explicit(&key_state, KEY_NONE, memory_order_release);
+        }
+    }
+    sm_os_mutex_unlock(&key_lock);
+}
+
+bool smi_compact_keyed(void)
+{
+    key_decide();
+    return atomic_load_explicit(&key_state, memory_order_acquire) == KEY_SET;
+}
+
+/* This thread's rights, from its counts (key mode). */
+static void key_rights(void)
+{
+    (void)sm_os_pkey_rights(the_key, key_writes > 0  ? SM_PROT_READWRITE
+                                     : key_opens > 0 ? SM_PROT_READ
+                                                     : SM_PROT_NONE);
+}
+
+/*
+ * The whole of the keyed slabs' data read-write for this thread, for a purge or the end
+ * of a slab, which may run in a signal handler: the kernel gives a handler its default
+ * rights (the key denied) and gives the interrupted code its own back at the handler's
+ * return, so the rights this thread had are put back after, not recomputed from the
+ * counts, which the handler may have interrupted halfway.
+ */
+static sm_prot key_all_open(void)
+{
+    return sm_os_pkey_rights(the_key, SM_PROT_READWRITE);
+}
+
+static void key_all_shut(sm_prot was)
+{
+    (void)sm_os_pkey_rights(the_key, was);
+}
+
+/*
+ * Open a slab's whole data for a purge or its end: an mprotect, or keyed the thread's
+ * rights (*was gets the ones to put back with key_all_shut). False if refused.
+ */
+static bool all_open(slab *sb, sm_prot *was)
+{
+    *was = SM_PROT_NONE; /* unread without a key; set, so that no path passes garbage */
+    if (sb->keyed) {
+        *was = key_all_open();
+        return true;
+    }
+    return sm_os_mprotect(sb->data, SLAB_PAGES * page(), SM_PROT_READWRITE) == SM_OK;
+}
+
+static void all_shut(const slab *sb, sm_prot was)
+{
+    if (sb->keyed)
+        key_all_shut(was);
+}
+
 /* ---- pages: opened per access, counted per page ---- */
 
 static sm_prot wanted(const pagestate *p)
@@ -143,6 +248,11 @@ static sm_status apply(slab *sb, unsigned p)
 
     if ((sm_prot)sb->pages[p].prot == w)
         return SM_OK;
+    /* Keyed: the page stays read-write; the thread's rights are what open it. */
+    if (sb->keyed) {
+        sb->pages[p].prot = (uint8_t)w;
+        return SM_OK;
+    }
     st = sm_os_mprotect(sb->data + (size_t)p * page(), page(), w);
     if (st == SM_OK)
         sb->pages[p].prot = (uint8_t)w;
@@ -187,6 +297,11 @@ static sm_status span_open(slab *sb, uint32_t i, bool write)
         }
     }
     sb->spans++;
+    if (sb->keyed) {
+        key_opens++;
+        key_writes += write;
+        key_rights();
+    }
     return SM_OK;
 }
 
@@ -198,6 +313,11 @@ static sm_status span_close(slab *sb, uint32_t i, bool write)
 
     pages_of(sb, i, &first, &last);
     sb->spans--;
+    if (sb->keyed) {
+        key_opens--;
+        key_writes -= write;
+        key_rights();
+    }
     for (unsigned p = first; p <= last; p++) {
         sm_status r;
 
@@ -257,7 +377,18 @@ static bool canary_ok(const slab *sb, uint32_t i)
 
 /* ---- slabs ---- */
 
-/* Anonymous: 4 calls (mmap, mprotect of the meta, madvise x2). */
+/*
+ * Keyed: the data pages read-write under the key, for good (one pkey_mprotect). The
+ * threads' rights deny them until an access raises its own.
+ */
+static sm_status key_data(slab *t)
+{
+    t->keyed = true;
+    return sm_os_pkey_mprotect(t->base + page(), SLAB_PAGES * page(), SM_PROT_READWRITE,
+                               the_key);
+}
+
+/* Anonymous: 4 calls (mmap, mprotect of the meta, madvise x2), and keyed 1 more. */
 static sm_status map_anon(slab *t, size_t inner)
 {
     void *base;
@@ -271,14 +402,16 @@ static sm_status map_anon(slab *t, size_t inner)
         st = sm_os_madvise(t->base, inner, SM_OS_DONTDUMP);
     if (st == SM_OK)
         st = sm_os_madvise(t->base, inner, SM_OS_WIPEONFORK);
+    if (st == SM_OK && smi_compact_keyed())
+        st = key_data(t);
     if (st != SM_OK)
         (void)sm_os_munmap(t->base, t->map_len);
     return st;
 }
 
 /*
- * memfd_secret: 7 calls (create, mmap, mmap_fd, close, mprotect to NONE, madvise
- * DONTFORK, mprotect of the meta). The data is charged to RLIMIT_MEMLOCK at the
+ * memfd_secret: 7 calls (create, mmap, mmap_fd, close, mprotect to NONE or, keyed,
+ * pkey_mprotect to read-write under the key, madvise DONTFORK, mprotect of the meta). The data is charged to RLIMIT_MEMLOCK at the
  * mmap_fd: all 16 pages count as locked from the start.
  */
 static sm_status map_secret(slab *t, size_t inner)
@@ -296,7 +429,9 @@ static sm_status map_secret(slab *t, size_t inner)
         st = sm_os_mmap_fd(t->base + page(), data_len, fd);
     }
     (void)sm_os_close(fd);
-    if (st == SM_OK)
+    if (st == SM_OK && smi_compact_keyed())
+        st = key_data(t);
+    else if (st == SM_OK)
         st = sm_os_mprotect(t->base + page(), data_len, SM_PROT_NONE);
     if (st == SM_OK)
         st = sm_os_madvise(t->base, inner, SM_OS_DONTFORK);
@@ -423,12 +558,14 @@ static bool slab_destroy(cls *C, slab *sb)
     bool intact = true;
     slab copy = *sb;
     bool listed = C->dir[sb->no] == sb;
+    sm_prot was;
 
-    if (sm_os_mprotect(sb->data, data_len, SM_PROT_READWRITE) == SM_OK) {
+    if (all_open(sb, &was)) {
         for (uint32_t i = 0; i < sb->fresh; i++)
             if (sb->slots[i].state == SLOT_LIVE && !canary_ok(sb, i))
                 intact = false;
         smi_wipe(sb->data, data_len);
+        all_shut(sb, was);
     }
     (void)sm_os_munmap(copy.base, copy.map_len);
     slab_count_out(C, &copy, listed);
@@ -963,6 +1100,7 @@ static bool purge_class(cls *C)
 {
     bool intact = true;
     slab *sb = C->head, *next;
+    sm_prot was;
 
     for (; sb != NULL; sb = next) {
         next = sb->next;
@@ -971,11 +1109,13 @@ static bool purge_class(cls *C)
             intact = slab_destroy(C, sb) && intact;
             continue;
         }
-        if (sm_os_mprotect(sb->data, SLAB_PAGES * page(), SM_PROT_READWRITE) == SM_OK) {
+        if (all_open(sb, &was)) {
             for (uint32_t i = 0; i < sb->fresh; i++)
                 if (sb->slots[i].state == SLOT_LIVE && !canary_ok(sb, i))
                     intact = false;
             wipe_but_fills(sb);
+            all_shut(sb, was);
+            /* Back to what the counts ask for (keyed: nothing to change). */
             for (unsigned p = 0; p < SLAB_PAGES; p++) {
                 sb->pages[p].prot = SM_PROT_READWRITE;
                 (void)apply(sb, p);
@@ -998,9 +1138,14 @@ static bool purge_class(cls *C)
 /* Wipe in place, unlocked: an ending purge whose class lock another thread holds. */
 static void wipe_class_in_place(cls *C)
 {
-    for (slab *sb = C->head; sb != NULL; sb = sb->next)
-        if (sm_os_mprotect(sb->data, SLAB_PAGES * page(), SM_PROT_READWRITE) == SM_OK)
+    for (slab *sb = C->head; sb != NULL; sb = sb->next) {
+        sm_prot was;
+
+        if (all_open(sb, &was)) {
             smi_wipe(sb->data, SLAB_PAGES * page());
+            all_shut(sb, was);
+        }
+    }
 }
 
 bool smi_compact_purge(bool in_place)
@@ -1068,12 +1213,14 @@ void smi_compact_before_fork(void)
 {
     for (unsigned c = 0; c < NCLS; c++)
         sm_os_mutex_lock(&classes[c].lock);
+    sm_os_mutex_lock(&key_lock);
     prepared = true;
 }
 
 void smi_compact_fork_parent(void)
 {
     prepared = false;
+    sm_os_mutex_unlock(&key_lock);
     for (unsigned c = NCLS; c-- > 0;)
         class_unlock(&classes[c]);
 }
@@ -1115,6 +1262,18 @@ static void forget_list(cls *C, slab *sb)
  */
 void smi_compact_after_fork(void)
 {
+    if (!prepared)
+        sm_os_mutex_init(&key_lock);
+    /*
+     * The key is the child's too (the kernel copies the process's keys with its memory),
+     * and so are the forking thread's rights and counts. A fork from inside an access or
+     * a fill left them raised, and that call will not lower them (it finds its slab
+     * forgotten): the child's one thread starts with none, as every thread at rest.
+     */
+    if (atomic_load(&key_state) == KEY_SET) {
+        key_opens = key_writes = 0;
+        key_rights();
+    }
     for (unsigned c = 0; c < NCLS; c++) {
         cls *C = &classes[c];
 

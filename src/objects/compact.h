@@ -52,6 +52,13 @@ void smi_compact_before_fork(void);
 void smi_compact_fork_parent(void);
 void smi_compact_after_fork(void);
 
+/*
+ * Whether compact secrets live under a memory protection key (spec/compact.md,
+ * "Protection keys"), deciding it now if no slab has yet: a key is taken once per
+ * process, or never.
+ */
+bool smi_compact_keyed(void);
+
 /* Unmap every empty slab now, the one kept per class included (the tests' undo). */
 void smi_compact_trim(void);
 

@@ -43,6 +43,8 @@ static const char *const names[SM_OS_FN_COUNT] = {
     [SM_OS_SIGACTION] = "sigaction",
     [SM_OS_ATFORK] = "atfork",
     [SM_OS_PAGEMAP_SCAN] = "pagemap_scan",
+    [SM_OS_PKEY_ALLOC] = "pkey_alloc",
+    [SM_OS_PKEY_MPROTECT] = "pkey_mprotect",
 };
 
 struct plan {

@@ -332,6 +332,101 @@ static int lock_touched(void *p, size_t len)
 }
 
 /*
+ * Memory protection keys, x86-64 only (posix.h, struct sm_os_pkeys). The register that
+ * holds a thread's rights, PKRU, has two bits per key: access disabled (bit 2k) and
+ * write disabled (bit 2k + 1).
+ */
+#if defined(__x86_64__)
+#include <cpuid.h>
+
+#ifndef PKEY_DISABLE_ACCESS
+#define PKEY_DISABLE_ACCESS 1
+#endif
+/* Linux 4.9; the numbers are the kernel's, for headers that predate them. */
+#ifndef SYS_pkey_mprotect
+#define SYS_pkey_mprotect 329
+#endif
+#ifndef SYS_pkey_alloc
+#define SYS_pkey_alloc 330
+#endif
+
+/*
+ * CPUID leaf 7, ECX bit 4 (OSPKE): the CPU has protection keys and the kernel turned
+ * them on (it sets CR4.PKE, which this bit mirrors). Trusted: RDPKRU and WRPKRU fault
+ * (#UD) unless it is set, so with it clear nothing below runs, and with it set they are
+ * defined for every thread of the process. Valgrind does not report it (its CPU has no
+ * keys) and knows neither call (ENOSYS), so the factory stays on mprotect there.
+ */
+static bool pkeys_usable(void)
+{
+    unsigned a, b, c, d;
+
+    if (__get_cpuid_max(0, NULL) < 7)
+        return false;
+    __cpuid_count(7, 0, a, b, c, d);
+    return (c & (1u << 4)) != 0;
+}
+
+/* Denied by default: pkey_alloc sets the calling thread's rights for the key to none. */
+static int pkey_alloc_denied(void)
+{
+    return (int)syscall(SYS_pkey_alloc, 0, PKEY_DISABLE_ACCESS);
+}
+
+static int pkey_mprotect_sys(void *p, size_t len, int prot, int key)
+{
+    return (int)syscall(SYS_pkey_mprotect, p, len, prot, key);
+}
+
+/*
+ * RDPKRU and WRPKRU, as bytes so that any assembler takes them; ECX (and EDX for the
+ * write) must be 0. The "memory" clobber keeps the compiler from moving an access to
+ * the key's pages across the write, which would read them with the wrong rights.
+ * Trusted: WRPKRU changes only this thread's rights to the pages of keys, never the
+ * page tables, and the kernel saves and restores PKRU with the thread's other state, so
+ * the value written holds for this thread until it writes another (a signal handler
+ * runs with the kernel's default, and its return puts this one back).
+ */
+static uint32_t rdpkru(void)
+{
+    uint32_t eax, edx;
+
+    __asm__ volatile(".byte 0x0f, 0x01, 0xee" : "=a"(eax), "=d"(edx) : "c"(0) : "memory");
+    (void)edx;
+    return eax;
+}
+
+static void wrpkru(uint32_t v)
+{
+    __asm__ volatile(".byte 0x0f, 0x01, 0xef" : : "a"(v), "c"(0), "d"(0) : "memory");
+}
+
+static sm_prot pkey_rights(int key, sm_prot rights)
+{
+    uint32_t was = rdpkru(), ad = 1u << (2 * key), wd = 1u << (2 * key + 1);
+    uint32_t now = was & ~(ad | wd);
+
+    if (rights == SM_PROT_NONE)
+        now |= ad | wd;
+    else if (rights == SM_PROT_READ)
+        now |= wd;
+    if (now != was)
+        wrpkru(now);
+    return (was & ad) != 0 ? SM_PROT_NONE : (was & wd) != 0 ? SM_PROT_READ : SM_PROT_READWRITE;
+}
+
+static const struct sm_os_pkeys pkeys = {
+    .usable = pkeys_usable,
+    .alloc = pkey_alloc_denied,
+    .mprotect = pkey_mprotect_sys,
+    .rights = pkey_rights,
+};
+#define PKEYS (&pkeys)
+#else
+#define PKEYS NULL
+#endif
+
+/*
  * MAP_POPULATE (fill_flags) faults every page in within the one mmap call. The caller
  * fills the mapping whole at once, so this does the work of a page fault per page
  * without the faults. A page the kernel cannot populate is faulted in later as usual:
@@ -347,5 +442,6 @@ const sm_os_system sm_os_system_of = {
     .disable_core_dumps = disable_core_dumps,
     .writable = writable,
     .lock_touched = lock_touched,
+    .pkeys = PKEYS,
 };
 

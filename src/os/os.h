@@ -36,6 +36,8 @@ typedef enum sm_os_fn {
     SM_OS_SIGACTION,
     SM_OS_ATFORK,
     SM_OS_PAGEMAP_SCAN,  /* the writability query's guard-marker scan: refused, it falls back */
+    SM_OS_PKEY_ALLOC,    /* a memory protection key: refused, the compact factory falls back */
+    SM_OS_PKEY_MPROTECT, /* a protection change that tags the pages with that key */
     SM_OS_FN_COUNT
 } sm_os_fn;
 
@@ -162,6 +164,29 @@ void sm_os_set_last_error(int err);
  * which leaves the caller as it was before it asked.
  */
 sm_status sm_os_writable(void *p, size_t n);
+
+/*
+ * Memory protection keys (x86-64 Linux: pkey_alloc, pkey_mprotect, and the thread's
+ * PKRU register written by WRPKRU), for the compact factory (spec/compact.md,
+ * "Protection keys"). Elsewhere, and where the CPU or the kernel has none (no OSPKE in
+ * CPUID), or under Valgrind, which knows neither the calls nor the register,
+ * sm_os_pkey_alloc is SM_E_UNSUPPORTED without a system call, so that the fault shim
+ * counts it only where it is made.
+ *
+ * A new key: every right denied to the calling thread. Other threads deny it already
+ * while their PKRU is the kernel's default (every key but 0 denied) or inherited from
+ * a thread that denied it: the caller makes sure that no thread has opened the key.
+ */
+sm_status sm_os_pkey_alloc(int *key);
+/* mprotect of [p, p + len) that also tags the pages with key: their access is then prot
+ * and the thread's rights for key, whichever is the less. */
+sm_status sm_os_pkey_mprotect(void *p, size_t len, sm_prot prot, int key);
+/*
+ * Set the calling thread's rights for key (SM_PROT_NONE, READ or READWRITE) and return
+ * the ones it had: one unprivileged instruction, no system call, async-signal-safe.
+ * Only for a key that sm_os_pkey_alloc gave.
+ */
+sm_prot sm_os_pkey_rights(int key, sm_prot rights);
 
 /* Write msg to stderr and abort: the end of the panic path. Async-signal-safe. */
 _Noreturn void sm_os_die(const char *msg);

@@ -69,6 +69,15 @@ static sm_status classify(sm_os_fn fn, int err)
         return err == EINVAL ? SM_E_INVAL : SM_E_SYS;
     case SM_OS_ATFORK:
         return err == ENOMEM ? SM_E_NOMEM : SM_E_SYS;
+    case SM_OS_PKEY_ALLOC:
+        /*
+         * ENOSPC: no key left, or none at all (a CPU without them); ENOSYS: a kernel or
+         * an emulator without the call; EINVAL: a kernel that refuses the rights asked.
+         * Each one leaves the compact factory on mprotect.
+         */
+        return err == ENOSPC || err == ENOSYS || err == EINVAL ? SM_E_UNSUPPORTED : SM_E_SYS;
+    case SM_OS_PKEY_MPROTECT:
+        return err == EINVAL ? SM_E_INVAL : SM_E_PROT;
     case SM_OS_PAGEMAP_SCAN: /* never a status: the query falls back (linux.c) */
     case SM_OS_CLOSE:
     case SM_OS_SETRLIMIT:
@@ -431,6 +440,37 @@ sm_status sm_os_disable_core_dumps(void)
         return sm_os_system_of.disable_core_dumps();
     SM_OS_CALL(SM_OS_SETRLIMIT, != 0, setrlimit(RLIMIT_CORE, &zero));
     return SM_OK;
+}
+
+sm_status sm_os_pkey_alloc(int *key)
+{
+    const struct sm_os_pkeys *k = sm_os_system_of.pkeys;
+    int got = -1;
+
+    /* No call where there is nothing to ask for: the fault shim counts none either. */
+    if (k == NULL || !k->usable())
+        return sm_os_posix_fail(SM_OS_PKEY_ALLOC, ENOSYS);
+    SM_OS_CALL(SM_OS_PKEY_ALLOC, < 0, got = k->alloc());
+    *key = got;
+    return SM_OK;
+}
+
+sm_status sm_os_pkey_mprotect(void *p, size_t len, sm_prot prot, int key)
+{
+    const struct sm_os_pkeys *k = sm_os_system_of.pkeys;
+
+    /* Only with a key from sm_os_pkey_alloc, which a system without keys never gives. */
+    if (k == NULL)
+        return sm_os_posix_fail(SM_OS_PKEY_MPROTECT, ENOSYS);
+    SM_OS_CALL(SM_OS_PKEY_MPROTECT, != 0, k->mprotect(p, len, sm_os_posix_prot(prot), key));
+    return SM_OK;
+}
+
+sm_prot sm_os_pkey_rights(int key, sm_prot rights)
+{
+    const struct sm_os_pkeys *k = sm_os_system_of.pkeys;
+
+    return k != NULL ? k->rights(key, rights) : SM_PROT_NONE;
 }
 
 sm_status sm_os_writable(void *p, size_t n)

@@ -62,7 +62,22 @@ typedef struct sm_os_system {
     sm_status (*writable)(void *p, size_t n);
     /* sm_os_mlock_touched (os.h): 0 or -1 with errno. NULL: mlock. */
     int (*lock_touched)(void *p, size_t len);
+    /* Memory protection keys (os.h); NULL: none, sm_os_pkey_alloc is SM_E_UNSUPPORTED. */
+    const struct sm_os_pkeys *pkeys;
 } sm_os_system;
+
+/*
+ * A system's protection keys. usable: whether the CPU and the kernel have them, asked
+ * without a system call, so that a machine without them makes none; then alloc and
+ * mprotect are the system calls (the key, or 0, or -1 with errno), and rights writes
+ * the thread's register (os.h, sm_os_pkey_rights).
+ */
+struct sm_os_pkeys {
+    bool (*usable)(void);
+    int (*alloc)(void);
+    int (*mprotect)(void *p, size_t len, int prot, int key);
+    sm_prot (*rights)(int key, sm_prot rights);
+};
 
 extern const sm_os_system sm_os_system_of;
 

@@ -288,6 +288,28 @@ sm_status sm_os_mlock_touched(void *p, size_t len)
     return sm_os_mlock(p, len);
 }
 
+/*
+ * No protection keys for user code on Windows: the compact factory stays on
+ * VirtualProtect. No call is made, as on a Linux machine whose CPU has none.
+ */
+sm_status sm_os_pkey_alloc(int *key)
+{
+    (void)key;
+    return fail(ERROR_NOT_SUPPORTED, SM_E_UNSUPPORTED);
+}
+
+sm_status sm_os_pkey_mprotect(void *p, size_t len, sm_prot prot, int key)
+{
+    (void)p, (void)len, (void)prot, (void)key;
+    return fail(ERROR_NOT_SUPPORTED, SM_E_UNSUPPORTED);
+}
+
+sm_prot sm_os_pkey_rights(int key, sm_prot rights)
+{
+    (void)key, (void)rights;
+    return SM_PROT_NONE;
+}
+
 /* Unlocking pages that are not locked is no error on POSIX; Windows says 158. */
 sm_status sm_os_munlock(void *p, size_t len)
 {

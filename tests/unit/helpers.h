@@ -59,6 +59,21 @@ bool kernel_has_secretmem(void);
             cr_skip_test("this kernel grants no memfd_secret");                         \
     } while (0)
 
+/*
+ * Whether the CPU and the kernel give this process memory protection keys (OSPKE in
+ * /proc/cpuinfo's flags), asked without taking a key: false under Valgrind and in the
+ * POSIX flavour, which have none. The compact factory decides for itself
+ * (smi_compact_keyed); this is for the tests that must not make it decide.
+ */
+bool machine_has_pkeys(void);
+
+/*
+ * The compact factory on mprotect, whatever the machine: the fault shim refuses
+ * pkey_alloc while the factory decides (its first question, before any slab), and
+ * forgets the refusal after. For the tests of the mprotect mode (spec/compact.md).
+ */
+void compact_without_keys(void);
+
 /* sm_init with SECRETMEM_PREFERRED, and the test skipped unless the kernel granted it. */
 #define INIT_SECRETMEM_OR_SKIP()                                                        \
     do {                                                                                \

@@ -25,6 +25,13 @@ static const sm_factory *cf(void)
     return sm_factory_compact();
 }
 
+/*
+ * The compact suite tests the mprotect mode, on every machine: where the machine has
+ * protection keys, the factory is made to go without (compact_without_keys). The
+ * compact_keys suite at the end tests the key mode where it is there.
+ */
+TestSuite(compact, .init = compact_without_keys);
+
 static smi_compact_counts counts(void)
 {
     smi_compact_counts n;
@@ -839,4 +846,308 @@ Test(compact, a_close_waiting_for_a_reader_that_purges)
     cr_assert_eq((sm_status)(uintptr_t)r, SM_OK);
     cr_assert(sm_secret_is_closed(waited));
     cr_assert_eq(counts().slabs, 0);
+}
+
+/* ---- protection keys (spec/compact.md, "Protection keys") ---- */
+
+#ifndef SEGV_PKUERR
+#define SEGV_PKUERR 4
+#endif
+
+#define SKIP_WITHOUT_PKEYS()                                                               \
+    do {                                                                                   \
+        if (!smi_compact_keyed())                                                          \
+            cr_skip_test("no memory protection keys here (the CPU, the kernel, Valgrind or "  \
+                         "the platform): the compact factory is on mprotect, which the "   \
+                         "compact suite tests; make test-debian-kernel runs these");       \
+    } while (0)
+
+/* A fault's si_code becomes the child's exit status: 100 + si_code for SIGSEGV. */
+static void exit_with_code(int sig, siginfo_t *si, void *uc)
+{
+    (void)uc;
+    _exit(sig == SIGSEGV ? 100 + si->si_code : 1);
+}
+
+static void catch_faults(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = exit_with_code;
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    cr_assert_eq(sigaction(SIGSEGV, &sa, NULL), 0);
+}
+
+/* Where the factory's pages are at rest: a control read inside an access, then outside. */
+static void read_outside(void *arg)
+{
+    sm_secret s;
+    seen v = { 0 };
+
+    (void)arg;
+    catch_faults();
+    if (sm_secret_random(cf(), 32, &s) != SM_OK || sm_secret_with_bytes(s, look, &v) != SM_OK)
+        _exit(2);
+    (void)*(volatile const uint8_t *)v.bytes;
+    _exit(0);
+}
+
+Test(compact_keys, a_read_outside_an_access_faults_on_the_key)
+{
+    SKIP_WITHOUT_PKEYS();
+    cr_assert_eq(in_child(read_outside, NULL), 100 + SEGV_PKUERR,
+                 "a read at rest: SIGSEGV with SEGV_PKUERR");
+}
+
+static sm_status write_inside(const uint8_t *b, size_t n, void *ctx)
+{
+    (void)n, (void)ctx;
+    /* The control: the read this access is for. */
+    if (*(volatile const uint8_t *)b != 0x77)
+        _exit(3);
+    *(volatile uint8_t *)(uintptr_t)b = 1;
+    _exit(0);
+}
+
+static void write_in_read(void *arg)
+{
+    uint8_t src[32];
+    sm_secret s;
+
+    (void)arg;
+    catch_faults();
+    memset(src, 0x77, sizeof src);
+    if (sm_secret_new(cf(), src, sizeof src, &s) != SM_OK)
+        _exit(2);
+    if (sm_secret_with_bytes(s, write_inside, NULL) != SM_OK)
+        _exit(6);
+    _exit(4);
+}
+
+Test(compact_keys, a_write_inside_a_read_access_faults)
+{
+    SKIP_WITHOUT_PKEYS();
+    cr_assert_eq(in_child(write_in_read, NULL), 100 + SEGV_PKUERR,
+                 "a write inside a read access: SIGSEGV with SEGV_PKUERR");
+}
+
+/* Another thread, started before the access, reads the bytes while it is in flight. */
+typedef struct other {
+    pthread_mutex_t m;
+    pthread_cond_t  c;
+    const volatile uint8_t *bytes;
+} other;
+
+static void *read_when_told(void *arg)
+{
+    other *o = arg;
+    const volatile uint8_t *b;
+
+    pthread_mutex_lock(&o->m);
+    while (o->bytes == NULL)
+        pthread_cond_wait(&o->c, &o->m);
+    b = o->bytes;
+    pthread_mutex_unlock(&o->m);
+    (void)*b;
+    _exit(0);
+}
+
+static sm_status tell_and_wait(const uint8_t *b, size_t n, void *ctx)
+{
+    other *o = ctx;
+
+    (void)n;
+    if (*(volatile const uint8_t *)b != 0x66)
+        _exit(3);
+    pthread_mutex_lock(&o->m);
+    o->bytes = b;
+    pthread_cond_signal(&o->c);
+    pthread_mutex_unlock(&o->m);
+    for (;;)
+        pause();
+}
+
+static void other_thread_reads(void *arg)
+{
+    static other o = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL };
+    uint8_t src[32];
+    pthread_t t;
+    sm_secret s;
+
+    (void)arg;
+    catch_faults();
+    memset(src, 0x66, sizeof src);
+    if (sm_secret_new(cf(), src, sizeof src, &s) != SM_OK)
+        _exit(2);
+    if (pthread_create(&t, NULL, read_when_told, &o) != 0)
+        _exit(5);
+    if (sm_secret_with_bytes(s, tell_and_wait, &o) != SM_OK)
+        _exit(6);
+    _exit(4);
+}
+
+Test(compact_keys, another_thread_cannot_read_while_this_one_is_inside_an_access)
+{
+    SKIP_WITHOUT_PKEYS();
+    cr_assert_eq(in_child(other_thread_reads, NULL), 100 + SEGV_PKUERR,
+                 "the other thread's read: SIGSEGV with SEGV_PKUERR");
+}
+
+/*
+ * Issue 14 §3 on protection keys: once the class has its slab and the page is locked,
+ * a make, an access, a read_at and a close reach no OS function of the shim at all.
+ */
+Test(compact_keys, steady_state_make_access_and_close_make_no_call)
+{
+    uint8_t src[32], out[32];
+    sm_secret s;
+    seen v = { 0 };
+    size_t got;
+
+    SKIP_WITHOUT_PKEYS();
+    cr_assert_eq(sm_init(NULL), SM_OK);
+    memset(src, 1, sizeof src);
+    cr_assert_eq(sm_secret_new(cf(), src, sizeof src, &s), SM_OK); /* the slab, the mlock */
+    cr_assert_eq(sm_secret_close(s), SM_OK);
+    for (int i = 0; i < 100; i++) {
+        memset(src, i, sizeof src);
+        sm_os_fault_reset();
+        cr_assert_eq(sm_secret_new(cf(), src, sizeof src, &s), SM_OK);
+        cr_assert_eq(sm_secret_with_bytes(s, look, &v), SM_OK);
+        cr_assert(v.len == 32 && v.copy[0] == (uint8_t)i && v.copy[31] == (uint8_t)i);
+        cr_assert_eq(sm_secret_read_at(s, 0, out, sizeof out, &got), SM_OK);
+        cr_assert(got == 32 && out[5] == (uint8_t)i);
+        cr_assert_eq(sm_secret_close(s), SM_OK);
+        cr_assert_eq(os_calls(), 0, "round %d: %lu calls", i, os_calls());
+        cr_assert_eq(counts().pages_open, 0, "at rest");
+    }
+}
+
+/*
+ * A purge from a signal handler: the kernel runs the handler with the key denied, so
+ * the purge must open it itself, for the slab it unmaps and for the one that an access
+ * of the interrupted code holds (wiped in place), and the access's own rights are back
+ * when the handler returns.
+ */
+static void purge_handler(int sig)
+{
+    (void)sig;
+    sm_purge();
+}
+
+static sm_status purge_by_signal(const uint8_t *b, size_t n, void *ctx)
+{
+    (void)ctx;
+    cr_assert_eq(b[0], 0x55, "the control: the bytes before the purge");
+    raise(SIGUSR1);
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(b[i], 0, "wiped in place by the handler's purge");
+    return SM_OK;
+}
+
+Test(compact_keys, a_purge_from_a_signal_handler_wipes)
+{
+    struct sigaction sa, old;
+    uint8_t src[32];
+    sm_secret s, t, u;
+    counters before, after;
+
+    SKIP_WITHOUT_PKEYS();
+    cr_assert_eq(sm_init(NULL), SM_OK);
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = purge_handler;
+    sigemptyset(&sa.sa_mask);
+    cr_assert_eq(sigaction(SIGUSR1, &sa, &old), 0);
+    counters_get(&before);
+    memset(src, 0x55, sizeof src);
+    cr_assert_eq(sm_secret_new(cf(), src, sizeof src, &s), SM_OK);
+    /* Another class's slab, at rest: the handler's purge wipes and unmaps it. */
+    cr_assert_eq(sm_secret_random(cf(), 1000, &t), SM_OK);
+    cr_assert_eq(sm_secret_with_bytes(s, purge_by_signal, NULL), SM_OK);
+    cr_assert(sm_secret_is_closed(s) && sm_secret_is_closed(t));
+    counters_get(&after);
+    cr_assert_eq(after.mapped, before.mapped, "every slab unmapped");
+    /* At rest again: the rights are none, and the factory works on. */
+    cr_assert_eq(sm_secret_random(cf(), 32, &u), SM_OK);
+    cr_assert_eq(sm_secret_close(u), SM_OK);
+    cr_assert_eq(sigaction(SIGUSR1, &old, NULL), 0);
+}
+
+/*
+ * The fallback: the fault shim refuses pkey_alloc at the first make. The make succeeds
+ * on mprotect, reports no OS error, and the factory stays there: 2 mprotect per make,
+ * the bytes PROT_NONE at rest (SEGV_ACCERR, not SEGV_PKUERR).
+ */
+static void refused_key(void *arg)
+{
+    uint8_t src[32];
+    sm_secret s;
+    seen v = { 0 };
+
+    (void)arg;
+    memset(src, 2, sizeof src);
+    sm_os_fault_arm(SM_OS_PKEY_ALLOC, 1, ENOSPC, true);
+    sm_os_set_last_error(0);
+    if (sm_secret_new(cf(), src, sizeof src, &s) != SM_OK)
+        _exit(2);
+    if (sm_os_fault_calls(SM_OS_PKEY_ALLOC) != (machine_has_pkeys() ? 1u : 0u) ||
+        sm_last_os_error() != 0)
+        _exit(3);
+    sm_os_fault_reset();
+    if (smi_compact_keyed() || os_calls() != 0)
+        _exit(4);
+    if (sm_secret_with_bytes(s, look, &v) != SM_OK || v.copy[0] != 2 ||
+        sm_os_fault_calls(SM_OS_MPROTECT) != 2 || os_calls() != 2)
+        _exit(5);
+    catch_faults();
+    (void)*(volatile const uint8_t *)v.bytes;
+    _exit(0);
+}
+
+Test(compact_keys, a_refused_key_leaves_the_factory_on_mprotect)
+{
+    cr_assert_eq(sm_init(NULL), SM_OK);
+    cr_assert_eq(in_child(refused_key, NULL), 100 + SEGV_ACCERR,
+                 "on mprotect: a read at rest is SIGSEGV with SEGV_ACCERR");
+}
+
+/*
+ * A fork from inside a fill: the child's thread had the forking thread's rights,
+ * read-write, and the fill, finding its slab forgotten, does not lower them; the child
+ * handler does. A secret the child makes then is shut at rest: a read outside an access
+ * faults on the key, where rights left raised would let it through.
+ */
+static void child_of_a_fill(void *arg)
+{
+    sm_secret s = { 0 }, t;
+    sm_status st;
+    seen v = { 0 };
+    pid_t pid = -1;
+
+    (void)arg;
+    st = sm_secret_from_callback(cf(), 32, fill_and_fork, &pid, &s);
+    if (pid != 0) {
+        int status;
+
+        if (st != SM_OK || pid < 0 || waitpid(pid, &status, 0) != pid)
+            _exit(2);
+        _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 3);
+    }
+    if (st != SM_E_STATE)
+        _exit(4);
+    catch_faults();
+    if (sm_secret_random(cf(), 32, &t) != SM_OK || sm_secret_with_bytes(t, look, &v) != SM_OK)
+        _exit(5);
+    (void)*(volatile const uint8_t *)v.bytes;
+    _exit(0);
+}
+
+Test(compact_keys, a_child_forked_inside_a_fill_starts_with_the_key_shut)
+{
+    SKIP_WITHOUT_PKEYS();
+    cr_assert_eq(sm_init(NULL), SM_OK);
+    cr_assert_eq(in_child(child_of_a_fill, NULL), 100 + SEGV_PKUERR,
+                 "the child's read at rest: SIGSEGV with SEGV_PKUERR");
 }

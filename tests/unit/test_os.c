@@ -48,6 +48,8 @@ static sm_status call(sm_os_fn fn)
     case SM_OS_SIGACTION: { sm_os_sigsave old; return sm_os_signal_catch(SIGUSR2, SIG_IGN, &old); }
     case SM_OS_ATFORK: return sm_os_atfork(NULL, NULL, NULL);
     case SM_OS_PAGEMAP_SCAN: return writable_large();
+    case SM_OS_PKEY_ALLOC: return sm_os_pkey_alloc(&fd);
+    case SM_OS_PKEY_MPROTECT: return sm_os_pkey_mprotect(NULL, 4096, SM_PROT_NONE, 1);
     case SM_OS_FN_COUNT: break;
     }
     return SM_OK;
@@ -88,6 +90,9 @@ Test(os, every_row_of_os_errors)
         covered[fn] = true;
         /* ftruncate comes after a memfd_secret that such a kernel refuses (helpers.h). */
         if (fn == SM_OS_FTRUNCATE && !kernel_has_secretmem())
+            continue;
+        /* A machine without protection keys makes no pkey_alloc to fail (os.h). */
+        if (fn == SM_OS_PKEY_ALLOC && !machine_has_pkeys())
             continue;
         sm_os_fault_reset();
         sm_os_fault_arm((sm_os_fn)fn, 1, err, true);
