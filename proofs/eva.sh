@@ -31,7 +31,8 @@ pool src/memory/pool.c src/memory/shelf.c src/memory/spare.c + src/objects/secre
 buffers src/runtime/registry.c src/objects/buffer.c src/service/burn.c + src/runtime/runtime.c src/memory/rng.c src/memory/pool.c src/memory/shelf.c src/memory/spare.c src/memory/region.c src/service/config.c src/service/fatal.c src/service/stats.c
 runtime src/runtime/runtime.c src/memory/rng.c + src/runtime/registry.c src/memory/pool.c src/memory/shelf.c src/memory/spare.c src/memory/region.c src/service/burn.c src/service/config.c src/service/fatal.c src/service/stats.c
 secrets + src/objects/secret.c src/objects/compact.c src/runtime/registry.c src/objects/buffer.c src/memory/plain.c src/memory/pool.c src/memory/region.c src/memory/rng.c src/memory/shelf.c src/memory/spare.c src/runtime/runtime.c src/service/burn.c src/service/config.c src/service/fatal.c src/service/stats.c
-compact src/objects/compact.c + src/runtime/registry.c src/runtime/runtime.c src/memory/rng.c src/memory/pool.c src/memory/shelf.c src/memory/spare.c src/memory/region.c src/service/burn.c src/service/config.c src/service/fatal.c src/service/stats.c'
+compact + src/objects/compact.c src/runtime/registry.c src/runtime/runtime.c src/memory/rng.c src/memory/pool.c src/memory/shelf.c src/memory/spare.c src/memory/region.c src/service/burn.c src/service/config.c src/service/fatal.c src/service/stats.c
+compact-keys + src/objects/compact.c src/runtime/registry.c src/runtime/runtime.c src/memory/rng.c src/memory/pool.c src/memory/shelf.c src/memory/spare.c src/memory/region.c src/service/burn.c src/service/config.c src/service/fatal.c src/service/stats.c'
 
 # Files that analyses need in part and that they do not reach whole yet, alone or
 # between them, each named in proofs/README.md ("Eva", "Not reached whole yet") with what
@@ -75,24 +76,27 @@ eva_run() {
 # coffer's flag), and is built with SM_FAULT_INJECTION: its checks are the tests' hooks
 # of pool.c, shelf.c and spare.c, which only such a build has. The runtime analysis has
 # Frama-C read eva/include/runtime-at-load.h before runtime.c, to name its static
-# constructor for the driver: Eva runs no constructor.
+# constructor for the driver: Eva runs no constructor. The compact-keys analysis is the
+# compact one's driver again on a machine with protection keys (EVA_PKEYS: eva/os.c), so
+# compact.c is reached whole by the two between them, each mode by one.
 eva_options() {
     case $1 in
     buffers) echo "-eva-slevel-function scratch_fill:500,sm_buffer_from_fd:100 -eva-unroll-recursive-calls 4" ;;
-    secrets|pool|compact) echo "-eva-unroll-recursive-calls 4" ;;
+    secrets|pool|compact|compact-keys) echo "-eva-unroll-recursive-calls 4" ;;
     runtime) echo "-cpp-extra-args-per-file src/runtime/runtime.c:-include$top/proofs/eva/include/runtime-at-load.h" ;;
     esac
 }
 eva_cpp() {
     case $1 in
     pool) echo -DSM_FAULT_INJECTION ;;
+    compact-keys) echo -DEVA_PKEYS ;;
     esac
 }
 eva_shims() {
     case $1 in
     buffers) echo proofs/eva/pthread.c ;;
     secrets|pool) echo proofs/eva/pthread.c proofs/eva/secrets-trusted.c ;;
-    runtime|compact) echo proofs/eva/pthread.c ;;
+    runtime|compact|compact-keys) echo proofs/eva/pthread.c ;;
     esac
 }
 

@@ -474,23 +474,39 @@ _Noreturn void sm_os_die(const char *msg)
 }
 
 /*
- * Memory protection keys: this model's machine has none, as the project's machine has
- * none, and pkey_alloc says so without a fallible call (os.h: a machine without them
- * makes none). So every analysis follows the compact factory's mprotect mode, whose
- * shut pages this model makes unreadable; the key mode, whose pages stay read-write and
- * whose rights are a register that Eva's memory has no notion of, is the unit suite's
- * under qemu -cpu max (proofs/README.md, "The compact analysis").
+ * Memory protection keys: the machine of every analysis but compact-keys has none, as
+ * the project's machine has none, and pkey_alloc says so without a fallible call (os.h:
+ * a machine without them makes none), so they follow the compact factory's mprotect
+ * mode, whose shut pages this model makes unreadable. In the key mode the pages stay
+ * read-write and the rights are a register that Eva's memory has no notion of: what a
+ * shut page hides there is the unit suite's to check, under qemu -cpu max
+ * (proofs/README.md, "The compact analysis").
  */
-/*@ requires \valid(key);
-    assigns \nothing;
-    ensures \result == SM_E_UNSUPPORTED; */
+#if defined(EVA_PKEYS)
+/*
+ * The compact-keys analysis (eva/compact-keys.c): the machine has keys, and the first
+ * one is 1. Not fallible here: a refusal is the mprotect mode, which the compact
+ * analysis follows.
+ */
+/*@ requires \valid(key); */
+sm_status sm_os_pkey_alloc(int *key)
+{
+    *key = 1;
+    return SM_OK;
+}
+#else
+/*@ requires \valid(key); */
 sm_status sm_os_pkey_alloc(int *key)
 {
     (void)key;
     return SM_E_UNSUPPORTED;
 }
+#endif
 
-/* Never reached without a key; as sm_os_mprotect to a readable protection if it were. */
+/*
+ * Reached with a key only (the compact-keys analysis): as sm_os_mprotect to read-write,
+ * its pages then readable for good in the model, which has no rights register.
+ */
 /*@ requires aligned: \offset((char *)p) % PAGE == 0;
     requires inside: \valid((char *)p + (0 .. (len + PAGE - 1) / PAGE * PAGE - 1));
     requires modelled: len <= SHUT_MAX; */
@@ -500,8 +516,7 @@ sm_status sm_os_pkey_mprotect(void *p, size_t len, sm_prot prot, int key)
     return sm_os_mprotect(p, len, prot);
 }
 
-/* Never reached without a key; a register, no memory of the model. */
-/*@ assigns \nothing; */
+/* Reached with a key only: a register, no memory of the model; the last rights none. */
 sm_prot sm_os_pkey_rights(int key, sm_prot rights)
 {
     (void)key, (void)rights;
