@@ -12,7 +12,8 @@
 # is writable already: a tmpfs over it would hide spec/ when the tree is under /tmp.
 # Its output comes back whole through a second serial port (the console is the
 # kernel's); its exit status in the line "VM-RC n". Used by make test-debian-kernel
-# (GNUmakefile), with Debian 12's own kernel (ci/install-deps vm).
+# (GNUmakefile), with Debian 12's own kernel (ci/install-deps vm). SM_VM_CMDLINE adds
+# kernel parameters (secretmem.enable=1: memfd_secret, which Debian's kernel leaves off).
 set -eu
 
 [ $# -ge 3 ] || { echo "usage: $0 KERNEL WORKDIR PROGRAM [ARG ...]" >&2; exit 2; }
@@ -63,7 +64,7 @@ chmod +x "$root/init"
 : > "$work/out.txt"
 timeout 2400 qemu-system-x86_64 -cpu max -smp 2 -m 4096 -display none -no-reboot \
     -kernel "$kernel" -initrd "$work/initrd.gz" \
-    -append "console=ttyS0 quiet panic=-1 oops=panic" \
+    -append "console=ttyS0 quiet panic=-1 oops=panic ${SM_VM_CMDLINE:-}" \
     -serial "file:$work/console.txt" -serial "file:$work/out.txt" || true
 cat "$work/out.txt"
 grep -a -o 'VM-KERNEL [^[:cntrl:]]*' "$work/console.txt" || true
