@@ -215,6 +215,17 @@ Test(compact, handles_are_generation_checked)
     cr_assert_eq(sm_secret_close(b), SM_OK);
 }
 
+/* The steady state: the library up, and the 32-byte class's slab made and its page locked. */
+static void slab_ready(void)
+{
+    uint8_t src[32] = { 1 };
+    sm_secret s;
+
+    cr_assert_eq(sm_init(NULL), SM_OK);
+    cr_assert_eq(sm_secret_new(cf(), src, sizeof src, &s), SM_OK);
+    cr_assert_eq(sm_secret_close(s), SM_OK);
+}
+
 /*
  * Issue 14 §3's steady state, counted by the fault shim: once the class has its slab and
  * the page is locked, a make is 2 mprotect (open the slot's page for the fill, shut it)
@@ -229,10 +240,7 @@ Test(compact, steady_state_make_and_close_make_two_mprotect_each_and_no_other_ca
     uint8_t src[32];
     sm_secret s;
 
-    cr_assert_eq(sm_init(NULL), SM_OK);
-    memset(src, 1, sizeof src);
-    cr_assert_eq(sm_secret_new(cf(), src, sizeof src, &s), SM_OK); /* the slab, the mlock */
-    cr_assert_eq(sm_secret_close(s), SM_OK);
+    slab_ready();
     for (int i = 0; i < 100; i++) {
         memset(src, i, sizeof src);
         sm_os_fault_reset();
@@ -1016,10 +1024,7 @@ Test(compact_keys, steady_state_make_access_and_close_make_no_call)
     size_t got;
 
     SKIP_WITHOUT_PKEYS();
-    cr_assert_eq(sm_init(NULL), SM_OK);
-    memset(src, 1, sizeof src);
-    cr_assert_eq(sm_secret_new(cf(), src, sizeof src, &s), SM_OK); /* the slab, the mlock */
-    cr_assert_eq(sm_secret_close(s), SM_OK);
+    slab_ready();
     for (int i = 0; i < 100; i++) {
         memset(src, i, sizeof src);
         sm_os_fault_reset();
