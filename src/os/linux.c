@@ -308,7 +308,10 @@ static sm_status writable(void *p, size_t n)
  * wrapper. Valgrind and qemu-user do not know it, nor does a kernel before 4.4 (ENOSYS),
  * and a seccomp profile may refuse it as unknown (EPERM, or EINVAL for the flag): mlock
  * then, which locks the same pages at once, and from then on, so that such a process
- * does not pay a refused call per page (nor Valgrind warn of each).
+ * does not pay a refused call per page (nor Valgrind warn of each). But EPERM is also
+ * the kernel's own refusal (RLIMIT_MEMLOCK of 0 without CAP_IPC_LOCK), which mlock
+ * gives too: only an mlock that succeeds where mlock2 was refused shows the call
+ * missing, so a refused lock leaves lock-on-touch on for when the limit is raised.
  */
 static atomic_bool no_lock2;
 
@@ -325,7 +328,10 @@ static int lock_touched(void *p, size_t len)
             return 0;
         if (errno != ENOSYS && errno != EINVAL && errno != EPERM)
             return -1;
+        if (mlock(p, len) != 0)
+            return -1;
         atomic_store_explicit(&no_lock2, true, memory_order_relaxed);
+        return 0;
     }
 #endif
     return mlock(p, len);

@@ -10,6 +10,8 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <valgrind/valgrind.h>
 
@@ -609,6 +611,128 @@ Test(pool, a_closed_protected_mapping_is_wiped_shut_locked_and_reused)
     cr_assert_eq(kb, LEN - 7, "its own length");
     cr_assert_eq(sm_secret_close(s), SM_OK);
 }
+
+#if !defined(SM_OS_GENERIC)
+/*
+ * mlock2 refused with EPERM is either a seccomp profile that does not know the call, or
+ * a real refusal (RLIMIT_MEMLOCK of 0 without CAP_IPC_LOCK), which plain mlock refuses
+ * too. Only the first may turn lock-on-touch off for the process: after a refusal of
+ * the second kind, with the limit raised again, a fresh mapping is still locked on
+ * touch. In a child that lowers its limit and, when root, becomes nobody.
+ */
+static void child_refused_then_on_touch(void *arg)
+{
+    const char *lf = arg;
+    sm_config cfg = { SM_LOCK_REQUIRED, SM_BACKING_ANON, false };
+    uint8_t src[LEN] = { 0 };
+    const uint8_t *at;
+    struct rlimit lim;
+    char perms[5], flags[256];
+    sm_secret s;
+    size_t kb;
+
+    if (sm_init(&cfg) != SM_OK || getrlimit(RLIMIT_MEMLOCK, &lim) != 0)
+        _exit(10);
+    /* Whatever the first secret locks besides its own mapping is locked now. */
+    if (sm_secret_new(sm_factory_protected(), src, sizeof src, &s) != SM_OK ||
+        sm_secret_close(s) != SM_OK)
+        _exit(11);
+    smi_pool_purge(); /* so that the next make maps and locks a fresh mapping */
+    lim.rlim_cur = 0;
+    if (setrlimit(RLIMIT_MEMLOCK, &lim) != 0 || (getuid() == 0 && setuid(65534) != 0))
+        _exit(12);
+    if (sm_secret_new(sm_factory_protected(), src, sizeof src, &s) != SM_E_LOCK)
+        _exit(13);
+    lim.rlim_cur = lim.rlim_max;
+    if (setrlimit(RLIMIT_MEMLOCK, &lim) != 0)
+        _exit(14);
+    if (sm_secret_new(sm_factory_protected(), src, sizeof src, &s) != SM_OK ||
+        sm_secret_with_bytes(s, where_fn, (void *)&at) != SM_OK ||
+        smaps_of(at, perms, flags, sizeof flags, &kb) != 0)
+        _exit(15);
+    if (strstr(flags, lf) == NULL)
+        _exit(16); /* locked at once: the refusal was taken for a missing mlock2 */
+    _exit(sm_secret_close(s) == SM_OK ? 0 : 17);
+}
+
+Test(pool, a_refused_lock_keeps_lock_on_touch)
+{
+    const char *lf = lock_on_fault_flag();
+
+    if (RUNNING_ON_VALGRIND || !SM_TEST_MLOCK_IS_REAL)
+        cr_skip_test("Valgrind knows no mlock2, and ASan fakes mlock");
+    cr_assert(lf != NULL, "the kernel shows lock-on-fault in smaps");
+    int code = in_child(child_refused_then_on_touch, (void *)lf);
+
+    cr_assert_eq(code, 0, "the child's exit code %d: see child_refused_then_on_touch", code);
+}
+
+#if defined(__x86_64__)
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/prctl.h>
+
+/*
+ * The other kind: a seccomp profile that refuses mlock2 with EPERM, and plain mlock
+ * works. Every mapping is then locked at once, the first one included, and a make
+ * succeeds each time (the shim stops asking for mlock2).
+ */
+static void child_without_mlock2(void *arg)
+{
+    const char *lf = arg;
+    struct sock_filter code[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_mlock2, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = { sizeof code / sizeof code[0], code };
+    sm_config cfg = { SM_LOCK_REQUIRED, SM_BACKING_ANON, false };
+    uint8_t src[2 * 4096 + 1] = { 0 };
+    char perms[5], flags[256];
+    const uint8_t *at;
+    sm_secret s;
+    size_t kb;
+
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+        prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+        _exit(10);
+    if (syscall(SYS_mlock2, src, 1, 0) == 0 || errno != EPERM)
+        _exit(11); /* the profile is not in force */
+    if (sm_init(&cfg) != SM_OK)
+        _exit(12);
+    /* Two page counts: two fresh mappings, the first and one after the shim's switch. */
+    for (size_t len = LEN; len <= sizeof src; len += sizeof src - LEN) {
+        if (sm_secret_new(sm_factory_protected(), src, len, &s) != SM_OK ||
+            sm_secret_with_bytes(s, where_fn, (void *)&at) != SM_OK ||
+            smaps_of(at, perms, flags, sizeof flags, &kb) != 0)
+            _exit(13);
+        if (strstr(flags, " lo") == NULL || strstr(flags, lf) != NULL)
+            _exit(14); /* locked, and at once */
+        if (sm_secret_close(s) != SM_OK)
+            _exit(15);
+    }
+    _exit(0);
+}
+
+Test(pool, a_profile_without_mlock2_locks_at_once)
+{
+    const char *lf = lock_on_fault_flag();
+    int code;
+
+    if (RUNNING_ON_VALGRIND || !SM_TEST_MLOCK_IS_REAL)
+        cr_skip_test("Valgrind knows no mlock2, and ASan fakes mlock");
+    cr_assert(lf != NULL, "the kernel shows lock-on-fault in smaps");
+    code = in_child(child_without_mlock2, (void *)lf);
+    cr_assert_eq(code, 0, "the child's exit code %d: see child_without_mlock2", code);
+}
+#endif
+#endif
 
 /*
  * A pooled plain mapping is never a guarded secret's region nor an enclave open's, and a
