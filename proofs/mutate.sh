@@ -42,6 +42,13 @@ sample=${MUTATE_SAMPLE:-1}
 md=x86_64
 equiv=proofs/mutants-equivalent.tsv
 
+# A goal that no prover proved, as WP prints it: [wp] [Failed] Goal typed_f_ensures_2
+# (...), or [wp] [Z3 4.8.12] Goal typed_f_ensures : Unknown / Timeout; goal_of is the
+# sed script that prints its name.
+unproved='^\[wp\] \[[^]]*\] Goal [A-Za-z0-9_]* : \(Unknown\|Timeout\|Failed\)\|^\[wp\] \[\(Failed\|Unknown\|Timeout\)\] Goal '
+goal_of='s/^\[wp\] \[[^]]*\] Goal \([A-Za-z0-9_]*\) : \(Unknown\|Timeout\|Failed\).*/\1/p;
+         s/^\[wp\] \[\(Failed\|Unknown\|Timeout\)\] Goal \([A-Za-z0-9_]*\).*/\2/p'
+
 # wp_on DIR FUNCTION: WP on FUNCTION over the core with the files of DIR in place of
 # src/core's; the verdict in DIR/verdict: "killed GOAL", "proved", or "broken"
 wp_on() {
@@ -51,11 +58,41 @@ wp_on() {
         b=$(basename "$f")
         if [ -f "$dir/$b" ]; then files="$files $dir/$b"; else files="$files $f"; fi
     done
+    # A mutant is killed by its first goal that neither prover proves: WP prints each
+    # goal's final verdict as it comes (-wp-par 1, one goal at a time), so the run is
+    # stopped there rather than left to spend the timeout of both provers on every
+    # other goal the mutation breaks. The goal that kills it is the one a run to the
+    # end would name first, and a mutant with no such goal runs to the end as before.
+    # setsid: WP in its own process group, so that its prover calls stop with it (a
+    # background job of this non-interactive shell is no group leader, so setsid
+    # execs in place and $! is WP's pid and group). What a stopped why3server leaves
+    # (its socket) is in TMPDIR, this run's directory (below).
+    : > "$dir/wp.log"    # there before the first look below
     # shellcheck disable=SC2046,SC2086
-    if frama-c -machdep "$md" -cpp-extra-args="-I$top/src/core $cpp_core" $(checks_of "$fn") \
+    setsid frama-c -machdep "$md" -cpp-extra-args="-I$top/src/core $cpp_core" $(checks_of "$fn") \
         -wp -wp-rte -wp-model "$(model_of "$fn")" -wp-prover z3,cvc4 -wp-timeout "$timeout" \
         -wp-par 1 -wp-cache update -wp-cache-dir "$MUTATE_CACHE" -wp-fct "$fn" $files "$trusted" \
-        -then -report-classify -report-unclassified-unknown ERROR > "$dir/wp.log" 2>&1; then
+        -then -report-classify -report-unclassified-unknown ERROR > "$dir/wp.log" 2>&1 &
+    pid=$!
+    stopped=
+    while kill -0 "$pid" 2>/dev/null; do
+        # complete lines only (not the last): the goal's name is whole
+        if sed '$d' "$dir/wp.log" | grep -q "$unproved"; then
+            kill -s TERM -- "-$pid" 2>/dev/null || true
+            stopped=1
+            break
+        fi
+        sleep 0.2
+    done
+    # (quiet: the shell would report the stopped run as "Terminated")
+    if wait "$pid" 2>/dev/null; then status=0; else status=$?; fi
+    if [ -n "$stopped" ]; then
+        goal=$(sed -n "$goal_of" "$dir/wp.log" | sed 's/^typed_\(cast_\)\{0,1\}//' | head -1)
+        echo "killed $goal" > "$dir/verdict"
+        echo "mutate: stopped at the first unproved goal" >> "$dir/wp.log"
+        return
+    fi
+    if [ "$status" = 0 ]; then
         # RTE may find a run-time error certain (a constant expression that overflows):
         # then it is a false assertion and no goal, and the goals after it prove. That
         # is a rejection too (make proofs fails on it, proofs/wp.sh).
@@ -67,11 +104,9 @@ wp_on() {
         fi
         return
     fi
-    # the first goal that no prover proved: [wp] [Failed] Goal typed_f_ensures_2 (...)
-    # or [wp] [Z3 4.8.12] Goal typed_f_ensures : Unknown / Timeout
-    goal=$(sed -n 's/^\[wp\] \[[^]]*\] Goal \([A-Za-z0-9_]*\) : \(Unknown\|Timeout\|Failed\).*/\1/p;
-                  s/^\[wp\] \[\(Failed\|Unknown\|Timeout\)\] Goal \([A-Za-z0-9_]*\).*/\2/p' \
-               "$dir/wp.log" | sed 's/^typed_\(cast_\)\{0,1\}//' | head -1)
+    # WP ended before the look above saw its unproved goal, or it stopped for another
+    # reason (then there is no summary line, and no kill)
+    goal=$(sed -n "$goal_of" "$dir/wp.log" | sed 's/^typed_\(cast_\)\{0,1\}//' | head -1)
     if [ -n "$goal" ] && grep -q '^\[wp\] Proved goals:' "$dir/wp.log"; then
         echo "killed $goal" > "$dir/verdict"
     else
@@ -87,6 +122,11 @@ fi
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/securemem-mutate.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT INT TERM
+# Frama-C's and Why3's temporary files, among them the socket of each stopped mutant's
+# why3server, go with this run's directory.
+mkdir "$tmp/tmp"
+TMPDIR=$tmp/tmp
+export TMPDIR
 
 # WP's cache of prover results, by the text of each goal: a mutant shares all but a few
 # goals with the unmutated function, and those are answered from the control run's

@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 #include <criterion/redirect.h>
 #include <stdlib.h>
+#include <valgrind/valgrind.h>
 
 #include "helpers.h"
 
@@ -10,6 +11,23 @@ static void fill(uint8_t *p, size_t n, uint8_t seed)
 {
     for (size_t i = 0; i < n; i++)
         p[i] = (uint8_t)(seed + i * 7);
+}
+
+/*
+ * Under Memcheck (make test-memcheck), only the sizes near the edges that the code
+ * divides by: up to 256 bytes, and within 256 bytes of each page multiple. What depends
+ * on the size is the count of 16-byte cipher blocks and of 64-byte keystream blocks, and
+ * where the mapping, the ciphertext head (32 bytes) and the buffer's canary (32 bytes or
+ * more) cross a page: those sizes keep every remainder modulo 64 and every page crossing,
+ * and 3 pages + 1 and 1 MiB (several 16 KiB cipher steps) stay. The sizes in between
+ * take the same paths with more whole blocks; the native runs (make test, the sanitizers)
+ * still take every size. Memcheck spent 54 s on this test, of 230 s for all 300 tests.
+ */
+static bool memcheck_skips(size_t n, size_t page)
+{
+    size_t in_page = n % page;
+
+    return RUNNING_ON_VALGRIND && n > 256 && in_page > 256 && in_page < page - 256;
 }
 
 /* Every size from 1 byte to 3 pages + 1, then 1 MiB: byte-exact both ways. */
@@ -20,6 +38,8 @@ Test(enclave, new_open_round_trip_for_every_size_to_three_pages, .timeout = 120)
     for (size_t n = 1; n <= last + 1; n++) {
         if (n == last + 1)
             n = (size_t)1 << 20;
+        if (memcheck_skips(n, sm_page_size()))
+            continue;
         uint8_t *src = malloc(n), *want = malloc(n);
         sm_enclave e;
         sm_buffer b;
