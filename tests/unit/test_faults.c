@@ -224,7 +224,7 @@ static sm_status stream_write(ctx *c) { return sm_stream_write(c->s, c->buf, 10)
 static sm_status stream_read(ctx *c) { size_t got; return sm_stream_read(c->s, c->buf, 10, &got); }
 static sm_status stream_next(ctx *c) { return sm_stream_next(c->s, &c->b); }
 static sm_status stream_flush(ctx *c) { return sm_stream_flush(c->s, &c->b); }
-/* 74 chunks in an index grown to two pages: a flush empties it, and it shrinks to one. */
+/* 65 chunks in an index grown to two pages: a flush empties it, and it shrinks to one. */
 static void stream_setup_grown_index(ctx *c)
 {
     stream_setup_full_index(c);
