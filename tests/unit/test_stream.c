@@ -377,7 +377,6 @@ Test(stream, a_run_is_given_back_when_its_last_chunk_leaves)
     sm_os_fault_reset();
     put(&f, 10); /* the tail replaced out of order, by a chunk of a new run */
     cr_assert_eq(smi_stream_test_chunk(f.s, 1, &moved, &len), SM_OK);
-    cr_assert_neq(moved, tail + len);
     cr_assert_eq(sm_os_fault_calls(SM_OS_MMAP), 1, "the new run");
     cr_assert_eq(sm_os_fault_calls(SM_OS_MUNMAP), 0, "the first run still holds chunk 0");
     cr_assert(is_mapped(tail));
