@@ -863,7 +863,7 @@ void smi_coffer_test_during_teardown(void (*fn)(void));
  * SM_E_INVAL for a chunk that is not there.
  */
 /* The size of one record of a stream's index (stream.c checks it), for the tests' sizes. */
-#define SMI_STREAM_REC_SIZE 56u
+#define SMI_STREAM_REC_SIZE 64u
 typedef struct smi_stream_saved {
     uint8_t *bytes;
     size_t   len;

@@ -12,9 +12,14 @@
 
 #include "posix.h"
 
-/* Linux's three kinds of advice, spelt the FreeBSD way. */
+/*
+ * Linux's kinds of advice, spelt the FreeBSD way; FreeBSD promotes to superpages on its
+ * own, so HUGEPAGE has nothing to do.
+ */
 static int advise(void *p, size_t len, sm_os_advice advice)
 {
+    if (advice == SM_OS_HUGEPAGE)
+        return 0;
     if (advice == SM_OS_DONTDUMP)
         return madvise(p, len, MADV_NOCORE);
     return minherit(p, len, advice == SM_OS_WIPEONFORK ? INHERIT_ZERO : INHERIT_NONE);

@@ -25,6 +25,7 @@ static int advise(void *p, size_t len, sm_os_advice advice)
 {
     return madvise(p, len, advice == SM_OS_DONTDUMP     ? MADV_DONTDUMP
                            : advice == SM_OS_WIPEONFORK ? MADV_WIPEONFORK
+                           : advice == SM_OS_HUGEPAGE   ? MADV_HUGEPAGE
                                                         : MADV_DONTFORK);
 }
 

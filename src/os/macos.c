@@ -17,10 +17,13 @@
 
 #include "posix.h"
 
-/* DONTDUMP has no macOS call: nothing to do (and SM_CAP_NODUMP is not claimed). */
+/*
+ * DONTDUMP has no macOS call: nothing to do (and SM_CAP_NODUMP is not claimed); nor has
+ * HUGEPAGE, which is speed only.
+ */
 static int advise(void *p, size_t len, sm_os_advice advice)
 {
-    if (advice == SM_OS_DONTDUMP)
+    if (advice == SM_OS_DONTDUMP || advice == SM_OS_HUGEPAGE)
         return 0;
     return minherit(p, len, VM_INHERIT_NONE);
 }

@@ -12,10 +12,10 @@
 
 #include "posix.h"
 
-/* DONTDUMP: MAP_CONCEAL did it at mmap. */
+/* DONTDUMP: MAP_CONCEAL did it at mmap. HUGEPAGE, speed only, has no OpenBSD call. */
 static int advise(void *p, size_t len, sm_os_advice advice)
 {
-    if (advice == SM_OS_DONTDUMP)
+    if (advice == SM_OS_DONTDUMP || advice == SM_OS_HUGEPAGE)
         return 0;
     return minherit(p, len, advice == SM_OS_WIPEONFORK ? MAP_INHERIT_ZERO : MAP_INHERIT_NONE);
 }

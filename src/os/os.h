@@ -41,7 +41,13 @@ typedef enum sm_os_fn {
     SM_OS_FN_COUNT
 } sm_os_fn;
 
-typedef enum { SM_OS_DONTDUMP, SM_OS_WIPEONFORK, SM_OS_DONTFORK } sm_os_advice;
+/*
+ * HUGEPAGE asks for transparent huge pages (Linux's MADV_HUGEPAGE), for a stream's runs
+ * of chunks (src/objects/stream.c): speed only, never a protection, so a system without
+ * it does nothing and says SM_OK, and a refusal costs its caller page faults, not a
+ * failure.
+ */
+typedef enum { SM_OS_DONTDUMP, SM_OS_WIPEONFORK, SM_OS_DONTFORK, SM_OS_HUGEPAGE } sm_os_advice;
 
 /*
  * The protections this shim can give (SM_CAP_* of securemem/runtime.h): a constant of

@@ -19,10 +19,13 @@
 
 #include "posix.h"
 
-/* No per-range dump advice: nothing to do (and SM_CAP_NODUMP is not claimed). */
+/*
+ * No per-range dump advice: nothing to do (and SM_CAP_NODUMP is not claimed). HUGEPAGE,
+ * speed only, is left to the system's own large-page choice.
+ */
 static int advise(void *p, size_t len, sm_os_advice advice)
 {
-    if (advice == SM_OS_DONTDUMP)
+    if (advice == SM_OS_DONTDUMP || advice == SM_OS_HUGEPAGE)
         return 0;
     return memcntl(p, len, MC_INHERIT_ZERO, NULL, 0, 0);
 }

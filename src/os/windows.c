@@ -322,7 +322,8 @@ sm_status sm_os_munlock(void *p, size_t len)
 
 /*
  * DONTDUMP is WER's exclusion, whose refusal (an injected one too) is remembered, not
- * returned (above). No fork: the other advice is counted as an OS function, then nothing.
+ * returned (above). No fork, and no huge pages for ordinary memory: the other advice is
+ * counted as an OS function, then nothing.
  */
 sm_status sm_os_madvise(void *p, size_t len, sm_os_advice advice)
 {
