@@ -207,26 +207,34 @@ Test(stream, index_follows_the_data)
     cr_assert_eq(sm_stream_destroy(s), SM_OK);
 }
 
-Test(stream, failed_write_changes_nothing)
+/* A write of 3 chunks whose first new run is refused: it changes nothing. */
+static void refused_write(fifo *f, size_t held)
 {
-    fifo f = { .written = 0 };
     size_t c = chunk_cap();
     uint8_t *p = malloc(3 * c);
     counters before, after;
 
-    cr_assert_eq(sm_stream_new(&f.s), SM_OK);
-    put(&f, 10);
+    cr_assert(p != NULL);
     memset(p, 0x42, 3 * c);
     counters_get(&before);
-    sm_os_fault_arm(SM_OS_MMAP, 1, ENOMEM, false); /* the one run of its 4 chunks */
-    cr_assert_eq(sm_stream_write(f.s, p, 3 * c), SM_E_NOMEM);
+    sm_os_fault_arm(SM_OS_MMAP, 1, ENOMEM, false);
+    cr_assert_eq(sm_stream_write(f->s, p, 3 * c), SM_E_NOMEM);
     counters_get(&after);
     cr_assert(counters_equal(&before, &after, CMP_MAPPED | CMP_ALLOCATIONS));
     cr_assert_eq(p[0], 0x42, "src untouched");
-    cr_assert_eq(sm_stream_size(f.s), 10);
+    cr_assert_eq(sm_stream_size(f->s), held);
+    free(p);
+}
+
+Test(stream, failed_write_changes_nothing)
+{
+    fifo f = { .written = 0 };
+
+    cr_assert_eq(sm_stream_new(&f.s), SM_OK);
+    put(&f, 10);
+    refused_write(&f, 10); /* the one run of its 4 chunks */
     take(&f, 100);
     cr_assert_eq(sm_stream_destroy(f.s), SM_OK);
-    free(p);
 }
 
 Test(stream, failed_read_consumes_nothing)
@@ -341,24 +349,14 @@ Test(stream, a_failed_write_across_two_runs_changes_nothing)
 {
     fifo f = { .written = 0 };
     size_t c = chunk_cap();
-    uint8_t *p = malloc(3 * c);
-    counters before, after;
 
     cr_assert_eq(sm_stream_new(&f.s), SM_OK);
     put(&f, 3 * c); /* a run of 4 slots, 3 carved */
-    memset(p, 0x42, 3 * c);
-    counters_get(&before);
     /* The first chunk takes the last slot; the second needs a new run, refused. */
-    sm_os_fault_arm(SM_OS_MMAP, 1, ENOMEM, false);
-    cr_assert_eq(sm_stream_write(f.s, p, 3 * c), SM_E_NOMEM);
-    counters_get(&after);
-    cr_assert(counters_equal(&before, &after, CMP_MAPPED | CMP_ALLOCATIONS));
-    cr_assert_eq(p[0], 0x42, "src untouched");
-    cr_assert_eq(sm_stream_size(f.s), 3 * c);
+    refused_write(&f, 3 * c);
     put(&f, 3 * c); /* the slot the failed write carved is carved again */
     take(&f, 6 * c);
     cr_assert_eq(sm_stream_destroy(f.s), SM_OK);
-    free(p);
 }
 
 Test(stream, a_run_is_given_back_when_its_last_chunk_leaves)
