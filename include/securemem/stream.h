@@ -12,14 +12,13 @@ SM_BEGIN_DECLS
  * Streams (memguard's Stream): a FIFO of bytes kept as a sequence of sealed chunks, each
  * 4 pages holding up to 4 pages less 64 bytes of ciphertext and nothing else, carved from
  * runs of 1 up to 2 MiB of chunks that grow with the data; the stream's index of its
- * chunks lies between guard pages. Each chunk is bound to
- * the stream and to its position in it, and the stream's end is authenticated: chunks
- * moved, replayed, taken from another stream or cut off give SM_E_AUTH, consuming
- * nothing. The only plaintext a stream keeps is transient, in one chunk-sized guarded
+ * chunks lies between guard pages. Each chunk is bound to the stream and to its
+ * position in it, and the stream's end is authenticated: chunks moved, replayed, taken
+ * from another stream or cut off give SM_E_AUTH, consuming nothing. The only plaintext a stream keeps is transient, in one chunk-sized guarded
  * buffer of its own, wiped after each call; next and flush decrypt into the buffer they
  * return. The memory used is the runs of the chunks that the data fills (at most three
- * times those chunks plus two runs; an empty stream has none), that one buffer, and the index
- * (64 bytes per chunk, at the stream's largest).
+ * times those chunks plus two runs; an empty stream has none), that one buffer, and the
+ * index (64 bytes per chunk, at the stream's largest).
  *
  * Each call is all or nothing: a write that fails writes nothing and leaves src as it
  * was; a read that fails consumes nothing (and wipes what it had put in dst).

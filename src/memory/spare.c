@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: ISC */
 /*
  * Spare ciphertext mappings (issue 14 §4). An enclave's ciphertext and a stream's
- * runs of chunks (stream.c) each have an ordinary mapping of their own, which used to be mapped (and its
- * pages faulted in) for every seal and unmapped at every destroy or read: on this
- * kernel the fresh pages cost more than the cipher. A mapping given back is kept here
+ * runs of chunks (stream.c) each have an ordinary mapping of their own, which used to
+ * be mapped (and its pages faulted in) for every seal and unmapped at every destroy or
+ * read: on this kernel the fresh pages cost more than the cipher. A mapping given back is kept here
  * instead, up to a bound, and the next seal of the same length takes it, so that steady
  * state makes no system call and takes no page fault for its ciphertext.
  *
@@ -22,9 +22,10 @@
 #include "inner.h"
 
 /*
- * At most 64 mappings and 8 MiB: a few enclaves of a MiB, or a few streams' runs (two of
- * 2 MiB, each mapped with 2 MiB of address space more to place it: stream.c), the calls
- * in flight of a few busy objects rather than a cache of everything ever freed. A seal that finds none maps fresh pages, as before.
+ * At most 64 mappings and 8 MiB: a few enclaves of a MiB, or a few streams' runs (two
+ * of 2 MiB, each mapped with 2 MiB of address space more to place it: stream.c), the
+ * calls in flight of a few busy objects rather than a cache of everything ever freed. A
+ * seal that finds none maps fresh pages, as before.
  */
 #define SPARE_ENTRIES 64u
 #define SPARE_MAX_BYTES (8u << 20)
