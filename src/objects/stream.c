@@ -277,17 +277,25 @@ static void carve_drop(smi_stream *s)
 }
 
 /*
+ * Give back the run of the i-th chunk if that chunk is the run's last (the next record
+ * is in another run, or there is none) and the run is not the one being carved.
+ */
+static void run_leave(const smi_stream *s, size_t i)
+{
+    const rec *r = rec_at(s, i);
+
+    if (r->run != s->carve && (i + 1 == s->count || rec_at(s, i + 1)->run != r->run))
+        run_unmap(r->run, r->slots);
+}
+
+/*
  * Give back every run and unmap the index; a failure leaves ciphertext or metadata. Only
  * what the index and the descriptor say the stream mapped, never an address from a chunk.
  */
 static void unmap_all(smi_stream *s)
 {
-    for (size_t i = 0; i < s->count; i++) {
-        const rec *r = rec_at(s, i);
-
-        if (r->run != s->carve && (i + 1 == s->count || rec_at(s, i + 1)->run != r->run))
-            run_unmap(r->run, r->slots);
-    }
+    for (size_t i = 0; i < s->count; i++)
+        run_leave(s, i);
     carve_drop(s);
     (void)ring_unmap(s->ring, s->ring_pages);
 }
@@ -692,12 +700,8 @@ static void shrink(smi_stream *s)
  */
 static void drop_front(smi_stream *s, size_t i)
 {
-    for (size_t j = 0; j < i; j++) {
-        const rec *r = rec_at(s, j);
-
-        if (r->run != s->carve && (j + 1 == s->count || rec_at(s, j + 1)->run != r->run))
-            run_unmap(r->run, r->slots);
-    }
+    for (size_t j = 0; j < i; j++)
+        run_leave(s, j);
     s->first = (s->first + i) % ring_cap(s->ring_pages);
     s->count -= i;
     if (s->count == 0)
@@ -963,13 +967,9 @@ sm_status smi_stream_test_cut(sm_stream h, size_t keep)
         st = SM_E_INVAL;
     } else {
         /* The runs that only the cut chunks held; the run being carved stays so. */
-        for (size_t i = keep; i < s->count; i++) {
-            const rec *r = rec_at(s, i);
-
-            if (r->run != s->carve && r->run != rec_at(s, keep - 1)->run &&
-                (i + 1 == s->count || rec_at(s, i + 1)->run != r->run))
-                run_unmap(r->run, r->slots);
-        }
+        for (size_t i = keep; i < s->count; i++)
+            if (rec_at(s, i)->run != rec_at(s, keep - 1)->run)
+                run_leave(s, i);
         s->count = keep;
     }
     smi_registry_release(slot);
