@@ -172,9 +172,9 @@ static int maps_writable(uintptr_t a, uintptr_t b)
     for (;;) {
         ssize_t n = proc_read(fd, buf, sizeof buf);
 
-        /* A text cut short reads as the end: the rest of the range is not writable. */
+        /* The end (or a text cut short there), and [cur, b) is not mapped: a no. */
         if (n <= 0) {
-            result = n == 0 ? 0 : -1; /* the end, and [cur, b) is not mapped */
+            result = n == 0 ? 0 : -1;
             break;
         }
         for (ssize_t i = 0; i < n && result < 0; i++) {
@@ -301,7 +301,8 @@ struct page_region {
  */
 static int scan_unguarded(uintptr_t a, uintptr_t b)
 {
-    struct page_region r;
+    /* Zeroed: Valgrind does not know that the kernel writes it, through q.vec. */
+    struct page_region r = { 0 };
     struct pm_scan_arg q = {
         .size = sizeof q, .start = a, .end = b, .vec = (uintptr_t)&r, .vec_len = 1,
         .max_pages = 1, .category_mask = PAGE_IS_GUARD, .return_mask = PAGE_IS_GUARD,
