@@ -35,7 +35,9 @@ typedef enum sm_os_fn {
     SM_OS_LSEEK,
     SM_OS_SIGACTION,
     SM_OS_ATFORK,
-    SM_OS_PAGEMAP_SCAN,  /* the writability query's guard-marker scan: refused, it falls back */
+    SM_OS_OPEN,          /* the writability query's open of a /proc/self file: refused, it falls back */
+    SM_OS_PROCMAP_QUERY, /* its ioctl(PROCMAP_QUERY) of a mapping: refused, it falls back */
+    SM_OS_PAGEMAP_SCAN,  /* its ioctl(PAGEMAP_SCAN) for guard markers: refused, it falls back */
     SM_OS_PKEY_ALLOC,    /* a memory protection key: refused, the compact factory falls back */
     SM_OS_PKEY_MPROTECT, /* a protection change that tags the pages with that key */
     SM_OS_FN_COUNT
@@ -164,10 +166,13 @@ void sm_os_set_last_error(int err);
  * Whether the n bytes at p can be written, asked of the kernel rather than found out by
  * a fault: SM_OK, or SM_E_READONLY (sm_last_os_error EFAULT) when some of them are
  * read-only or not mapped (a guard marker included), or the range wraps the address
- * space. A query: its refusal is its answer, and the fault shim fails only its scan
- * for guard markers (SM_OS_PAGEMAP_SCAN), whose refusal is a fallback. When the kernel
- * cannot tell (an old kernel and no /proc, or a system with no query) it says SM_OK,
- * which leaves the caller as it was before it asked.
+ * space. A query: its refusal is its answer. On Linux its calls on /proc/self go through
+ * the fault shim (SM_OS_OPEN, SM_OS_PROCMAP_QUERY, SM_OS_PAGEMAP_SCAN, SM_OS_READ,
+ * SM_OS_CLOSE), and a refusal of any of them, or an answer cut short, is a question left
+ * unanswered that it asks another way (spec/fault-injection.md), never a status of its
+ * own, and sm_last_os_error is left alone. When the kernel cannot tell (an old kernel
+ * and no /proc, or a system with no query) it says SM_OK, which leaves the caller as it
+ * was before it asked. Its madvise(MADV_POPULATE_WRITE) is not one of the shim's calls.
  */
 sm_status sm_os_writable(void *p, size_t n);
 

@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/mman.h>
+#include <sys/utsname.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -57,7 +59,7 @@ void tsv_free(tsv_row *rows, size_t n)
 static const struct { const char *name; int value; } errnos[] = {
     E(ENOMEM), E(EAGAIN), E(EINVAL), E(EPERM), E(EACCES), E(ENOSYS), E(EMFILE),
     E(ENFILE), E(EFBIG), E(EIO), E(EINTR), E(EFAULT), E(EBADF), E(EEXIST), E(ESPIPE),
-    E(ENOSPC),
+    E(ENOSPC), E(ENOENT), E(ENOTTY),
 };
 
 int errno_from_name(const char *name)
@@ -144,6 +146,28 @@ void compact_without_keys(void)
     if (smi_compact_keyed())
         abort(); /* decided before this test asked: it would test the wrong mode */
     sm_os_fault_reset();
+}
+
+bool kernel_at_least(int major, int minor)
+{
+    struct utsname u;
+    int ma = 0, mi = 0;
+
+    return uname(&u) == 0 && sscanf(u.release, "%d.%d", &ma, &mi) == 2 &&
+           (ma > major || (ma == major && mi >= minor));
+}
+
+size_t open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    size_t n = 0;
+
+    if (d == NULL)
+        abort();
+    while (readdir(d) != NULL)
+        n++;
+    (void)closedir(d);
+    return n;
 }
 
 bool kernel_has_secretmem(void)

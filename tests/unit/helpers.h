@@ -60,6 +60,20 @@ bool kernel_has_secretmem(void);
     } while (0)
 
 /*
+ * Whether the running kernel is Linux major.minor or later (uname): for the writability
+ * query's ioctls, PROCMAP_QUERY (6.11) and PAGEMAP_SCAN's guard markers (6.14), which
+ * make test-debian-kernel's 6.1 answer by the madvise instead.
+ */
+bool kernel_at_least(int major, int minor);
+
+/*
+ * The descriptors open in this process (the entries of /proc/self/fd, the directory's own
+ * included, so that two counts compare): a query that opens /proc/self files must close
+ * every one of them, on every path.
+ */
+size_t open_fds(void);
+
+/*
  * Whether the CPU and the kernel give this process memory protection keys (OSPKE in
  * /proc/cpuinfo's flags), asked without taking a key: false under Valgrind and in the
  * POSIX flavour, which have none. The compact factory decides for itself

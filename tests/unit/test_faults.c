@@ -9,6 +9,7 @@
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "example_factory.h"
@@ -27,6 +28,7 @@ typedef struct ctx {
     uint8_t    nonce[12], tag[16];
     uint64_t   id;
     sm_secret  sec;
+    uint8_t   *big;  /* a source of SOURCE_PAGES pages, mapped by the test */
     bool       done; /* run succeeded: undo must release what it made */
 } ctx;
 
@@ -233,6 +235,31 @@ static void stream_setup_grown_index(ctx *c)
 static void enclave_release(ctx *c) { must(sm_enclave_destroy(c->e), "enclave destroy"); }
 static void enclave_release_if_done(ctx *c) { if (c->done) enclave_release(c); }
 static void enclave_release_unless_done(ctx *c) { if (!c->done) enclave_release(c); }
+/*
+ * A source of 64 pages, the least that the writability query asks the mappings and the
+ * page tables about (src/os/linux.c): one writable anonymous mapping of the test's own,
+ * so one PROCMAP_QUERY answers it. Mapped and unmapped outside the library, before the
+ * counters are taken and after the undo compares them.
+ */
+#define SOURCE_PAGES 64
+static void large_source(ctx *c)
+{
+    c->big = mmap(NULL, SOURCE_PAGES * sm_page_size(), PROT_READ | PROT_WRITE,
+                  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (c->big == MAP_FAILED)
+        _exit(3);
+    memset(c->big, 0x5c, SOURCE_PAGES * sm_page_size());
+}
+static sm_status enclave_new_large(ctx *c)
+{
+    return sm_enclave_new(c->big, SOURCE_PAGES * sm_page_size(), &c->e);
+}
+static void large_release(ctx *c)
+{
+    enclave_release_if_done(c);
+    if (munmap(c->big, SOURCE_PAGES * sm_page_size()) != 0)
+        _exit(3);
+}
 static void enclave_and_buffer_release(ctx *c) { buffer_release_if_done(c); enclave_release(c); }
 /* An enclave opened: its buffer's region came from smi_pool_take, and goes back there. */
 static void enclave_opened(ctx *c) { enclave_setup(c); must(enclave_open(c), "open"); }
@@ -439,6 +466,8 @@ static const op ops[] = {
     { "buffer.destroy.frozen", ANON, true, false, buffer_setup_frozen, buffer_destroy,
       buffer_release_unless_done, false, false },
     { "enclave.new", ANON, true, false, nothing, enclave_new, enclave_release_if_done, true, false },
+    { "enclave.new.large", ANON, true, false, large_source, enclave_new_large, large_release, true,
+      false },
     { "enclave.open", ANON, true, false, enclave_setup, enclave_open,
       enclave_and_buffer_release, true, false },
     { "enclave.open.pooled", ANON, true, false, enclave_pooled, enclave_open,
@@ -563,6 +592,7 @@ static void run_plan(void *arg)
     ctx c = { 0 };
     counters base, before, after;
     sm_status st;
+    size_t fds;
 
     current = p->op;
     if (p->op->init && sm_init(&p->op->cfg) != SM_OK)
@@ -592,9 +622,13 @@ static void run_plan(void *arg)
     if (p->fn >= 0)
         sm_os_fault_arm((sm_os_fn)p->fn, p->nth, p->err, false);
     counters_get(&before);
+    fds = open_fds();
     window_seen = false;
     st = p->op->run(&c);
     counters_get(&after);
+    /* Every path of every operation closes what it opened (the query's /proc files). */
+    if (open_fds() != fds)
+        FAIL("%zu descriptors open before, %zu after", fds, open_fds());
     if (p->fn < 0) {
         for (int f = 0; f < SM_OS_FN_COUNT; f++)
             if (sm_os_fault_calls((sm_os_fn)f) != p->counts[f])
@@ -653,8 +687,8 @@ static void run_plan(void *arg)
 }
 
 /*
- * The POSIX flavour (make test-posix) has no memfd_secret, no prctl and no WIPEONFORK:
- * the rows of the operations that use them, or that count on a forked child finding its
+ * The POSIX flavour (make test-posix) has no memfd_secret, no prctl, no WIPEONFORK and no
+ * writability query: the rows of the operations that use them, or that count on a forked child finding its
  * key pages zeroed, describe Linux's calls, and are left out there. A Linux kernel that
  * grants no memfd_secret (Debian 12's own, helpers.h) leaves out the secretmem rows,
  * whose calls after the first it never reaches. Every other operation's counts and fault
@@ -665,8 +699,16 @@ static bool not_here(const char *name)
     /* The keyed.* rows: only where the machine has protection keys (test_os.c alike). */
     if (strncmp(name, "keyed.", 6) == 0 && !machine_has_pkeys())
         return true;
+    /*
+     * The .large rows count the query's PROCMAP_QUERY (Linux 6.11) and PAGEMAP_SCAN of
+     * guard markers (6.14); an older kernel refuses them and the madvise answers, which
+     * test_os.c checks with the fault shim's refusals on every kernel.
+     */
+    if (strstr(name, ".large") != NULL && !kernel_at_least(6, 14))
+        return true;
 #if defined(SM_OS_GENERIC)
     return strstr(name, "secretmem") != NULL || strstr(name, "after_fork") != NULL ||
+           strstr(name, ".large") != NULL ||
            strcmp(name, "disable_core_dumps") == 0 ||
            strcmp(name, "init.no_core_dumps") == 0;
 #else

@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/utsname.h>
 
 #include "helpers.h"
 
@@ -47,6 +46,8 @@ static sm_status call(sm_os_fn fn)
     case SM_OS_LSEEK: { uint64_t pos; return sm_os_seek_cur(-1, 0, &pos); }
     case SM_OS_SIGACTION: { sm_os_sigsave old; return sm_os_signal_catch(SIGUSR2, SIG_IGN, &old); }
     case SM_OS_ATFORK: return sm_os_atfork(NULL, NULL, NULL);
+    case SM_OS_OPEN:
+    case SM_OS_PROCMAP_QUERY:
     case SM_OS_PAGEMAP_SCAN: return writable_large();
     case SM_OS_PKEY_ALLOC: return sm_os_pkey_alloc(&fd);
     case SM_OS_PKEY_MPROTECT: return sm_os_pkey_mprotect(NULL, 4096, SM_PROT_NONE, 1);
@@ -225,23 +226,13 @@ Test(os, writable_refuses_a_range_that_wraps)
     free(p);
 }
 
-/* Whether the running kernel has PROCMAP_QUERY (Linux 6.11). */
-static bool kernel_has_vma_query(void)
-{
-    struct utsname u;
-    int major = 0, minor = 0;
-
-    return uname(&u) == 0 && sscanf(u.release, "%d.%d", &major, &minor) == 2 &&
-           (major > 6 || (major == 6 && minor >= 11));
-}
-
 /* Fresh writable pages, where the mappings can be asked about them; else the test skips. */
 static uint8_t *large_range_or_skip(size_t pages)
 {
     uint8_t *p;
 
     SKIP_WITHOUT_LINUX("POSIX cannot ask whether memory is writable");
-    if (!kernel_has_vma_query())
+    if (!kernel_at_least(6, 11))
         cr_skip_test("no PROCMAP_QUERY before Linux 6.11: the madvise answers");
     p = mmap(NULL, pages * sm_os_page_size(), PROT_READ | PROT_WRITE,
              MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -330,4 +321,90 @@ Test(os, writable_asks_the_mappings_of_a_large_range)
     cr_assert_eq(sm_os_writable(p + 11 * page, n - 11 * page), SM_OK, "after the hole");
     cr_assert_eq(munmap(p, 10 * page), 0);
     cr_assert_eq(munmap(p + 11 * page, n - 11 * page), 0);
+}
+
+/*
+ * Every refusal of the large query's calls on /proc/self (src/os/linux.c), and every
+ * answer cut short (SM_OS_FAULT_SHORT, fault.h), over 80 writable pages and over the
+ * same with one read-only page: each is a question left unanswered, asked another way
+ * (spec/fault-injection.md, "The writability query"), so the writable range is SM_OK and
+ * the other SM_E_READONLY, but where no way is left (no /proc at all, and the madvise
+ * refuses as it does for both read-only and memfd_secret pages): then the query cannot
+ * tell and says SM_OK, as before it asked. No descriptor is left open on any path, and a
+ * refusal is no status: sm_last_os_error is left alone.
+ */
+Test(os, writable_query_refused_or_cut_short_falls_back_and_keeps_no_fd)
+{
+    static const struct {
+        sm_os_fn fn;
+        unsigned long nth;
+        int err;
+        bool sticky;
+        sm_os_fn fn2; /* a second plan, or SM_OS_FN_COUNT */
+        int err2;
+        sm_status ro; /* the answer for the range with a read-only page */
+        const char *what;
+    } plans[] = {
+        { SM_OS_OPEN, 1, EMFILE, false, SM_OS_FN_COUNT, 0, SM_E_READONLY, "maps: EMFILE" },
+        { SM_OS_OPEN, 1, EACCES, false, SM_OS_FN_COUNT, 0, SM_E_READONLY, "maps: EACCES" },
+        { SM_OS_OPEN, 1, ENOENT, true, SM_OS_FN_COUNT, 0, SM_OK, "no /proc: ENOENT" },
+        { SM_OS_OPEN, 1, EMFILE, true, SM_OS_FN_COUNT, 0, SM_OK, "no descriptor left: EMFILE" },
+        { SM_OS_OPEN, 2, EMFILE, false, SM_OS_FN_COUNT, 0, SM_E_READONLY, "pagemap: EMFILE" },
+        { SM_OS_OPEN, 2, ENOENT, false, SM_OS_FN_COUNT, 0, SM_E_READONLY, "pagemap: ENOENT" },
+        { SM_OS_PROCMAP_QUERY, 1, ENOTTY, true, SM_OS_FN_COUNT, 0, SM_E_READONLY,
+          "PROCMAP_QUERY: ENOTTY" },
+        { SM_OS_PROCMAP_QUERY, 1, EINVAL, true, SM_OS_FN_COUNT, 0, SM_E_READONLY,
+          "PROCMAP_QUERY: EINVAL" },
+        { SM_OS_PROCMAP_QUERY, 1, SM_OS_FAULT_SHORT, true, SM_OS_FN_COUNT, 0, SM_E_READONLY,
+          "PROCMAP_QUERY: a mapping that does not hold the address" },
+        { SM_OS_PAGEMAP_SCAN, 1, ENOTTY, true, SM_OS_FN_COUNT, 0, SM_E_READONLY,
+          "PAGEMAP_SCAN: ENOTTY" },
+        { SM_OS_PAGEMAP_SCAN, 1, EINVAL, true, SM_OS_FN_COUNT, 0, SM_E_READONLY,
+          "PAGEMAP_SCAN: EINVAL" },
+        { SM_OS_PAGEMAP_SCAN, 1, SM_OS_FAULT_SHORT, true, SM_OS_FN_COUNT, 0, SM_E_READONLY,
+          "PAGEMAP_SCAN: a walk that stopped short" },
+        { SM_OS_CLOSE, 1, EIO, true, SM_OS_FN_COUNT, 0, SM_E_READONLY, "close: EIO" },
+        { SM_OS_PROCMAP_QUERY, 1, ENOTTY, true, SM_OS_READ, EIO, SM_OK,
+          "no PROCMAP_QUERY, and the maps text unreadable: EIO" },
+        { SM_OS_PROCMAP_QUERY, 1, ENOTTY, true, SM_OS_READ, SM_OS_FAULT_SHORT, SM_E_READONLY,
+          "no PROCMAP_QUERY, and the maps text cut short" },
+        { SM_OS_PROCMAP_QUERY, 1, ENOTTY, true, SM_OS_OPEN, EACCES, SM_OK,
+          "no PROCMAP_QUERY, and no /proc: EACCES" },
+    };
+    size_t page = sm_os_page_size(), n = 80 * page, fds;
+    uint8_t *p = large_range_or_skip(80);
+
+    memset(p, 0x5c, n);
+    fds = open_fds();
+    /* The ordinary answer first: two opens, one ioctl each, two closes, and no read. */
+    sm_os_fault_reset();
+    cr_assert_eq(sm_os_writable(p, n), SM_OK);
+    if (kernel_at_least(6, 14)) {
+        cr_expect_eq(sm_os_fault_calls(SM_OS_OPEN), 2);
+        cr_expect_eq(sm_os_fault_calls(SM_OS_PROCMAP_QUERY), 1);
+        cr_expect_eq(sm_os_fault_calls(SM_OS_PAGEMAP_SCAN), 1);
+        cr_expect_eq(sm_os_fault_calls(SM_OS_CLOSE), 2);
+        cr_expect_eq(sm_os_fault_calls(SM_OS_READ), 0);
+    }
+    for (size_t i = 0; i < sizeof plans / sizeof plans[0]; i++) {
+        for (int ro = 0; ro < 2; ro++) {
+            sm_status want = ro ? plans[i].ro : SM_OK, got;
+
+            cr_assert_eq(mprotect(p + 70 * page, page, ro ? PROT_READ : PROT_READ | PROT_WRITE), 0);
+            sm_os_fault_reset();
+            sm_os_fault_arm(plans[i].fn, plans[i].nth, plans[i].err, plans[i].sticky);
+            if (plans[i].fn2 != SM_OS_FN_COUNT)
+                sm_os_fault_arm(plans[i].fn2, 1, plans[i].err2, true);
+            sm_os_set_last_error(ERANGE);
+            got = sm_os_writable(p, n);
+            sm_os_fault_reset();
+            cr_expect_eq(got, want, "%s, %s: got %s, want %s", plans[i].what,
+                         ro ? "a read-only page" : "writable", sm_status_str(got),
+                         sm_status_str(want));
+            cr_expect_eq(sm_os_last_error(), got == SM_OK ? ERANGE : EFAULT,
+                         "%s: sm_last_os_error %d", plans[i].what, sm_os_last_error());
+            cr_expect_eq(open_fds(), fds, "%s: a descriptor left open", plans[i].what);
+        }
+    }
+    cr_assert_eq(munmap(p, n), 0);
 }
