@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#include <valgrind/valgrind.h>
 
 #include "helpers.h"
 
@@ -618,7 +619,8 @@ Test(stream, random_interleavings_keep_the_memory_bound, .timeout = 600)
             }
             cr_assert_eq(sm_stream_size(f.s), f.written - f.read);
             assert_bound(f.s, seed, op);
-            if (f.written == f.read)
+            /* Memcheck's own mappings move the totals (as for counters_equal). */
+            if (f.written == f.read && !RUNNING_ON_VALGRIND)
                 cr_assert_eq(mapped_bytes(), empty, "seed %llu op %d: empty, yet runs mapped",
                              (unsigned long long)seed, op);
         }
@@ -677,7 +679,7 @@ Test(stream, random_interleavings_with_refused_calls, .timeout = 600)
                 cr_assert_neq(st, SM_E_AUTH, "seed %llu op %d", (unsigned long long)seed, op);
                 cr_assert_eq(sm_stream_size(f.s), held, "nothing consumed");
                 cr_assert(kind != 0 || fsrc[0] == byte_at(f.written), "src untouched");
-                cr_assert(fn == SM_OS_MUNMAP || mapped_bytes() == m0,
+                cr_assert(fn == SM_OS_MUNMAP || RUNNING_ON_VALGRIND || mapped_bytes() == m0,
                           "seed %llu op %d: a refused call left something mapped",
                           (unsigned long long)seed, op);
             } else if (kind == 0) {
