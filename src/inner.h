@@ -873,6 +873,17 @@ sm_status smi_stream_test_chunk(sm_stream s, size_t k, uint8_t **map, size_t *le
 sm_status smi_stream_test_save(sm_stream s, size_t k, smi_stream_saved *out);
 sm_status smi_stream_test_restore(sm_stream s, size_t k, const smi_stream_saved *in);
 sm_status smi_stream_test_cut(sm_stream s, size_t keep);
+/*
+ * The stream's chunk slots, for the memory bound (spec/enclaves-streams.md, "Runs"):
+ * mapped, every slot of every run its records name; read, the front run's slots before
+ * the front chunk; uncarved, the run being carved's slots not yet carved; chunks, the
+ * chunks held. SM_E_STATE (the counts filled in) when the runs' invariant is broken:
+ * a stream that holds chunks has its tail in the run being carved, an empty one none.
+ */
+typedef struct smi_stream_slots {
+    size_t mapped, read, uncarved, chunks;
+} smi_stream_slots;
+sm_status smi_stream_test_slots(sm_stream s, smi_stream_slots *out);
 #endif
 
 #endif

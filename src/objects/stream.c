@@ -604,8 +604,6 @@ static void commit_append(smi_stream *s, plan *p, size_t n)
     rec *old_ring = s->ring;
     size_t old_pages = s->ring_pages, near = s->count;
     rec old_tail = { .run = NULL };
-    uint8_t *old_carve = s->carve;
-    uint32_t old_carve_slots = s->carve_slots;
 
     if (p->ring != s->ring) {
         s->ring = p->ring;
@@ -631,11 +629,14 @@ static void commit_append(smi_stream *s, plan *p, size_t n)
     s->carve = p->carve;
     s->carve_slots = p->carve_slots;
     s->carve_used = p->carve_used;
-    /* The replaced tail's run, and the run carved before, once nothing holds them. */
+    /*
+     * The replaced tail's run, once nothing holds it. The run carved before needs no
+     * test of its own: a stream that holds a chunk holds one of the run being carved, its
+     * tail (chunks are carved in ring order, and one emptied drops the run: drop_front),
+     * so that run is the stream's still, or it was the tail's.
+     */
     if (old_tail.run != NULL && !run_held(s, old_tail.run, near))
         run_unmap(old_tail.run, old_tail.slots);
-    if (old_carve != NULL && old_carve != old_tail.run && !run_held(s, old_carve, near))
-        run_unmap(old_carve, old_carve_slots);
     if (old_ring != s->ring)
         (void)ring_unmap(old_ring, old_pages);
 }
@@ -955,6 +956,35 @@ sm_status smi_stream_test_restore(sm_stream h, size_t k, const smi_stream_saved 
     return SM_OK;
 }
 
+sm_status smi_stream_test_slots(sm_stream h, smi_stream_slots *out)
+{
+    smi_slot *slot;
+    smi_stream *s;
+    sm_status st = acquire(h, &slot, &s);
+
+    if (st != SM_OK)
+        return st;
+    *out = (smi_stream_slots){ .chunks = s->count };
+    /* A run's chunks are consecutive records: a run is counted at its first. */
+    for (size_t i = 0; i < s->count; i++) {
+        const rec *r = rec_at(s, i);
+
+        if (i == 0 || rec_at(s, i - 1)->run != r->run)
+            out->mapped += r->slots;
+    }
+    if (s->count == 0) {
+        st = s->carve == NULL ? SM_OK : SM_E_STATE;
+    } else {
+        const rec *r = rec_at(s, 0);
+
+        out->read = (size_t)(r->map - run_data(r->run, r->slots)) / map_len();
+        out->uncarved = s->carve_slots - s->carve_used;
+        st = rec_at(s, s->count - 1)->run == s->carve ? SM_OK : SM_E_STATE;
+    }
+    smi_registry_release(slot);
+    return st;
+}
+
 sm_status smi_stream_test_cut(sm_stream h, size_t keep)
 {
     smi_slot *slot;
@@ -966,11 +996,23 @@ sm_status smi_stream_test_cut(sm_stream h, size_t keep)
     if (keep == 0 || keep > s->count) {
         st = SM_E_INVAL;
     } else {
-        /* The runs that only the cut chunks held; the run being carved stays so. */
+        const uint8_t *last = rec_at(s, keep - 1)->run;
+
+        /* The runs that only the cut chunks held, the run being carved among them. */
         for (size_t i = keep; i < s->count; i++)
-            if (rec_at(s, i)->run != rec_at(s, keep - 1)->run)
+            if (rec_at(s, i)->run != last)
                 run_leave(s, i);
         s->count = keep;
+        /* As a write would have left it: the tail's run is the one being carved. */
+        if (last != s->carve) {
+            const rec *r = rec_at(s, keep - 1);
+
+            carve_drop(s);
+            s->carve = r->run;
+            s->carve_slots = r->slots;
+            s->carve_used = (uint32_t)((size_t)(r->map - run_data(r->run, r->slots)) /
+                                       map_len() + 1);
+        }
     }
     smi_registry_release(slot);
     return st;

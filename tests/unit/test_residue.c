@@ -209,6 +209,13 @@ static void make_s_written(void)
     cr_assert_eq(sm_stream_write(c.s, c.src, 64), SM_OK);
 }
 
+/* A stream whose tail the next write opens, and 64 bytes more to write onto it. */
+static void make_s_written_src(void)
+{
+    make_s_written();
+    with_plain(64);
+}
+
 static void make_src(void) { with_plain(64); }
 
 static void make_pipe(void)
@@ -276,6 +283,7 @@ static sm_status call_enclave_open_into(void) { return sm_enclave_open_into(c.e,
 static sm_status call_stream_new(void) { return sm_stream_new(&c.s); }
 static sm_status call_stream_write(void) { return sm_stream_write(c.s, c.src, 64); }
 static sm_status call_stream_read(void) { return sm_stream_read(c.s, c.out, 64, &c.got); }
+static sm_status call_stream_read_part(void) { return sm_stream_read(c.s, c.out, 10, &c.got); }
 static sm_status call_stream_next(void) { return sm_stream_next(c.s, &c.b); }
 static sm_status call_stream_flush(void) { return sm_stream_flush(c.s, &c.b); }
 static sm_status call_stream_destroy(void) { return sm_stream_destroy(c.s); }
@@ -392,7 +400,9 @@ static const row rows[] = {
     { "enclave_open_into", -1, make_e_b2, call_enclave_open_into, want_plain64 },
     { "stream_new", -1, NULL, call_stream_new, want_none },
     { "stream_write", -1, make_s, call_stream_write, want_plain64 },
+    { "stream_write.onto_tail", -1, make_s_written_src, call_stream_write, want_plain64 },
     { "stream_read", -1, make_s_written, call_stream_read, want_plain64 },
+    { "stream_read.in_part", -1, make_s_written, call_stream_read_part, want_plain64 },
     { "stream_next", -1, make_s_written, call_stream_next, want_plain64 },
     { "stream_flush", -1, make_s_written, call_stream_flush, want_plain64 },
     { "stream_destroy", -1, make_s_written, call_stream_destroy, want_plain64 },
