@@ -235,8 +235,17 @@ sm_status smi_region_audit(smi_region *r);
 void smi_region_fork_unlocked(smi_region *r);
 void smi_region_relocked(smi_region *r);
 /*
+ * A rollback's last resort, for a region whose free was refused (its mprotect, or its
+ * munmap) and that nobody else will ever reach: unmapped as it is, unwiped if it could
+ * not be opened, as smi_region_purge unmaps pages it cannot open. The kernel takes the
+ * pages back and zeroes every page before it hands it out again. The munmap's status;
+ * refused too, the region stays mapped, shut and counted (spec/secrets.md, "Failures").
+ */
+sm_status smi_region_drop(smi_region *r);
+/*
  * smi_region_free for a region that was never handed out, in the rollback of a failed
- * call: allocations_total is taken back too, so that the call changes no counter.
+ * call: allocations_total is taken back too, so that the call changes no counter. A
+ * refused free is followed by smi_region_drop.
  */
 void smi_region_unmake(smi_region *r);
 
@@ -332,6 +341,8 @@ sm_status smi_plain_alloc(size_t size, smi_plain *p);
 sm_status smi_plain_protect(smi_plain *p, sm_prot prot);
 /* Open, wipe, unmap. If the unmap fails the pages stay mapped, wiped and freeable. */
 sm_status smi_plain_free(smi_plain *p);
+/* smi_region_drop for a plain mapping. */
+sm_status smi_plain_drop(smi_plain *p);
 /* The purge path's free: async-signal-safe, never fails half-way. Always true. */
 bool smi_plain_purge(smi_plain *p);
 void smi_plain_wipe_in_place(smi_plain *p);
@@ -374,7 +385,10 @@ sm_status smi_pool_take(size_t size, smi_region *r);
  * can be freed again.
  */
 sm_status smi_pool_give(smi_region *r);
-/* smi_pool_give in the rollback of a failed call: allocations_total taken back too. */
+/*
+ * smi_pool_give in the rollback of a failed call: allocations_total taken back too; a
+ * refused give is followed by smi_region_drop (smi_plain_drop).
+ */
 void smi_pool_unmake(smi_region *r);
 /* The same three for plain mappings: smi_plain_alloc's, smi_plain_free's errors. */
 sm_status smi_pool_take_plain(size_t size, smi_plain *p);
@@ -846,6 +860,11 @@ void smi_rng_test_hold_writer(bool held);
  * predict the generator with them: SM-REQ-066). SM_E_STATE when no key is seeded.
  */
 sm_status smi_rng_test_peek(uint8_t key[32], uint64_t *next);
+/*
+ * Call fn in every sm_secret_close of a registry secret between its destroy (the pages
+ * pooled or unmapped, the slot's lock not held) and the slot's removal (NULL: none).
+ */
+void smi_secret_test_in_close(void (*fn)(void));
 /* Call fn between an operation's cipher and its purge check (NULL: none). */
 void smi_coffer_test_after_cipher(void (*fn)(void));
 /* Call fn in a purge's teardown, once it is claimed, before any region goes (NULL: none). */

@@ -273,10 +273,13 @@ static void plain_touch(const smi_plain *p, bool write)
             p->base[i] = (uint8_t)i;
 }
 
-/* Free p; if the OS refuses, the purge path, which unmaps whatever happens. */
+/*
+ * Free p; if the OS refuses, a rollback's drop (smi_pool_unmake_plain's), and if that
+ * is refused too, the purge path, which unmaps whatever happens.
+ */
 static void plain_release(smi_plain *p)
 {
-    if (smi_plain_free(p) != SM_OK)
+    if (smi_plain_free(p) != SM_OK && smi_plain_drop(p) != SM_OK)
         (void)smi_plain_purge(p);
 }
 

@@ -181,6 +181,17 @@ sm_status smi_plain_free(smi_plain *p)
     return SM_OK;
 }
 
+sm_status smi_plain_drop(smi_plain *p)
+{
+    sm_status st = sm_os_munmap(p->base, p->len);
+
+    if (st != SM_OK)
+        return st;
+    count_live(p, -1);
+    smi_wipe(p, sizeof *p);
+    return SM_OK;
+}
+
 bool smi_plain_purge(smi_plain *p)
 {
     /* As smi_region_purge: pages that cannot be opened are still dropped by the unmap. */

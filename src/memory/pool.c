@@ -230,15 +230,21 @@ sm_status smi_pool_give_plain(smi_plain *m)
     return SM_OK;
 }
 
+/*
+ * A give refused in a rollback (its scrub's mprotect, or the free's) cannot be retried:
+ * nobody else holds the mapping, and nobody ever will, so it is dropped as it is, shut
+ * and unwiped, as smi_region_unmake does (SM-REQ-030). A close's give, which the close
+ * can retry, is never dropped.
+ */
 void smi_pool_unmake(smi_region *r)
 {
-    if (smi_pool_give(r) == SM_OK)
+    if (smi_pool_give(r) == SM_OK || smi_region_drop(r) == SM_OK)
         atomic_fetch_sub(&smi_stat_allocations, 1);
 }
 
 void smi_pool_unmake_plain(smi_plain *p)
 {
-    if (smi_pool_give_plain(p) == SM_OK)
+    if (smi_pool_give_plain(p) == SM_OK || smi_plain_drop(p) == SM_OK)
         atomic_fetch_sub(&smi_stat_allocations, 1);
 }
 

@@ -979,6 +979,15 @@ sm_status sm_secret_random(const sm_factory *f, size_t len, sm_secret *out)
     return make(f, NULL, len, out);
 }
 
+#if defined(SM_FAULT_INJECTION)
+static void (*_Atomic in_close)(void);
+
+void smi_secret_test_in_close(void (*fn)(void))
+{
+    atomic_store(&in_close, fn);
+}
+#endif
+
 sm_status sm_secret_close(sm_secret sec)
 {
     smi_slot *s;
@@ -1010,6 +1019,15 @@ sm_status sm_secret_close(sm_secret sec)
     }
     change_begin(s, b, &c);
     st = c.be->destroy(c.f, &c.store);
+#if defined(SM_FAULT_INJECTION)
+    {
+        /* The pages are pooled or unmapped, the slot unlocked and not yet removed. */
+        void (*fn)(void) = atomic_load(&in_close);
+
+        if (fn != NULL)
+            fn();
+    }
+#endif
     if (!change_end(s, sec.id, &c, st != SM_OK))
         return SM_OK;
     if (st != SM_OK) {

@@ -54,6 +54,8 @@ struct plan {
     atomic_ulong nth;    /* 0: no plan */
     atomic_int err;
     atomic_bool sticky;
+    atomic_ulong also;   /* a second call to fail, once (sm_os_fault_arm_also); 0: none */
+    atomic_int also_err;
 };
 
 static struct plan plans[SM_OS_FN_COUNT];
@@ -69,6 +71,8 @@ int sm_os_fault_hit(sm_os_fn fn)
     unsigned long n = atomic_fetch_add(&p->calls, 1) + 1;
     unsigned long nth = atomic_load(&p->nth);
 
+    if (n == atomic_load(&p->also))
+        return atomic_load(&p->also_err);
     if (nth == 0 || n < nth || (n > nth && !atomic_load(&p->sticky)))
         return 0;
     return atomic_load(&p->err);
@@ -79,16 +83,26 @@ void sm_os_fault_arm(sm_os_fn fn, unsigned long nth, int err, bool sticky)
     struct plan *p = &plans[fn];
 
     atomic_store(&p->nth, 0);
+    atomic_store(&p->also, 0);
     atomic_store(&p->err, err);
     atomic_store(&p->sticky, sticky);
     atomic_store(&p->calls, 0);
     atomic_store(&p->nth, nth);
 }
 
+void sm_os_fault_arm_also(sm_os_fn fn, unsigned long nth, int err)
+{
+    struct plan *p = &plans[fn];
+
+    atomic_store(&p->also_err, err);
+    atomic_store(&p->also, nth);
+}
+
 void sm_os_fault_reset(void)
 {
     for (int i = 0; i < SM_OS_FN_COUNT; i++) {
         atomic_store(&plans[i].nth, 0);
+        atomic_store(&plans[i].also, 0);
         atomic_store(&plans[i].calls, 0);
     }
 }

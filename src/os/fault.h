@@ -35,6 +35,12 @@ int sm_os_fault_hit(sm_os_fn fn);
  * A sticky EINTR on getrandom or read never ends: those calls retry interruptions.
  */
 void sm_os_fault_arm(sm_os_fn fn, unsigned long nth, int err, bool sticky);
+/*
+ * Also fail the nth call of fn (counted as sm_os_fault_arm counts, from its last arm or
+ * reset) with err, once: two chosen calls of one kind refused in one operation, such as
+ * a make's failing step and then its rollback's (test_pool.c). Arm first, then this.
+ */
+void sm_os_fault_arm_also(sm_os_fn fn, unsigned long nth, int err);
 /* Drop every plan and zero every call counter. */
 void sm_os_fault_reset(void);
 /* Calls of fn since the last reset, failed ones included. */

@@ -8,6 +8,8 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -894,4 +896,162 @@ Test(pool, secretmem_protected_mappings_stay_secretmem)
     cr_assert_str_eq(perms, "r--s", "a secretmem page, read-only in the pool");
     cr_assert_eq(sm_secret_close(make_protected(LEN, 9, &b)), SM_OK);
     cr_assert_eq(b, a, "taken again under the same backing");
+}
+
+/*
+ * Two faults in one make (SM-REQ-030): sm_secret_from_buffer fails after its secret's
+ * window was shut (the seal's mprotect went through; the buffer it consumes is then
+ * refused its unmap, or its opening), and the rollback's scrub is refused too, its
+ * mprotect(READWRITE). The pages cannot be opened for the wipe and nobody can reach them
+ * any more: the rollback unmaps them as they are, as a purge does, and everything is
+ * as before the call. Each factory, its mapping taken from the pool or made fresh (with
+ * room in the pool to give it back to, or none).
+ */
+enum { TF_POOLED, TF_FRESH, TF_FRESH_POOL_FULL };
+
+typedef struct twofault {
+    const sm_factory *f;
+    int  how;
+    bool frozen;       /* the buffer frozen: its opening refused, not its unmap */
+    bool every_unmap;  /* munmap refused for good as well: the documented leftover */
+} twofault;
+
+/* In the forked child a failed cr_assert would wait for ever: say it, and exit. */
+#define TF_CHECK(cond, ...)                                                             \
+    do {                                                                                \
+        if (!(cond)) {                                                                  \
+            fprintf(stderr, "tf_run, line %d: ", __LINE__);                            \
+            fprintf(stderr, __VA_ARGS__);                                               \
+            fputc('\n', stderr);                                                        \
+            _exit(1);                                                                   \
+        }                                                                               \
+    } while (0)
+
+/* A buffer to consume: frozen (read-only: its free opens it first), or mutable. */
+static sm_buffer tf_buffer(bool frozen)
+{
+    uint8_t src[LEN];
+    sm_buffer b;
+
+    memset(src, 0x3c, sizeof src);
+    if (frozen)
+        TF_CHECK(sm_buffer_from_bytes(src, LEN, &b) == SM_OK, "frozen buffer");
+    else
+        TF_CHECK(sm_buffer_new(LEN, &b) == SM_OK, "mutable buffer");
+    return b;
+}
+
+/* The pool a case starts from: one mapping of f's kind in it, none, or full. */
+static void tf_pool(const twofault *t)
+{
+    const uint8_t *at;
+
+    smi_pool_purge();
+    if (t->how == TF_POOLED)
+        TF_CHECK(sm_secret_close(t->f == sm_factory_guarded() ? make(1, &at)
+                                                               : make_protected(LEN, 1, &at)) ==
+                     SM_OK,
+                 "pooled");
+    else if (t->how == TF_FRESH_POOL_FULL)
+        pool_fill();
+}
+
+static void tf_run(void *arg)
+{
+    const twofault *t = arg;
+    counters before, after;
+    unsigned long prots, unmaps;
+    sm_buffer b;
+    sm_secret s;
+    sm_status st;
+
+    TF_CHECK(sm_init(NULL) == SM_OK, "init");
+    warm_up();
+    /*
+     * The calls of a make that succeeds: the last mprotect is the seal's, or with a frozen
+     * buffer the buffer's opening; the last munmap is the buffer's.
+     */
+    for (int warm = 0; warm < 2; warm++) {
+        /* Twice: the first encrypted make also makes the enclave key. */
+        tf_pool(t);
+        b = tf_buffer(t->frozen);
+        sm_os_fault_reset();
+        TF_CHECK(sm_secret_from_buffer(t->f, b, &s) == SM_OK, "a make without faults");
+        prots = sm_os_fault_calls(SM_OS_MPROTECT);
+        unmaps = sm_os_fault_calls(SM_OS_MUNMAP);
+        TF_CHECK(sm_secret_close(s) == SM_OK, "close");
+    }
+
+    tf_pool(t);
+    b = tf_buffer(t->frozen);
+    counters_get(&before);
+    sm_os_fault_reset();
+    if (t->frozen) {
+        /* The buffer's opening, then the rollback's: two chosen calls of one kind. */
+        sm_os_fault_arm(SM_OS_MPROTECT, prots, ENOMEM, false);
+        sm_os_fault_arm_also(SM_OS_MPROTECT, prots + 1, ENOMEM);
+    } else {
+        sm_os_fault_arm(SM_OS_MUNMAP, unmaps, ENOMEM, t->every_unmap);
+        /* Every mprotect after the seal's: the OS refuses them all. */
+        sm_os_fault_arm(SM_OS_MPROTECT, prots + 1, EACCES, true);
+    }
+    st = sm_secret_from_buffer(t->f, b, &s);
+    if (t->f != sm_factory_encrypted())
+        TF_CHECK(sm_os_fault_calls(SM_OS_MPROTECT) >= prots + 1,
+                 "the rollback's scrub was not made: %lu mprotect calls, %lu before", sm_os_fault_calls(SM_OS_MPROTECT), prots);
+    sm_os_fault_reset();
+    TF_CHECK(st == (t->frozen ? SM_E_PROT : SM_E_SYS), "status %s", sm_status_str(st));
+    counters_get(&after);
+    if (t->every_unmap) {
+        /*
+         * The OS refuses every call that could undo it: the pages stay mapped, shut and
+         * counted, so that the counters still say what is mapped and locked
+         * (spec/secrets.md, "Failures"). Only with faults injected into both calls.
+         */
+        TF_CHECK(after.allocations == before.allocations + 1, "allocations");
+        TF_CHECK(after.locked == before.locked + sm_page_size(), "%" PRIu64 " -> %" PRIu64
+                 " locked: not counted as it is", before.locked, after.locked);
+        TF_CHECK(after.live[SMI_KIND_SECRET] == before.live[SMI_KIND_SECRET], "live");
+        _exit(0);
+    }
+    TF_CHECK(counters_equal(&before, &after, CMP_MAPPED | CMP_ALLOCATIONS),
+             "the secret's pages left behind: %zu -> %zu bytes mapped, %" PRIu64 " -> %" PRIu64
+             " locked, %" PRIu64 " -> %" PRIu64 " allocations",
+             before.mapped, after.mapped, before.locked, after.locked, before.allocations,
+             after.allocations);
+    /* The buffer is left to its owner (wiped, when only its unmap was refused). */
+    TF_CHECK(sm_buffer_destroy(b) == SM_OK, "the buffer's destroy");
+    _exit(0);
+}
+
+static void tf_each(bool frozen, bool every_unmap)
+{
+    const sm_factory *fs[] = { sm_factory_guarded(), sm_factory_protected(),
+                               sm_factory_encrypted() };
+
+    for (size_t i = 0; i < sizeof fs / sizeof fs[0]; i++) {
+        for (int how = TF_POOLED; how <= TF_FRESH_POOL_FULL; how++) {
+            twofault t = { fs[i], how, frozen, every_unmap };
+
+            /* The encrypted factory's fill region is never pooled, and goes at the seal. */
+            if (fs[i] == sm_factory_encrypted() && (how != TF_FRESH || every_unmap))
+                continue;
+            cr_expect_eq(in_child(tf_run, &t), 0, "factory %zu, case %d", i, how);
+        }
+    }
+}
+
+Test(pool, a_refused_rollback_after_the_seal_still_unmaps)
+{
+    tf_each(false, false);
+}
+
+Test(pool, two_refused_opens_of_one_kind_still_unmap)
+{
+    tf_each(true, false);
+}
+
+Test(pool, a_rollback_the_os_refuses_entirely_stays_counted)
+{
+    tf_each(false, true);
 }

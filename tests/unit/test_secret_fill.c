@@ -631,6 +631,62 @@ Test(secret_fill, a_fork_beside_another_threads_fill_counts_only_what_the_child_
     }
 }
 
+/*
+ * The close side of the same (SM-REQ-108): a fork while another thread's close has
+ * given its pages back (pooled, or unmapped and counted down) and not yet removed its
+ * slot. The child forgets the slot's secret and empties the pool: before the counters
+ * were set afresh, both took the pooled pages off, and bytes_locked wrapped. The closing
+ * thread is held there by the test hook, the only pause point in that window.
+ */
+static gate close_gate = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
+
+static void close_and_wait(void)
+{
+    gate_to(&close_gate, 1);
+    gate_wait(&close_gate, 2);
+}
+
+static void *close_in_thread(void *arg)
+{
+    maker *m = arg;
+
+    m->st = sm_secret_close(m->s);
+    return NULL;
+}
+
+Test(secret_fill, a_fork_beside_another_threads_close_counts_only_what_the_child_holds)
+{
+    warm_up();
+    for (unsigned k = 0; k < FACT_COMPACT; k++) {
+        maker m = { .k = k };
+        sm_stats want = child_stats();
+        pthread_t t;
+        pid_t pid;
+        int status;
+
+        cr_assert_eq(sm_secret_random(factory(k), LEN, &m.s), SM_OK);
+        close_gate.step = 0;
+        smi_secret_test_in_close(close_and_wait);
+        cr_assert_eq(pthread_create(&t, NULL, close_in_thread, &m), 0);
+        gate_wait(&close_gate, 1);
+        pid = fork();
+        if (pid == 0) {
+            /* The child's own close must not wait at the gate. */
+            smi_secret_test_in_close(NULL);
+            _exit(child_beside_a_fill(k, &want));
+        }
+        cr_assert_gt(pid, 0);
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
+        smi_secret_test_in_close(NULL);
+        gate_to(&close_gate, 2);
+        cr_assert_eq(pthread_join(t, NULL), 0);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s: child %#x",
+                  factory_name(k), status);
+        cr_assert_eq(m.st, SM_OK, "%s", factory_name(k));
+        cr_assert_eq(secrets_live(), 0);
+    }
+}
+
 /* ---- callback statuses (sm_bytes_fn) ---- */
 
 static sm_status fail_with(const uint8_t *b, size_t n, void *ctx)
