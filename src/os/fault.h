@@ -15,12 +15,12 @@
 #include "os.h"
 
 /*
- * Armed as the errno of a plan (sm_os_fault_arm), a value no errno has: the call is made,
- * and its answer is then cut short, as an odd kernel or emulator might give it (a read
- * that ends early, an ioctl whose answer does not cover what was asked). Only the
- * writability query's calls on /proc/self take it (src/os/linux.c: SM_OS_READ,
- * SM_OS_PROCMAP_QUERY, SM_OS_PAGEMAP_SCAN); it is defined in every build so that they
- * compile alike, and is never injected elsewhere.
+ * Armed as the errno of a plan (sm_os_fault_arm), a value no errno has: the call's answer
+ * is cut short, as an odd kernel or emulator might give it: a read ends there (it is not
+ * made), an ioctl is made and its answer then spoilt so that it does not cover what was
+ * asked. Only the writability query's calls on /proc/self take it (src/os/linux.c:
+ * SM_OS_READ, SM_OS_PROCMAP_QUERY, SM_OS_PAGEMAP_SCAN); it is defined in every build so
+ * that they compile alike, and is never injected elsewhere.
  */
 #define SM_OS_FAULT_SHORT (-1)
 
